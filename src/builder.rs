@@ -1,0 +1,222 @@
+//! [`Builder`]: how many threads, what they are called, how big the queue
+//! is, and the hooks that run at the edges of a pool's life.
+//!
+//! ```
+//! use drainpool::ThreadPool;
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let ended = Arc::new(AtomicBool::new(false));
+//! let flag = ended.clone();
+//! let pool = ThreadPool::builder()
+//!     .threads(2)
+//!     .thread_name("ingest")
+//!     .queue_capacity(1024)
+//!     .panic_handler(|panic| eprintln!("{panic}"))
+//!     .on_terminated(move || flag.store(true, Ordering::SeqCst))
+//!     .build()
+//!     .unwrap();
+//! pool.shutdown();
+//! assert!(pool.await_termination(Duration::from_secs(10)));
+//! assert!(ended.load(Ordering::SeqCst));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::error::BuildError;
+use crate::pool::{Shared, ThreadPool};
+use crate::state::PoolState;
+use crate::task::TaskPanic;
+use crate::worker;
+
+type PanicHandler = Arc<dyn Fn(TaskPanic) + Send + Sync + 'static>;
+type ThreadHook = Arc<dyn Fn(usize) + Send + Sync + 'static>;
+type TerminatedHook = Box<dyn FnOnce() + Send + 'static>;
+
+/// The user code a pool calls at the edges of its life. Each hook runs
+/// under `catch_unwind` with no pool lock held; a panic is logged and the
+/// pool goes on.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) panic_handler: Option<PanicHandler>,
+    pub(crate) on_thread_start: Option<ThreadHook>,
+    pub(crate) on_thread_exit: Option<ThreadHook>,
+    pub(crate) on_terminated: Mutex<Option<TerminatedHook>>,
+}
+
+/// Configures and builds a [`ThreadPool`]; from [`ThreadPool::builder`].
+///
+/// Every setting has a default: as many threads as
+/// [`std::thread::available_parallelism`], threads named `drainpool-{index}`,
+/// the platform's stack size, an unbounded queue, panics logged with
+/// `log::error!`, no hooks.
+#[must_use = "a Builder does nothing until build is called"]
+pub struct Builder {
+    threads: Option<usize>,
+    pub(crate) thread_name: Option<String>,
+    stack_size: Option<usize>,
+    pub(crate) queue_capacity: Option<usize>,
+    hooks: Hooks,
+}
+
+impl Builder {
+    /// A builder with the default settings.
+    pub fn new() -> Builder {
+        Builder {
+            threads: None,
+            thread_name: None,
+            stack_size: None,
+            queue_capacity: None,
+            hooks: Hooks::default(),
+        }
+    }
+
+    /// The number of worker threads (at least 1).
+    pub fn threads(mut self, threads: usize) -> Builder {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Names the threads `{prefix}-{index}`, index from 0.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
+        self.thread_name = Some(prefix.into());
+        self
+    }
+
+    /// The stack size of each worker thread, in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Bounds the queue to `capacity` tasks (at least 1). When it is full,
+    /// [`ThreadPool::execute`] and [`ThreadPool::submit`] block until there
+    /// is room or shutdown begins; [`ThreadPool::try_execute`] and
+    /// [`ThreadPool::try_submit`] return
+    /// [`RejectReason::QueueFull`](crate::RejectReason::QueueFull).
+    pub fn queue_capacity(mut self, capacity: usize) -> Builder {
+        self.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// Called with each panic that has no [`TaskHandle`](crate::TaskHandle)
+    /// to go to: of an `execute`d task, or of a submitted task whose handle
+    /// was dropped unjoined. Runs on the thread where the task ran (or where
+    /// the handle was dropped). The default logs it with `log::error!`.
+    pub fn panic_handler<H>(mut self, handler: H) -> Builder
+    where
+        H: Fn(TaskPanic) + Send + Sync + 'static,
+    {
+        self.hooks.panic_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Called on each worker thread as it starts, with its index.
+    pub fn on_thread_start<H>(mut self, hook: H) -> Builder
+    where
+        H: Fn(usize) + Send + Sync + 'static,
+    {
+        self.hooks.on_thread_start = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called on each worker thread as it exits, with its index.
+    pub fn on_thread_exit<H>(mut self, hook: H) -> Builder
+    where
+        H: Fn(usize) + Send + Sync + 'static,
+    {
+        self.hooks.on_thread_exit = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called once, on the last worker thread to exit, after every other
+    /// worker has exited and before
+    /// [`await_termination`](ThreadPool::await_termination) returns true.
+    /// Not called if [`build`](Self::build) fails.
+    pub fn on_terminated<H>(mut self, hook: H) -> Builder
+    where
+        H: FnOnce() + Send + 'static,
+    {
+        *self.hooks.on_terminated.get_mut() = Some(Box::new(hook));
+        self
+    }
+
+    pub(crate) fn take_hooks(&mut self) -> Hooks {
+        std::mem::take(&mut self.hooks)
+    }
+
+    /// Builds the pool and starts its threads.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroThreads`], [`BuildError::ZeroQueueCapacity`], or
+    /// [`BuildError::Spawn`] if the operating system refused a thread; then
+    /// the threads already started are stopped and joined first, and
+    /// `on_terminated` is not called.
+    pub fn build(mut self) -> Result<ThreadPool, BuildError> {
+        let threads = match self.threads {
+            Some(0) => return Err(BuildError::ZeroThreads),
+            Some(n) => n,
+            None => thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if self.queue_capacity == Some(0) {
+            return Err(BuildError::ZeroQueueCapacity);
+        }
+        let shared = Arc::new(Shared::new(&mut self, threads, Instant::now()));
+        for index in 0..threads {
+            let mut spawn =
+                thread::Builder::new().name(shared.slots[index].thread_name().to_owned());
+            if let Some(bytes) = self.stack_size {
+                spawn = spawn.stack_size(bytes);
+            }
+            let for_worker = shared.clone();
+            match spawn.spawn(move || worker::main(for_worker, index)) {
+                Ok(handle) => shared.add_thread(handle),
+                Err(source) => {
+                    abandon_build(ThreadPool::from_shared(shared), threads - index);
+                    return Err(BuildError::Spawn { index, source });
+                }
+            }
+        }
+        log::debug!("pool {}: started {threads} worker(s)", shared.id);
+        Ok(ThreadPool::from_shared(shared))
+    }
+}
+
+/// Stops a half-built pool: the `unstarted` workers will never exit by
+/// themselves, so they are counted out here; dropping the pool then shuts it
+/// down and joins the threads that did start.
+fn abandon_build(pool: ThreadPool, unstarted: usize) {
+    let shared = pool.shared();
+    drop(shared.take_on_terminated());
+    shared.lifecycle.advance(PoolState::Stopping);
+    shared.send_wakes(shared.slots.len());
+    shared.worker_exited(unstarted);
+    drop(pool);
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("threads", &self.threads)
+            .field("thread_name", &self.thread_name)
+            .field("stack_size", &self.stack_size)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("panic_handler", &self.hooks.panic_handler.is_some())
+            .field("on_thread_start", &self.hooks.on_thread_start.is_some())
+            .field("on_thread_exit", &self.hooks.on_thread_exit.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,440 @@
+//! [`TaskHandle`]: the result of a submitted task, and the cell it shares
+//! with the queue.
+//!
+//! The cell holds the closure until someone claims it, then the result. The
+//! claim is a state change under the cell's lock, so exactly one party runs
+//! or cancels the task: a worker that reaches it in the queue, a joiner that
+//! helps (see [`TaskHandle::join`]), [`TaskHandle::cancel`], or the
+//! [`PendingTask`](crate::PendingTask) that `shutdown_now` handed back.
+//!
+//! ```
+//! use drainpool::{TaskError, ThreadPool};
+//!
+//! let pool = ThreadPool::new(2).unwrap();
+//! let ok = pool.submit(|| "done").unwrap();
+//! let boom = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+//! assert_eq!(ok.join().unwrap(), "done");
+//! match boom.join() {
+//!     Err(TaskError::Panicked(_)) => {}
+//!     other => panic!("expected a panic, got {other:?}"),
+//! }
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::TaskError;
+use crate::pool::Shared;
+use crate::state::deadline_after;
+use crate::stop::StopState;
+use crate::task::TaskId;
+use crate::worker;
+
+/// What every cell has, whatever its closure and result types.
+pub(crate) struct Header {
+    pub(crate) id: TaskId,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) pool_id: u64,
+    /// Set once the closure has been taken (run or cancelled); lets a worker
+    /// skip a dead entry without taking the lock.
+    claimed: AtomicBool,
+    /// The task's own stop source, made on first use.
+    stop: OnceLock<Arc<StopState>>,
+}
+
+impl Header {
+    pub(crate) fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn stop_state(&self) -> Arc<StopState> {
+        self.stop.get_or_init(StopState::new).clone()
+    }
+}
+
+/// How a run ended, told to the runner before the result is published so
+/// that statistics never lag behind a joined handle.
+pub(crate) enum Outcome {
+    /// It ran to the end or panicked. `returned`: it had been handed back by
+    /// `shutdown_now` first, so the pool counts it as run elsewhere.
+    Ended { panicked: bool, returned: bool },
+    /// Panicked with no handle left to tell: report this payload to the
+    /// panic handler (already counted by the `Panicked` report before it).
+    Orphan(Box<dyn Any + Send + 'static>),
+}
+
+/// What `cancel` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CancelOutcome {
+    /// It was queued; it will never run now. `returned`: it had been
+    /// handed back by `shutdown_now` first.
+    Cancelled { returned: bool },
+    /// It is running; its stop flag was raised.
+    Running,
+    /// It had already ended.
+    Finished,
+}
+
+/// A cell as the queue and the workers see it.
+pub(crate) trait SharedTask: Send + Sync {
+    fn header(&self) -> &Header;
+    /// Claims and runs the task; false if it was claimed already.
+    fn run(&self, report: &mut dyn FnMut(Outcome)) -> bool;
+    /// Claims the task and drops its closure, resolving the handle as
+    /// cancelled; or raises its stop flag if it is running.
+    fn cancel(&self) -> CancelOutcome;
+    /// Marks a queued task as handed back by `shutdown_now`; false if it was
+    /// claimed already (then it must not be handed back).
+    fn hand_back(&self) -> bool;
+}
+
+/// A cell as its handle sees it.
+pub(crate) trait HandleOps<T>: SharedTask {
+    fn wait(&self, deadline: Option<Instant>) -> bool;
+    fn is_finished(&self) -> bool;
+    fn take(&self) -> Result<T, TaskError>;
+    /// The handle is going away unjoined; returns a panic nobody saw.
+    fn detach(&self) -> Option<Box<dyn Any + Send + 'static>>;
+}
+
+enum Stage<F, T> {
+    Queued(F),
+    Running,
+    Done(Result<T, TaskError>),
+    Taken,
+}
+
+struct Slot<F, T> {
+    stage: Stage<F, T>,
+    /// False once the handle is dropped (or never given out).
+    handle_alive: bool,
+    /// Handed back by `shutdown_now`; decided under the lock, so a cancel or
+    /// run racing with the hand-back counts it in exactly one place.
+    returned: bool,
+}
+
+pub(crate) struct Cell<F, T> {
+    header: Header,
+    slot: Mutex<Slot<F, T>>,
+    done: Condvar,
+}
+
+impl<F, T> Cell<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(name: Option<Arc<str>>, pool_id: u64, f: F) -> Arc<Self> {
+        Arc::new(Cell {
+            header: Header {
+                id: TaskId::next(),
+                name,
+                pool_id,
+                claimed: AtomicBool::new(false),
+                stop: OnceLock::new(),
+            },
+            slot: Mutex::new(Slot {
+                stage: Stage::Queued(f),
+                handle_alive: true,
+                returned: false,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    /// Takes the closure back from a cell the queue refused.
+    pub(crate) fn reclaim(&self) -> F {
+        let mut slot = self.slot.lock();
+        slot.handle_alive = false;
+        self.header.claimed.store(true, Ordering::Release);
+        match mem::replace(&mut slot.stage, Stage::Taken) {
+            Stage::Queued(f) => f,
+            _ => unreachable!("a refused cell was never visible to anyone else"),
+        }
+    }
+
+    fn publish(&self, slot: &mut Slot<F, T>, result: Result<T, TaskError>) {
+        slot.stage = Stage::Done(result);
+        self.done.notify_all();
+    }
+}
+
+impl<F, T> SharedTask for Cell<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn run(&self, report: &mut dyn FnMut(Outcome)) -> bool {
+        let (f, returned) = {
+            let mut slot = self.slot.lock();
+            match mem::replace(&mut slot.stage, Stage::Running) {
+                Stage::Queued(f) => (f, slot.returned),
+                other => {
+                    slot.stage = other;
+                    return false;
+                }
+            }
+        };
+        self.header.claimed.store(true, Ordering::Release);
+        let result = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
+        report(Outcome::Ended {
+            panicked: result.is_err(),
+            returned,
+        });
+        let mut slot = self.slot.lock();
+        if slot.handle_alive {
+            self.publish(&mut slot, result);
+        } else {
+            slot.stage = Stage::Taken;
+            drop(slot);
+            match result {
+                // No one will read the value: drop it here (a panicking
+                // Drop is caught by the worker's guard).
+                Ok(value) => drop(value),
+                Err(TaskError::Panicked(payload)) => report(Outcome::Orphan(payload)),
+                Err(TaskError::Cancelled) => {}
+            }
+        }
+        true
+    }
+
+    fn cancel(&self) -> CancelOutcome {
+        let mut slot = self.slot.lock();
+        match &slot.stage {
+            Stage::Queued(_) => {
+                self.header.claimed.store(true, Ordering::Release);
+                let Stage::Queued(f) = mem::replace(&mut slot.stage, Stage::Taken) else {
+                    unreachable!()
+                };
+                if slot.handle_alive {
+                    self.publish(&mut slot, Err(TaskError::Cancelled));
+                }
+                let returned = slot.returned;
+                drop(slot);
+                drop(f); // the closure's captures drop outside our lock
+                CancelOutcome::Cancelled { returned }
+            }
+            Stage::Running => {
+                drop(slot);
+                self.header.stop_state().request();
+                CancelOutcome::Running
+            }
+            Stage::Done(_) | Stage::Taken => CancelOutcome::Finished,
+        }
+    }
+
+    fn hand_back(&self) -> bool {
+        let mut slot = self.slot.lock();
+        if matches!(slot.stage, Stage::Queued(_)) {
+            slot.returned = true;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl<F, T> HandleOps<T> for Cell<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut slot = self.slot.lock();
+        // No lost wake-up: results are published and notified under `slot`'s
+        // lock, and we test the stage under it.
+        loop {
+            if matches!(slot.stage, Stage::Done(_) | Stage::Taken) {
+                return true;
+            }
+            match deadline {
+                None => self.done.wait(&mut slot),
+                Some(d) => {
+                    if self.done.wait_until(&mut slot, d).timed_out() {
+                        return matches!(slot.stage, Stage::Done(_) | Stage::Taken);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(self.slot.lock().stage, Stage::Done(_) | Stage::Taken)
+    }
+
+    fn take(&self) -> Result<T, TaskError> {
+        let mut slot = self.slot.lock();
+        slot.handle_alive = false;
+        match mem::replace(&mut slot.stage, Stage::Taken) {
+            Stage::Done(result) => result,
+            _ => unreachable!("take is called after wait returned true"),
+        }
+    }
+
+    fn detach(&self) -> Option<Box<dyn Any + Send + 'static>> {
+        let mut slot = self.slot.lock();
+        slot.handle_alive = false;
+        if matches!(slot.stage, Stage::Done(Err(TaskError::Panicked(_)))) {
+            let Stage::Done(Err(TaskError::Panicked(payload))) =
+                mem::replace(&mut slot.stage, Stage::Taken)
+            else {
+                unreachable!()
+            };
+            return Some(payload);
+        }
+        None
+    }
+}
+
+/// A cell as it sits in the queue. Dropping an entry whose cell was never
+/// claimed (the queue itself being dropped) resolves the handle as
+/// cancelled, so no handle waits forever.
+pub(crate) struct SharedEntry(pub(crate) Arc<dyn SharedTask>);
+
+impl Drop for SharedEntry {
+    fn drop(&mut self) {
+        if !self.0.header().is_claimed() {
+            self.0.cancel();
+        }
+    }
+}
+
+/// The pending result of a task given to [`ThreadPool::submit`].
+///
+/// Dropping a handle detaches the task: it still runs. If it then panics,
+/// the panic goes to the pool's
+/// [`panic_handler`](crate::Builder::panic_handler) instead, so a panic is
+/// never silently lost.
+///
+/// [`ThreadPool::submit`]: crate::ThreadPool::submit
+pub struct TaskHandle<T> {
+    cell: Arc<dyn HandleOps<T>>,
+    shared: Arc<Shared>,
+    joined: bool,
+    _result: PhantomData<fn() -> T>,
+}
+
+impl<T> TaskHandle<T> {
+    pub(crate) fn new(cell: Arc<dyn HandleOps<T>>, shared: Arc<Shared>) -> Self {
+        TaskHandle {
+            cell,
+            shared,
+            joined: false,
+            _result: PhantomData,
+        }
+    }
+
+    /// Waits for the task to end and returns its value.
+    ///
+    /// Called from a worker of the same pool while the task is still queued,
+    /// the joiner takes the task out of the queue and runs it itself, so a
+    /// task that joins another never deadlocks the pool.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskError::Panicked`] with the payload if the task panicked;
+    /// [`TaskError::Cancelled`] if it was cancelled before it started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let outer = {
+    ///     let inner = pool.submit(|| 20).unwrap();
+    ///     // One worker: `inner` is queued behind `outer`; joining helps.
+    ///     pool.submit(move || inner.join().unwrap() + 22).unwrap()
+    /// };
+    /// assert_eq!(outer.join().unwrap(), 42);
+    /// ```
+    pub fn join(mut self) -> Result<T, TaskError> {
+        self.help();
+        self.cell.wait(None);
+        self.joined = true;
+        self.cell.take()
+    }
+
+    /// Waits up to `timeout` for the task to end; true if it has.
+    /// `Duration::MAX` waits forever. Helps like [`join`](Self::join) when
+    /// called from a worker of the same pool.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.help();
+        self.cell.wait(deadline_after(timeout))
+    }
+
+    /// True once the task has ended (completed, panicked or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.cell.is_finished()
+    }
+
+    /// Cancels the task if it has not started: returns true, and the task
+    /// will never run (its queue slot is skipped, its closure dropped now,
+    /// and [`join`](Self::join) returns `Err(TaskError::Cancelled)`).
+    ///
+    /// If the task is already running, raises its stop token (see
+    /// [`StopToken::current`](crate::StopToken::current)) and returns false;
+    /// if it has ended, returns false.
+    pub fn cancel(&self) -> bool {
+        match self.cell.cancel() {
+            CancelOutcome::Cancelled { returned } => {
+                self.shared.count_cancelled(returned);
+                true
+            }
+            CancelOutcome::Running | CancelOutcome::Finished => false,
+        }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.cell.header().id
+    }
+
+    /// The task's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.cell.header().name.as_deref()
+    }
+
+    fn help(&self) {
+        let header = self.cell.header();
+        if !header.is_claimed() && worker::is_worker_of(header.pool_id) {
+            let task: Arc<dyn SharedTask> = self.cell.clone();
+            worker::run_inline(&task);
+        }
+    }
+}
+
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        if self.joined {
+            return;
+        }
+        if let Some(payload) = self.cell.detach() {
+            let header = self.cell.header();
+            self.shared
+                .report_panic(header.id, header.name.clone(), None, payload);
+        }
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

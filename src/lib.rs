@@ -1,0 +1,64 @@
+//! A pool of `std::thread` workers that **stops cleanly**.
+//!
+//! ```
+//! use drainpool::ThreadPool;
+//! use std::time::Duration;
+//!
+//! let pool = ThreadPool::new(4)?;
+//! let answer = pool.submit(|| 6 * 7)?;
+//! pool.execute(|| println!("hello from a worker"))?;
+//! assert_eq!(answer.join()?, 42);
+//!
+//! pool.shutdown(); // no new work; everything accepted still runs
+//! assert!(pool.await_termination(Duration::from_secs(10)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Every pool can start work; drainpool is about how it ends. Each task
+//! reaches exactly one end state (completed, panicked, cancelled before it
+//! started, or rejected and handed back), and the pool's lifecycle only moves
+//! forward:
+//!
+//! | state          | entered by                 | intake   | queued tasks                       | running tasks          |
+//! |----------------|----------------------------|----------|------------------------------------|------------------------|
+//! | `Running`      | `build`                    | accepted | run                                | run                    |
+//! | `ShuttingDown` | [`ThreadPool::shutdown`]   | rejected | still run (the drain)              | run to the end         |
+//! | `Stopping`     | [`ThreadPool::shutdown_now`] | rejected | handed back as [`PendingTask`]s  | see their [`StopToken`] raised |
+//! | `Terminated`   | the last worker exiting    | rejected | none                               | none                   |
+//!
+//! - [`ThreadPool::shutdown`] stops intake and drains;
+//!   [`ThreadPool::await_termination`] waits for the end (with a timeout).
+//! - [`ThreadPool::shutdown_now`] also returns every task that never started,
+//!   in submission order. A dropped [`PendingTask`] resolves its
+//!   [`TaskHandle`] as [`TaskError::Cancelled`]: no handle waits forever.
+//! - A running task is asked, never killed: [`StopToken::current`] fires on
+//!   `shutdown_now` and on [`TaskHandle::cancel`].
+//! - A refused task comes back inside [`Rejected`]; nothing is dropped behind
+//!   the caller's back.
+//! - Dropping a pool drains and joins it, like the end of a
+//!   [`std::thread::scope`].
+//! - A panicking task never kills its worker; the panic goes to its handle or
+//!   to the [`Builder::panic_handler`].
+//!
+//! Lifecycle transitions are logged at `debug` level with the [`log`] crate;
+//! the library never prints.
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod error;
+mod handle;
+mod pool;
+mod state;
+mod stop;
+mod task;
+mod unwind;
+mod worker;
+
+pub use builder::Builder;
+pub use error::{BuildError, Interrupted, RejectReason, Rejected, TaskError, WaitError};
+pub use handle::TaskHandle;
+pub use pool::{PoolStats, ThreadPool};
+pub use state::PoolState;
+pub use stop::{StopCallback, StopSource, StopToken};
+pub use task::{PendingTask, RunningTask, TaskBuilder, TaskId, TaskPanic};

@@ -1,0 +1,790 @@
+//! [`ThreadPool`]: intake, the lifecycle calls, and what the pool tells about
+//! itself.
+//!
+//! `ThreadPool` is a thin owner of an `Arc<Shared>`, the state its workers,
+//! handles and pending tasks share. Dropping the `ThreadPool` drains and
+//! joins; the `Shared` lives on as long as a handle or pending task needs it.
+//!
+//! ```
+//! use drainpool::{PoolState, ThreadPool};
+//! use std::time::Duration;
+//!
+//! let pool = ThreadPool::new(2).unwrap();
+//! let handle = pool.submit(|| 2 + 2).unwrap();
+//! pool.shutdown(); // refuse new work, finish the accepted work
+//! assert!(pool.execute(|| ()).is_err());
+//! assert_eq!(handle.join().unwrap(), 4);
+//! assert!(pool.await_termination(Duration::from_secs(10)));
+//! assert_eq!(pool.state(), PoolState::Terminated);
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
+use parking_lot::{Condvar, Mutex};
+
+use crate::builder::{Builder, Hooks};
+use crate::error::{RejectReason, Rejected};
+use crate::handle::{Cell, SharedEntry, TaskHandle};
+use crate::state::{Gate, Lifecycle, PoolState, deadline_after};
+use crate::stop::StopState;
+use crate::task::{ExecTask, PendingTask, RunningTask, Task, TaskBuilder, TaskId, TaskPanic};
+use crate::unwind::{call_logged, drop_quietly};
+use crate::worker::{self, WorkerSlot};
+
+/// A pool of worker threads that stops cleanly.
+///
+/// Tasks go in with [`execute`](Self::execute) (fire and forget) or
+/// [`submit`](Self::submit) (with a [`TaskHandle`]). The pool ends in one of
+/// two ways: [`shutdown`](Self::shutdown) refuses new work and lets every
+/// accepted task run; [`shutdown_now`](Self::shutdown_now) refuses new work,
+/// hands back every task that has not started, and raises the stop token of
+/// the running ones. [`await_termination`](Self::await_termination) waits for
+/// the end.
+///
+/// # Drop
+///
+/// Dropping the pool is `shutdown` followed by waiting for termination and
+/// joining the threads, like the end of a [`std::thread::scope`]: accepted
+/// work is never silently abandoned. Dropped from one of its own workers
+/// (where waiting would deadlock), it only calls `shutdown`, logs a warning,
+/// and the pool terminates once that task ends.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::ThreadPool;
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::builder().threads(2).thread_name("crunch").build().unwrap();
+/// let handles: Vec<_> = (0..8u64).map(|i| pool.submit(move || i * i).unwrap()).collect();
+/// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 140);
+/// pool.shutdown();
+/// assert!(pool.await_termination(Duration::from_secs(10)));
+/// ```
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+}
+
+/// What the pool's workers, handles and pending tasks share.
+pub(crate) struct Shared {
+    /// Unique per pool in the process; tells a pool's own workers apart.
+    pub(crate) id: u64,
+    pub(crate) lifecycle: Lifecycle,
+    pub(crate) gate: Gate,
+    tx: Sender<Task>,
+    pub(crate) rx: Receiver<Task>,
+    /// Dropped when intake closes, which wakes submitters blocked on a full
+    /// bounded queue.
+    closed_tx: Mutex<Option<Sender<()>>>,
+    closed_rx: Receiver<()>,
+    /// The pool-wide stop source, raised by `shutdown_now`.
+    pub(crate) stop: Arc<StopState>,
+    pub(crate) slots: Box<[WorkerSlot]>,
+    /// Workers that have not exited yet.
+    live: AtomicUsize,
+    counters: Counters,
+    idle: IdleWaiters,
+    hooks: Hooks,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    epoch: Instant,
+}
+
+/// End-state counts kept outside the workers' slots (rare events).
+#[derive(Default)]
+struct Counters {
+    /// Tasks handed back by `shutdown_now`.
+    returned: AtomicU64,
+    /// Handed-back tasks later run with `PendingTask::run` (or a joiner).
+    returned_completed: AtomicU64,
+    returned_panicked: AtomicU64,
+    /// Cancelled while still the pool's (handle cancel of a queued task).
+    cancelled_queued: AtomicU64,
+    /// Handed-back tasks cancelled (dropped `PendingTask`, or their handle).
+    cancelled_returned: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// Waiters of `wait_idle`.
+struct IdleWaiters {
+    count: AtomicUsize,
+    lock: Mutex<()>,
+    cond: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn new(builder: &mut Builder, threads: usize, epoch: Instant) -> Shared {
+        static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+        let (tx, rx) = match builder.queue_capacity {
+            Some(capacity) => crossbeam_channel::bounded(capacity),
+            None => crossbeam_channel::unbounded(),
+        };
+        let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
+        let prefix = builder.thread_name.as_deref().unwrap_or("drainpool");
+        Shared {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            lifecycle: Lifecycle::new(),
+            gate: Gate::new(),
+            tx,
+            rx,
+            closed_tx: Mutex::new(Some(closed_tx)),
+            closed_rx,
+            stop: StopState::new(),
+            slots: (0..threads)
+                .map(|i| WorkerSlot::new(format!("{prefix}-{i}")))
+                .collect(),
+            live: AtomicUsize::new(threads),
+            counters: Counters::default(),
+            idle: IdleWaiters {
+                count: AtomicUsize::new(0),
+                lock: Mutex::new(()),
+                cond: Condvar::new(),
+            },
+            hooks: builder.take_hooks(),
+            threads: Mutex::new(Vec::with_capacity(threads)),
+            epoch,
+        }
+    }
+
+    pub(crate) fn add_thread(&self, handle: JoinHandle<()>) {
+        self.threads.lock().push(handle);
+    }
+
+    pub(crate) fn nanos_since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    // ----- intake -------------------------------------------------------
+
+    pub(crate) fn execute<F>(
+        &self,
+        name: Option<Arc<str>>,
+        f: F,
+        block: bool,
+    ) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let Some(mut pass) = self.gate.enter(&self.lifecycle) else {
+            self.notify_idle_waiters(); // our optimistic count was taken back
+            return Err(self.reject(RejectReason::Shutdown, f));
+        };
+        match self.send(Task::Plain(ExecTask::boxed(name, f)), block) {
+            Ok(()) => {
+                pass.accept();
+                Ok(())
+            }
+            Err((reason, Task::Plain(task))) => {
+                drop(pass);
+                self.notify_idle_waiters(); // the accepted count went down
+                Err(self.reject(reason, ExecTask::<F>::unbox(task)))
+            }
+            Err(_) => unreachable!("the queue hands back what it was given"),
+        }
+    }
+
+    pub(crate) fn submit<F, T>(
+        self: &Arc<Self>,
+        name: Option<Arc<str>>,
+        f: F,
+        block: bool,
+    ) -> Result<TaskHandle<T>, Rejected<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(mut pass) = self.gate.enter(&self.lifecycle) else {
+            self.notify_idle_waiters(); // our optimistic count was taken back
+            return Err(self.reject(RejectReason::Shutdown, f));
+        };
+        let cell = Cell::new(name, self.id, f);
+        match self.send(Task::Shared(SharedEntry(cell.clone())), block) {
+            Ok(()) => {
+                pass.accept();
+                Ok(TaskHandle::new(cell, self.clone()))
+            }
+            Err((reason, entry)) => {
+                drop(pass);
+                self.notify_idle_waiters(); // the accepted count went down
+                let f = cell.reclaim(); // before `entry` drops, so it is not cancelled
+                drop(entry);
+                Err(self.reject(reason, f))
+            }
+        }
+    }
+
+    fn reject<F>(&self, reason: RejectReason, f: F) -> Rejected<F> {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        Rejected::new(reason, f)
+    }
+
+    /// Enqueues; the caller is inside the gate.
+    fn send(&self, task: Task, block: bool) -> Result<(), (RejectReason, Task)> {
+        match self.tx.try_send(task) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(task)) if block => self.send_blocking(task),
+            Err(TrySendError::Full(task)) => Err((RejectReason::QueueFull, task)),
+            Err(TrySendError::Disconnected(task)) => Err((RejectReason::Shutdown, task)),
+        }
+    }
+
+    /// Waits for room in the bounded queue, or for intake to close.
+    fn send_blocking(&self, task: Task) -> Result<(), (RejectReason, Task)> {
+        let mut select = Select::new();
+        let send = select.send(&self.tx);
+        select.recv(&self.closed_rx);
+        let operation = select.select();
+        if operation.index() == send {
+            operation
+                .send(&self.tx, task)
+                .map_err(|e| (RejectReason::Shutdown, e.into_inner()))
+        } else {
+            // Intake closed: `closed_tx` was dropped (shutdown began).
+            let _ = operation.recv(&self.closed_rx);
+            Err((RejectReason::Shutdown, task))
+        }
+    }
+
+    // ----- lifecycle ----------------------------------------------------
+
+    pub(crate) fn shutdown(&self) {
+        if self.lifecycle.advance(PoolState::ShuttingDown) == PoolState::Running {
+            log::debug!(
+                "pool {}: shutdown: intake closed, draining {} queued task(s)",
+                self.id,
+                self.queued()
+            );
+            self.close_intake();
+            self.send_wakes(self.slots.len());
+        }
+    }
+
+    pub(crate) fn shutdown_now(self: &Arc<Self>) -> Vec<PendingTask> {
+        let before = self.lifecycle.advance(PoolState::Stopping);
+        if before < PoolState::Stopping {
+            log::debug!(
+                "pool {}: shutdown_now: intake closed, stop requested",
+                self.id
+            );
+            self.close_intake();
+            self.stop.request();
+        }
+        // Submitters that read `Running` before the state moved finish their
+        // enqueue first; after this no task can enter the queue.
+        self.gate.wait_clear();
+        let mut pending = Vec::new();
+        while let Ok(task) = self.rx.try_recv() {
+            match task {
+                Task::Wake => {}
+                Task::Plain(_) => pending.push(PendingTask::new(task, self.clone())),
+                Task::Shared(ref entry) => {
+                    if entry.0.hand_back() {
+                        pending.push(PendingTask::new(task, self.clone()));
+                    }
+                }
+            }
+        }
+        self.counters
+            .returned
+            .fetch_add(pending.len() as u64, Ordering::SeqCst);
+        self.send_wakes(self.slots.len());
+        self.notify_idle_waiters();
+        if !pending.is_empty() {
+            log::debug!(
+                "pool {}: shutdown_now: handed back {} never-started task(s)",
+                self.id,
+                pending.len()
+            );
+        }
+        pending
+    }
+
+    fn close_intake(&self) {
+        drop(self.closed_tx.lock().take());
+    }
+
+    /// Puts up to `n` wake-ups in the queue, for workers blocked on it. A
+    /// full queue needs none: its workers are not blocked.
+    pub(crate) fn send_wakes(&self, n: usize) {
+        for _ in 0..n {
+            if self.tx.try_send(Task::Wake).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Called by a worker that found the queue empty while the pool is past
+    /// `Running`: true when it may exit.
+    pub(crate) fn drain_is_over(&self) -> bool {
+        // Order matters (see state.rs): first wait out the submitters that
+        // were admitted before the state moved, then look at the queue.
+        self.gate.wait_clear();
+        self.rx.is_empty()
+    }
+
+    /// `n` workers have exited (or, for a failed build, will never start).
+    pub(crate) fn worker_exited(&self, n: usize) {
+        if self.live.fetch_sub(n, Ordering::AcqRel) == n {
+            self.terminate();
+        }
+    }
+
+    pub(crate) fn take_on_terminated(&self) -> Option<Box<dyn FnOnce() + Send + 'static>> {
+        self.hooks.on_terminated.lock().take()
+    }
+
+    fn terminate(&self) {
+        if let Some(hook) = self.take_on_terminated() {
+            call_logged(format_args!("pool {}: on_terminated", self.id), hook);
+        }
+        log::debug!("pool {}: terminated", self.id);
+        self.lifecycle.set_terminated();
+        self.notify_idle_waiters();
+    }
+
+    pub(crate) fn run_thread_hook(&self, start: bool, index: usize) {
+        let hook = if start {
+            &self.hooks.on_thread_start
+        } else {
+            &self.hooks.on_thread_exit
+        };
+        if let Some(hook) = hook {
+            let what = format_args!(
+                "{}: on_thread_{}",
+                self.slots[index].thread_name(),
+                if start { "start" } else { "exit" }
+            );
+            call_logged(what, || hook(index));
+        }
+    }
+
+    // ----- accounting ---------------------------------------------------
+
+    /// A task ended on worker `index` (or elsewhere, `None`).
+    pub(crate) fn count_end(&self, index: Option<usize>, panicked: bool, returned: bool) {
+        match index {
+            Some(i) if !returned => self.slots[i].record_end(panicked),
+            _ => {
+                debug_assert!(returned, "only handed-back tasks run off the workers");
+                let counter = if panicked {
+                    &self.counters.returned_panicked
+                } else {
+                    &self.counters.returned_completed
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    pub(crate) fn count_cancelled(&self, returned: bool) {
+        let counter = if returned {
+            &self.counters.cancelled_returned
+        } else {
+            &self.counters.cancelled_queued
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        if !returned {
+            self.notify_idle_waiters();
+        }
+    }
+
+    /// Tasks accepted and not yet ended, never an underestimate: the ended
+    /// counts are read before the accepted count, and both only grow.
+    fn outstanding(&self) -> u64 {
+        let ended = self
+            .slots
+            .iter()
+            .map(|s| s.completed() + s.panicked())
+            .sum::<u64>()
+            + self.counters.cancelled_queued.load(Ordering::SeqCst)
+            + self.counters.returned.load(Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.gate.accepted().saturating_sub(ended)
+    }
+
+    fn active(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_busy()).count()
+    }
+
+    fn queued(&self) -> usize {
+        let outstanding = usize::try_from(self.outstanding()).unwrap_or(usize::MAX);
+        outstanding.saturating_sub(self.active())
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let c = &self.counters;
+        PoolStats {
+            threads: self.live.load(Ordering::SeqCst),
+            queued: self.queued(),
+            active: self.active(),
+            completed: self.slots.iter().map(WorkerSlot::completed).sum::<u64>()
+                + c.returned_completed.load(Ordering::SeqCst),
+            panicked: self.slots.iter().map(WorkerSlot::panicked).sum::<u64>()
+                + c.returned_panicked.load(Ordering::SeqCst),
+            cancelled: c.cancelled_queued.load(Ordering::SeqCst)
+                + c.cancelled_returned.load(Ordering::SeqCst),
+            rejected: c.rejected.load(Ordering::SeqCst),
+        }
+    }
+
+    pub(crate) fn report_panic(
+        &self,
+        id: TaskId,
+        name: Option<Arc<str>>,
+        thread: Option<String>,
+        payload: Box<dyn std::any::Any + Send + 'static>,
+    ) {
+        let panic = TaskPanic {
+            id,
+            name,
+            thread,
+            payload,
+        };
+        let what = format_args!("pool {}: the panic handler", self.id);
+        match &self.hooks.panic_handler {
+            Some(handler) => call_logged(what, || handler(panic)),
+            None => call_logged(what, || {
+                log::error!("pool {}: {panic}", self.id);
+                drop(panic);
+            }),
+        };
+    }
+
+    // ----- idleness -----------------------------------------------------
+
+    /// Wakes `wait_idle` callers, if there are any, to look again.
+    pub(crate) fn notify_idle_waiters(&self) {
+        // ORDERING: the fence orders this worker's earlier counter stores
+        // before the load of the waiter count (Dekker with `wait_idle`, which
+        // bumps the count and fences before reading the counters).
+        fence(Ordering::SeqCst);
+        if self.idle.count.load(Ordering::Relaxed) > 0 {
+            let _guard = self.idle.lock.lock();
+            self.idle.cond.notify_all();
+        }
+    }
+
+    fn wait_idle(&self, deadline: Option<Instant>) -> bool {
+        struct Registered<'a>(&'a AtomicUsize);
+        impl Drop for Registered<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.idle.count.fetch_add(1, Ordering::SeqCst);
+        let _registered = Registered(&self.idle.count);
+        fence(Ordering::SeqCst);
+        let mut guard = self.idle.lock.lock();
+        // No lost wake-up: a worker that ends the last task either is seen by
+        // the check below, or sees our registration (the fences) and then
+        // notifies under `lock`, which it cannot take between our check and
+        // our wait.
+        loop {
+            if self.outstanding() == 0 {
+                return true;
+            }
+            match deadline {
+                None => self.idle.cond.wait(&mut guard),
+                Some(d) => {
+                    if self.idle.cond.wait_until(&mut guard, d).timed_out() {
+                        return self.outstanding() == 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Only reachable with tasks still queued if workers never ran them
+        // (e.g. a failed build); their handles must not wait forever.
+        while let Ok(task) = self.rx.try_recv() {
+            drop_quietly(task);
+        }
+    }
+}
+
+/// A snapshot of a pool's counters; from [`ThreadPool::stats`].
+///
+/// Counts are exact at quiescence; while tasks are moving, `queued` and
+/// `active` are momentary. At quiescence, every task ever accepted is
+/// `completed + panicked + cancelled`, or was handed back by
+/// `shutdown_now` and is still held as a [`PendingTask`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Worker threads that have not exited.
+    pub threads: usize,
+    /// Tasks accepted and not yet started.
+    pub queued: usize,
+    /// Tasks running now.
+    pub active: usize,
+    /// Tasks that ran to the end (also those run from a [`PendingTask`]).
+    pub completed: u64,
+    /// Tasks that panicked.
+    pub panicked: u64,
+    /// Tasks that will never start: cancelled through their handle, or
+    /// handed back by `shutdown_now` and dropped.
+    pub cancelled: u64,
+    /// Tasks refused (and handed back inside [`Rejected`]).
+    pub rejected: u64,
+}
+
+impl ThreadPool {
+    /// A pool with `threads` workers and default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroThreads`](crate::BuildError::ZeroThreads) if
+    /// `threads` is 0; [`BuildError::Spawn`](crate::BuildError::Spawn) if a
+    /// thread could not be spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(4).unwrap();
+    /// assert_eq!(pool.threads(), 4);
+    /// assert!(drainpool::ThreadPool::new(0).is_err());
+    /// ```
+    pub fn new(threads: usize) -> Result<ThreadPool, crate::BuildError> {
+        Builder::new().threads(threads).build()
+    }
+
+    /// A [`Builder`] to configure a pool.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> ThreadPool {
+        ThreadPool { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The number of worker threads the pool was built with.
+    pub fn threads(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// Runs `f` on a worker; fire and forget.
+    ///
+    /// With a bounded queue ([`Builder::queue_capacity`]) this blocks while
+    /// the queue is full. If `f` panics, the panic goes to the
+    /// [`panic_handler`](Builder::panic_handler) (by default, `log::error!`).
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] with [`RejectReason::Shutdown`], holding `f`, if the pool
+    /// is shutting down, also when shutdown begins while this call waits for
+    /// room in a full queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let (tx, rx) = mpsc::channel();
+    /// pool.execute(move || tx.send("hello").unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), "hello");
+    /// ```
+    pub fn execute<F>(&self, f: F) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.shared.execute(None, f, true)
+    }
+
+    /// Like [`execute`](Self::execute), but never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding `f`: [`RejectReason::QueueFull`] if the bounded
+    /// queue is full, [`RejectReason::Shutdown`] if the pool is shutting down.
+    pub fn try_execute<F>(&self, f: F) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.shared.execute(None, f, false)
+    }
+
+    /// Runs `f` on a worker and returns a [`TaskHandle`] for its result.
+    ///
+    /// Blocks like [`execute`](Self::execute) on a full bounded queue.
+    /// Dropping the handle detaches the task; it still runs.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(2).unwrap();
+    /// let handle = pool.submit(|| "forty-two".len()).unwrap();
+    /// assert_eq!(handle.join().unwrap(), 9);
+    /// ```
+    pub fn submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.submit(None, f, true)
+    }
+
+    /// Like [`submit`](Self::submit), but never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_execute`](Self::try_execute).
+    pub fn try_submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.submit(None, f, false)
+    }
+
+    /// A [`TaskBuilder`], to give a task a name before submitting it.
+    pub fn task(&self) -> TaskBuilder<'_> {
+        TaskBuilder::new(self)
+    }
+
+    /// Stops intake and lets every accepted task run: idempotent and
+    /// non-blocking. Workers exit once the queue is empty; wait for that
+    /// with [`await_termination`](Self::await_termination).
+    ///
+    /// Submitters blocked on a full bounded queue wake with
+    /// [`RejectReason::Shutdown`].
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+
+    /// Stops intake, removes every task that has not started and returns
+    /// them in submission order, and raises the pool-wide stop flag that
+    /// running tasks see through [`StopToken::current`]. Does not wait for
+    /// running tasks.
+    ///
+    /// Each task is returned at most once, whatever the number of concurrent
+    /// or repeated calls. A task a worker had already taken off the queue
+    /// when the call began runs, with its stop flag raised. Dropping a
+    /// returned [`PendingTask`] cancels it.
+    ///
+    /// [`StopToken::current`]: crate::StopToken::current
+    #[must_use = "the returned tasks were never run; drop them deliberately to cancel them"]
+    pub fn shutdown_now(&self) -> Vec<PendingTask> {
+        self.shared.shutdown_now()
+    }
+
+    /// Waits up to `timeout` for the pool to terminate; true once it has.
+    /// `Duration::MAX` waits forever.
+    ///
+    /// Called from one of the pool's own workers (where it could never
+    /// return true) it returns false at once and logs a warning.
+    pub fn await_termination(&self, timeout: Duration) -> bool {
+        if self.is_terminated() {
+            return true;
+        }
+        if worker::is_worker_of(self.shared.id) {
+            log::warn!(
+                "pool {}: await_termination called from the pool's own worker; returning false \
+                 instead of deadlocking",
+                self.shared.id
+            );
+            return false;
+        }
+        self.shared
+            .lifecycle
+            .wait_terminated(deadline_after(timeout))
+    }
+
+    /// Waits up to `timeout` until no task is queued or running; true if
+    /// that happened. `Duration::MAX` waits forever.
+    ///
+    /// Called from one of the pool's own workers (whose own task is
+    /// running) it returns false at once and logs a warning.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        if worker::is_worker_of(self.shared.id) {
+            log::warn!(
+                "pool {}: wait_idle called from the pool's own worker; returning false instead of \
+                 deadlocking",
+                self.shared.id
+            );
+            return false;
+        }
+        self.shared.wait_idle(deadline_after(timeout))
+    }
+
+    /// Where the pool is in its life.
+    pub fn state(&self) -> PoolState {
+        self.shared.lifecycle.get()
+    }
+
+    /// True once [`shutdown`](Self::shutdown) or
+    /// [`shutdown_now`](Self::shutdown_now) was called.
+    pub fn is_shutdown(&self) -> bool {
+        self.state() >= PoolState::ShuttingDown
+    }
+
+    /// True once every worker has exited and `on_terminated` has run.
+    pub fn is_terminated(&self) -> bool {
+        self.state() == PoolState::Terminated
+    }
+
+    /// A snapshot of the pool's counters.
+    pub fn stats(&self) -> PoolStats {
+        self.shared.stats()
+    }
+
+    /// The tasks running now, with how long each has run.
+    pub fn running_tasks(&self) -> Vec<RunningTask> {
+        self.shared
+            .slots
+            .iter()
+            .filter_map(|slot| slot.running(&self.shared))
+            .collect()
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+        if worker::is_worker_of(self.shared.id) {
+            log::warn!(
+                "pool {}: dropped from its own worker; shutting down without waiting",
+                self.shared.id
+            );
+            return;
+        }
+        self.shared.lifecycle.wait_terminated(None);
+        let threads = std::mem::take(&mut *self.shared.threads.lock());
+        for thread in threads {
+            // A worker's own panics are caught; a join error is impossible
+            // unless the runtime itself failed. Nothing to hand back then.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("id", &self.shared.id)
+            .field("state", &self.state())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,319 @@
+//! The lifecycle state machine and the intake gate.
+//!
+//! ```text
+//!             shutdown()                shutdown_now()
+//!   Running ─────────────▶ ShuttingDown ─────────────▶ Stopping
+//!      │                        │                          │
+//!      │ shutdown_now()         │ last worker exits        │ last worker exits
+//!      └────────────────────────┼──────────────────────────┤
+//!                               ▼                          ▼
+//!                          Terminated ◀─────────────────────
+//! ```
+//!
+//! Transitions only go forward (the state is an `AtomicU8` moved with
+//! `fetch_max`). `Running` accepts work. `ShuttingDown` refuses new work and
+//! drains the queue. `Stopping` refuses new work, and the queue has been
+//! emptied into the `Vec<PendingTask>` that `shutdown_now` returned; workers
+//! finish the task in hand and exit. `Terminated` is set by the last worker
+//! to exit, after `on_terminated` ran.
+//!
+//! # The accounting invariant
+//!
+//! At any quiescent moment:
+//!
+//! ```text
+//! submitted = completed + panicked + cancelled + returned_by_shutdown_now_and_still_held
+//! ```
+//!
+//! and every rejected task was handed back inside `Rejected`. The pieces that
+//! make it hold:
+//!
+//! - **Intake is linearised against shutdown by the [`Gate`].** A submitter
+//!   enters the gate (bumps its own striped slot), then reads the state; only
+//!   if it reads `Running` does it enqueue, and it leaves the gate after. The
+//!   shutdown side moves the state first and reads the gate after. Both use
+//!   `SeqCst`, so (Dekker) either the submitter sees the new state and
+//!   rejects, or the shutdown side sees the submitter in the gate and waits
+//!   for it: a task is never enqueued behind the back of a worker that has
+//!   decided to exit, nor behind a `shutdown_now` that has emptied the queue.
+//! - **Workers exit only when the state is past `Running`, the gate is clear
+//!   and the queue is empty** (checked in that order), so a drain never
+//!   strands an accepted task.
+//! - **Every task is claimed once.** A queued submit cell is claimed with a
+//!   state change under its own lock, by exactly one of: a worker, a joiner
+//!   helping, `cancel`, `shutdown_now`'s `PendingTask`.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Where a pool is in its life; see [`ThreadPool::state`].
+///
+/// States are ordered: a pool only ever moves to a greater state.
+///
+/// [`ThreadPool::state`]: crate::ThreadPool::state
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PoolState {
+    /// Accepting and running tasks.
+    Running,
+    /// [`shutdown`](crate::ThreadPool::shutdown) was called: no new tasks are
+    /// accepted; every accepted task still runs.
+    ShuttingDown,
+    /// [`shutdown_now`](crate::ThreadPool::shutdown_now) was called: no new
+    /// tasks are accepted, queued tasks were handed back, running tasks see
+    /// their stop token raised.
+    Stopping,
+    /// Every worker has exited and `on_terminated` has run.
+    Terminated,
+}
+
+impl PoolState {
+    fn from_u8(v: u8) -> PoolState {
+        match v {
+            0 => PoolState::Running,
+            1 => PoolState::ShuttingDown,
+            2 => PoolState::Stopping,
+            _ => PoolState::Terminated,
+        }
+    }
+}
+
+/// The pool's state word and the latch that `await_termination` waits on.
+pub(crate) struct Lifecycle {
+    state: AtomicU8,
+    lock: Mutex<()>,
+    terminated: Condvar,
+}
+
+impl Lifecycle {
+    pub(crate) fn new() -> Self {
+        Lifecycle {
+            state: AtomicU8::new(PoolState::Running as u8),
+            lock: Mutex::new(()),
+            terminated: Condvar::new(),
+        }
+    }
+
+    /// The current state.
+    pub(crate) fn get(&self) -> PoolState {
+        // ORDERING: SeqCst pairs with the SeqCst slot increment in
+        // `Gate::enter` (see the module docs: Dekker between intake and
+        // shutdown). Everywhere else Acquire would do; one ordering keeps it
+        // simple and this load is not on a contended line.
+        PoolState::from_u8(self.state.load(Ordering::SeqCst))
+    }
+
+    /// Moves forward to `to` unless already there or beyond; returns the
+    /// state before the call.
+    pub(crate) fn advance(&self, to: PoolState) -> PoolState {
+        debug_assert!(to != PoolState::Terminated, "use set_terminated");
+        // ORDERING: SeqCst, the shutdown half of the Dekker pair with
+        // `Gate::enter`.
+        PoolState::from_u8(self.state.fetch_max(to as u8, Ordering::SeqCst))
+    }
+
+    /// Marks the pool terminated and wakes every `await_termination`.
+    pub(crate) fn set_terminated(&self) {
+        let _guard = self.lock.lock();
+        self.state
+            .store(PoolState::Terminated as u8, Ordering::SeqCst);
+        self.terminated.notify_all();
+    }
+
+    /// Waits until terminated or the deadline (`None`: forever) passes.
+    pub(crate) fn wait_terminated(&self, deadline: Option<Instant>) -> bool {
+        let mut guard = self.lock.lock();
+        // No lost wake-up: `set_terminated` stores and notifies while holding
+        // `lock`, and we check the state while holding it, so the store is
+        // either seen here or happens after we sleep and wakes us.
+        while self.get() != PoolState::Terminated {
+            match deadline {
+                None => self.terminated.wait(&mut guard),
+                Some(d) => {
+                    if self.terminated.wait_until(&mut guard, d).timed_out() {
+                        return self.get() == PoolState::Terminated;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Number of slots of the gate; submitters pick one by thread.
+const GATE_SLOTS: usize = 8;
+/// Low bits of a gate slot: submitters inside now.
+const INSIDE_MASK: u64 = 0xFFFF;
+/// High bits of a gate slot: tasks accepted through it, ever.
+const ACCEPTED_ONE: u64 = 1 << 16;
+
+/// One cache line per slot, so producers on different threads never share a
+/// line on the submit path.
+#[repr(align(128))]
+#[derive(Default)]
+struct Slot(AtomicU64);
+
+/// The intake gate: counts submitters between "checked the state" and
+/// "enqueued the task", and the tasks accepted through it.
+///
+/// Each slot packs two counters in one word, so entering is one RMW and
+/// leaving (with the task accepted or not) is one more: the low 16 bits count
+/// submitters inside (at most 65 535 at once per slot), the high 48 bits count
+/// accepted tasks. A task is counted as accepted when its submitter enters,
+/// before it can possibly run, and uncounted if it is refused: so the
+/// accepted count never lags behind a task that has already ended, and
+/// "accepted minus ended" never underestimates the work in the pool. Slots are striped by thread so producers on different
+/// threads touch different cache lines; the readers (shutdown, statistics,
+/// `wait_idle`) sum the stripes.
+pub(crate) struct Gate {
+    slots: [Slot; GATE_SLOTS],
+    lock: Mutex<()>,
+    cleared: Condvar,
+}
+
+thread_local! {
+    static GATE_SLOT: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % GATE_SLOTS
+    };
+}
+
+/// Proof of being inside the gate; leaving happens on drop, also on unwind.
+#[must_use = "the submitter leaves the gate when this is dropped"]
+pub(crate) struct GatePass<'a> {
+    gate: &'a Gate,
+    lifecycle: &'a Lifecycle,
+    slot: usize,
+    accepted: bool,
+}
+
+impl GatePass<'_> {
+    /// Records that the task was enqueued; counted when the pass is dropped.
+    pub(crate) fn accept(&mut self) {
+        self.accepted = true;
+    }
+}
+
+impl Gate {
+    pub(crate) fn new() -> Self {
+        Gate {
+            slots: Default::default(),
+            lock: Mutex::new(()),
+            cleared: Condvar::new(),
+        }
+    }
+
+    /// Enters the gate if the pool is still `Running`.
+    pub(crate) fn enter<'a>(&'a self, lifecycle: &'a Lifecycle) -> Option<GatePass<'a>> {
+        let slot = GATE_SLOT.with(|s| *s);
+        // ORDERING: SeqCst increment, then SeqCst state load: see the module
+        // docs. If we read Running, the shutdown side's later sum sees us.
+        self.slots[slot]
+            .0
+            .fetch_add(ACCEPTED_ONE + 1, Ordering::SeqCst);
+        let pass = GatePass {
+            gate: self,
+            lifecycle,
+            slot,
+            accepted: false,
+        };
+        if lifecycle.get() == PoolState::Running {
+            Some(pass)
+        } else {
+            None // dropping `pass` leaves the gate
+        }
+    }
+
+    /// True if no submitter is inside the gate.
+    pub(crate) fn is_clear(&self) -> bool {
+        // ORDERING: SeqCst loads after the caller's SeqCst state change; a
+        // load that reads a submitter's leaving RMW synchronises with it, so
+        // the task that submitter enqueued is visible to us.
+        self.slots
+            .iter()
+            .all(|s| s.0.load(Ordering::SeqCst) & INSIDE_MASK == 0)
+    }
+
+    /// How many tasks were ever accepted through the gate, counting those of
+    /// submitters still inside.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.0.load(Ordering::SeqCst) >> 16)
+            .sum()
+    }
+
+    /// Blocks until no submitter is inside. Only meaningful once the state is
+    /// past `Running` (no one new can enter then), and short: submitters in
+    /// the gate either enqueue without blocking or are woken by shutdown.
+    pub(crate) fn wait_clear(&self) {
+        let mut guard = self.lock.lock();
+        // No lost wake-up: a leaving submitter that sees the state past
+        // Running takes `lock` before notifying, and we test under `lock`.
+        while !self.is_clear() {
+            self.cleared.wait(&mut guard);
+        }
+    }
+}
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        let slot = &self.gate.slots[self.slot].0;
+        // ORDERING: SeqCst (at least Release) so that the enqueue before it
+        // is visible to whoever reads the new value. We subtract only what
+        // `enter` added.
+        if self.accepted {
+            slot.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            slot.fetch_sub(ACCEPTED_ONE + 1, Ordering::SeqCst);
+        }
+        if self.lifecycle.get() != PoolState::Running {
+            let _guard = self.gate.lock.lock();
+            self.gate.cleared.notify_all();
+        }
+    }
+}
+
+/// `Instant::now() + timeout`, or `None` (wait forever) if that overflows,
+/// so that `Duration::MAX` means "no deadline" rather than a panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_only_move_forward() {
+        let l = Lifecycle::new();
+        assert_eq!(l.advance(PoolState::Stopping), PoolState::Running);
+        assert_eq!(l.advance(PoolState::ShuttingDown), PoolState::Stopping);
+        assert_eq!(l.get(), PoolState::Stopping);
+        l.set_terminated();
+        assert_eq!(l.advance(PoolState::Stopping), PoolState::Terminated);
+        assert_eq!(l.get(), PoolState::Terminated);
+    }
+
+    #[test]
+    fn gate_refuses_after_shutdown_and_clears() {
+        let l = Lifecycle::new();
+        let g = Gate::new();
+        let mut pass = g.enter(&l).expect("running pool admits");
+        assert!(!g.is_clear());
+        pass.accept();
+        l.advance(PoolState::ShuttingDown);
+        assert!(g.enter(&l).is_none());
+        drop(pass);
+        assert!(g.is_clear());
+        assert_eq!(g.accepted(), 1);
+        g.wait_clear();
+    }
+
+    #[test]
+    fn huge_timeout_means_forever() {
+        assert!(deadline_after(Duration::MAX).is_none());
+        assert!(deadline_after(Duration::from_secs(1)).is_some());
+    }
+}

@@ -1,0 +1,421 @@
+//! Tasks: the unit in the queue, its id, and the forms a task takes outside
+//! the queue ([`PendingTask`] after `shutdown_now`, [`RunningTask`] in
+//! reports, [`TaskPanic`] for the panic handler).
+//!
+//! A task enters the queue in one of two shapes. `execute` boxes the closure
+//! with its id and name: one allocation, nothing shared. `submit` allocates
+//! one cell that the queue and the [`TaskHandle`](crate::TaskHandle) share;
+//! whoever claims the cell first (a worker, a joiner helping, `cancel`, a
+//! `PendingTask`) decides the task's fate, and the queue entry of a cell
+//! claimed elsewhere is skipped when a worker reaches it.
+//!
+//! ```
+//! use drainpool::ThreadPool;
+//!
+//! let pool = ThreadPool::new(1).unwrap();
+//! let handle = pool.task().name("chunk-7").submit(|| 6 * 7).unwrap();
+//! assert_eq!(handle.name(), Some("chunk-7"));
+//! assert_eq!(handle.join().unwrap(), 42);
+//! ```
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::{Rejected, panic_message};
+use crate::handle::{SharedEntry, TaskHandle};
+use crate::pool::{Shared, ThreadPool};
+use crate::worker;
+
+/// A task's identity, unique within the process.
+///
+/// Ids are handed out in blocks per submitting thread, so they are unique
+/// but only roughly increasing across threads; queue order, not id order,
+/// is submission order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(u64);
+
+impl TaskId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn from_raw(raw: u64) -> TaskId {
+        TaskId(raw)
+    }
+
+    /// A fresh id. Each thread takes ids from a block of its own, so the
+    /// submit path does not touch a shared counter per task.
+    pub(crate) fn next() -> TaskId {
+        const BLOCK: u64 = 1024;
+        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+        thread_local! {
+            static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        RANGE.with(|range| {
+            let (mut next, mut end) = range.get();
+            if next == end {
+                next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+                end = next + BLOCK;
+            }
+            range.set((next + 1, end));
+            TaskId(next)
+        })
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A fire-and-forget task as it sits in the queue: the closure, boxed with
+/// its id and name.
+pub(crate) trait PlainTask: Send {
+    fn id(&self) -> TaskId;
+    fn name(&self) -> Option<&Arc<str>>;
+    fn call(self: Box<Self>);
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+pub(crate) struct ExecTask<F> {
+    id: TaskId,
+    name: Option<Arc<str>>,
+    f: F,
+}
+
+impl<F: FnOnce() + Send + 'static> ExecTask<F> {
+    pub(crate) fn boxed(name: Option<Arc<str>>, f: F) -> Box<dyn PlainTask> {
+        Box::new(ExecTask {
+            id: TaskId::next(),
+            name,
+            f,
+        })
+    }
+
+    /// Recovers the closure of a task the queue refused.
+    pub(crate) fn unbox(task: Box<dyn PlainTask>) -> F {
+        match task.into_any().downcast::<ExecTask<F>>() {
+            Ok(task) => task.f,
+            Err(_) => unreachable!("a refused task is the one that was offered"),
+        }
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> PlainTask for ExecTask<F> {
+    fn id(&self) -> TaskId {
+        self.id
+    }
+    fn name(&self) -> Option<&Arc<str>> {
+        self.name.as_ref()
+    }
+    fn call(self: Box<Self>) {
+        (self.f)()
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// One entry of the queue.
+pub(crate) enum Task {
+    /// From `execute`.
+    Plain(Box<dyn PlainTask>),
+    /// From `submit`: a cell shared with its handle.
+    Shared(SharedEntry),
+    /// No work: wakes a worker blocked on an empty queue so that it sees the
+    /// pool is shutting down. Each exiting worker sends one on, so a worker
+    /// that blocked just before shutdown is always woken.
+    Wake,
+}
+
+/// A task that was accepted but never started, handed back by
+/// [`ThreadPool::shutdown_now`].
+///
+/// Keep it, run it on the calling thread with [`run`](PendingTask::run), or
+/// drop it. Dropping it cancels it: its handle, if any, resolves
+/// `Err(TaskError::Cancelled)` and the pool counts it as cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::ThreadPool;
+/// use std::sync::mpsc;
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// let (started_tx, started_rx) = mpsc::channel();
+/// let (release_tx, release_rx) = mpsc::channel::<()>();
+/// pool.execute(move || {
+///     started_tx.send(()).unwrap();
+///     release_rx.recv().ok();
+/// })
+/// .unwrap();
+/// started_rx.recv().unwrap(); // the only worker is busy now
+/// let handle = pool.task().name("late").submit(|| 1 + 1).unwrap();
+/// let pending = pool.shutdown_now();
+/// release_tx.send(()).unwrap();
+/// assert_eq!(pending.len(), 1);
+/// assert_eq!(pending[0].name(), Some("late"));
+/// for task in pending {
+///     task.run(); // on this thread; the handle gets the result
+/// }
+/// assert_eq!(handle.join().unwrap(), 2);
+/// ```
+pub struct PendingTask {
+    task: Option<Task>,
+    shared: Arc<Shared>,
+}
+
+impl PendingTask {
+    pub(crate) fn new(task: Task, shared: Arc<Shared>) -> PendingTask {
+        debug_assert!(!matches!(task, Task::Wake));
+        PendingTask {
+            task: Some(task),
+            shared,
+        }
+    }
+
+    fn task(&self) -> &Task {
+        self.task
+            .as_ref()
+            .expect("a PendingTask holds its task until consumed")
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        match self.task() {
+            Task::Plain(t) => t.id(),
+            Task::Shared(t) => t.0.header().id,
+            Task::Wake => unreachable!(),
+        }
+    }
+
+    /// The task's name, if it was given one with
+    /// [`TaskBuilder::name`].
+    pub fn name(&self) -> Option<&str> {
+        match self.task() {
+            Task::Plain(t) => t.name().map(|n| &**n),
+            Task::Shared(t) => t.0.header().name.as_deref(),
+            Task::Wake => unreachable!(),
+        }
+    }
+
+    /// Runs the task on the calling thread, now. A submitted task's handle
+    /// receives the result; a panic of an `execute`d task goes to the pool's
+    /// panic handler, as it would have on a worker. The pool's `completed`
+    /// or `panicked` count includes it.
+    pub fn run(mut self) {
+        let task = self
+            .task
+            .take()
+            .expect("a PendingTask holds its task until consumed");
+        worker::run_elsewhere(&self.shared, task);
+    }
+}
+
+impl Drop for PendingTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            worker::cancel_returned(&self.shared, task);
+        }
+    }
+}
+
+impl fmt::Debug for PendingTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("PendingTask");
+        if self.task.is_some() {
+            d.field("id", &self.id()).field("name", &self.name());
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+/// Builds a task with options before handing it to the pool; from
+/// [`ThreadPool::task`].
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::ThreadPool;
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// for i in 0..4 {
+///     pool.task().name(format!("chunk-{i}")).execute(move || {
+///         let _ = i * 2;
+///     })
+///     .unwrap();
+/// }
+/// # pool.shutdown();
+/// ```
+#[must_use = "a TaskBuilder does nothing until execute or submit is called"]
+pub struct TaskBuilder<'p> {
+    pool: &'p ThreadPool,
+    name: Option<Arc<str>>,
+}
+
+impl<'p> TaskBuilder<'p> {
+    pub(crate) fn new(pool: &'p ThreadPool) -> Self {
+        TaskBuilder { pool, name: None }
+    }
+
+    /// Names the task: the name shows in [`ThreadPool::running_tasks`],
+    /// panic reports, [`PendingTask::name`] and shutdown reports.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// Like [`ThreadPool::execute`], with this builder's options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadPool::execute`].
+    pub fn execute<F>(self, f: F) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool.shared().execute(self.name, f, true)
+    }
+
+    /// Like [`ThreadPool::try_execute`], with this builder's options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadPool::try_execute`].
+    pub fn try_execute<F>(self, f: F) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool.shared().execute(self.name, f, false)
+    }
+
+    /// Like [`ThreadPool::submit`], with this builder's options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadPool::submit`].
+    pub fn submit<F, T>(self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool.shared_arc().submit(self.name, f, true)
+    }
+
+    /// Like [`ThreadPool::try_submit`], with this builder's options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadPool::try_submit`].
+    pub fn try_submit<F, T>(self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool.shared_arc().submit(self.name, f, false)
+    }
+}
+
+impl fmt::Debug for TaskBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskBuilder")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A task that panicked with no handle to report to; given to the
+/// [`Builder::panic_handler`](crate::Builder::panic_handler).
+///
+/// That is an `execute`d task, or a submitted task whose handle was dropped
+/// without being joined. The default handler logs it with `log::error!`.
+pub struct TaskPanic {
+    pub(crate) id: TaskId,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) thread: Option<String>,
+    pub(crate) payload: Box<dyn Any + Send + 'static>,
+}
+
+impl TaskPanic {
+    /// The id of the task that panicked.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Its name, if it had one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The name of the thread it panicked on.
+    pub fn thread(&self) -> Option<&str> {
+        self.thread.as_deref()
+    }
+
+    /// The panic message, when the payload is a string.
+    pub fn message(&self) -> Option<&str> {
+        panic_message(self.payload.as_ref())
+    }
+
+    /// The panic payload.
+    pub fn into_payload(self) -> Box<dyn Any + Send + 'static> {
+        self.payload
+    }
+}
+
+impl fmt::Debug for TaskPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskPanic")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("thread", &self.thread)
+            .field("message", &self.message())
+            .finish()
+    }
+}
+
+impl fmt::Display for TaskPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {}", self.id)?;
+        if let Some(name) = &self.name {
+            write!(f, " ({name})")?;
+        }
+        if let Some(thread) = &self.thread {
+            write!(f, " on {thread}")?;
+        }
+        match self.message() {
+            Some(msg) => write!(f, " panicked: {msg}"),
+            None => f.write_str(" panicked"),
+        }
+    }
+}
+
+/// A task running now; from [`ThreadPool::running_tasks`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunningTask {
+    /// The task's id.
+    pub id: TaskId,
+    /// Its name, if it was given one.
+    pub name: Option<String>,
+    /// The name of the worker thread running it.
+    pub thread: String,
+    /// How long it has been running.
+    pub running_for: Duration,
+}
+
+impl fmt::Display for RunningTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {}", self.id)?;
+        if let Some(name) = &self.name {
+            write!(f, " ({name})")?;
+        }
+        write!(f, " on {} for {:?}", self.thread, self.running_for)
+    }
+}

@@ -1,0 +1,391 @@
+//! The worker loop: take a task, run it under `catch_unwind`, record its end
+//! state, and exit only when the pool says the drain is over.
+//!
+//! Each worker owns a [`WorkerSlot`] (one cache line, written only by its
+//! worker) holding its counters and the task it is running, so the take path
+//! touches no shared counter; statistics sum the slots when asked.
+//!
+//! A worker exits when the pool is `Stopping`, or when the pool is past
+//! `Running`, no submitter is inside the intake gate, and the queue is empty
+//! (in that order: see `state.rs`). The last worker out runs `on_terminated`
+//! and marks the pool `Terminated`.
+//!
+//! ```
+//! use drainpool::ThreadPool;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let pool = ThreadPool::new(2).unwrap();
+//! let ran = Arc::new(AtomicUsize::new(0));
+//! for _ in 0..100 {
+//!     let ran = ran.clone();
+//!     pool.execute(move || {
+//!         ran.fetch_add(1, Ordering::Relaxed);
+//!     })
+//!     .unwrap();
+//! }
+//! pool.shutdown();
+//! assert!(pool.await_termination(Duration::MAX));
+//! assert_eq!(ran.load(Ordering::Relaxed), 100); // the drain ran them all
+//! ```
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::TryRecvError;
+use parking_lot::Mutex;
+
+use crate::handle::{CancelOutcome, Outcome, SharedTask};
+use crate::pool::Shared;
+use crate::state::PoolState;
+use crate::stop::StopState;
+use crate::task::{PlainTask, RunningTask, Task, TaskId};
+use crate::unwind;
+
+/// What the current thread is doing for a pool, if it is a worker.
+struct Context {
+    shared: Arc<Shared>,
+    index: usize,
+    /// The submitted task running now, for `StopToken::current`.
+    task: Option<Arc<dyn SharedTask>>,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// True if the calling thread is a worker of the pool `pool_id`.
+pub(crate) fn is_worker_of(pool_id: u64) -> bool {
+    CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|ctx| ctx.shared.id == pool_id)
+    })
+}
+
+/// The stop sources a task running on this thread observes: the pool's, and
+/// the task's own for a submitted task. Empty outside a worker.
+pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
+    CONTEXT.with(|c| {
+        let c = c.borrow();
+        let Some(ctx) = c.as_ref() else {
+            return Vec::new();
+        };
+        let mut states = vec![ctx.shared.stop.clone()];
+        if let Some(task) = &ctx.task {
+            states.push(task.header().stop_state());
+        }
+        states
+    })
+}
+
+/// A worker's own line: its counters and the task it is running.
+#[repr(align(128))]
+pub(crate) struct WorkerSlot {
+    thread_name: String,
+    /// Id of the running task, 0 when idle.
+    current: AtomicU64,
+    /// When it started, in nanoseconds since the pool's epoch.
+    started: AtomicU64,
+    name: Mutex<Option<Arc<str>>>,
+    /// Whether `name` may hold a name, so unnamed tasks skip its lock.
+    named: AtomicBool,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+}
+
+/// What a slot showed before a nested run, restored after it.
+struct Previous {
+    current: u64,
+    started: u64,
+    name: Option<Option<Arc<str>>>,
+}
+
+impl WorkerSlot {
+    pub(crate) fn new(thread_name: String) -> Self {
+        WorkerSlot {
+            thread_name,
+            current: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            name: Mutex::new(None),
+            named: AtomicBool::new(false),
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn thread_name(&self) -> &str {
+        &self.thread_name
+    }
+
+    pub(crate) fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn panicked(&self) -> u64 {
+        self.panicked.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_busy(&self) -> bool {
+        self.current.load(Ordering::SeqCst) != 0
+    }
+
+    /// Counts a task this worker ran. Single writer (the slot's worker), so
+    /// a load and a store replace a locked read-modify-write; readers order
+    /// it with fences (see `Shared::notify_idle_waiters`).
+    pub(crate) fn record_end(&self, panicked: bool) {
+        let counter = if panicked {
+            &self.panicked
+        } else {
+            &self.completed
+        };
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn begin(&self, shared: &Shared, id: TaskId, name: Option<&Arc<str>>) -> Previous {
+        let prev_current = self.current.load(Ordering::Relaxed);
+        let prev_started = self.started.load(Ordering::Relaxed);
+        let mut prev_name = None;
+        if name.is_some() || self.named.load(Ordering::Relaxed) {
+            let mut slot_name = self.name.lock();
+            prev_name = Some(slot_name.take());
+            *slot_name = name.cloned();
+            self.named.store(name.is_some(), Ordering::Relaxed);
+        }
+        self.started
+            .store(shared.nanos_since_epoch(), Ordering::Relaxed);
+        // ORDERING: Release publishes `started` and `name` to
+        // `running_tasks`, which reads `current` with Acquire first.
+        self.current.store(id.as_u64(), Ordering::Release);
+        Previous {
+            current: prev_current,
+            started: prev_started,
+            name: prev_name,
+        }
+    }
+
+    fn end(&self, prev: Previous) {
+        // ORDERING: SeqCst pairs with the SeqCst load of the idle-waiter
+        // count in the worker loop and in `wait_idle` (Dekker: either the
+        // waiter sees this worker idle, or this worker sees the waiter).
+        self.current.store(prev.current, Ordering::SeqCst);
+        self.started.store(prev.started, Ordering::Relaxed);
+        if let Some(name) = prev.name {
+            let named = name.is_some();
+            *self.name.lock() = name;
+            self.named.store(named, Ordering::Relaxed);
+        }
+    }
+
+    /// The task running in this slot now, if any.
+    pub(crate) fn running(&self, shared: &Shared) -> Option<RunningTask> {
+        for _ in 0..4 {
+            let id = self.current.load(Ordering::Acquire);
+            if id == 0 {
+                return None;
+            }
+            let started = self.started.load(Ordering::Relaxed);
+            let name = self.name.lock().as_deref().map(str::to_owned);
+            // A task that ended meanwhile may have left a mix of two tasks'
+            // fields; read again until the id is stable around the reads.
+            if self.current.load(Ordering::Acquire) == id {
+                let now = shared.nanos_since_epoch();
+                return Some(RunningTask {
+                    id: TaskId::from_raw(id),
+                    name,
+                    thread: self.thread_name.clone(),
+                    running_for: Duration::from_nanos(now.saturating_sub(started)),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// Ends a slot's record of a task even if bookkeeping unwinds.
+struct SlotGuard<'a> {
+    slot: &'a WorkerSlot,
+    prev: Option<Previous>,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(prev) = self.prev.take() {
+            self.slot.end(prev);
+        }
+    }
+}
+
+/// The body of worker thread `index`.
+pub(crate) fn main(shared: Arc<Shared>, index: usize) {
+    CONTEXT.with(|c| {
+        *c.borrow_mut() = Some(Context {
+            shared: shared.clone(),
+            index,
+            task: None,
+        })
+    });
+    log::debug!("{}: started", shared.slots[index].thread_name());
+    shared.run_thread_hook(true, index);
+    work(&shared, index);
+    shared.run_thread_hook(false, index);
+    log::debug!("{}: exiting", shared.slots[index].thread_name());
+    // Pass the wake on: a worker that blocked just before shutdown began may
+    // not have been woken by the one sent then.
+    shared.send_wakes(1);
+    // The context stays until after `worker_exited`, so that `on_terminated`
+    // (run here by the last worker) is also seen as running inside the pool.
+    shared.worker_exited(1);
+    CONTEXT.with(|c| c.borrow_mut().take());
+}
+
+fn work(shared: &Arc<Shared>, index: usize) {
+    loop {
+        if shared.lifecycle.get() >= PoolState::Stopping {
+            return;
+        }
+        let task = match shared.rx.try_recv() {
+            Ok(task) => task,
+            Err(TryRecvError::Empty) => {
+                shared.notify_idle_waiters();
+                if shared.lifecycle.get() != PoolState::Running {
+                    if shared.drain_is_over() {
+                        return;
+                    }
+                    continue;
+                }
+                match shared.rx.recv() {
+                    Ok(task) => task,
+                    Err(_) => return,
+                }
+            }
+            Err(TryRecvError::Disconnected) => return,
+        };
+        let processed = catch_unwind(AssertUnwindSafe(|| process(shared, index, task)));
+        if let Err(payload) = processed {
+            // Only our own bookkeeping or a value's Drop can get here; the
+            // task itself ran under its own catch_unwind.
+            log::error!(
+                "{}: a panic escaped a task's cleanup (a Drop of its result?): {}",
+                shared.slots[index].thread_name(),
+                unwind::message(payload.as_ref())
+            );
+            unwind::drop_quietly(payload);
+        }
+    }
+}
+
+fn process(shared: &Shared, index: usize, task: Task) {
+    match task {
+        Task::Plain(task) => run_plain(shared, Some(index), task),
+        Task::Shared(entry) => {
+            if !entry.0.header().is_claimed() {
+                run_shared(shared, Some(index), &entry.0);
+            }
+        }
+        Task::Wake => {}
+    }
+}
+
+/// Runs an `execute`d task: on worker `index`, or on another thread (`None`).
+fn run_plain(shared: &Shared, index: Option<usize>, task: Box<dyn PlainTask>) {
+    let id = task.id();
+    let name = task.name().cloned();
+    let guard = index.map(|i| {
+        let slot = &shared.slots[i];
+        SlotGuard {
+            slot,
+            prev: Some(slot.begin(shared, id, name.as_ref())),
+        }
+    });
+    let result = catch_unwind(AssertUnwindSafe(move || task.call()));
+    // A plain task runs off the workers only as a PendingTask: returned.
+    let returned = index.is_none();
+    match result {
+        Ok(()) => shared.count_end(index, false, returned),
+        Err(payload) => {
+            shared.count_end(index, true, returned);
+            let thread = index.map(|i| shared.slots[i].thread_name().to_owned());
+            shared.report_panic(id, name, thread, payload);
+        }
+    }
+    drop(guard);
+}
+
+/// Claims and runs a submitted task; false if someone else claimed it.
+fn run_shared(shared: &Shared, index: Option<usize>, task: &Arc<dyn SharedTask>) -> bool {
+    let header = task.header();
+    let guard = index.map(|i| {
+        let slot = &shared.slots[i];
+        SlotGuard {
+            slot,
+            prev: Some(slot.begin(shared, header.id, header.name.as_ref())),
+        }
+    });
+    let outer = index.map(|_| swap_context_task(Some(task.clone())));
+    let ran = task.run(&mut |outcome| match outcome {
+        Outcome::Ended { panicked, returned } => shared.count_end(index, panicked, returned),
+        Outcome::Orphan(payload) => {
+            let thread = index.map(|i| shared.slots[i].thread_name().to_owned());
+            shared.report_panic(header.id, header.name.clone(), thread, payload);
+        }
+    });
+    if let Some(outer) = outer {
+        swap_context_task(outer);
+    }
+    drop(guard);
+    ran
+}
+
+fn swap_context_task(task: Option<Arc<dyn SharedTask>>) -> Option<Arc<dyn SharedTask>> {
+    CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.as_mut() {
+            Some(ctx) => std::mem::replace(&mut ctx.task, task),
+            None => None,
+        }
+    })
+}
+
+/// Runs a queued task on the calling worker, for a joiner that would
+/// otherwise wait for it (see `TaskHandle::join`).
+pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
+    let Some((shared, index)) = CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|ctx| (ctx.shared.clone(), ctx.index))
+    }) else {
+        return;
+    };
+    run_shared(&shared, Some(index), task);
+}
+
+/// Runs a task handed back by `shutdown_now` on the calling thread.
+pub(crate) fn run_elsewhere(shared: &Shared, task: Task) {
+    match task {
+        Task::Plain(task) => run_plain(shared, None, task),
+        Task::Shared(entry) => {
+            run_shared(shared, None, &entry.0);
+        }
+        Task::Wake => {}
+    }
+}
+
+/// Cancels a task handed back by `shutdown_now` that will not run now.
+pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
+    let cancelled = match task {
+        Task::Plain(task) => {
+            unwind::drop_quietly(task);
+            true
+        }
+        Task::Shared(entry) => matches!(entry.0.cancel(), CancelOutcome::Cancelled { .. }),
+        Task::Wake => false,
+    };
+    if cancelled {
+        shared.count_cancelled(true);
+    }
+}

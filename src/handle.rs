@@ -89,8 +89,10 @@ pub(crate) trait SharedTask: Send + Sync {
     /// Claims and runs the task; false if it was claimed already.
     fn run(&self, report: &mut dyn FnMut(Outcome)) -> bool;
     /// Claims the task and drops its closure, resolving the handle as
-    /// cancelled; or raises its stop flag if it is running.
-    fn cancel(&self) -> CancelOutcome;
+    /// cancelled. If it is running, raises its stop flag when `stop_running`
+    /// (a handle's cancel); the queue and `PendingTask` pass false, since the
+    /// run they see may be a joiner's, which they must not disturb.
+    fn cancel(&self, stop_running: bool) -> CancelOutcome;
     /// Marks a queued task as handed back by `shutdown_now`; false if it was
     /// claimed already (then it must not be handed back).
     fn hand_back(&self) -> bool;
@@ -180,14 +182,18 @@ where
         let (f, returned) = {
             let mut slot = self.slot.lock();
             match mem::replace(&mut slot.stage, Stage::Running) {
-                Stage::Queued(f) => (f, slot.returned),
+                Stage::Queued(f) => {
+                    // Under the lock, so that whoever sees `claimed` false
+                    // and then takes the lock finds the stage still Queued.
+                    self.header.claimed.store(true, Ordering::Release);
+                    (f, slot.returned)
+                }
                 other => {
                     slot.stage = other;
                     return false;
                 }
             }
         };
-        self.header.claimed.store(true, Ordering::Release);
         let result = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
         report(Outcome::Ended {
             panicked: result.is_err(),
@@ -210,7 +216,7 @@ where
         true
     }
 
-    fn cancel(&self) -> CancelOutcome {
+    fn cancel(&self, stop_running: bool) -> CancelOutcome {
         let mut slot = self.slot.lock();
         match &slot.stage {
             Stage::Queued(_) => {
@@ -228,7 +234,9 @@ where
             }
             Stage::Running => {
                 drop(slot);
-                self.header.stop_state().request();
+                if stop_running {
+                    self.header.stop_state().request();
+                }
                 CancelOutcome::Running
             }
             Stage::Done(_) | Stage::Taken => CancelOutcome::Finished,
@@ -306,7 +314,7 @@ pub(crate) struct SharedEntry(pub(crate) Arc<dyn SharedTask>);
 impl Drop for SharedEntry {
     fn drop(&mut self) {
         if !self.0.header().is_claimed() {
-            self.0.cancel();
+            self.0.cancel(false);
         }
     }
 }
@@ -388,7 +396,7 @@ impl<T> TaskHandle<T> {
     /// [`StopToken::current`](crate::StopToken::current)) and returns false;
     /// if it has ended, returns false.
     pub fn cancel(&self) -> bool {
-        match self.cell.cancel() {
+        match self.cell.cancel(true) {
             CancelOutcome::Cancelled { returned } => {
                 self.shared.count_cancelled(returned);
                 true

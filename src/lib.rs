@@ -42,6 +42,14 @@
 //!
 //! Lifecycle transitions are logged at `debug` level with the [`log`] crate;
 //! the library never prints.
+//!
+//! A task must be `Send + 'static`; the compiler refuses anything else:
+//!
+//! ```compile_fail
+//! let pool = drainpool::ThreadPool::new(1).unwrap();
+//! let not_send = std::rc::Rc::new(5);
+//! pool.execute(move || drop(not_send)).unwrap();
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -62,3 +70,22 @@ pub use pool::{PoolStats, ThreadPool};
 pub use state::PoolState;
 pub use stop::{StopCallback, StopSource, StopToken};
 pub use task::{PendingTask, RunningTask, TaskBuilder, TaskId, TaskPanic};
+
+#[cfg(test)]
+mod auto_traits {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn public_types_cross_threads() {
+        send_sync::<crate::ThreadPool>();
+        send_sync::<crate::TaskHandle<u32>>();
+        send_sync::<crate::StopToken>();
+        send_sync::<crate::StopSource>();
+        send_sync::<crate::StopCallback>();
+        send_sync::<crate::PoolStats>();
+        send::<crate::PendingTask>();
+        send::<crate::TaskPanic>();
+        send::<crate::Rejected<Box<dyn FnOnce() + Send>>>();
+    }
+}

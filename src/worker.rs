@@ -382,7 +382,7 @@ pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
             unwind::drop_quietly(task);
             true
         }
-        Task::Shared(entry) => matches!(entry.0.cancel(), CancelOutcome::Cancelled { .. }),
+        Task::Shared(entry) => matches!(entry.0.cancel(false), CancelOutcome::Cancelled { .. }),
         Task::Wake => false,
     };
     if cancelled {

@@ -30,6 +30,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::error::BuildError;
+use crate::graceful::ShutdownPolicy;
 use crate::pool::{Shared, ThreadPool};
 use crate::state::PoolState;
 use crate::task::TaskPanic;
@@ -62,6 +63,7 @@ pub struct Builder {
     pub(crate) thread_name: Option<String>,
     stack_size: Option<usize>,
     pub(crate) queue_capacity: Option<usize>,
+    pub(crate) drop_policy: Option<ShutdownPolicy>,
     hooks: Hooks,
 }
 
@@ -73,6 +75,7 @@ impl Builder {
             thread_name: None,
             stack_size: None,
             queue_capacity: None,
+            drop_policy: None,
             hooks: Hooks::default(),
         }
     }
@@ -102,6 +105,17 @@ impl Builder {
     /// [`RejectReason::QueueFull`](crate::RejectReason::QueueFull).
     pub fn queue_capacity(mut self, capacity: usize) -> Builder {
         self.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// How dropping the pool ends it. By default a drop drains and waits for
+    /// as long as that takes (like the end of a `std::thread::scope`). With a
+    /// policy, a drop runs [`ThreadPool::shutdown_gracefully`] instead: tasks
+    /// still queued after `drain` are cancelled, and if the pool has not
+    /// terminated after `interrupt`, the stuck tasks are logged and their
+    /// threads left to finish on their own (detached), so the drop returns.
+    pub fn drop_policy(mut self, policy: ShutdownPolicy) -> Builder {
+        self.drop_policy = Some(policy);
         self
     }
 
@@ -214,6 +228,7 @@ impl fmt::Debug for Builder {
             .field("thread_name", &self.thread_name)
             .field("stack_size", &self.stack_size)
             .field("queue_capacity", &self.queue_capacity)
+            .field("drop_policy", &self.drop_policy)
             .field("panic_handler", &self.hooks.panic_handler.is_some())
             .field("on_thread_start", &self.hooks.on_thread_start.is_some())
             .field("on_thread_exit", &self.hooks.on_thread_exit.is_some())

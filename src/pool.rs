@@ -29,6 +29,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Hooks};
 use crate::error::{RejectReason, Rejected};
+use crate::graceful::ShutdownPolicy;
 use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::state::{Gate, Lifecycle, PoolState, deadline_after};
 use crate::stop::StopState;
@@ -50,7 +51,8 @@ use crate::worker::{self, WorkerSlot};
 ///
 /// Dropping the pool is `shutdown` followed by waiting for termination and
 /// joining the threads, like the end of a [`std::thread::scope`]: accepted
-/// work is never silently abandoned. Dropped from one of its own workers
+/// work is never silently abandoned. A [`Builder::drop_policy`] bounds that
+/// wait with an escalating [`shutdown_gracefully`](Self::shutdown_gracefully). Dropped from one of its own workers
 /// (where waiting would deadlock), it only calls `shutdown`, logs a warning,
 /// and the pool terminates once that task ends.
 ///
@@ -93,6 +95,7 @@ pub(crate) struct Shared {
     hooks: Hooks,
     threads: Mutex<Vec<JoinHandle<()>>>,
     epoch: Instant,
+    drop_policy: Option<ShutdownPolicy>,
 }
 
 /// End-state counts kept outside the workers' slots (rare events).
@@ -148,6 +151,7 @@ impl Shared {
             hooks: builder.take_hooks(),
             threads: Mutex::new(Vec::with_capacity(threads)),
             epoch,
+            drop_policy: builder.drop_policy,
         }
     }
 
@@ -769,7 +773,22 @@ impl Drop for ThreadPool {
             );
             return;
         }
-        self.shared.lifecycle.wait_terminated(None);
+        match self.shared.drop_policy {
+            None => {
+                self.shared.lifecycle.wait_terminated(None);
+            }
+            Some(policy) => {
+                let report = self.shutdown_gracefully(policy);
+                if !report.terminated {
+                    log::error!(
+                        "pool {}: dropped without terminating; its threads are left to finish \
+                         on their own: {report}",
+                        self.shared.id
+                    );
+                    return;
+                }
+            }
+        }
         let threads = std::mem::take(&mut *self.shared.threads.lock());
         for thread in threads {
             // A worker's own panics are caught; a join error is impossible

@@ -32,11 +32,13 @@
 //! [`ThreadPool::shutdown_now`]: crate::ThreadPool::shutdown_now
 //! [`TaskHandle::cancel`]: crate::TaskHandle::cancel
 
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, ThreadId};
 
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::Interrupted;
@@ -44,11 +46,17 @@ use crate::unwind::call_logged;
 
 type Callback = Box<dyn FnOnce() + Send + 'static>;
 
-/// The shared state of one stop source: a flag and its callbacks.
+/// The shared state of one stop source: a flag, its callbacks, and a
+/// channel that disconnects when the stop is requested.
 pub(crate) struct StopState {
     requested: AtomicBool,
     registry: Mutex<Registry>,
     finished: Condvar,
+    /// Dropped by `request`: `closed` then reports disconnection forever,
+    /// which is what the interruptible waits select on. A state change, not
+    /// a notification, so a waiter that arrives late cannot miss it.
+    closer: Mutex<Option<Sender<Infallible>>>,
+    closed: Receiver<Infallible>,
 }
 
 #[derive(Default)]
@@ -61,11 +69,19 @@ struct Registry {
 
 impl StopState {
     pub(crate) fn new() -> Arc<StopState> {
+        let (closer, closed) = crossbeam_channel::bounded(0);
         Arc::new(StopState {
             requested: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
             finished: Condvar::new(),
+            closer: Mutex::new(Some(closer)),
+            closed,
         })
+    }
+
+    /// Disconnects once a stop is requested; for `Select`.
+    pub(crate) fn closed(&self) -> &Receiver<Infallible> {
+        &self.closed
     }
 
     pub(crate) fn is_requested(&self) -> bool {
@@ -81,6 +97,7 @@ impl StopState {
         if self.requested.swap(true, Ordering::SeqCst) {
             return false;
         }
+        drop(self.closer.lock().take());
         let me = thread::current().id();
         loop {
             let (id, callback) = {
@@ -246,7 +263,7 @@ impl StopToken {
         StopToken { parts }
     }
 
-    fn states(&self) -> &[Arc<StopState>] {
+    pub(crate) fn states(&self) -> &[Arc<StopState>] {
         match &self.parts {
             Parts::Never => &[],
             Parts::One(s) => std::slice::from_ref(s),

@@ -1,0 +1,176 @@
+//! Escalating shutdown: ask nicely, then interrupt, then make a scene.
+//!
+//! [`ThreadPool::shutdown_gracefully`] runs three steps with a time budget
+//! each, stopping as soon as the pool has terminated:
+//!
+//! 1. [`shutdown`](ThreadPool::shutdown): no new work; every accepted task
+//!    may still run. Wait up to `drain`.
+//! 2. [`shutdown_now`](ThreadPool::shutdown_now): queued tasks are handed
+//!    back, running tasks see their stop token raised and their
+//!    interruptible waits wake. Wait up to `interrupt`.
+//! 3. Every task still running is logged at error level with its name, id,
+//!    thread and how long it has run, and listed in the report as stuck.
+//!
+//! ```
+//! use drainpool::{ShutdownPolicy, StopToken, ThreadPool};
+//! use std::time::Duration;
+//!
+//! let pool = ThreadPool::new(1).unwrap();
+//! pool.task()
+//!     .name("poller")
+//!     .execute(|| {
+//!         // Sleeps until interrupted: step 2 wakes it.
+//!         let _ = StopToken::current().sleep(Duration::MAX);
+//!     })
+//!     .unwrap();
+//! let report = pool.shutdown_gracefully(ShutdownPolicy::new(
+//!     Duration::from_millis(50),
+//!     Duration::from_secs(10),
+//! ));
+//! assert!(report.terminated);
+//! assert!(report.stuck.is_empty());
+//! println!("{report}");
+//! ```
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::pool::ThreadPool;
+use crate::task::{PendingTask, RunningTask};
+use crate::worker;
+
+/// The time budget of each step of a graceful shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShutdownPolicy {
+    drain: Duration,
+    interrupt: Duration,
+}
+
+impl ShutdownPolicy {
+    /// Waits up to `drain` for the queue to drain after `shutdown`, then up
+    /// to `interrupt` for running tasks to stop after `shutdown_now`.
+    pub fn new(drain: Duration, interrupt: Duration) -> ShutdownPolicy {
+        ShutdownPolicy { drain, interrupt }
+    }
+
+    /// How long step 1 (drain) may take.
+    pub fn drain(&self) -> Duration {
+        self.drain
+    }
+
+    /// How long step 2 (interrupt) may take.
+    pub fn interrupt(&self) -> Duration {
+        self.interrupt
+    }
+}
+
+/// A task still running when a graceful shutdown gave up on it.
+pub type StuckTask = RunningTask;
+
+/// What a graceful shutdown achieved; from
+/// [`ThreadPool::shutdown_gracefully`]. Its `Display` is a few lines meant
+/// for a log, naming every stuck and every never-started task.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// True if the pool terminated within the budget.
+    pub terminated: bool,
+    /// Tasks that completed while the shutdown ran.
+    pub completed: u64,
+    /// Tasks that panicked while the shutdown ran.
+    pub panicked: u64,
+    /// Tasks handed back by step 2, in submission order. Dropping them
+    /// cancels them; run them or keep them to lose nothing.
+    pub never_started: Vec<PendingTask>,
+    /// Tasks still running when the budget ran out.
+    pub stuck: Vec<StuckTask>,
+    /// How long the whole shutdown took.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.terminated {
+            write!(f, "pool terminated after {:.3?}", self.elapsed)?;
+        } else {
+            write!(f, "pool NOT terminated after {:.3?}", self.elapsed)?;
+        }
+        write!(
+            f,
+            ": {} completed, {} panicked, {} never started, {} stuck",
+            self.completed,
+            self.panicked,
+            self.never_started.len(),
+            self.stuck.len()
+        )?;
+        for task in &self.stuck {
+            write!(f, "\n  stuck: {task}")?;
+        }
+        for task in &self.never_started {
+            write!(f, "\n  never started: task {}", task.id())?;
+            if let Some(name) = task.name() {
+                write!(f, " ({name})")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ThreadPool {
+    /// Shuts the pool down in escalating steps (see the [module
+    /// docs](crate::ShutdownPolicy)): drain for up to `policy.drain()`, then
+    /// interrupt for up to `policy.interrupt()`, then log and report what is
+    /// stuck. Returns after about `drain + interrupt` at most.
+    ///
+    /// Called from one of the pool's own workers, where waiting for the pool
+    /// cannot work, it calls `shutdown`, logs a warning and returns at once
+    /// with `terminated == false`.
+    pub fn shutdown_gracefully(&self, policy: ShutdownPolicy) -> ShutdownReport {
+        let start = Instant::now();
+        let before = self.stats();
+        let id = self.shared().id;
+        let mut never_started = Vec::new();
+        let terminated = if worker::is_worker_of(id) {
+            self.shutdown();
+            log::warn!(
+                "pool {id}: shutdown_gracefully called from the pool's own worker; shutting down \
+                 without waiting"
+            );
+            false
+        } else {
+            log::debug!(
+                "pool {id}: graceful shutdown, step 1: drain for up to {:?}",
+                policy.drain
+            );
+            self.shutdown();
+            self.await_termination(policy.drain) || {
+                never_started = self.shutdown_now();
+                log::warn!(
+                    "pool {id}: graceful shutdown, step 2: the drain did not finish in {:?}; \
+                     interrupting {} running task(s), {} never-started task(s) handed back",
+                    policy.drain,
+                    self.stats().active,
+                    never_started.len()
+                );
+                self.await_termination(policy.interrupt)
+            }
+        };
+        let stuck = if terminated {
+            Vec::new()
+        } else {
+            self.running_tasks()
+        };
+        for task in &stuck {
+            log::error!("pool {id}: graceful shutdown, step 3: {task}, still running: stuck");
+        }
+        let after = self.stats();
+        ShutdownReport {
+            terminated,
+            completed: after.completed - before.completed,
+            panicked: after.panicked - before.panicked,
+            never_started,
+            stuck,
+            elapsed: start.elapsed(),
+        }
+    }
+}

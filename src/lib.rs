@@ -61,6 +61,7 @@ mod error;
 mod graceful;
 mod handle;
 mod pool;
+pub mod signal;
 mod state;
 mod stop;
 mod task;
@@ -73,6 +74,7 @@ pub use error::{BuildError, Interrupted, RejectReason, Rejected, TaskError, Wait
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use handle::TaskHandle;
 pub use pool::{PoolStats, ThreadPool};
+pub use signal::ShutdownHandle;
 pub use state::PoolState;
 pub use stop::{StopCallback, StopSource, StopToken};
 pub use task::{PendingTask, RunningTask, TaskBuilder, TaskId, TaskPanic};

@@ -19,8 +19,8 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use crate::builder::{Builder, Hooks};
 use crate::error::{RejectReason, Rejected};
 use crate::graceful::ShutdownPolicy;
 use crate::handle::{Cell, SharedEntry, TaskHandle};
+use crate::signal::Relay;
 use crate::state::{Gate, Lifecycle, PoolState, deadline_after};
 use crate::stop::StopState;
 use crate::task::{ExecTask, PendingTask, RunningTask, Task, TaskBuilder, TaskId, TaskPanic};
@@ -96,6 +97,13 @@ pub(crate) struct Shared {
     threads: Mutex<Vec<JoinHandle<()>>>,
     epoch: Instant,
     drop_policy: Option<ShutdownPolicy>,
+    /// Made by the first `shutdown_handle`.
+    relay: OnceLock<Arc<Relay>>,
+    /// Tasks handed back by a `shutdown_now` requested through a
+    /// `ShutdownHandle`, kept for the program's next `shutdown_now`. `None`
+    /// once the `ThreadPool` is dropped: nobody can ask then, and keeping
+    /// them here would be a reference cycle (a `PendingTask` holds the pool).
+    stash: Mutex<Option<Vec<PendingTask>>>,
 }
 
 /// End-state counts kept outside the workers' slots (rare events).
@@ -152,6 +160,8 @@ impl Shared {
             threads: Mutex::new(Vec::with_capacity(threads)),
             epoch,
             drop_policy: builder.drop_policy,
+            relay: OnceLock::new(),
+            stash: Mutex::new(Some(Vec::new())),
         }
     }
 
@@ -281,7 +291,15 @@ impl Shared {
         // Submitters that read `Running` before the state moved finish their
         // enqueue first; after this no task can enter the queue.
         self.gate.wait_clear();
-        let mut pending = Vec::new();
+        // Tasks an earlier, signal-requested call took back come first: they
+        // were submitted before anything still in the queue.
+        let mut pending = self
+            .stash
+            .lock()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let stashed = pending.len();
         while let Ok(task) = self.rx.try_recv() {
             match task {
                 Task::Wake => {}
@@ -295,7 +313,7 @@ impl Shared {
         }
         self.counters
             .returned
-            .fetch_add(pending.len() as u64, Ordering::SeqCst);
+            .fetch_add((pending.len() - stashed) as u64, Ordering::SeqCst);
         self.send_wakes(self.slots.len());
         self.notify_idle_waiters();
         if !pending.is_empty() {
@@ -306,6 +324,36 @@ impl Shared {
             );
         }
         pending
+    }
+
+    /// Keeps tasks a signal-requested `shutdown_now` took back, for the
+    /// program's next `shutdown_now`; cancels them if the pool is dropped.
+    pub(crate) fn stash_returned(&self, pending: Vec<PendingTask>) {
+        let mut stash = self.stash.lock();
+        match stash.as_mut() {
+            Some(kept) => kept.extend(pending),
+            None => {
+                drop(stash);
+                drop(pending); // cancels them, outside our lock
+            }
+        }
+    }
+
+    /// The relay of this pool's `ShutdownHandle`s, started on first use.
+    pub(crate) fn relay(self: &Arc<Self>) -> Arc<Relay> {
+        self.relay
+            .get_or_init(|| {
+                let name = format!("{}-relay", self.thread_prefix());
+                Relay::start(self, name).unwrap_or_else(|e| {
+                    panic!("drainpool: could not start the ShutdownHandle relay: {e}")
+                })
+            })
+            .clone()
+    }
+
+    fn thread_prefix(&self) -> &str {
+        let first = self.slots[0].thread_name();
+        first.rsplit_once('-').map_or(first, |(prefix, _)| prefix)
     }
 
     fn close_intake(&self) {
@@ -349,6 +397,11 @@ impl Shared {
         log::debug!("pool {}: terminated", self.id);
         self.lifecycle.set_terminated();
         self.notify_idle_waiters();
+        // ORDERING: pairs with the fence in the relay thread (see signal.rs).
+        fence(Ordering::SeqCst);
+        if let Some(relay) = self.relay.get() {
+            relay.ring(); // let it see the pool is gone and exit
+        }
     }
 
     pub(crate) fn run_thread_hook(&self, start: bool, index: usize) {
@@ -489,18 +542,26 @@ impl Shared {
         // notifies under `lock`, which it cannot take between our check and
         // our wait.
         loop {
-            if self.outstanding() == 0 {
+            if self.is_idle() {
                 return true;
             }
             match deadline {
                 None => self.idle.cond.wait(&mut guard),
                 Some(d) => {
                     if self.idle.cond.wait_until(&mut guard, d).timed_out() {
-                        return self.outstanding() == 0;
+                        return self.is_idle();
                     }
                 }
             }
         }
+    }
+
+    /// Nothing queued or running: every accepted task has ended, and every
+    /// worker has finished its bookkeeping (a task is counted as ended just
+    /// before its worker's slot is cleared; the worker notifies waiters only
+    /// after that, from its idle path).
+    fn is_idle(&self) -> bool {
+        self.outstanding() == 0 && self.active() == 0
     }
 }
 
@@ -765,6 +826,8 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
+        let stashed = self.shared.stash.lock().take();
+        drop(stashed); // never-started tasks nobody can ask for now: cancel
         self.shared.shutdown();
         if worker::is_worker_of(self.shared.id) {
             log::warn!(

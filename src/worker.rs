@@ -131,7 +131,7 @@ impl WorkerSlot {
     }
 
     pub(crate) fn is_busy(&self) -> bool {
-        self.current.load(Ordering::SeqCst) != 0
+        self.current.load(Ordering::Acquire) != 0
     }
 
     /// Counts a task this worker ran. Single writer (the slot's worker), so
@@ -169,10 +169,10 @@ impl WorkerSlot {
     }
 
     fn end(&self, prev: Previous) {
-        // ORDERING: SeqCst pairs with the SeqCst load of the idle-waiter
-        // count in the worker loop and in `wait_idle` (Dekker: either the
-        // waiter sees this worker idle, or this worker sees the waiter).
-        self.current.store(prev.current, Ordering::SeqCst);
+        // ORDERING: Release, so a reader that sees the restored id also sees
+        // the restored fields; only `running_tasks` and `stats().active` read
+        // `current` (idleness is counted, not read from here).
+        self.current.store(prev.current, Ordering::Release);
         self.started.store(prev.started, Ordering::Relaxed);
         if let Some(name) = prev.name {
             let named = name.is_some();

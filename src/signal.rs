@@ -1,0 +1,194 @@
+//! Starting a shutdown from a signal handler: [`ShutdownHandle`].
+//!
+//! A signal handler may only do async-signal-safe work: no allocation, no
+//! lock, no condvar, nothing that could be interrupted half-way by the very
+//! signal it handles. So the handle does not shut the pool down itself; it
+//! leaves a note and rings a bell, and a relay thread of the pool, an
+//! ordinary thread, does the work.
+//!
+//! ```
+//! use drainpool::ThreadPool;
+//! use std::time::Duration;
+//!
+//! let pool = ThreadPool::new(2).unwrap();
+//! let handle = pool.shutdown_handle();
+//! // In a real program `handle` lives in a signal handler, e.g.
+//! // signal_hook::low_level::register(SIGTERM, move || handle.request_shutdown()).
+//! handle.request_shutdown();
+//! assert!(pool.await_termination(Duration::from_secs(10)));
+//! ```
+//!
+//! # What runs in the handler, and why it is safe
+//!
+//! [`ShutdownHandle::request_shutdown`] and
+//! [`ShutdownHandle::request_shutdown_now`] do exactly two things:
+//!
+//! 1. `fetch_or` on an `AtomicU8` already allocated when the handle was made:
+//!    a single lock-free instruction, safe at any point of any thread.
+//! 2. One non-blocking `write(2)` of one byte to a Unix socket made when the
+//!    handle was made. `write` is on POSIX's list of async-signal-safe
+//!    functions; the socket is non-blocking, so a full buffer returns
+//!    `EWOULDBLOCK` at once (the bell is already ringing then, so the byte is
+//!    not needed), and the error is ignored without being formatted or
+//!    allocated. The read end lives as long as any handle, so the write
+//!    never raises `SIGPIPE`.
+//!
+//! Nothing else: no `Arc` is cloned or dropped, no memory is allocated or
+//! freed, no lock is taken, no log is written. `errno` is saved and restored
+//! by signal-hook around handlers registered with it; a handler installed by
+//! other means should do the same.
+//!
+//! The relay thread, woken by the byte, reads the note and calls
+//! [`ThreadPool::shutdown`] or [`ThreadPool::shutdown_now`]. The tasks a
+//! `shutdown_now` requested this way hands back are kept by the pool and
+//! returned by the next [`ThreadPool::shutdown_now`] the program calls
+//! (also the one inside [`ThreadPool::shutdown_gracefully`]), so none is
+//! lost; if the program never asks, they are cancelled when the pool is
+//! dropped.
+//!
+//! A handle outlives its pool harmlessly: requests then do nothing.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU8, Ordering, fence};
+use std::sync::{Arc, Weak};
+use std::thread;
+
+use crate::pool::{Shared, ThreadPool};
+use crate::state::PoolState;
+
+const SHUTDOWN: u8 = 1;
+const SHUTDOWN_NOW: u8 = 2;
+
+/// The note and the bell shared by a pool's handles and its relay thread.
+pub(crate) struct Relay {
+    requested: AtomicU8,
+    bell: UnixStream,
+    listener: UnixStream,
+}
+
+impl Relay {
+    /// Makes the relay of `shared` and starts its thread.
+    pub(crate) fn start(shared: &Arc<Shared>, thread_name: String) -> io::Result<Arc<Relay>> {
+        let (bell, listener) = UnixStream::pair()?;
+        bell.set_nonblocking(true)?;
+        let relay = Arc::new(Relay {
+            requested: AtomicU8::new(0),
+            bell,
+            listener,
+        });
+        let for_thread = relay.clone();
+        let pool = Arc::downgrade(shared);
+        thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || relay_main(&for_thread, &pool))?;
+        Ok(relay)
+    }
+
+    fn request(&self, what: u8) {
+        // ORDERING: Release, so the relay that sees the byte sees the bits.
+        self.requested.fetch_or(what, Ordering::Release);
+        self.ring();
+    }
+
+    /// Wakes the relay thread. Async-signal-safe (see the module docs).
+    pub(crate) fn ring(&self) {
+        // One non-blocking write; any error (a full buffer) is ignored: the
+        // relay has unread bytes then and will look at the note anyway.
+        let _ = (&self.bell).write(&[1]);
+    }
+}
+
+fn relay_main(relay: &Relay, pool: &Weak<Shared>) {
+    let mut buf = [0u8; 64];
+    loop {
+        {
+            let Some(shared) = pool.upgrade() else {
+                return;
+            };
+            // ORDERING: the fence pairs with the one in `Shared::terminate`
+            // (Dekker): either we see Terminated here, or `terminate` sees
+            // this relay and rings it, so we never block on a dead pool.
+            fence(Ordering::SeqCst);
+            if shared.lifecycle.get() == PoolState::Terminated {
+                return;
+            }
+            let requested = relay.requested.swap(0, Ordering::Acquire);
+            if requested & SHUTDOWN_NOW != 0 {
+                log::debug!(
+                    "pool {}: shutdown_now requested through a ShutdownHandle",
+                    shared.id
+                );
+                let pending = shared.shutdown_now();
+                shared.stash_returned(pending);
+            } else if requested & SHUTDOWN != 0 {
+                log::debug!(
+                    "pool {}: shutdown requested through a ShutdownHandle",
+                    shared.id
+                );
+                shared.shutdown();
+            }
+        } // no strong reference to the pool while we block
+        match (&relay.listener).read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::error!("a ShutdownHandle relay could not read its socket: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Starts a pool's shutdown from anywhere, including a signal handler; from
+/// [`ThreadPool::shutdown_handle`].
+///
+/// Cheap to clone, `Send + Sync + 'static`; both requests are
+/// async-signal-safe (see the [module docs](self) for exactly what runs).
+/// The handle outlives the pool harmlessly.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    relay: Arc<Relay>,
+}
+
+impl ShutdownHandle {
+    /// Asks the pool to [`shutdown`](ThreadPool::shutdown): stop intake and
+    /// drain. Async-signal-safe; returns at once.
+    pub fn request_shutdown(&self) {
+        self.relay.request(SHUTDOWN);
+    }
+
+    /// Asks the pool to [`shutdown_now`](ThreadPool::shutdown_now): stop
+    /// intake, take back the queued tasks, raise the running tasks' stop
+    /// tokens. The taken-back tasks are returned by the program's next call
+    /// to `shutdown_now`. Async-signal-safe; returns at once.
+    pub fn request_shutdown_now(&self) {
+        self.relay.request(SHUTDOWN_NOW);
+    }
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("requested", &self.relay.requested.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl ThreadPool {
+    /// A handle that can start this pool's shutdown from anywhere, including
+    /// a signal handler. The first call starts the pool's relay thread
+    /// (named `{prefix}-relay`).
+    ///
+    /// # Panics
+    ///
+    /// If the relay's socket pair or thread cannot be created (the process
+    /// is out of file descriptors or threads), with a message saying which.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            relay: self.shared_arc().relay(),
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! The drain: after `shutdown()`, every accepted task still runs, and every
+//! task offered after it comes back inside `Rejected`, whole and callable.
+
+use std::panic;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use drainpool::{PoolState, RejectReason, Rejected, TaskError, TaskHandle, ThreadPool};
+
+/// The bound on every wait: a bug fails the test instead of hanging CI.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A one-shot latch: opened once, waited on with a bound.
+#[derive(Default)]
+struct Latch {
+    open: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Latch {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.open.lock().unwrap();
+        let (guard, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |open| !*open)
+            .unwrap();
+        *guard
+    }
+}
+
+/// Holds workers busy: each task from [`Gate::hold`] says it has started,
+/// then blocks until [`Gate::release`] (or `WAIT`, so a failing test still
+/// ends). Dropping the gate releases it.
+#[derive(Default)]
+struct Gate {
+    entered: Arc<(Mutex<usize>, Condvar)>,
+    released: Arc<Latch>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// A task that holds its worker until released, then runs `then`.
+    fn hold<T>(
+        &self,
+        then: impl FnOnce() -> T + Send + 'static,
+    ) -> impl FnOnce() -> T + Send + 'static {
+        let entered = self.entered.clone();
+        let released = self.released.clone();
+        move || {
+            *entered.0.lock().unwrap() += 1;
+            entered.1.notify_all();
+            released.wait(WAIT);
+            then()
+        }
+    }
+
+    /// A task that holds its worker until released.
+    fn task(&self) -> impl FnOnce() + Send + 'static {
+        self.hold(|| ())
+    }
+
+    /// Waits until `n` held tasks have started; fails the test otherwise.
+    fn wait_entered(&self, n: usize) {
+        let guard = self.entered.0.lock().unwrap();
+        let (guard, _) = self
+            .entered
+            .1
+            .wait_timeout_while(guard, WAIT, |entered| *entered < n)
+            .unwrap();
+        assert!(*guard >= n, "only {} of {n} held tasks started", *guard);
+    }
+
+    fn release(&self) {
+        self.released.open();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A thread whose result is waited for with a bound, so that a hang in the
+/// pool fails the test instead of hanging CI.
+struct Spawned<T> {
+    result: mpsc::Receiver<thread::Result<T>>,
+}
+
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Spawned<T> {
+    let (tx, result) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(panic::AssertUnwindSafe(f)));
+    });
+    Spawned { result }
+}
+
+impl<T> Spawned<T> {
+    fn join(self, what: &str) -> T {
+        match self.result.recv_timeout(WAIT) {
+            Ok(Ok(value)) => value,
+            Ok(Err(payload)) => panic::resume_unwind(payload),
+            Err(_) => panic!("{what} did not finish within {WAIT:?}"),
+        }
+    }
+}
+
+/// Joins a task handle, failing the test (not hanging it) if the task does
+/// not end within `WAIT`.
+fn join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
+    assert!(
+        handle.wait_timeout(WAIT),
+        "task {} never ended",
+        handle.id()
+    );
+    handle.join()
+}
+
+/// Keeps a pool alive for good if the test panics: dropping the last handle
+/// on a pool waits for it to terminate, which would turn a failing test
+/// into a hung one.
+struct LeakOnPanic(Arc<ThreadPool>);
+
+impl Drop for LeakOnPanic {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            std::mem::forget(self.0.clone());
+        }
+    }
+}
+
+/// Counts its drops: proves a closure's captures are dropped exactly once.
+struct DropCounter(Arc<AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// 1000 tasks queued behind held workers, then shutdown, then release: all ran.
+#[test]
+fn every_accepted_task_runs_after_shutdown() {
+    const TASKS: usize = 1_000;
+    let pool = ThreadPool::new(2).unwrap();
+    let gate = Gate::new();
+    pool.execute(gate.task()).unwrap();
+    pool.execute(gate.task()).unwrap();
+    gate.wait_entered(2);
+
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for i in 0..TASKS {
+        let ran = ran.clone();
+        if i.is_multiple_of(2) {
+            pool.execute(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        } else {
+            handles.push(
+                pool.submit(move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    i
+                })
+                .unwrap(),
+            );
+        }
+    }
+
+    pool.shutdown();
+    assert_eq!(pool.state(), PoolState::ShuttingDown);
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the workers are still held");
+    assert_eq!(pool.stats().queued, TASKS);
+
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(ran.load(Ordering::SeqCst), TASKS);
+    for (k, handle) in handles.into_iter().enumerate() {
+        assert_eq!(join(handle).unwrap(), 2 * k + 1);
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.completed, TASKS as u64 + 2);
+    assert_eq!((stats.cancelled, stats.rejected), (0, 0));
+}
+
+// The refused closure is not dropped by the pool and is callable from into_inner.
+#[test]
+fn execute_after_shutdown_hands_the_closure_back() {
+    let pool = ThreadPool::new(1).unwrap();
+    pool.shutdown();
+
+    let called = Arc::new(AtomicBool::new(false));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let closure = {
+        let (called, counter) = (called.clone(), DropCounter(drops.clone()));
+        move || {
+            let _counter = counter;
+            called.store(true, Ordering::SeqCst);
+        }
+    };
+    let rejected = pool.execute(closure).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "the pool dropped our closure"
+    );
+    assert!(!called.load(Ordering::SeqCst));
+    rejected.into_inner()();
+    assert!(called.load(Ordering::SeqCst));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(pool.stats().rejected, 1);
+    assert_eq!(pool.stats().completed, 0);
+}
+
+// submit/try_*/named forms, before and after termination: Shutdown, closure back.
+#[test]
+fn every_intake_form_is_refused_after_shutdown() {
+    let pool = ThreadPool::new(1).unwrap();
+    pool.shutdown();
+
+    let rejected = pool.submit(|| 40 + 2).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    assert_eq!(rejected.into_inner()(), 42);
+
+    let rejected = pool.try_submit(|| "try").unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    assert_eq!(rejected.into_inner()(), "try");
+
+    let hit = Arc::new(AtomicUsize::new(0));
+    let bump = |hit: &Arc<AtomicUsize>| {
+        let hit = hit.clone();
+        move || {
+            hit.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let rejected = pool.try_execute(bump(&hit)).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    rejected.into_inner()();
+    let rejected = pool.task().name("named").execute(bump(&hit)).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    rejected.into_inner()();
+    let rejected = pool
+        .task()
+        .name("named")
+        .try_execute(bump(&hit))
+        .unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    rejected.into_inner()();
+    assert_eq!(hit.load(Ordering::SeqCst), 3);
+
+    let rejected = pool.task().name("named").submit(|| 7).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    assert_eq!(rejected.into_inner()(), 7);
+    let rejected = pool.task().name("named").try_submit(|| 8).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    assert_eq!(rejected.into_inner()(), 8);
+
+    // Still refused once terminated.
+    assert!(pool.await_termination(WAIT));
+    let rejected = pool.submit(|| 9).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    assert_eq!(rejected.into_inner()(), 9);
+
+    let stats = pool.stats();
+    assert_eq!(stats.rejected, 8);
+    assert_eq!(stats.completed, 0);
+}
+
+// A running task that submits during the drain gets Rejected(Shutdown) and its closures back.
+#[test]
+fn tasks_submitted_from_a_task_during_shutdown_are_handed_back() {
+    let pool = Arc::new(ThreadPool::new(2).unwrap());
+    let gate = Gate::new();
+    let inner_ran = Arc::new(AtomicUsize::new(0));
+    let handle = {
+        let (pool, inner_ran) = (pool.clone(), inner_ran.clone());
+        pool.clone()
+            .submit(gate.hold(move || {
+                let bump = {
+                    let inner_ran = inner_ran.clone();
+                    move || {
+                        inner_ran.fetch_add(1, Ordering::SeqCst);
+                    }
+                };
+                let executed = pool.execute(bump).unwrap_err();
+                let submitted = pool.submit(|| 5).unwrap_err();
+                let reasons = (executed.reason(), submitted.reason());
+                // The closures came back whole: run them here.
+                executed.into_inner()();
+                (reasons, submitted.into_inner()())
+            }))
+            .unwrap()
+    };
+    gate.wait_entered(1);
+    pool.shutdown();
+    gate.release();
+
+    assert!(handle.wait_timeout(WAIT));
+    let (reasons, value) = join(handle).unwrap();
+    assert_eq!(reasons, (RejectReason::Shutdown, RejectReason::Shutdown));
+    assert_eq!(value, 5);
+    assert_eq!(inner_ran.load(Ordering::SeqCst), 1);
+    assert!(pool.await_termination(WAIT));
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.rejected), (1, 2));
+}
+
+/// One closure of the race: counts its runs in its own cell, and its drop.
+struct Tracked {
+    runs: Arc<AtomicU8>,
+    index: usize,
+    _drop: DropCounter,
+}
+
+impl Tracked {
+    fn run(self) -> usize {
+        // A little work, so that a backlog builds up in the queue for the
+        // shutdown to meet.
+        for i in 0..10_000u32 {
+            std::hint::black_box(i);
+        }
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.index
+    }
+}
+
+/// Takes a refused task back (it must come back whole) and drops it unrun.
+fn take_back<F>(rejected: Rejected<F>) -> RejectReason {
+    let reason = rejected.reason();
+    drop(rejected.into_inner());
+    reason
+}
+
+/// What one producer of the race saw; `runs[i]` is the run count of its
+/// `i`-th attempt.
+#[derive(Default)]
+struct Report {
+    runs: Vec<Arc<AtomicU8>>,
+    ok: usize,
+    rejected: Vec<usize>,
+    handles: Vec<(usize, TaskHandle<usize>)>,
+}
+
+// Producers submit until refused while shutdown() lands mid-stream: each closure runs once or
+// comes back, none leaks.
+#[test]
+fn racing_shutdown_runs_or_hands_back_every_task() {
+    const ROUNDS: usize = 200;
+    const PRODUCERS: usize = 4;
+    /// Refusals a producer collects before it stops: it keeps submitting
+    /// until then, so every round straddles the shutdown.
+    const REFUSALS: usize = 4;
+    /// A shutdown that never lands fails the test instead of eating memory.
+    const CAP: usize = 1_000_000;
+
+    for round in 0..ROUNDS {
+        let pool = Arc::new(ThreadPool::new(2).unwrap());
+        let _leak = LeakOnPanic(pool.clone());
+        let drops = Arc::new(AtomicUsize::new(0));
+        let attempted = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(Barrier::new(PRODUCERS + 1));
+
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|_| {
+                let (pool, drops) = (pool.clone(), drops.clone());
+                let (attempted, start) = (attempted.clone(), start.clone());
+                spawn(move || {
+                    let mut report = Report::default();
+                    start.wait();
+                    while report.rejected.len() < REFUSALS {
+                        let index = report.runs.len();
+                        assert!(index < CAP, "shutdown never refused a task");
+                        let runs = Arc::new(AtomicU8::new(0));
+                        report.runs.push(runs.clone());
+                        let task = Tracked {
+                            runs,
+                            index,
+                            _drop: DropCounter(drops.clone()),
+                        };
+                        attempted.fetch_add(1, Ordering::SeqCst);
+                        let outcome = if index.is_multiple_of(2) {
+                            pool.execute(move || {
+                                task.run();
+                            })
+                            .map_err(take_back)
+                        } else {
+                            pool.submit(move || task.run())
+                                .map(|handle| report.handles.push((index, handle)))
+                                .map_err(take_back)
+                        };
+                        // Two cores are common in CI: give the stopper
+                        // thread a chance to run mid-stream.
+                        thread::yield_now();
+                        match outcome {
+                            Ok(()) => report.ok += 1,
+                            Err(reason) => {
+                                assert_eq!(reason, RejectReason::Shutdown);
+                                report.rejected.push(index);
+                            }
+                        }
+                    }
+                    report
+                })
+            })
+            .collect();
+
+        // Shut down while the producers are busy, after a number of
+        // attempts that moves from round to round.
+        start.wait();
+        let threshold = (round * 37) % 1_000;
+        while attempted.load(Ordering::SeqCst) < threshold {
+            thread::yield_now();
+        }
+        pool.shutdown();
+
+        let reports: Vec<Report> = producers
+            .into_iter()
+            .map(|p| p.join("a producer"))
+            .collect();
+        assert!(
+            pool.await_termination(WAIT),
+            "round {round}: no termination"
+        );
+
+        let (mut attempts, mut ok, mut rejected) = (0, 0, 0);
+        for (p, report) in reports.into_iter().enumerate() {
+            for (index, handle) in report.handles {
+                assert!(handle.wait_timeout(WAIT), "round {round}: a handle hangs");
+                assert_eq!(handle.join().unwrap(), index);
+            }
+            let mut was_rejected = vec![false; report.runs.len()];
+            for &index in &report.rejected {
+                was_rejected[index] = true;
+            }
+            for (index, runs) in report.runs.iter().enumerate() {
+                let ran = runs.load(Ordering::SeqCst);
+                // Exactly one fate each: ran once, or handed back (not run).
+                assert!(
+                    matches!((ran, was_rejected[index]), (1, false) | (0, true)),
+                    "round {round}: producer {p}'s task {index} ran {ran} time(s), \
+                     rejected: {}",
+                    was_rejected[index]
+                );
+            }
+            let ran = report
+                .runs
+                .iter()
+                .filter(|r| r.load(Ordering::SeqCst) == 1)
+                .count();
+            assert_eq!(ran, report.ok, "round {round}: producer {p}");
+            attempts += report.runs.len();
+            ok += report.ok;
+            rejected += report.rejected.len();
+        }
+        assert_eq!(ok + rejected, attempts, "round {round}");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            attempts,
+            "round {round}: leak or double drop"
+        );
+
+        let stats = pool.stats();
+        assert_eq!(stats.completed, ok as u64, "round {round}: {stats:?}");
+        assert_eq!(stats.rejected, rejected as u64, "round {round}: {stats:?}");
+        assert_eq!(
+            (
+                stats.cancelled,
+                stats.panicked,
+                stats.queued,
+                stats.active,
+                stats.threads
+            ),
+            (0, 0, 0, 0, 0),
+            "round {round}: {stats:?}"
+        );
+    }
+}

@@ -1,0 +1,692 @@
+//! The pool's lifecycle: `Running → ShuttingDown → Stopping → Terminated`,
+//! the calls that move it and wait on it, what it reports about itself, and
+//! how it is built (or refuses to be).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use drainpool::{BuildError, PoolState, TaskError, TaskHandle, ThreadPool};
+
+/// The bound on every wait: a bug fails the test instead of hanging CI.
+const WAIT: Duration = Duration::from_secs(10);
+/// How long something must stay blocked to count as "still blocked".
+const BRIEF: Duration = Duration::from_millis(50);
+
+/// A one-shot latch: opened once, waited on with a bound.
+#[derive(Default)]
+struct Latch {
+    open: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Latch {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.open.lock().unwrap();
+        let (guard, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |open| !*open)
+            .unwrap();
+        *guard
+    }
+}
+
+/// Holds workers busy: each task from [`Gate::hold`] says it has started,
+/// then blocks until [`Gate::release`] (or `WAIT`, so a failing test still
+/// ends). Dropping the gate releases it.
+#[derive(Default)]
+struct Gate {
+    entered: Arc<(Mutex<usize>, Condvar)>,
+    released: Arc<Latch>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// A task that holds its worker until released, then runs `then`.
+    fn hold<T>(
+        &self,
+        then: impl FnOnce() -> T + Send + 'static,
+    ) -> impl FnOnce() -> T + Send + 'static {
+        let entered = self.entered.clone();
+        let released = self.released.clone();
+        move || {
+            *entered.0.lock().unwrap() += 1;
+            entered.1.notify_all();
+            released.wait(WAIT);
+            then()
+        }
+    }
+
+    /// A task that holds its worker until released.
+    fn task(&self) -> impl FnOnce() + Send + 'static {
+        self.hold(|| ())
+    }
+
+    /// Waits until `n` held tasks have started; fails the test otherwise.
+    fn wait_entered(&self, n: usize) {
+        let guard = self.entered.0.lock().unwrap();
+        let (guard, _) = self
+            .entered
+            .1
+            .wait_timeout_while(guard, WAIT, |entered| *entered < n)
+            .unwrap();
+        assert!(*guard >= n, "only {} of {n} held tasks started", *guard);
+    }
+
+    fn release(&self) {
+        self.released.open();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Joins a task handle, failing the test (not hanging it) if the task does
+/// not end within `WAIT`.
+fn join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
+    assert!(
+        handle.wait_timeout(WAIT),
+        "task {} never ended",
+        handle.id()
+    );
+    handle.join()
+}
+
+// Each call moves the state forward only, and an observer sampling it throughout never sees it
+// go back.
+#[test]
+fn states_only_move_forward() {
+    let pool = Arc::new(ThreadPool::new(2).unwrap());
+    let gate = Gate::new();
+    pool.execute(gate.task()).unwrap();
+    gate.wait_entered(1);
+
+    // An observer sampling the state the whole time never sees it go back.
+    let (first_tx, first_rx) = mpsc::channel();
+    let observer = {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            let deadline = Instant::now() + WAIT;
+            let mut seen = vec![pool.state()];
+            first_tx.send(()).unwrap();
+            while *seen.last().unwrap() != PoolState::Terminated {
+                assert!(Instant::now() < deadline, "never terminated: {seen:?}");
+                let now = pool.state();
+                assert!(
+                    now >= *seen.last().unwrap(),
+                    "went back: {seen:?} then {now:?}"
+                );
+                if now != *seen.last().unwrap() {
+                    seen.push(now);
+                }
+                thread::yield_now();
+            }
+            seen
+        })
+    };
+
+    first_rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(pool.state(), PoolState::Running);
+    assert!(!pool.is_shutdown());
+    assert!(!pool.is_terminated());
+
+    pool.shutdown();
+    assert_eq!(pool.state(), PoolState::ShuttingDown);
+    assert!(pool.is_shutdown());
+    assert!(!pool.is_terminated());
+
+    assert!(pool.shutdown_now().is_empty());
+    assert_eq!(pool.state(), PoolState::Stopping);
+    pool.shutdown(); // must not move it back
+    assert_eq!(pool.state(), PoolState::Stopping);
+    assert!(pool.is_shutdown());
+    assert!(!pool.is_terminated());
+
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(pool.state(), PoolState::Terminated);
+    assert!(pool.is_shutdown());
+    assert!(pool.is_terminated());
+
+    // Nothing moves a terminated pool.
+    pool.shutdown();
+    assert!(pool.shutdown_now().is_empty());
+    assert_eq!(pool.state(), PoolState::Terminated);
+
+    let seen = observer.join().unwrap();
+    assert_eq!(seen.first(), Some(&PoolState::Running));
+    assert_eq!(seen.last(), Some(&PoolState::Terminated));
+}
+
+// Running → Stopping directly (no stop in ShuttingDown), then Terminated.
+#[test]
+fn shutdown_now_from_running_skips_shutting_down() {
+    let pool = ThreadPool::new(1).unwrap();
+    assert!(pool.shutdown_now().is_empty());
+    assert!(matches!(
+        pool.state(),
+        PoolState::Stopping | PoolState::Terminated
+    ));
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(pool.state(), PoolState::Terminated);
+}
+
+// Repeated shutdown() returns at once while a task is held; nothing changes.
+#[test]
+fn shutdown_is_idempotent_and_does_not_wait_for_tasks() {
+    let pool = ThreadPool::new(1).unwrap();
+    let gate = Gate::new();
+    let held = pool.submit(gate.task()).unwrap();
+    gate.wait_entered(1);
+
+    for _ in 0..3 {
+        pool.shutdown();
+        // Returned while the task is still held: shutdown did not wait.
+        assert!(!held.is_finished());
+        assert_eq!(pool.state(), PoolState::ShuttingDown);
+    }
+
+    gate.release();
+    assert!(held.wait_timeout(WAIT));
+    assert!(pool.await_termination(WAIT));
+    pool.shutdown();
+    assert_eq!(pool.state(), PoolState::Terminated);
+    assert_eq!(pool.stats().completed, 1);
+}
+
+// False (after the full timeout) while a task is held, true once it ends; ZERO and MAX work.
+#[test]
+fn await_termination_times_out_while_a_task_is_held() {
+    let pool = ThreadPool::new(2).unwrap();
+    let gate = Gate::new();
+    pool.execute(gate.task()).unwrap();
+    gate.wait_entered(1);
+
+    // Running and not shut down: cannot terminate.
+    assert!(!pool.await_termination(Duration::ZERO));
+    assert!(!pool.await_termination(BRIEF));
+
+    pool.shutdown();
+    assert!(!pool.await_termination(Duration::ZERO));
+    let start = Instant::now();
+    assert!(!pool.await_termination(BRIEF));
+    assert!(
+        start.elapsed() >= BRIEF,
+        "returned false before the timeout"
+    );
+    assert!(!pool.is_terminated());
+
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    assert!(pool.await_termination(Duration::ZERO));
+    assert!(pool.await_termination(Duration::MAX));
+}
+
+#[test]
+fn await_termination_with_duration_max_waits_without_overflow() {
+    let pool = Arc::new(ThreadPool::new(1).unwrap());
+    let gate = Gate::new();
+    pool.execute(gate.task()).unwrap();
+    gate.wait_entered(1);
+    pool.shutdown();
+
+    let (tx, rx) = mpsc::channel();
+    let waiter = {
+        let pool = pool.clone();
+        thread::spawn(move || tx.send(pool.await_termination(Duration::MAX)).unwrap())
+    };
+    // Still blocked (and not panicked on `now + MAX`).
+    assert_eq!(rx.recv_timeout(BRIEF), Err(mpsc::RecvTimeoutError::Timeout));
+
+    gate.release();
+    assert_eq!(rx.recv_timeout(WAIT), Ok(true));
+    waiter.join().unwrap();
+}
+
+// on_terminated sees every on_thread_exit done, runs once, and before await_termination says true.
+#[test]
+fn on_terminated_runs_once_after_every_worker_exited() {
+    const THREADS: usize = 4;
+    let started = Arc::new(AtomicUsize::new(0));
+    let exited = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    // `exited` as on_terminated saw it.
+    let exited_seen = Arc::new(AtomicUsize::new(usize::MAX));
+    let pool = {
+        let (started, exited, calls, exited_seen) = (
+            started.clone(),
+            exited.clone(),
+            calls.clone(),
+            exited_seen.clone(),
+        );
+        let exited_hook = exited.clone();
+        ThreadPool::builder()
+            .threads(THREADS)
+            .on_thread_start(move |_| {
+                started.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_thread_exit(move |_| {
+                exited_hook.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_terminated(move || {
+                exited_seen.store(exited.load(Ordering::SeqCst), Ordering::SeqCst);
+                calls.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap()
+    };
+    let pool = Arc::new(pool);
+    let gate = Gate::new();
+    for _ in 0..THREADS {
+        pool.execute(gate.task()).unwrap();
+    }
+    gate.wait_entered(THREADS);
+
+    // A waiter blocked before shutdown: when it wakes with true, the hook
+    // has already run.
+    let waiter = {
+        let (pool, calls) = (pool.clone(), calls.clone());
+        thread::spawn(move || {
+            let terminated = pool.await_termination(WAIT);
+            (terminated, calls.load(Ordering::SeqCst))
+        })
+    };
+
+    pool.shutdown();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "ran before the workers exited"
+    );
+    gate.release();
+
+    assert_eq!(waiter.join().unwrap(), (true, 1));
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(started.load(Ordering::SeqCst), THREADS);
+    assert_eq!(exited.load(Ordering::SeqCst), THREADS);
+    assert_eq!(exited_seen.load(Ordering::SeqCst), THREADS);
+
+    // More shutdowns and the final drop do not run it again.
+    pool.shutdown();
+    drop(pool.shutdown_now());
+    drop(Arc::into_inner(pool).expect("the only owner left"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn on_terminated_runs_once_when_the_pool_is_dropped() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let pool = {
+        let calls = calls.clone();
+        ThreadPool::builder()
+            .threads(3)
+            .on_terminated(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap()
+    };
+    pool.execute(|| ()).unwrap();
+    drop(pool);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+// wait_idle: false while a task is held (and its queue backs up), true once all ran; no shutdown
+// implied.
+#[test]
+fn wait_idle_is_true_once_nothing_is_queued_or_running() {
+    let pool = ThreadPool::new(2).unwrap();
+    assert!(pool.wait_idle(Duration::ZERO), "a fresh pool is idle");
+
+    let gate = Gate::new();
+    let ran = Arc::new(AtomicUsize::new(0));
+    pool.execute(gate.task()).unwrap();
+    gate.wait_entered(1);
+    for _ in 0..20 {
+        let ran = ran.clone();
+        pool.execute(gate.hold(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }))
+        .unwrap();
+    }
+
+    assert!(!pool.wait_idle(Duration::ZERO));
+    let start = Instant::now();
+    assert!(!pool.wait_idle(BRIEF));
+    assert!(
+        start.elapsed() >= BRIEF,
+        "returned false before the timeout"
+    );
+
+    gate.release();
+    assert!(pool.wait_idle(WAIT));
+    assert_eq!(ran.load(Ordering::SeqCst), 20);
+    assert_eq!(pool.stats().queued, 0);
+    // Idle is not shut down: the pool still takes work.
+    assert_eq!(pool.state(), PoolState::Running);
+    assert_eq!(join(pool.submit(|| 7).unwrap()).unwrap(), 7);
+    assert!(pool.wait_idle(WAIT));
+    assert!(pool.wait_idle(Duration::MAX));
+}
+
+// Once wait_idle says idle, stats().active and running_tasks() agree.
+#[test]
+fn after_wait_idle_no_task_shows_as_running() {
+    // wait_idle promises "no task running": stats and running_tasks must
+    // agree once it has returned true. Hammered, since the window between a
+    // task being counted as ended and its worker being seen as free is short.
+    let pool = ThreadPool::new(4).unwrap();
+    for round in 0..2_000 {
+        join(pool.submit(|| ()).unwrap()).unwrap();
+        assert!(pool.wait_idle(WAIT));
+        let stats = pool.stats();
+        let running = pool.running_tasks();
+        assert!(
+            stats.active == 0 && stats.queued == 0 && running.is_empty(),
+            "round {round}: wait_idle returned true, yet {stats:?}, running {running:?}"
+        );
+    }
+}
+
+#[test]
+fn wait_idle_with_duration_max_waits_without_overflow() {
+    let pool = Arc::new(ThreadPool::new(1).unwrap());
+    let gate = Gate::new();
+    pool.execute(gate.task()).unwrap();
+    gate.wait_entered(1);
+
+    let (tx, rx) = mpsc::channel();
+    let waiter = {
+        let pool = pool.clone();
+        thread::spawn(move || tx.send(pool.wait_idle(Duration::MAX)).unwrap())
+    };
+    assert_eq!(rx.recv_timeout(BRIEF), Err(mpsc::RecvTimeoutError::Timeout));
+    gate.release();
+    assert_eq!(rx.recv_timeout(WAIT), Ok(true));
+    waiter.join().unwrap();
+}
+
+// await_termination/wait_idle on a worker of the same pool return false at once; the pool still
+// terminates.
+#[test]
+fn waiting_from_inside_a_worker_returns_false_at_once() {
+    let pool = Arc::new(ThreadPool::new(2).unwrap());
+    let handle = {
+        let pool = pool.clone();
+        pool.clone()
+            .submit(move || {
+                let start = Instant::now();
+                let idle = pool.wait_idle(WAIT);
+                pool.shutdown();
+                let terminated = pool.await_termination(WAIT);
+                let idle_after = pool.wait_idle(Duration::MAX);
+                let terminated_after = pool.await_termination(Duration::MAX);
+                (
+                    idle,
+                    terminated,
+                    idle_after,
+                    terminated_after,
+                    start.elapsed(),
+                )
+            })
+            .unwrap()
+    };
+    assert!(handle.wait_timeout(WAIT * 3), "a wait inside a worker hung");
+    let (idle, terminated, idle_after, terminated_after, elapsed) = join(handle).unwrap();
+    assert!(!idle && !terminated && !idle_after && !terminated_after);
+    assert!(
+        elapsed < WAIT / 2,
+        "took {elapsed:?}: it waited instead of returning at once"
+    );
+    // The pool still terminates once that task has ended.
+    assert!(pool.await_termination(WAIT));
+}
+
+// Every PoolStats field, while workers are held and after termination.
+#[test]
+fn stats_are_exact_at_quiescence() {
+    let handler_calls = Arc::new(AtomicUsize::new(0));
+    let pool = {
+        let handler_calls = handler_calls.clone();
+        ThreadPool::builder()
+            .threads(2)
+            .panic_handler(move |_| {
+                handler_calls.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap()
+    };
+    assert_eq!(pool.stats().threads, 2);
+
+    // Both workers held, so the rest queues up where it can be counted.
+    let gate = Gate::new();
+    pool.execute(gate.task()).unwrap();
+    pool.execute(gate.task()).unwrap();
+    gate.wait_entered(2);
+
+    let ok: Vec<_> = (0..10).map(|i| pool.submit(move || i).unwrap()).collect();
+    for _ in 0..3 {
+        pool.execute(|| panic!("planned panic (execute)")).unwrap();
+    }
+    let boom: Vec<_> = (0..2)
+        .map(|_| {
+            pool.submit(|| -> u32 { panic!("planned panic (submit)") })
+                .unwrap()
+        })
+        .collect();
+    let doomed: Vec<_> = (0..2).map(|_| pool.submit(|| ()).unwrap()).collect();
+    for handle in &doomed {
+        assert!(handle.cancel());
+    }
+
+    let held = pool.stats();
+    assert_eq!(held.threads, 2);
+    assert_eq!(held.active, 2);
+    assert_eq!(held.queued, 15);
+    assert_eq!(held.completed, 0);
+    assert_eq!(held.cancelled, 2);
+
+    gate.release();
+    assert!(pool.wait_idle(WAIT));
+    for (i, handle) in ok.into_iter().enumerate() {
+        assert_eq!(join(handle).unwrap(), i);
+    }
+    for handle in boom {
+        assert!(join(handle).unwrap_err().is_panic());
+    }
+    for handle in doomed {
+        assert!(join(handle).unwrap_err().is_cancelled());
+    }
+
+    pool.shutdown();
+    for _ in 0..3 {
+        assert!(pool.execute(|| ()).is_err());
+    }
+    assert!(pool.await_termination(WAIT));
+
+    let stats = pool.stats();
+    assert_eq!(stats.threads, 0, "every worker has exited");
+    assert_eq!(stats.queued, 0);
+    assert_eq!(stats.active, 0);
+    assert_eq!(stats.completed, 12, "10 submitted + 2 gate tasks");
+    assert_eq!(stats.panicked, 5);
+    assert_eq!(stats.cancelled, 2);
+    assert_eq!(stats.rejected, 3);
+    assert_eq!(
+        handler_calls.load(Ordering::SeqCst),
+        3,
+        "only the execute panics"
+    );
+}
+
+// id, name, thread name "{prefix}-{i}" and a growing running_for of a held task.
+#[test]
+fn running_tasks_shows_the_held_task() {
+    let pool = ThreadPool::builder()
+        .threads(2)
+        .thread_name("lc")
+        .build()
+        .unwrap();
+    assert!(pool.running_tasks().is_empty());
+
+    let gate = Gate::new();
+    let (tx, rx) = mpsc::channel();
+    let hold = gate.task();
+    let held = pool
+        .task()
+        .name("x")
+        .submit(move || {
+            tx.send(thread::current().name().map(str::to_owned))
+                .unwrap();
+            hold();
+        })
+        .unwrap();
+    // The name of the thread the task runs on, as the task itself sees it.
+    let held_thread = rx
+        .recv_timeout(WAIT)
+        .unwrap()
+        .expect("worker threads are named");
+    gate.wait_entered(1);
+
+    let running = pool.running_tasks();
+    assert_eq!(running.len(), 1, "{running:?}");
+    let task = &running[0];
+    assert_eq!(task.id, held.id());
+    assert_eq!(task.name.as_deref(), Some("x"));
+    assert_eq!(task.thread, held_thread);
+    assert!(
+        task.thread == "lc-0" || task.thread == "lc-1",
+        "{}",
+        task.thread
+    );
+    assert!(task.running_for > Duration::ZERO);
+    let later = pool.running_tasks();
+    assert_eq!(later.len(), 1);
+    assert!(later[0].running_for >= task.running_for);
+
+    gate.release();
+    join(held).unwrap();
+    pool.shutdown();
+    assert!(pool.await_termination(WAIT));
+    assert!(pool.running_tasks().is_empty());
+}
+
+#[test]
+fn threads_are_named_from_the_builder() {
+    let names = Arc::new(Mutex::new(BTreeSet::new()));
+    let pool = {
+        let names = names.clone();
+        ThreadPool::builder()
+            .threads(3)
+            .thread_name("named")
+            .on_thread_start(move |index| {
+                let name = thread::current().name().map(str::to_owned);
+                names.lock().unwrap().insert((index, name));
+            })
+            .build()
+            .unwrap()
+    };
+    pool.shutdown();
+    assert!(pool.await_termination(WAIT));
+    let expected: BTreeSet<_> = (0..3).map(|i| (i, Some(format!("named-{i}")))).collect();
+    assert_eq!(*names.lock().unwrap(), expected);
+
+    // Without a prefix, threads are `drainpool-{i}`.
+    let pool = ThreadPool::new(1).unwrap();
+    let name = join(
+        pool.submit(|| thread::current().name().map(str::to_owned))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(name.as_deref(), Some("drainpool-0"));
+}
+
+#[test]
+fn zero_threads_and_zero_capacity_are_build_errors() {
+    assert!(matches!(ThreadPool::new(0), Err(BuildError::ZeroThreads)));
+    assert!(matches!(
+        ThreadPool::builder().threads(0).build(),
+        Err(BuildError::ZeroThreads)
+    ));
+    let err = ThreadPool::builder()
+        .threads(1)
+        .queue_capacity(0)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::ZeroQueueCapacity));
+    assert!(!err.to_string().is_empty());
+    assert!(!BuildError::ZeroThreads.to_string().is_empty());
+    // A capacity of one is fine.
+    let pool = ThreadPool::builder()
+        .threads(1)
+        .queue_capacity(1)
+        .build()
+        .unwrap();
+    assert_eq!(join(pool.submit(|| 1).unwrap()).unwrap(), 1);
+}
+
+// An unspawnable stack size is BuildError::Spawn (not a hang); started threads are joined, no
+// on_terminated.
+#[test]
+fn a_thread_that_cannot_spawn_is_a_build_error_without_leaks() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let exited = Arc::new(AtomicUsize::new(0));
+    let terminated = Arc::new(AtomicBool::new(false));
+    let builder = {
+        let (started, exited, terminated) = (started.clone(), exited.clone(), terminated.clone());
+        ThreadPool::builder()
+            .threads(4)
+            .stack_size(usize::MAX / 2)
+            .on_thread_start(move |_| {
+                started.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_thread_exit(move |_| {
+                exited.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_terminated(move || terminated.store(true, Ordering::SeqCst))
+    };
+    // On another thread, so that a build that hangs fails the test.
+    let (tx, rx) = mpsc::channel();
+    let building = thread::spawn(move || tx.send(builder.build()).unwrap());
+    let result = rx.recv_timeout(WAIT).expect("build hung");
+    building.join().unwrap();
+    match result {
+        Err(err) => {
+            let index = match &err {
+                BuildError::Spawn { index, .. } => *index,
+                other => panic!("expected BuildError::Spawn, got {other:?}"),
+            };
+            assert!(index < 4);
+            assert!(err.to_string().contains("spawn"), "{err}");
+            assert!(std::error::Error::source(&err).is_some());
+            // Every thread that started was stopped and joined.
+            assert_eq!(started.load(Ordering::SeqCst), index);
+            assert_eq!(exited.load(Ordering::SeqCst), index);
+            assert!(
+                !terminated.load(Ordering::SeqCst),
+                "on_terminated runs only for a built pool"
+            );
+        }
+        Ok(pool) => {
+            // This OS accepted an 8 EiB stack (it reserves lazily); nothing
+            // to check here then. Shut the pool down and skip.
+            pool.shutdown();
+            assert!(pool.await_termination(WAIT));
+            eprintln!("skipped: the OS accepted a stack of usize::MAX / 2 bytes");
+        }
+    }
+}

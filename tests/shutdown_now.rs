@@ -1,0 +1,762 @@
+//! `shutdown_now`: refuses intake, hands back every never-started task once
+//! and in submission order, raises the stop flag of the running ones, and
+//! does not wait. Handed-back tasks run on the caller's thread or, dropped,
+//! resolve their handles as cancelled; every task is accounted for once.
+
+use std::collections::BTreeSet;
+use std::panic;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use drainpool::{
+    PendingTask, PoolState, RejectReason, Rejected, StopToken, TaskError, TaskHandle, TaskId,
+    ThreadPool,
+};
+
+/// The bound on every wait: a bug fails the test instead of hanging CI.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A one-shot latch: opened once, waited on with a bound.
+#[derive(Default)]
+struct Latch {
+    open: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Latch {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.open.lock().unwrap();
+        let (guard, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |open| !*open)
+            .unwrap();
+        *guard
+    }
+}
+
+/// Holds workers busy: each task from [`Gate::hold`] says it has started,
+/// then blocks until [`Gate::release`] (or `WAIT`, so a failing test still
+/// ends). Dropping the gate releases it.
+#[derive(Default)]
+struct Gate {
+    entered: Arc<(Mutex<usize>, Condvar)>,
+    released: Arc<Latch>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// A task that holds its worker until released, then runs `then`.
+    fn hold<T>(
+        &self,
+        then: impl FnOnce() -> T + Send + 'static,
+    ) -> impl FnOnce() -> T + Send + 'static {
+        let entered = self.entered.clone();
+        let released = self.released.clone();
+        move || {
+            *entered.0.lock().unwrap() += 1;
+            entered.1.notify_all();
+            released.wait(WAIT);
+            then()
+        }
+    }
+
+    /// A task that holds its worker until released.
+    fn task(&self) -> impl FnOnce() + Send + 'static {
+        self.hold(|| ())
+    }
+
+    /// Waits until `n` held tasks have started; fails the test otherwise.
+    fn wait_entered(&self, n: usize) {
+        let guard = self.entered.0.lock().unwrap();
+        let (guard, _) = self
+            .entered
+            .1
+            .wait_timeout_while(guard, WAIT, |entered| *entered < n)
+            .unwrap();
+        assert!(*guard >= n, "only {} of {n} held tasks started", *guard);
+    }
+
+    fn release(&self) {
+        self.released.open();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A thread whose result is waited for with a bound, so that a hang in the
+/// pool fails the test instead of hanging CI.
+struct Spawned<T> {
+    result: mpsc::Receiver<thread::Result<T>>,
+}
+
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Spawned<T> {
+    let (tx, result) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(panic::AssertUnwindSafe(f)));
+    });
+    Spawned { result }
+}
+
+impl<T> Spawned<T> {
+    fn join(self, what: &str) -> T {
+        match self.result.recv_timeout(WAIT) {
+            Ok(Ok(value)) => value,
+            Ok(Err(payload)) => panic::resume_unwind(payload),
+            Err(_) => panic!("{what} did not finish within {WAIT:?}"),
+        }
+    }
+}
+
+/// Joins a task handle, failing the test (not hanging it) if the task does
+/// not end within `WAIT`.
+fn join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
+    assert!(
+        handle.wait_timeout(WAIT),
+        "task {} never ended",
+        handle.id()
+    );
+    handle.join()
+}
+
+/// Keeps a pool alive for good if the test panics: dropping the last handle
+/// on a pool waits for it to terminate, which would turn a failing test
+/// into a hung one.
+struct LeakOnPanic(Arc<ThreadPool>);
+
+impl Drop for LeakOnPanic {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            std::mem::forget(self.0.clone());
+        }
+    }
+}
+
+/// Counts its drops: proves a closure's captures are dropped exactly once.
+struct DropCounter(Arc<AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A one-thread pool whose only worker is held by `gate`.
+fn held_pool(gate: &Gate) -> ThreadPool {
+    let pool = ThreadPool::new(1).unwrap();
+    pool.execute(gate.task()).unwrap();
+    gate.wait_entered(1);
+    pool
+}
+
+// Names in queue order, ids matching the handles; the held (running) task is not among them.
+#[test]
+fn returns_never_started_tasks_in_submission_order() {
+    let gate = Gate::new();
+    let pool = held_pool(&gate);
+    let mut submitted_ids = Vec::new();
+    for i in 0..10usize {
+        let task = pool.task().name(format!("t{i}"));
+        if i.is_multiple_of(2) {
+            submitted_ids.push((i, task.submit(move || i).unwrap().id()));
+        } else {
+            task.execute(|| ()).unwrap();
+        }
+    }
+    pool.execute(|| ()).unwrap(); // unnamed
+
+    let pending = pool.shutdown_now();
+    let names: Vec<_> = pending.iter().map(PendingTask::name).collect();
+    let mut expected: Vec<_> = (0..10).map(|i| format!("t{i}")).collect();
+    expected.push(String::new());
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|n| (!n.is_empty()).then_some(n.as_str()))
+        .collect();
+    assert_eq!(names, expected);
+    for (i, id) in submitted_ids {
+        assert_eq!(pending[i].id(), id, "task t{i}");
+    }
+    let ids: BTreeSet<TaskId> = pending.iter().map(PendingTask::id).collect();
+    assert_eq!(ids.len(), pending.len(), "ids are unique");
+
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    drop(pending);
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.cancelled), (1, 11));
+}
+
+// Returns while tasks are held; they then see StopToken::current() raised (execute and submit).
+#[test]
+fn does_not_wait_and_raises_the_stop_flag_of_running_tasks() {
+    let pool = ThreadPool::new(2).unwrap();
+    let gate = Gate::new();
+    // Each task reports: stop seen at start, and after release through a
+    // token taken at start and through a fresh `current()`.
+    let observe = || {
+        let at_start = StopToken::current();
+        let before = at_start.is_stop_requested();
+        move || {
+            (
+                before,
+                at_start.is_stop_requested(),
+                StopToken::current().is_stop_requested(),
+            )
+        }
+    };
+    let submitted = pool
+        .submit({
+            let hold = gate.task();
+            move || {
+                let report = observe();
+                hold();
+                report()
+            }
+        })
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    pool.execute({
+        let hold = gate.task();
+        move || {
+            let report = observe();
+            hold();
+            tx.send(report()).unwrap();
+        }
+    })
+    .unwrap();
+    gate.wait_entered(2);
+
+    assert!(pool.shutdown_now().is_empty());
+    // It returned while both tasks are still held: it did not wait.
+    assert!(!submitted.is_finished());
+    assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Empty));
+    assert_eq!(pool.state(), PoolState::Stopping);
+    // Outside a pool task, the current token never fires.
+    assert!(!StopToken::current().is_stop_requested());
+
+    gate.release();
+    assert_eq!(join(submitted).unwrap(), (false, true, true));
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (false, true, true));
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(pool.stats().completed, 2);
+}
+
+#[test]
+fn intake_is_refused_after_shutdown_now() {
+    let pool = ThreadPool::new(1).unwrap();
+    drop(pool.shutdown_now());
+    let rejected = pool.submit(|| 3).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    assert_eq!(rejected.into_inner()(), 3);
+    let rejected = pool.execute(|| ()).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::Shutdown);
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(pool.stats().rejected, 2);
+}
+
+// run() on the caller thread: handles get values and panics; stats count them.
+#[test]
+fn pending_task_run_runs_on_the_calling_thread() {
+    let gate = Gate::new();
+    let pool = held_pool(&gate);
+    let value = pool
+        .task()
+        .name("value")
+        .submit(|| (thread::current().id(), 42))
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    pool.execute(move || tx.send(thread::current().id()).unwrap())
+        .unwrap();
+    let boom = pool
+        .submit(|| -> u32 { panic!("planned panic in a handed-back task") })
+        .unwrap();
+
+    let pending = pool.shutdown_now();
+    assert_eq!(pending.len(), 3);
+    assert!(!value.is_finished());
+    for task in pending {
+        task.run();
+    }
+    let me = thread::current().id();
+    assert!(value.is_finished());
+    assert_eq!(join(value).unwrap(), (me, 42));
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), me);
+    assert!(join(boom).unwrap_err().is_panic());
+
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    let stats = pool.stats();
+    assert_eq!(
+        stats.completed, 3,
+        "the held task and two run here: {stats:?}"
+    );
+    assert_eq!((stats.panicked, stats.cancelled), (1, 0), "{stats:?}");
+}
+
+// Closures dropped exactly once, handles resolve Cancelled, stats().cancelled counts them.
+#[test]
+fn dropping_a_pending_task_cancels_it() {
+    let gate = Gate::new();
+    let pool = held_pool(&gate);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for i in 0..5usize {
+        let counter = DropCounter(drops.clone());
+        let ran = ran.clone();
+        let task = move || {
+            let _counter = counter;
+            ran.fetch_add(1, Ordering::SeqCst);
+        };
+        if i.is_multiple_of(2) {
+            handles.push(pool.submit(task).unwrap());
+        } else {
+            pool.execute(task).unwrap();
+        }
+    }
+
+    let pending = pool.shutdown_now();
+    assert_eq!(pending.len(), 5);
+    assert_eq!(drops.load(Ordering::SeqCst), 0, "held tasks are kept whole");
+    for handle in &handles {
+        assert!(!handle.wait_timeout(Duration::ZERO));
+    }
+    drop(pending);
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    for handle in handles {
+        assert!(handle.is_finished());
+        assert!(!handle.cancel(), "already cancelled");
+        assert!(matches!(join(handle), Err(TaskError::Cancelled)));
+    }
+
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.cancelled), (1, 5), "{stats:?}");
+}
+
+// cancel() on a handed-back task wins; running or dropping its PendingTask then does nothing more.
+#[test]
+fn cancelling_a_handed_back_task_through_its_handle_counts_once() {
+    let gate = Gate::new();
+    let pool = held_pool(&gate);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let ran = ran.clone();
+            pool.submit(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap()
+        })
+        .collect();
+    let mut pending = pool.shutdown_now();
+    assert_eq!(pending.len(), 2);
+    for handle in &handles {
+        assert!(handle.cancel(), "it has not started");
+    }
+    // Running or dropping the pending tasks now does nothing more.
+    pending.pop().unwrap().run();
+    drop(pending);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    for handle in handles {
+        assert!(matches!(join(handle), Err(TaskError::Cancelled)));
+    }
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.cancelled), (1, 2), "{stats:?}");
+}
+
+#[test]
+fn repeated_calls_return_nothing_more() {
+    let gate = Gate::new();
+    let pool = held_pool(&gate);
+    for _ in 0..5 {
+        pool.execute(|| ()).unwrap();
+    }
+    let first = pool.shutdown_now();
+    assert_eq!(first.len(), 5);
+    assert!(pool.shutdown_now().is_empty());
+    pool.shutdown();
+    assert!(pool.shutdown_now().is_empty());
+    assert_eq!(pool.state(), PoolState::Stopping);
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    assert!(pool.shutdown_now().is_empty());
+    drop(first);
+    assert_eq!(pool.stats().cancelled, 5);
+}
+
+// shutdown() then shutdown_now(): the not-yet-drained tasks come back instead of running.
+#[test]
+fn shutdown_now_during_a_drain_hands_back_the_rest() {
+    let gate = Gate::new();
+    let pool = held_pool(&gate);
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..5 {
+        let ran = ran.clone();
+        pool.execute(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    pool.shutdown();
+    let pending = pool.shutdown_now();
+    assert_eq!(pending.len(), 5);
+    assert_eq!(pool.state(), PoolState::Stopping);
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the drain was abandoned");
+    for task in pending {
+        task.run();
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 5);
+    assert_eq!(pool.stats().completed, 6);
+}
+
+// Several threads call shutdown_now at once: the union is every queued task, none twice, each
+// share in order.
+#[test]
+fn concurrent_calls_return_each_task_once() {
+    const ROUNDS: usize = 50;
+    const TASKS: usize = 200;
+    const CALLERS: usize = 4;
+    for round in 0..ROUNDS {
+        let gate = Gate::new();
+        let pool = Arc::new(held_pool(&gate));
+        let _leak = LeakOnPanic(pool.clone());
+        let handles: Vec<_> = (0..TASKS)
+            .map(|i| pool.submit(move || i).unwrap())
+            .collect();
+        let order: Vec<TaskId> = handles.iter().map(TaskHandle::id).collect();
+
+        let start = Arc::new(Barrier::new(CALLERS));
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let (pool, start) = (pool.clone(), start.clone());
+                spawn(move || {
+                    start.wait();
+                    pool.shutdown_now()
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for caller in callers {
+            let pending = caller.join("a shutdown_now caller");
+            let ids: Vec<TaskId> = pending.iter().map(PendingTask::id).collect();
+            // Each caller's share is in submission order too.
+            let positions: Vec<usize> = ids
+                .iter()
+                .map(|id| order.iter().position(|o| o == id).expect("one of ours"))
+                .collect();
+            assert!(
+                positions.windows(2).all(|w| w[0] < w[1]),
+                "round {round}: out of order {positions:?}"
+            );
+            all.extend(pending);
+        }
+        let ids: BTreeSet<TaskId> = all.iter().map(PendingTask::id).collect();
+        assert_eq!(all.len(), TASKS, "round {round}: returned {}", all.len());
+        assert_eq!(ids, order.iter().copied().collect(), "round {round}");
+
+        drop(all);
+        for handle in handles {
+            assert!(matches!(join(handle), Err(TaskError::Cancelled)));
+        }
+        gate.release();
+        assert!(pool.await_termination(WAIT), "round {round}");
+        assert_eq!(pool.stats().cancelled, TASKS as u64, "round {round}");
+    }
+}
+
+/// One closure of the race: counts its runs in its own cell, and its drop.
+struct Tracked {
+    runs: Arc<AtomicU8>,
+    index: usize,
+    _drop: DropCounter,
+}
+
+impl Tracked {
+    fn run(self) -> usize {
+        // A little work, so that a backlog builds up in the queue for
+        // shutdown_now to meet.
+        for i in 0..10_000u32 {
+            std::hint::black_box(i);
+        }
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.index
+    }
+}
+
+/// Takes a refused task back (it must come back whole) and drops it unrun.
+fn take_back<F>(rejected: Rejected<F>) -> RejectReason {
+    let reason = rejected.reason();
+    drop(rejected.into_inner());
+    reason
+}
+
+/// One task of the race, as its producer and the test saw it.
+struct Attempt {
+    runs: Arc<AtomicU8>,
+    /// Refused at intake (and handed back inside `Rejected`).
+    rejected: bool,
+    /// `TaskHandle::cancel` returned true: it will never start.
+    cancelled: bool,
+    /// Handed back by `shutdown_now`, then run here (true) or dropped.
+    returned: Option<bool>,
+    handle: Option<TaskHandle<usize>>,
+}
+
+impl Attempt {
+    /// Whether it must have run, once everything has settled.
+    fn must_have_run(&self) -> bool {
+        !self.rejected && !self.cancelled && self.returned.unwrap_or(true)
+    }
+}
+
+// THE race: producers (execute, submit, cancel) vs two shutdown_now callers; every task ran, was
+// returned, cancelled or rejected, exactly once.
+#[test]
+fn racing_shutdown_now_accounts_for_every_task_once() {
+    const ROUNDS: usize = 200;
+    const PRODUCERS: usize = 4;
+    /// Refusals a producer collects before it stops: it keeps submitting
+    /// until then, so every round straddles the shutdown.
+    const REFUSALS: usize = 4;
+    /// A shutdown that never lands fails the test instead of eating memory.
+    const CAP: usize = 1_000_000;
+
+    let mut rounds_with_returns = 0;
+    for round in 0..ROUNDS {
+        let pool = Arc::new(ThreadPool::new(2).unwrap());
+        let _leak = LeakOnPanic(pool.clone());
+        let drops = Arc::new(AtomicUsize::new(0));
+        let attempted = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(Barrier::new(PRODUCERS + 3)); // and two stoppers, and us
+
+        // Producers mix execute and submit, all named "{producer}/{index}",
+        // and cancel every fourth submitted task at once: cancel races the
+        // workers and shutdown_now for the same task.
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let (pool, drops) = (pool.clone(), drops.clone());
+                let (attempted, start) = (attempted.clone(), start.clone());
+                spawn(move || {
+                    let mut attempts: Vec<Attempt> = Vec::new();
+                    let mut refusals = 0;
+                    start.wait();
+                    while refusals < REFUSALS {
+                        let index = attempts.len();
+                        assert!(index < CAP, "shutdown_now never refused a task");
+                        let runs = Arc::new(AtomicU8::new(0));
+                        let task = Tracked {
+                            runs: runs.clone(),
+                            index,
+                            _drop: DropCounter(drops.clone()),
+                        };
+                        attempted.fetch_add(1, Ordering::SeqCst);
+                        let builder = pool.task().name(format!("{p}/{index}"));
+                        let (outcome, handle) = if index.is_multiple_of(2) {
+                            let outcome = builder.execute(move || {
+                                task.run();
+                            });
+                            (outcome.map_err(take_back), None)
+                        } else {
+                            match builder.submit(move || task.run()) {
+                                Ok(handle) => (Ok(()), Some(handle)),
+                                Err(r) => (Err(take_back(r)), None),
+                            }
+                        };
+                        let cancelled =
+                            index % 8 == 7 && handle.as_ref().is_some_and(|h| h.cancel());
+                        if let Err(reason) = outcome {
+                            assert_eq!(reason, RejectReason::Shutdown);
+                            refusals += 1;
+                        }
+                        attempts.push(Attempt {
+                            runs,
+                            rejected: outcome.is_err(),
+                            cancelled,
+                            returned: None,
+                            handle,
+                        });
+                        // Two cores are common in CI: give the stopper
+                        // threads a chance to run mid-stream.
+                        thread::yield_now();
+                    }
+                    attempts
+                })
+            })
+            .collect();
+
+        // Two stoppers race each other and the producers, after a number of
+        // attempts that moves from round to round.
+        let threshold = (round * 37) % 1_000;
+        let stoppers: Vec<_> = (0..2)
+            .map(|_| {
+                let (pool, attempted, start) = (pool.clone(), attempted.clone(), start.clone());
+                spawn(move || {
+                    start.wait();
+                    while attempted.load(Ordering::SeqCst) < threshold {
+                        thread::yield_now();
+                    }
+                    pool.shutdown_now()
+                })
+            })
+            .collect();
+        start.wait();
+
+        let mut pending: Vec<PendingTask> = Vec::new();
+        for stopper in stoppers {
+            pending.extend(stopper.join("a shutdown_now caller"));
+        }
+        let mut attempts: Vec<Vec<Attempt>> = producers
+            .into_iter()
+            .map(|p| p.join("a producer"))
+            .collect();
+        assert!(
+            pool.shutdown_now().is_empty(),
+            "round {round}: returned late"
+        );
+        assert!(
+            pool.await_termination(WAIT),
+            "round {round}: no termination"
+        );
+        if !pending.is_empty() {
+            rounds_with_returns += 1;
+        }
+        let ok = attempts.iter().flatten().filter(|a| !a.rejected).count() as u64;
+        let rejected = attempts.iter().flatten().filter(|a| a.rejected).count() as u64;
+        let cancelled = attempts.iter().flatten().filter(|a| a.cancelled).count() as u64;
+
+        // Which task each handed-back one is; each is handed back once, and
+        // only if accepted and not yet run.
+        let mut returned = Vec::new();
+        for task in &pending {
+            let name = task.name().expect("every task of the race is named");
+            let (p, index) = name.split_once('/').unwrap();
+            let (p, index): (usize, usize) = (p.parse().unwrap(), index.parse().unwrap());
+            let attempt = &attempts[p][index];
+            assert!(
+                !attempt.rejected,
+                "round {round}: {name} rejected and handed back"
+            );
+            assert_eq!(
+                attempt.runs.load(Ordering::SeqCst),
+                0,
+                "round {round}: {name} was handed back after it ran"
+            );
+            returned.push((p, index));
+        }
+        let mut unique = returned.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            returned.len(),
+            "round {round}: handed back twice"
+        );
+
+        // The invariant while the handed-back tasks are still held. A task
+        // cancelled through its handle after it was handed back counts as
+        // cancelled; its PendingTask is an empty shell.
+        let held = returned
+            .iter()
+            .filter(|&&(p, i)| !attempts[p][i].cancelled)
+            .count() as u64;
+        let stats = pool.stats();
+        assert_eq!(
+            stats.completed + stats.panicked + stats.cancelled + held,
+            ok,
+            "round {round}: {stats:?}, {held} held"
+        );
+        assert_eq!(
+            (stats.queued, stats.active, stats.threads, stats.rejected),
+            (0, 0, 0, rejected),
+            "round {round}: {stats:?}"
+        );
+
+        // Run half of the handed-back tasks here, drop the other half.
+        let mut dropped_live = 0;
+        for (k, (task, (p, index))) in pending.into_iter().zip(returned).enumerate() {
+            let run_here = k.is_multiple_of(2);
+            attempts[p][index].returned = Some(run_here);
+            if run_here {
+                task.run();
+            } else {
+                if !attempts[p][index].cancelled {
+                    dropped_live += 1;
+                }
+                drop(task);
+            }
+        }
+
+        // Every task ended exactly one way, and its handle says which.
+        for (p, attempts) in attempts.iter_mut().enumerate() {
+            for (index, attempt) in attempts.iter_mut().enumerate() {
+                let ran = attempt.runs.load(Ordering::SeqCst);
+                let expected = u8::from(attempt.must_have_run());
+                let fate = (attempt.rejected, attempt.cancelled, attempt.returned);
+                assert_eq!(
+                    ran, expected,
+                    "round {round}: task {p}/{index} (rejected, cancelled, returned) = {fate:?}"
+                );
+                if let Some(handle) = attempt.handle.take() {
+                    match join(handle) {
+                        Ok(v) if expected == 1 => assert_eq!(v, index),
+                        Err(TaskError::Cancelled) if expected == 0 => {}
+                        other => {
+                            panic!("round {round}: task {p}/{index} {fate:?} joined {other:?}")
+                        }
+                    }
+                }
+            }
+        }
+
+        let attempts_total = attempts.iter().flatten().count();
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            attempts_total,
+            "round {round}: leak or double drop"
+        );
+        let ran_total = attempts
+            .iter()
+            .flatten()
+            .filter(|a| a.must_have_run())
+            .count() as u64;
+        let stats = pool.stats();
+        assert_eq!(stats.completed, ran_total, "round {round}: {stats:?}");
+        assert_eq!(
+            stats.cancelled,
+            cancelled + dropped_live,
+            "round {round}: {stats:?}"
+        );
+        assert_eq!(
+            stats.completed + stats.cancelled,
+            ok,
+            "round {round}: {stats:?}"
+        );
+        assert_eq!(stats.panicked, 0, "round {round}: {stats:?}");
+    }
+    // Worth something only if shutdown_now often found tasks to hand back.
+    assert!(
+        rounds_with_returns >= ROUNDS / 4,
+        "only {rounds_with_returns} of {ROUNDS} rounds handed tasks back"
+    );
+}

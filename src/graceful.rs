@@ -33,9 +33,10 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::pool::ThreadPool;
+use crate::pool::{Shared, ThreadPool};
 use crate::task::{PendingTask, RunningTask};
 use crate::worker;
 
@@ -126,51 +127,61 @@ impl ThreadPool {
     /// cannot work, it calls `shutdown`, logs a warning and returns at once
     /// with `terminated == false`.
     pub fn shutdown_gracefully(&self, policy: ShutdownPolicy) -> ShutdownReport {
-        let start = Instant::now();
-        let before = self.stats();
-        let id = self.shared().id;
-        let mut never_started = Vec::new();
-        let terminated = if worker::is_worker_of(id) {
-            self.shutdown();
+        shutdown_gracefully(self.shared_arc(), policy)
+    }
+}
+
+/// The escalation itself, on the shared state (the signal installer holds a
+/// pool only through that).
+pub(crate) fn shutdown_gracefully(shared: &Arc<Shared>, policy: ShutdownPolicy) -> ShutdownReport {
+    let start = Instant::now();
+    let before = shared.stats();
+    let id = shared.id;
+    let mut never_started = Vec::new();
+    let terminated = if worker::is_worker_of(id) {
+        shared.shutdown();
+        log::warn!(
+            "pool {id}: shutdown_gracefully called from the pool's own worker; shutting down \
+             without waiting"
+        );
+        false
+    } else {
+        log::debug!(
+            "pool {id}: graceful shutdown, step 1: drain for up to {:?}",
+            policy.drain
+        );
+        shared.shutdown();
+        shared.await_termination(policy.drain) || {
+            never_started = shared.shutdown_now();
             log::warn!(
-                "pool {id}: shutdown_gracefully called from the pool's own worker; shutting down \
-                 without waiting"
+                "pool {id}: graceful shutdown, step 2: the drain did not finish in {:?}; \
+                 interrupting {} running task(s), {} never-started task(s) handed back",
+                policy.drain,
+                shared.stats().active,
+                never_started.len()
             );
-            false
-        } else {
-            log::debug!(
-                "pool {id}: graceful shutdown, step 1: drain for up to {:?}",
-                policy.drain
-            );
-            self.shutdown();
-            self.await_termination(policy.drain) || {
-                never_started = self.shutdown_now();
-                log::warn!(
-                    "pool {id}: graceful shutdown, step 2: the drain did not finish in {:?}; \
-                     interrupting {} running task(s), {} never-started task(s) handed back",
-                    policy.drain,
-                    self.stats().active,
-                    never_started.len()
-                );
-                self.await_termination(policy.interrupt)
-            }
-        };
-        let stuck = if terminated {
-            Vec::new()
-        } else {
-            self.running_tasks()
-        };
-        for task in &stuck {
-            log::error!("pool {id}: graceful shutdown, step 3: {task}, still running: stuck");
+            shared.await_termination(policy.interrupt)
         }
-        let after = self.stats();
-        ShutdownReport {
-            terminated,
-            completed: after.completed - before.completed,
-            panicked: after.panicked - before.panicked,
-            never_started,
-            stuck,
-            elapsed: start.elapsed(),
-        }
+    };
+    // A shutdown_now requested from elsewhere meanwhile (a second signal)
+    // kept the tasks it took back in the pool: they belong in this report,
+    // after ours (anything our own shutdown_now found stashed came first).
+    never_started.extend(shared.take_stashed());
+    let stuck = if terminated {
+        Vec::new()
+    } else {
+        shared.running_tasks()
+    };
+    for task in &stuck {
+        log::error!("pool {id}: graceful shutdown, step 3: {task}, still running: stuck");
+    }
+    let after = shared.stats();
+    ShutdownReport {
+        terminated,
+        completed: after.completed - before.completed,
+        panicked: after.panicked - before.panicked,
+        never_started,
+        stuck,
+        elapsed: start.elapsed(),
     }
 }

@@ -339,6 +339,15 @@ impl Shared {
         }
     }
 
+    /// Tasks kept by `stash_returned` that no `shutdown_now` has returned.
+    pub(crate) fn take_stashed(&self) -> Vec<PendingTask> {
+        self.stash
+            .lock()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// The relay of this pool's `ShutdownHandle`s, started on first use.
     pub(crate) fn relay(self: &Arc<Self>) -> Arc<Relay> {
         self.relay
@@ -418,6 +427,28 @@ impl Shared {
             );
             call_logged(what, || hook(index));
         }
+    }
+
+    pub(crate) fn await_termination(&self, timeout: Duration) -> bool {
+        if self.lifecycle.get() == PoolState::Terminated {
+            return true;
+        }
+        if worker::is_worker_of(self.id) {
+            log::warn!(
+                "pool {}: await_termination called from the pool's own worker; returning false \
+                 instead of deadlocking",
+                self.id
+            );
+            return false;
+        }
+        self.lifecycle.wait_terminated(deadline_after(timeout))
+    }
+
+    pub(crate) fn running_tasks(&self) -> Vec<RunningTask> {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.running(self))
+            .collect()
     }
 
     // ----- accounting ---------------------------------------------------
@@ -760,20 +791,7 @@ impl ThreadPool {
     /// Called from one of the pool's own workers (where it could never
     /// return true) it returns false at once and logs a warning.
     pub fn await_termination(&self, timeout: Duration) -> bool {
-        if self.is_terminated() {
-            return true;
-        }
-        if worker::is_worker_of(self.shared.id) {
-            log::warn!(
-                "pool {}: await_termination called from the pool's own worker; returning false \
-                 instead of deadlocking",
-                self.shared.id
-            );
-            return false;
-        }
-        self.shared
-            .lifecycle
-            .wait_terminated(deadline_after(timeout))
+        self.shared.await_termination(timeout)
     }
 
     /// Waits up to `timeout` until no task is queued or running; true if
@@ -816,11 +834,7 @@ impl ThreadPool {
 
     /// The tasks running now, with how long each has run.
     pub fn running_tasks(&self) -> Vec<RunningTask> {
-        self.shared
-            .slots
-            .iter()
-            .filter_map(|slot| slot.running(&self.shared))
-            .collect()
+        self.shared.running_tasks()
     }
 }
 

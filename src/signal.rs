@@ -1,4 +1,7 @@
-//! Starting a shutdown from a signal handler: [`ShutdownHandle`].
+//! Signals: [`on_signals`] installs handlers that run an ordered,
+//! escalating shutdown of every registered pool and resource (see
+//! [`OrderedShutdown`]); [`ShutdownHandle`] starts one pool's shutdown from
+//! a handler of your own.
 //!
 //! A signal handler may only do async-signal-safe work: no allocation, no
 //! lock, no condvar, nothing that could be interrupted half-way by the very
@@ -54,6 +57,11 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU8, Ordering, fence};
 use std::sync::{Arc, Weak};
 use std::thread;
+
+pub use crate::ordered::{
+    OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport, on_signals,
+};
+pub use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::pool::{Shared, ThreadPool};
 use crate::state::PoolState;

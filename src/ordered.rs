@@ -1,0 +1,428 @@
+//! The signal installer and the ordered shutdown it runs.
+//!
+//! ```no_run
+//! use drainpool::signal::{on_signals, SIGINT, SIGTERM};
+//! use drainpool::{ShutdownPolicy, ThreadPool};
+//! use std::time::Duration;
+//!
+//! let ingest = ThreadPool::new(4)?;
+//! let export = ThreadPool::new(2)?;
+//! let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+//! let guard = on_signals([SIGINT, SIGTERM])
+//!     .pool("ingest", &ingest, policy)
+//!     .pool("export", &export, policy)
+//!     .step("close the database", Duration::from_secs(5), |ctx| {
+//!         // Runs only after both pools terminated or were given up on.
+//!         for (pool, task) in ctx.stuck() {
+//!             eprintln!("{pool}: {task} is still running");
+//!         }
+//!     })
+//!     .install()?;
+//! // ... serve until a signal arrives ...
+//! for step in guard.wait() {
+//!     println!("{step}");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! On the **first** signal the steps run in the order they were added, each
+//! with its own budget: a pool step is [`ThreadPool::shutdown_gracefully`]
+//! with its policy; a resource step is a closure run on a thread of its own
+//! and given up on (logged) if it overruns. A step runs only after every
+//! step before it has finished or been given up on, so "close the database"
+//! never runs while a pool registered before it may still write to it. The
+//! [`SignalGuard::stop_token`] fires at the same moment, for the program's
+//! own loops. The **second** signal turns every pool's shutdown into
+//! `shutdown_now` at once (the tasks it takes back still reach the reports).
+//! The **third** logs what is still running and exits the process with
+//! status 128 + the signal number.
+//!
+//! The handlers are signal-hook's: they only write to a pipe. A listener
+//! thread reads it and does everything else, on an ordinary thread.
+
+use std::fmt;
+use std::io;
+use std::os::raw::c_int;
+use std::sync::{Arc, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use signal_hook::iterator::{Handle, Signals};
+
+use crate::graceful::{self, ShutdownPolicy, ShutdownReport, StuckTask};
+use crate::pool::{Shared, ThreadPool};
+use crate::stop::{StopSource, StopToken};
+use crate::unwind;
+
+/// Starts describing the ordered shutdown that `signals` will trigger.
+///
+/// Add pools and resource steps in the order they must stop, then
+/// [`install`](OrderedShutdown::install).
+pub fn on_signals<I>(signals: I) -> OrderedShutdown
+where
+    I: IntoIterator<Item = c_int>,
+{
+    OrderedShutdown {
+        signals: signals.into_iter().collect(),
+        steps: Vec::new(),
+    }
+}
+
+/// The steps of an ordered shutdown, in order; from [`on_signals`].
+#[must_use = "nothing is installed until install is called"]
+pub struct OrderedShutdown {
+    signals: Vec<c_int>,
+    steps: Vec<Step>,
+}
+
+type StepFn = Box<dyn FnOnce(&StepContext) + Send + 'static>;
+
+enum Step {
+    Pool {
+        name: String,
+        pool: Weak<Shared>,
+        policy: ShutdownPolicy,
+    },
+    Resource {
+        name: String,
+        budget: Duration,
+        run: StepFn,
+    },
+}
+
+impl Step {
+    fn name(&self) -> &str {
+        match self {
+            Step::Pool { name, .. } | Step::Resource { name, .. } => name,
+        }
+    }
+}
+
+impl OrderedShutdown {
+    /// Adds a pool, shut down with [`ThreadPool::shutdown_gracefully`] and
+    /// `policy`. The installer holds the pool weakly: a pool dropped before
+    /// the signal is skipped.
+    pub fn pool(
+        mut self,
+        name: impl Into<String>,
+        pool: &ThreadPool,
+        policy: ShutdownPolicy,
+    ) -> Self {
+        self.steps.push(Step::Pool {
+            name: name.into(),
+            pool: Arc::downgrade(pool.shared_arc()),
+            policy,
+        });
+        self
+    }
+
+    /// Adds a resource step: `run` is called on a thread of its own, after
+    /// every earlier step, with the tasks still stuck in earlier pools. If it
+    /// panics or runs longer than `budget`, that is logged and the sequence
+    /// goes on (an overrunning step is left to finish on its own).
+    pub fn step<F>(mut self, name: impl Into<String>, budget: Duration, run: F) -> Self
+    where
+        F: FnOnce(&StepContext) + Send + 'static,
+    {
+        self.steps.push(Step::Resource {
+            name: name.into(),
+            budget,
+            run: Box::new(run),
+        });
+        self
+    }
+
+    /// Registers the signal handlers and starts the listener thread.
+    ///
+    /// # Errors
+    ///
+    /// The error signal-hook gives if a handler cannot be registered (for
+    /// instance for `SIGKILL`), or the error of spawning a thread.
+    pub fn install(self) -> io::Result<SignalGuard> {
+        let mut signals = Signals::new(&self.signals)?;
+        let signals_handle = signals.handle();
+        let stop = StopSource::new();
+        let (start_tx, start_rx) = crossbeam_channel::bounded::<()>(1);
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let pools: Vec<(String, Weak<Shared>)> = self
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Pool { name, pool, .. } => Some((name.clone(), pool.clone())),
+                Step::Resource { .. } => None,
+            })
+            .collect();
+        let shared = Arc::new(Trigger {
+            start: Mutex::new(Some(start_tx)),
+            stop: stop.clone(),
+            pools,
+        });
+        let steps = self.steps;
+        let sequence = thread::Builder::new()
+            .name("drainpool-shutdown".into())
+            .spawn(move || {
+                if start_rx.recv().is_ok() {
+                    let _ = done_tx.send(run_sequence(steps));
+                }
+            })?;
+        let trigger = shared.clone();
+        let listener = thread::Builder::new()
+            .name("drainpool-signals".into())
+            .spawn(move || {
+                for (count, signal) in signals.forever().enumerate() {
+                    trigger.on_signal(count + 1, signal);
+                }
+            })?;
+        Ok(SignalGuard {
+            trigger: shared,
+            signals: signals_handle,
+            listener: Some(listener),
+            sequence: Some(sequence),
+            done: done_rx,
+        })
+    }
+}
+
+impl fmt::Debug for OrderedShutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrderedShutdown")
+            .field("signals", &self.signals)
+            .field(
+                "steps",
+                &self.steps.iter().map(Step::name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// What the listener thread and the guard share.
+struct Trigger {
+    /// Taken by the first trigger: starts the sequence.
+    start: Mutex<Option<Sender<()>>>,
+    stop: StopSource,
+    pools: Vec<(String, Weak<Shared>)>,
+}
+
+impl Trigger {
+    fn start(&self) -> bool {
+        let start = self.start.lock().take();
+        match start {
+            Some(start) => {
+                self.stop.request_stop();
+                let _ = start.send(());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn on_signal(&self, count: usize, signal: c_int) {
+        let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
+        match count {
+            1 => {
+                log::warn!(
+                    "{name} received: shutting down in order (again to interrupt running tasks, \
+                     a third time to exit at once)"
+                );
+                self.start();
+            }
+            2 => {
+                log::warn!("{name} received again: interrupting every pool (shutdown_now)");
+                self.start();
+                for (_, pool) in &self.pools {
+                    if let Some(shared) = pool.upgrade() {
+                        let pending = shared.shutdown_now();
+                        shared.stash_returned(pending); // reaches the pool's report
+                    }
+                }
+            }
+            _ => {
+                log::error!("{name} received a third time: exiting now");
+                for (pool_name, pool) in &self.pools {
+                    if let Some(shared) = pool.upgrade() {
+                        for task in shared.running_tasks() {
+                            log::error!("pool {pool_name}: abandoned while running: {task}");
+                        }
+                    }
+                }
+                std::process::exit(128 + signal);
+            }
+        }
+    }
+}
+
+fn run_sequence(steps: Vec<Step>) -> Vec<StepReport> {
+    let mut reports = Vec::with_capacity(steps.len());
+    let mut stuck: Vec<(String, StuckTask)> = Vec::new();
+    for step in steps {
+        let report = match step {
+            Step::Pool { name, pool, policy } => {
+                let outcome = match pool.upgrade() {
+                    Some(shared) => {
+                        log::debug!("ordered shutdown: pool {name}");
+                        let report = graceful::shutdown_gracefully(&shared, policy);
+                        stuck.extend(report.stuck.iter().map(|t| (name.clone(), t.clone())));
+                        StepOutcome::Pool(report)
+                    }
+                    None => StepOutcome::PoolGone,
+                };
+                StepReport { name, outcome }
+            }
+            Step::Resource { name, budget, run } => {
+                log::debug!("ordered shutdown: step {name}");
+                let ctx = StepContext {
+                    stuck: stuck.clone(),
+                };
+                let outcome = run_step(&name, budget, run, ctx);
+                StepReport { name, outcome }
+            }
+        };
+        reports.push(report);
+    }
+    reports
+}
+
+/// Runs a resource step on its own thread, waiting at most `budget`.
+fn run_step(name: &str, budget: Duration, run: StepFn, ctx: StepContext) -> StepOutcome {
+    let start = Instant::now();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let what = format!("shutdown step {name:?}");
+    let spawned = thread::Builder::new()
+        .name(format!("drainpool-step-{name}"))
+        .spawn(move || {
+            let ok = unwind::call_logged(what, || run(&ctx));
+            let _ = tx.send(ok);
+        });
+    if let Err(e) = spawned {
+        log::error!("shutdown step {name:?} could not start: {e}");
+        return StepOutcome::Failed;
+    }
+    match rx.recv_timeout(budget) {
+        Ok(true) => StepOutcome::Completed(start.elapsed()),
+        Ok(false) => StepOutcome::Failed,
+        Err(_) => {
+            log::error!(
+                "shutdown step {name:?} overran its budget of {budget:?}; going on without it"
+            );
+            StepOutcome::Overran
+        }
+    }
+}
+
+/// What a resource step is told: the tasks still running in the pools
+/// before it, which it may want to wait for, warn about or work around.
+#[derive(Debug, Clone, Default)]
+pub struct StepContext {
+    stuck: Vec<(String, StuckTask)>,
+}
+
+impl StepContext {
+    /// `(pool name, task)` for every task still running in a pool whose
+    /// step came before this one and did not terminate.
+    pub fn stuck(&self) -> &[(String, StuckTask)] {
+        &self.stuck
+    }
+}
+
+/// How one step of an ordered shutdown went; from [`SignalGuard::wait`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StepReport {
+    /// The name the step was added with.
+    pub name: String,
+    /// What happened.
+    pub outcome: StepOutcome,
+}
+
+/// The outcome of one step.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StepOutcome {
+    /// A pool step: the pool's graceful shutdown report.
+    Pool(ShutdownReport),
+    /// A pool step whose pool had been dropped before the signal.
+    PoolGone,
+    /// A resource step that returned, after this long.
+    Completed(Duration),
+    /// A resource step that panicked (logged) or could not start.
+    Failed,
+    /// A resource step that overran its budget; it was left running.
+    Overran,
+}
+
+impl fmt::Display for StepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.name)?;
+        match &self.outcome {
+            StepOutcome::Pool(report) => write!(f, "{report}"),
+            StepOutcome::PoolGone => f.write_str("pool already dropped"),
+            StepOutcome::Completed(took) => write!(f, "done in {took:.3?}"),
+            StepOutcome::Failed => f.write_str("FAILED (see the log)"),
+            StepOutcome::Overran => f.write_str("OVERRAN its budget; left running"),
+        }
+    }
+}
+
+/// Keeps the signal handlers installed; from [`OrderedShutdown::install`].
+///
+/// Dropping it unregisters the handlers and stops the listener thread. A
+/// sequence already started goes on to its end on its own thread.
+pub struct SignalGuard {
+    trigger: Arc<Trigger>,
+    signals: Handle,
+    listener: Option<JoinHandle<()>>,
+    sequence: Option<JoinHandle<()>>,
+    done: Receiver<Vec<StepReport>>,
+}
+
+impl SignalGuard {
+    /// A token that fires on the first signal (or [`trigger`](Self::trigger)),
+    /// for the program's own loops; useful with no pool at all.
+    pub fn stop_token(&self) -> StopToken {
+        self.trigger.stop.token()
+    }
+
+    /// Starts the ordered shutdown now, as the first signal would; false if
+    /// it had already started.
+    pub fn trigger(&self) -> bool {
+        self.trigger.start()
+    }
+
+    /// Blocks until the ordered shutdown (started by a signal or
+    /// [`trigger`](Self::trigger)) has run every step; returns one report
+    /// per step, in order.
+    pub fn wait(mut self) -> Vec<StepReport> {
+        let reports = self.done.recv().unwrap_or_default();
+        if let Some(sequence) = self.sequence.take() {
+            let _ = sequence.join();
+        }
+        reports
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `timeout`: `None` if the
+    /// sequence has not finished (or not started) by then.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Vec<StepReport>> {
+        self.done.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.signals.close();
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+        // An unstarted sequence sees its start channel close and exits.
+        drop(self.trigger.start.lock().take());
+    }
+}
+
+impl fmt::Debug for SignalGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalGuard")
+            .field("stop_requested", &self.trigger.stop.is_stop_requested())
+            .finish_non_exhaustive()
+    }
+}

@@ -34,7 +34,7 @@ use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::signal::Relay;
 use crate::state::{Gate, Lifecycle, PoolState, deadline_after};
 use crate::stop::StopState;
-use crate::task::{ExecTask, PendingTask, RunningTask, Task, TaskBuilder, TaskId, TaskPanic};
+use crate::task::{self, PendingTask, RunningTask, Task, TaskBuilder, TaskId, TaskPanic};
 use crate::unwind::{call_logged, drop_quietly};
 use crate::worker::{self, WorkerSlot};
 
@@ -188,7 +188,7 @@ impl Shared {
             self.notify_idle_waiters(); // our optimistic count was taken back
             return Err(self.reject(RejectReason::Shutdown, f));
         };
-        match self.send(Task::Plain(ExecTask::boxed(name, f)), block) {
+        match self.send(Task::Plain(task::plain(name, f)), block) {
             Ok(()) => {
                 pass.accept();
                 Ok(())
@@ -196,7 +196,7 @@ impl Shared {
             Err((reason, Task::Plain(task))) => {
                 drop(pass);
                 self.notify_idle_waiters(); // the accepted count went down
-                Err(self.reject(reason, ExecTask::<F>::unbox(task)))
+                Err(self.reject(reason, task::unplain::<F>(task)))
             }
             Err(_) => unreachable!("the queue hands back what it was given"),
         }
@@ -545,13 +545,15 @@ impl Shared {
 
     // ----- idleness -----------------------------------------------------
 
-    /// Wakes `wait_idle` callers, if there are any, to look again.
+    /// Wakes `wait_idle` callers, if there are any and the pool is idle.
     pub(crate) fn notify_idle_waiters(&self) {
-        // ORDERING: the fence orders this worker's earlier counter stores
-        // before the load of the waiter count (Dekker with `wait_idle`, which
-        // bumps the count and fences before reading the counters).
+        // ORDERING: the fence orders this thread's earlier stores (counters,
+        // slot cleared) before the loads that follow (Dekker with `wait_idle`,
+        // which bumps the count and fences before reading; and between two
+        // workers going idle at once: at least one of them sees both slots
+        // clear, so the last one out always notifies).
         fence(Ordering::SeqCst);
-        if self.idle.count.load(Ordering::Relaxed) > 0 {
+        if self.idle.count.load(Ordering::Relaxed) > 0 && self.is_idle() {
             let _guard = self.idle.lock.lock();
             self.idle.cond.notify_all();
         }

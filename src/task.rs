@@ -74,45 +74,78 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// A fire-and-forget task as it sits in the queue: the closure, boxed with
-/// its id and name.
+/// A fire-and-forget task as it sits in the queue.
+///
+/// An unnamed task is the closure alone ([`Bare`]): boxing a closure that
+/// captures nothing allocates nothing, and the task gets its id only when
+/// someone can see it (the worker that starts it, or `shutdown_now` handing
+/// it back), since `execute` returns none. A named task carries its id and
+/// name ([`Named`]).
 pub(crate) trait PlainTask: Send {
-    fn id(&self) -> TaskId;
+    fn id(&self) -> Option<TaskId>;
     fn name(&self) -> Option<&Arc<str>>;
     fn call(self: Box<Self>);
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
-pub(crate) struct ExecTask<F> {
+/// An unnamed `execute`d closure.
+pub(crate) struct Bare<F>(F);
+
+/// A named `execute`d closure.
+pub(crate) struct Named<F> {
     id: TaskId,
-    name: Option<Arc<str>>,
+    name: Arc<str>,
     f: F,
 }
 
-impl<F: FnOnce() + Send + 'static> ExecTask<F> {
-    pub(crate) fn boxed(name: Option<Arc<str>>, f: F) -> Box<dyn PlainTask> {
-        Box::new(ExecTask {
+/// Boxes `f` for the queue, with its name if it has one.
+pub(crate) fn plain<F: FnOnce() + Send + 'static>(
+    name: Option<Arc<str>>,
+    f: F,
+) -> Box<dyn PlainTask> {
+    match name {
+        None => Box::new(Bare(f)),
+        Some(name) => Box::new(Named {
             id: TaskId::next(),
             name,
             f,
-        })
-    }
-
-    /// Recovers the closure of a task the queue refused.
-    pub(crate) fn unbox(task: Box<dyn PlainTask>) -> F {
-        match task.into_any().downcast::<ExecTask<F>>() {
-            Ok(task) => task.f,
-            Err(_) => unreachable!("a refused task is the one that was offered"),
-        }
+        }),
     }
 }
 
-impl<F: FnOnce() + Send + 'static> PlainTask for ExecTask<F> {
-    fn id(&self) -> TaskId {
-        self.id
+/// Recovers the closure of a task the queue refused.
+pub(crate) fn unplain<F: FnOnce() + Send + 'static>(task: Box<dyn PlainTask>) -> F {
+    let task = task.into_any();
+    match task.downcast::<Bare<F>>() {
+        Ok(bare) => bare.0,
+        Err(task) => match task.downcast::<Named<F>>() {
+            Ok(named) => named.f,
+            Err(_) => unreachable!("a refused task is the one that was offered"),
+        },
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> PlainTask for Bare<F> {
+    fn id(&self) -> Option<TaskId> {
+        None
     }
     fn name(&self) -> Option<&Arc<str>> {
-        self.name.as_ref()
+        None
+    }
+    fn call(self: Box<Self>) {
+        (self.0)()
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> PlainTask for Named<F> {
+    fn id(&self) -> Option<TaskId> {
+        Some(self.id)
+    }
+    fn name(&self) -> Option<&Arc<str>> {
+        Some(&self.name)
     }
     fn call(self: Box<Self>) {
         (self.f)()
@@ -167,14 +200,20 @@ pub(crate) enum Task {
 /// assert_eq!(handle.join().unwrap(), 2);
 /// ```
 pub struct PendingTask {
+    id: TaskId,
     task: Option<Task>,
     shared: Arc<Shared>,
 }
 
 impl PendingTask {
     pub(crate) fn new(task: Task, shared: Arc<Shared>) -> PendingTask {
-        debug_assert!(!matches!(task, Task::Wake));
+        let id = match &task {
+            Task::Plain(t) => t.id().unwrap_or_else(TaskId::next),
+            Task::Shared(t) => t.0.header().id,
+            Task::Wake => unreachable!("wake-ups are not tasks"),
+        };
         PendingTask {
+            id,
             task: Some(task),
             shared,
         }
@@ -188,11 +227,7 @@ impl PendingTask {
 
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        match self.task() {
-            Task::Plain(t) => t.id(),
-            Task::Shared(t) => t.0.header().id,
-            Task::Wake => unreachable!(),
-        }
+        self.id
     }
 
     /// The task's name, if it was given one with
@@ -214,7 +249,7 @@ impl PendingTask {
             .task
             .take()
             .expect("a PendingTask holds its task until consumed");
-        worker::run_elsewhere(&self.shared, task);
+        worker::run_elsewhere(&self.shared, task, self.id);
     }
 }
 
@@ -229,8 +264,9 @@ impl Drop for PendingTask {
 impl fmt::Debug for PendingTask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("PendingTask");
+        d.field("id", &self.id);
         if self.task.is_some() {
-            d.field("id", &self.id()).field("name", &self.name());
+            d.field("name", &self.name());
         }
         d.finish_non_exhaustive()
     }
@@ -416,6 +452,6 @@ impl fmt::Display for RunningTask {
         if let Some(name) = &self.name {
             write!(f, " ({name})")?;
         }
-        write!(f, " on {} for {:?}", self.thread, self.running_for)
+        write!(f, " on {} for {:.1?}", self.thread, self.running_for)
     }
 }

@@ -146,7 +146,7 @@ impl WorkerSlot {
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    fn begin(&self, shared: &Shared, id: TaskId, name: Option<&Arc<str>>) -> Previous {
+    fn begin(&self, id: TaskId, name: Option<&Arc<str>>, started: u64) -> Previous {
         let prev_current = self.current.load(Ordering::Relaxed);
         let prev_started = self.started.load(Ordering::Relaxed);
         let mut prev_name = None;
@@ -156,8 +156,7 @@ impl WorkerSlot {
             *slot_name = name.cloned();
             self.named.store(name.is_some(), Ordering::Relaxed);
         }
-        self.started
-            .store(shared.nanos_since_epoch(), Ordering::Relaxed);
+        self.started.store(started, Ordering::Relaxed);
         // ORDERING: Release publishes `started` and `name` to
         // `running_tasks`, which reads `current` with Acquire first.
         self.current.store(id.as_u64(), Ordering::Release);
@@ -243,7 +242,59 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
     CONTEXT.with(|c| c.borrow_mut().take());
 }
 
+/// A worker's own view of the time, for the start stamps of its tasks.
+///
+/// Reading the clock costs about as much as running a tiny task, so a worker
+/// running tiny tasks back to back reads it once per [`Clock::STRIDE`] tasks
+/// and stamps the ones in between with the last reading: their start is then
+/// early by at most the run time of the few tiny tasks before them. As soon
+/// as a window of tasks takes longer than [`Clock::SLOW`], the worker reads
+/// the clock for every task again, and it always does after waking from
+/// idle, so a long or stuck task's `running_for` is exact.
+struct Clock {
+    last: u64,
+    left: u32,
+    stride: u32,
+}
+
+impl Clock {
+    const STRIDE: u32 = 32;
+    const SLOW: u64 = 50_000; // nanoseconds
+
+    fn new() -> Clock {
+        Clock {
+            last: 0,
+            left: 0,
+            stride: 0,
+        }
+    }
+
+    fn stamp(&mut self, shared: &Shared) -> u64 {
+        if self.left > 0 {
+            self.left -= 1;
+            return self.last;
+        }
+        let now = shared.nanos_since_epoch();
+        let window = now.saturating_sub(self.last);
+        self.stride = if window > Clock::SLOW {
+            0
+        } else {
+            Clock::STRIDE - 1
+        };
+        self.left = self.stride;
+        self.last = now;
+        now
+    }
+
+    /// The next stamp reads the clock (the worker was idle).
+    fn invalidate(&mut self) {
+        self.left = 0;
+        self.last = 0;
+    }
+}
+
 fn work(shared: &Arc<Shared>, index: usize) {
+    let mut clock = Clock::new();
     loop {
         if shared.lifecycle.get() >= PoolState::Stopping {
             return;
@@ -258,6 +309,7 @@ fn work(shared: &Arc<Shared>, index: usize) {
                     }
                     continue;
                 }
+                clock.invalidate();
                 match shared.rx.recv() {
                     Ok(task) => task,
                     Err(_) => return,
@@ -265,7 +317,8 @@ fn work(shared: &Arc<Shared>, index: usize) {
             }
             Err(TryRecvError::Disconnected) => return,
         };
-        let processed = catch_unwind(AssertUnwindSafe(|| process(shared, index, task)));
+        let at = (index, clock.stamp(shared));
+        let processed = catch_unwind(AssertUnwindSafe(|| process(shared, at, task)));
         if let Err(payload) = processed {
             // Only our own bookkeeping or a value's Drop can get here; the
             // task itself ran under its own catch_unwind.
@@ -279,27 +332,32 @@ fn work(shared: &Arc<Shared>, index: usize) {
     }
 }
 
-fn process(shared: &Shared, index: usize, task: Task) {
+/// Where a task runs: on worker `.0`, stamped as started at `.1`; `None`
+/// for a thread outside the pool (a `PendingTask` run by the program).
+type At = Option<(usize, u64)>;
+
+fn process(shared: &Shared, at: (usize, u64), task: Task) {
     match task {
-        Task::Plain(task) => run_plain(shared, Some(index), task),
+        Task::Plain(task) => run_plain(shared, Some(at), task, None),
         Task::Shared(entry) => {
             if !entry.0.header().is_claimed() {
-                run_shared(shared, Some(index), &entry.0);
+                run_shared(shared, Some(at), &entry.0);
             }
         }
         Task::Wake => {}
     }
 }
 
-/// Runs an `execute`d task: on worker `index`, or on another thread (`None`).
-fn run_plain(shared: &Shared, index: Option<usize>, task: Box<dyn PlainTask>) {
-    let id = task.id();
+/// Runs an `execute`d task; `id` is the one already given to it, if any.
+fn run_plain(shared: &Shared, at: At, task: Box<dyn PlainTask>, id: Option<TaskId>) {
+    let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
     let name = task.name().cloned();
-    let guard = index.map(|i| {
+    let index = at.map(|(i, _)| i);
+    let guard = at.map(|(i, started)| {
         let slot = &shared.slots[i];
         SlotGuard {
             slot,
-            prev: Some(slot.begin(shared, id, name.as_ref())),
+            prev: Some(slot.begin(id, name.as_ref(), started)),
         }
     });
     let result = catch_unwind(AssertUnwindSafe(move || task.call()));
@@ -317,13 +375,14 @@ fn run_plain(shared: &Shared, index: Option<usize>, task: Box<dyn PlainTask>) {
 }
 
 /// Claims and runs a submitted task; false if someone else claimed it.
-fn run_shared(shared: &Shared, index: Option<usize>, task: &Arc<dyn SharedTask>) -> bool {
+fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) -> bool {
     let header = task.header();
-    let guard = index.map(|i| {
+    let index = at.map(|(i, _)| i);
+    let guard = at.map(|(i, started)| {
         let slot = &shared.slots[i];
         SlotGuard {
             slot,
-            prev: Some(slot.begin(shared, header.id, header.name.as_ref())),
+            prev: Some(slot.begin(header.id, header.name.as_ref(), started)),
         }
     });
     let outer = index.map(|_| swap_context_task(Some(task.clone())));
@@ -361,13 +420,14 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
     }) else {
         return;
     };
-    run_shared(&shared, Some(index), task);
+    let started = shared.nanos_since_epoch();
+    run_shared(&shared, Some((index, started)), task);
 }
 
 /// Runs a task handed back by `shutdown_now` on the calling thread.
-pub(crate) fn run_elsewhere(shared: &Shared, task: Task) {
+pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
-        Task::Plain(task) => run_plain(shared, None, task),
+        Task::Plain(task) => run_plain(shared, None, task, Some(id)),
         Task::Shared(entry) => {
             run_shared(shared, None, &entry.0);
         }

@@ -36,6 +36,7 @@ use crate::pool::Shared;
 use crate::state::deadline_after;
 use crate::stop::StopState;
 use crate::task::TaskId;
+use crate::unwind;
 use crate::worker;
 
 /// What every cell has, whatever its closure and result types.
@@ -229,7 +230,9 @@ where
                 }
                 let returned = slot.returned;
                 drop(slot);
-                drop(f); // the closure's captures drop outside our lock
+                // The captures drop outside our lock, and a panicking Drop
+                // among them must not skip the caller's bookkeeping.
+                unwind::drop_quietly(f);
                 CancelOutcome::Cancelled { returned }
             }
             Stage::Running => {

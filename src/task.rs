@@ -389,7 +389,9 @@ impl TaskPanic {
         self.name.as_deref()
     }
 
-    /// The name of the thread it panicked on.
+    /// The name of the worker thread it panicked on; `None` when that is
+    /// not known: for a task run with [`PendingTask::run`], or a panic
+    /// reported only when its unjoined handle was dropped.
     pub fn thread(&self) -> Option<&str> {
         self.thread.as_deref()
     }

@@ -385,7 +385,7 @@ fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) -> bool {
             prev: Some(slot.begin(header.id, header.name.as_ref(), started)),
         }
     });
-    let outer = index.map(|_| swap_context_task(Some(task.clone())));
+    let context = index.map(|_| ContextTask::enter(task.clone()));
     let ran = task.run(&mut |outcome| match outcome {
         Outcome::Ended { panicked, returned } => shared.count_end(index, panicked, returned),
         Outcome::Orphan(payload) => {
@@ -393,11 +393,30 @@ fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) -> bool {
             shared.report_panic(header.id, header.name.clone(), thread, payload);
         }
     });
-    if let Some(outer) = outer {
-        swap_context_task(outer);
-    }
+    drop(context);
     drop(guard);
     ran
+}
+
+/// Makes a submitted task the thread's current one (for
+/// `StopToken::current`) and restores the outer one on drop, also when a
+/// `Drop` of the task's result unwinds.
+struct ContextTask {
+    outer: Option<Arc<dyn SharedTask>>,
+}
+
+impl ContextTask {
+    fn enter(task: Arc<dyn SharedTask>) -> ContextTask {
+        ContextTask {
+            outer: swap_context_task(Some(task)),
+        }
+    }
+}
+
+impl Drop for ContextTask {
+    fn drop(&mut self) {
+        swap_context_task(self.outer.take());
+    }
 }
 
 fn swap_context_task(task: Option<Arc<dyn SharedTask>>) -> Option<Arc<dyn SharedTask>> {

@@ -1,0 +1,460 @@
+//! A bounded queue: `try_` calls refuse with `QueueFull`, blocking calls wait
+//! for room and wake with `Shutdown` when the pool stops, and under a race
+//! every task is run, handed back or rejected exactly once.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use drainpool::{Builder, PendingTask, RejectReason, TaskError, TaskHandle, ThreadPool};
+
+/// Upper bound of every wait: a bug fails the test instead of hanging it.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long something must stay blocked to count as still blocked.
+const STILL_BLOCKED: Duration = Duration::from_millis(50);
+/// The queue bound of the single-worker tests.
+const CAPACITY: usize = 2;
+
+/// A pool that must terminate within [`TIMEOUT`] when the test ends. A pool
+/// that hangs is leaked and fails the test, rather than hanging it in `Drop`.
+struct TestPool(Option<ThreadPool>);
+
+impl TestPool {
+    fn build(builder: Builder) -> TestPool {
+        TestPool(Some(builder.build().expect("the pool builds")))
+    }
+}
+
+impl Deref for TestPool {
+    type Target = ThreadPool;
+    fn deref(&self) -> &ThreadPool {
+        self.0.as_ref().expect("the pool is alive until drop")
+    }
+}
+
+impl Drop for TestPool {
+    fn drop(&mut self) {
+        let Some(pool) = self.0.take() else { return };
+        pool.shutdown();
+        if pool.await_termination(TIMEOUT) {
+            drop(pool);
+        } else {
+            std::mem::forget(pool);
+            if !thread::panicking() {
+                panic!("the pool did not terminate within {TIMEOUT:?}");
+            }
+        }
+    }
+}
+
+/// Keeps a worker busy until released (or dropped, or [`TIMEOUT`]):
+/// dropping the sender disconnects the channel the holder waits on.
+struct Hold {
+    _release: mpsc::Sender<()>,
+}
+
+impl Hold {
+    fn release(self) {}
+}
+
+/// `join`, but failing instead of hanging if the task never ends.
+fn bounded_join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
+    assert!(handle.wait_timeout(TIMEOUT), "the task did not end in time");
+    handle.join()
+}
+
+/// A task that counts its runs in `counter`.
+fn bump(counter: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
+    let counter = counter.clone();
+    move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A single-worker pool with a queue of [`CAPACITY`]: its worker held, its
+/// queue full of tasks that bump `fillers`.
+fn full_pool(fillers: &Arc<AtomicUsize>) -> (Arc<TestPool>, Hold) {
+    let pool = Arc::new(TestPool::build(
+        ThreadPool::builder().threads(1).queue_capacity(CAPACITY),
+    ));
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    pool.execute(move || {
+        started_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(TIMEOUT);
+    })
+    .unwrap();
+    // Off the queue and running: the queue is empty now.
+    started_rx
+        .recv_timeout(TIMEOUT)
+        .expect("the holder started");
+    for _ in 0..CAPACITY {
+        pool.try_execute(bump(fillers)).expect("room in the queue");
+    }
+    (
+        pool,
+        Hold {
+            _release: release_tx,
+        },
+    )
+}
+
+/// How a submitter offers its task.
+#[derive(Clone, Copy, Debug)]
+enum Intake {
+    Execute,
+    Submit,
+}
+
+/// A thread offering one task with a blocking call.
+struct Submitter {
+    outcome: Receiver<Result<(), RejectReason>>,
+    thread: JoinHandle<()>,
+}
+
+impl Submitter {
+    /// Offers a task that bumps `ran`. A rejected task is run by the
+    /// submitter from `into_inner`, so `ran` reaches 1 either way when the
+    /// task was handed back whole.
+    fn spawn(pool: &Arc<TestPool>, intake: Intake, ran: &Arc<AtomicUsize>) -> Submitter {
+        let (pool, task) = (pool.clone(), bump(ran));
+        let (tx, outcome) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let result = match intake {
+                Intake::Execute => pool.execute(task),
+                Intake::Submit => pool.submit(task).map(drop),
+            };
+            tx.send(result.as_ref().map(|_| ()).map_err(|r| r.reason()))
+                .unwrap();
+            if let Err(rejected) = result {
+                rejected.into_inner()();
+            }
+        });
+        Submitter { outcome, thread }
+    }
+
+    fn is_blocked(&self) -> bool {
+        self.outcome.recv_timeout(STILL_BLOCKED) == Err(RecvTimeoutError::Timeout)
+    }
+
+    /// How the call ended, once it has.
+    fn finish(self) -> Result<(), RejectReason> {
+        let outcome = self
+            .outcome
+            .recv_timeout(TIMEOUT)
+            .expect("the submitter returned");
+        self.thread.join().expect("the submitter did not panic");
+        outcome
+    }
+}
+
+/// Counts how many of its [`Tracked`] values were dropped.
+#[derive(Clone, Default)]
+struct DropCounter(Arc<AtomicUsize>);
+
+struct Tracked(Arc<AtomicUsize>);
+
+impl DropCounter {
+    fn tracked(&self) -> Tracked {
+        Tracked(self.0.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counters(n: usize) -> Arc<Vec<AtomicUsize>> {
+    Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect())
+}
+
+fn sum(counters: &[AtomicUsize]) -> usize {
+    counters.iter().map(|c| c.load(Ordering::SeqCst)).sum()
+}
+
+/// A one-shot gate: `wait` returns once `open` was called (or after
+/// [`TIMEOUT`]).
+#[derive(Clone, Default)]
+struct Latch(Arc<(Mutex<bool>, Condvar)>);
+
+impl Latch {
+    fn open(&self) {
+        let (open, cond) = &*self.0;
+        *open.lock().unwrap() = true;
+        cond.notify_all();
+    }
+
+    fn wait(&self) {
+        let (open, cond) = &*self.0;
+        let guard = open.lock().unwrap();
+        drop(cond.wait_timeout_while(guard, TIMEOUT, |open| !*open));
+    }
+}
+
+/// `shutdown_now` on another thread, so that a hang fails the test.
+fn shutdown_now_within(pool: &Arc<TestPool>) -> Vec<PendingTask> {
+    let (tx, rx) = mpsc::channel();
+    let pool = pool.clone();
+    thread::spawn(move || tx.send(pool.shutdown_now()).unwrap());
+    rx.recv_timeout(TIMEOUT).expect("shutdown_now returned")
+}
+
+/// Spins (yielding) until `done`, or for at most a moment: it only paces a
+/// race, so it asserts nothing and a miss costs coverage, not a failure.
+fn spin_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while !done() && Instant::now() < deadline {
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn try_calls_refuse_a_full_queue_and_hand_the_task_back() {
+    let fillers = Arc::new(AtomicUsize::new(0));
+    let (pool, hold) = full_pool(&fillers);
+    let by_caller = Arc::new(AtomicUsize::new(0));
+
+    let rejected = pool.try_execute(bump(&by_caller)).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::QueueFull);
+    rejected.into_inner()();
+    assert_eq!(by_caller.load(Ordering::SeqCst), 1, "the closure came back");
+
+    let rejected = pool.try_submit(|| 7).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::QueueFull);
+    assert_eq!(rejected.into_inner()(), 7);
+
+    let rejected = pool.task().name("n").try_execute(|| ()).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::QueueFull);
+    let rejected = pool.task().name("n").try_submit(|| ()).unwrap_err();
+    assert_eq!(rejected.reason(), RejectReason::QueueFull);
+    assert_eq!(pool.stats().rejected, 4);
+    assert_eq!(pool.stats().queued, CAPACITY);
+
+    hold.release();
+    assert!(pool.wait_idle(TIMEOUT));
+    assert_eq!(fillers.load(Ordering::SeqCst), CAPACITY);
+    assert_eq!(bounded_join(pool.try_submit(|| 1).unwrap()).unwrap(), 1);
+}
+
+/// The task offered to a full queue waits until the worker frees a slot.
+fn blocks_until_a_slot_frees(intake: Intake) {
+    let fillers = Arc::new(AtomicUsize::new(0));
+    let (pool, hold) = full_pool(&fillers);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let submitter = Submitter::spawn(&pool, intake, &ran);
+    assert!(
+        submitter.is_blocked(),
+        "{intake:?} waits while the queue is full"
+    );
+
+    hold.release();
+    assert_eq!(submitter.finish(), Ok(()));
+    assert!(pool.wait_idle(TIMEOUT));
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the pool ran it");
+    assert_eq!(fillers.load(Ordering::SeqCst), CAPACITY);
+    assert_eq!(pool.stats().rejected, 0);
+}
+
+#[test]
+fn execute_blocks_while_the_queue_is_full() {
+    blocks_until_a_slot_frees(Intake::Execute);
+}
+
+#[test]
+fn submit_blocks_while_the_queue_is_full() {
+    blocks_until_a_slot_frees(Intake::Submit);
+}
+
+#[test]
+fn blocked_submitters_wake_with_shutdown_on_shutdown() {
+    let fillers = Arc::new(AtomicUsize::new(0));
+    let (pool, hold) = full_pool(&fillers);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let submitters = [Intake::Execute, Intake::Submit].map(|i| Submitter::spawn(&pool, i, &ran));
+    for submitter in &submitters {
+        assert!(submitter.is_blocked());
+    }
+
+    pool.shutdown();
+    for submitter in submitters {
+        assert_eq!(submitter.finish(), Err(RejectReason::Shutdown));
+    }
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "both came back to the caller"
+    );
+    hold.release();
+    assert!(pool.await_termination(TIMEOUT));
+    assert_eq!(
+        fillers.load(Ordering::SeqCst),
+        CAPACITY,
+        "the queue drained"
+    );
+    assert_eq!(pool.stats().rejected, 2);
+}
+
+#[test]
+fn blocked_submitters_wake_with_shutdown_on_shutdown_now() {
+    let fillers = Arc::new(AtomicUsize::new(0));
+    let (pool, hold) = full_pool(&fillers);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let submitters = [Intake::Execute, Intake::Submit].map(|i| Submitter::spawn(&pool, i, &ran));
+    for submitter in &submitters {
+        assert!(submitter.is_blocked());
+    }
+
+    let pending = shutdown_now_within(&pool);
+    for submitter in submitters {
+        assert_eq!(submitter.finish(), Err(RejectReason::Shutdown));
+    }
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "both came back to the caller"
+    );
+    assert_eq!(
+        pending.len(),
+        CAPACITY,
+        "only the queued tasks are handed back"
+    );
+    drop(pending);
+    hold.release();
+    assert!(pool.await_termination(TIMEOUT));
+    assert_eq!(fillers.load(Ordering::SeqCst), 0, "the fillers never ran");
+    let stats = pool.stats();
+    assert_eq!((stats.rejected, stats.cancelled), (2, CAPACITY as u64));
+}
+
+#[test]
+fn producers_blocked_on_a_full_queue_race_shutdown() {
+    const ROUNDS: usize = 1_000;
+    const PRODUCERS: usize = 4;
+    const PER_PRODUCER: usize = 50;
+    const TASKS: usize = PRODUCERS * PER_PRODUCER;
+    const QUEUE: usize = 2;
+    let (mut total_rejected, mut total_returned) = (0, 0);
+
+    for round in 0..ROUNDS {
+        // Rounds alternate shutdown_now and shutdown. Every other pair holds
+        // the workers, so the stop finds every producer blocked on the full
+        // queue; the others stop at a different point of progress each time.
+        let now = round % 2 == 1;
+        let held = round % 4 >= 2;
+        let pool = Arc::new(TestPool::build(
+            ThreadPool::builder().threads(2).queue_capacity(QUEUE),
+        ));
+        let (ran, rejected) = (counters(TASKS), counters(TASKS));
+        let drops = DropCounter::default();
+        let resume = Latch::default();
+        if !held {
+            resume.open();
+        }
+        let start = Arc::new(Barrier::new(PRODUCERS + 1));
+        let (done_tx, done_rx) = mpsc::channel();
+
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let (pool, ran, rejected) = (pool.clone(), ran.clone(), rejected.clone());
+                let (drops, resume) = (drops.clone(), resume.clone());
+                let (start, done) = (start.clone(), done_tx.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    let mut handles = Vec::new();
+                    for i in p * PER_PRODUCER..(p + 1) * PER_PRODUCER {
+                        let (ran, tracked, resume) = (ran.clone(), drops.tracked(), resume.clone());
+                        let task = move || {
+                            let _tracked = tracked;
+                            resume.wait();
+                            ran[i].fetch_add(1, Ordering::SeqCst);
+                        };
+                        // Named by index, so a handed-back task says which it is.
+                        let builder = pool.task().name(i.to_string());
+                        let result = if p % 2 == 0 {
+                            builder.execute(task).map(|()| None)
+                        } else {
+                            builder.submit(task).map(Some)
+                        };
+                        match result {
+                            Ok(handle) => handles.extend(handle.map(|h| (i, h))),
+                            Err(refused) => {
+                                assert_eq!(refused.reason(), RejectReason::Shutdown);
+                                rejected[i].fetch_add(1, Ordering::SeqCst);
+                                drop(refused.into_inner());
+                            }
+                        }
+                    }
+                    done.send(handles).unwrap();
+                })
+            })
+            .collect();
+        start.wait();
+
+        if held {
+            // Two tasks held on the workers, two queued, and (counted as
+            // accepted while they wait) one blocked task per producer.
+            spin_until(|| pool.stats().queued >= QUEUE + PRODUCERS);
+        } else {
+            let target = round % 40 * 5;
+            spin_until(|| sum(&ran) >= target);
+        }
+        let mut returned = vec![0_usize; TASKS];
+        if now {
+            for task in shutdown_now_within(&pool) {
+                let i: usize = task.name().expect("named").parse().unwrap();
+                returned[i] += 1;
+            } // each PendingTask is dropped here: cancelled
+        } else {
+            pool.shutdown();
+        }
+        resume.open();
+
+        let mut handles = Vec::new();
+        for _ in 0..PRODUCERS {
+            handles.extend(done_rx.recv_timeout(TIMEOUT).expect("a producer finished"));
+        }
+        for producer in producers {
+            producer.join().expect("a producer did not panic");
+        }
+        assert!(pool.await_termination(TIMEOUT), "round {round}: terminated");
+
+        for (i, handle) in handles {
+            match bounded_join(handle) {
+                Ok(()) => assert_eq!(ran[i].load(Ordering::SeqCst), 1),
+                Err(TaskError::Cancelled) => assert_eq!(returned[i], 1),
+                Err(e) => panic!("round {round}, task {i}: unexpected {e:?}"),
+            }
+        }
+        for (i, returned) in returned.iter().enumerate() {
+            let ran = ran[i].load(Ordering::SeqCst);
+            let rejected = rejected[i].load(Ordering::SeqCst);
+            assert_eq!(
+                ran + returned + rejected,
+                1,
+                "round {round}, task {i}: ran {ran}, returned {returned}, rejected {rejected}"
+            );
+        }
+        let returned: usize = returned.iter().sum();
+        if !now {
+            assert_eq!(returned, 0, "shutdown hands nothing back");
+        }
+        assert_eq!(drops.count(), TASKS, "every closure dropped exactly once");
+        let stats = pool.stats();
+        assert_eq!(stats.completed, sum(&ran) as u64);
+        assert_eq!(stats.rejected, sum(&rejected) as u64);
+        assert_eq!(stats.cancelled, returned as u64);
+        total_rejected += sum(&rejected);
+        total_returned += returned;
+    }
+    assert!(total_rejected > 0, "the stop caught producers mid-way");
+    assert!(total_returned > 0, "shutdown_now found queued tasks");
+}

@@ -1,0 +1,318 @@
+//! Dropping a pool: it drains and joins; dropped from its own worker it does
+//! not deadlock and still terminates; dropped after `shutdown_now` it ends.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use drainpool::{StopToken, TaskError, TaskHandle, ThreadPool};
+
+/// Upper bound of every wait: a bug fails the test instead of hanging it.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long something must stay blocked to count as still blocked.
+const STILL_BLOCKED: Duration = Duration::from_millis(50);
+
+/// Counts how many of its [`Tracked`] values were dropped.
+#[derive(Clone, Default)]
+struct DropCounter(Arc<AtomicUsize>);
+
+struct Tracked(Arc<AtomicUsize>);
+
+impl DropCounter {
+    fn tracked(&self) -> Tracked {
+        Tracked(self.0.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Drops `pool` on another thread; the receiver hears when the drop returned.
+/// (A drop that hangs leaks that thread instead of hanging the test.)
+fn drop_elsewhere(pool: ThreadPool) -> mpsc::Receiver<()> {
+    let (dropped_tx, dropped_rx) = mpsc::channel();
+    thread::spawn(move || {
+        drop(pool);
+        dropped_tx.send(()).unwrap();
+    });
+    dropped_rx
+}
+
+/// Occupies one worker until the returned sender is dropped (or
+/// [`TIMEOUT`]); returns once the holder runs.
+fn occupy_worker(pool: &ThreadPool) -> mpsc::Sender<()> {
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    pool.execute(move || {
+        started_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(TIMEOUT);
+    })
+    .unwrap();
+    started_rx
+        .recv_timeout(TIMEOUT)
+        .expect("the holder started");
+    release_tx
+}
+
+/// `join`, but failing instead of hanging if the task never ends.
+fn bounded_join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
+    assert!(handle.wait_timeout(TIMEOUT), "the task did not end in time");
+    handle.join()
+}
+
+/// A one-shot gate: `wait` returns true once `open` was called, or false
+/// after [`TIMEOUT`]. It never panics, so a thread-local destructor may use it.
+#[derive(Clone, Default)]
+struct Latch(Arc<(Mutex<bool>, Condvar)>);
+
+impl Latch {
+    fn open(&self) {
+        let (open, cond) = &*self.0;
+        *open.lock().unwrap() = true;
+        cond.notify_all();
+    }
+
+    fn wait(&self) -> bool {
+        let (open, cond) = &*self.0;
+        let Ok(guard) = open.lock() else { return false };
+        match cond.wait_timeout_while(guard, TIMEOUT, |open| !*open) {
+            Ok((guard, _)) => *guard,
+            Err(_) => false,
+        }
+    }
+}
+
+/// Lives in a worker's thread-local storage; its drop, as the thread ends,
+/// waits for `gone` and then counts.
+struct ThreadEnd {
+    _tracked: Tracked,
+    gone: Latch,
+}
+
+impl Drop for ThreadEnd {
+    fn drop(&mut self) {
+        self.gone.wait(); // `_tracked` counts after this
+    }
+}
+
+thread_local! {
+    static THREAD_END: RefCell<Option<ThreadEnd>> = const { RefCell::new(None) };
+}
+
+#[test]
+fn dropping_the_pool_drains_every_accepted_task() {
+    const THREADS: usize = 2;
+    const QUEUED: usize = 500;
+    let exits = Arc::new(AtomicUsize::new(0));
+    let terminated = Arc::new(AtomicBool::new(false));
+    let pool = {
+        let (exits, terminated) = (exits.clone(), terminated.clone());
+        ThreadPool::builder()
+            .threads(THREADS)
+            .on_thread_exit(move |_| {
+                exits.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_terminated(move || terminated.store(true, Ordering::SeqCst))
+            .build()
+            .unwrap()
+    };
+    let holds: Vec<_> = (0..THREADS).map(|_| occupy_worker(&pool)).collect();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let drops = DropCounter::default();
+    let handles: Vec<_> = (0..QUEUED)
+        .map(|i| {
+            let (ran, tracked) = (ran.clone(), drops.tracked());
+            pool.submit(move || {
+                let _tracked = tracked;
+                ran.fetch_add(1, Ordering::SeqCst);
+                i
+            })
+            .unwrap()
+        })
+        .collect();
+
+    let dropped = drop_elsewhere(pool);
+    assert_eq!(
+        dropped.recv_timeout(STILL_BLOCKED),
+        Err(RecvTimeoutError::Timeout),
+        "drop waits for the accepted work"
+    );
+    drop(holds);
+    dropped.recv_timeout(TIMEOUT).expect("drop returned");
+
+    // Everything below was true by the time drop returned.
+    assert_eq!(ran.load(Ordering::SeqCst), QUEUED, "every queued task ran");
+    assert_eq!(drops.count(), QUEUED);
+    assert_eq!(exits.load(Ordering::SeqCst), THREADS, "every thread exited");
+    assert!(terminated.load(Ordering::SeqCst), "on_terminated ran");
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert!(handle.is_finished());
+        assert_eq!(handle.join().unwrap(), i, "handles outlive the pool");
+    }
+}
+
+#[test]
+fn dropping_the_pool_joins_its_threads() {
+    // Each worker's thread-local value dies with its thread, after the
+    // worker's body (and on_thread_exit) returned, and waits for `gone`
+    // as it does: a drop that only waited for the workers' loops to end, and
+    // did not join the threads, returns while it waits.
+    const THREADS: usize = 3;
+    let lives = DropCounter::default();
+    let gone = Latch::default();
+    let exited = Arc::new(Mutex::new(Vec::new()));
+    let pool = {
+        let (lives, gone, exited) = (lives.clone(), gone.clone(), exited.clone());
+        ThreadPool::builder()
+            .threads(THREADS)
+            .on_thread_start(move |_| {
+                let end = ThreadEnd {
+                    _tracked: lives.tracked(),
+                    gone: gone.clone(),
+                };
+                THREAD_END.with(|slot| *slot.borrow_mut() = Some(end));
+            })
+            .on_thread_exit(move |index| exited.lock().unwrap().push(index))
+            .build()
+            .unwrap()
+    };
+    let handles: Vec<_> = (0..THREADS * 10)
+        .map(|i| pool.submit(move || i).unwrap())
+        .collect();
+    for handle in handles {
+        bounded_join(handle).unwrap();
+    }
+
+    let dropped = drop_elsewhere(pool);
+    assert_eq!(
+        dropped.recv_timeout(STILL_BLOCKED),
+        Err(RecvTimeoutError::Timeout),
+        "drop waits until the worker threads are gone"
+    );
+    gone.open();
+    dropped.recv_timeout(TIMEOUT).expect("drop returned");
+    assert_eq!(lives.count(), THREADS, "every worker thread is gone");
+    let mut exited = exited.lock().unwrap().clone();
+    exited.sort_unstable();
+    assert_eq!(
+        exited,
+        (0..THREADS).collect::<Vec<_>>(),
+        "on_thread_exit ran for each"
+    );
+}
+
+#[test]
+fn dropping_the_pool_from_its_own_worker_does_not_deadlock() {
+    let (terminated_tx, terminated_rx) = mpsc::channel();
+    let pool = Arc::new(
+        ThreadPool::builder()
+            .threads(1)
+            .on_terminated(move || terminated_tx.send(()).unwrap())
+            .build()
+            .unwrap(),
+    );
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (report_tx, report_rx) = mpsc::channel();
+    let own = pool.clone();
+    pool.execute(move || {
+        let _ = go_rx.recv_timeout(TIMEOUT);
+        let last = Arc::try_unwrap(own);
+        let was_last = last.is_ok();
+        drop(last); // the ThreadPool itself, dropped on its own worker
+        report_tx.send(was_last).unwrap();
+    })
+    .unwrap();
+    // Queued behind the dropping task on the only worker.
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..5 {
+        let ran = ran.clone();
+        pool.execute(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+
+    drop(pool); // not the last reference: the task holds one
+    go_tx.send(()).unwrap();
+    assert_eq!(
+        report_rx.recv_timeout(TIMEOUT),
+        Ok(true),
+        "the last reference was dropped inside the task, and that drop returned"
+    );
+    terminated_rx
+        .recv_timeout(TIMEOUT)
+        .expect("the pool still terminated");
+    assert_eq!(ran.load(Ordering::SeqCst), 5, "the accepted tasks drained");
+}
+
+#[test]
+fn dropping_the_pool_after_shutdown_now_terminates() {
+    const THREADS: usize = 2;
+    const QUEUED: usize = 10;
+    let (terminated_tx, terminated_rx) = mpsc::channel();
+    let pool = ThreadPool::builder()
+        .threads(THREADS)
+        .on_terminated(move || terminated_tx.send(()).unwrap())
+        .build()
+        .unwrap();
+    // Every worker runs a task that ends only when its stop flag is raised.
+    let (started_tx, started_rx) = mpsc::channel();
+    let (saw_stop_tx, saw_stop_rx) = mpsc::channel();
+    for _ in 0..THREADS {
+        let (started, saw_stop) = (started_tx.clone(), saw_stop_tx.clone());
+        pool.execute(move || {
+            let token = StopToken::current();
+            started.send(()).unwrap();
+            let deadline = Instant::now() + TIMEOUT;
+            while !token.is_stop_requested() && Instant::now() < deadline {
+                thread::yield_now();
+            }
+            saw_stop.send(token.is_stop_requested()).unwrap();
+        })
+        .unwrap();
+    }
+    for _ in 0..THREADS {
+        started_rx
+            .recv_timeout(TIMEOUT)
+            .expect("every worker is busy");
+    }
+    let drops = DropCounter::default();
+    let mut handles = Vec::new();
+    for i in 0..QUEUED {
+        let tracked = drops.tracked();
+        if i % 2 == 0 {
+            pool.execute(move || drop(tracked)).unwrap();
+        } else {
+            handles.push(pool.submit(move || drop(tracked)).unwrap());
+        }
+    }
+
+    let pending = pool.shutdown_now();
+    assert_eq!(pending.len(), QUEUED);
+    drop(pending);
+    assert_eq!(drops.count(), QUEUED, "the returned tasks were dropped");
+    for handle in handles {
+        assert!(matches!(bounded_join(handle), Err(TaskError::Cancelled)));
+    }
+    assert_eq!(pool.stats().cancelled, QUEUED as u64);
+
+    drop_elsewhere(pool)
+        .recv_timeout(TIMEOUT)
+        .expect("drop returned");
+    terminated_rx
+        .recv_timeout(Duration::ZERO)
+        .expect("terminated before drop returned");
+    for _ in 0..THREADS {
+        assert_eq!(saw_stop_rx.recv_timeout(TIMEOUT), Ok(true));
+    }
+}

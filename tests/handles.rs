@@ -1,0 +1,612 @@
+//! Task handles: `join`, `wait_timeout`, `is_finished`, `cancel`, `id`,
+//! `name`, detaching by drop, and join-helping from inside a worker.
+
+use std::collections::HashSet;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use drainpool::{Builder, StopToken, TaskError, TaskHandle, ThreadPool};
+
+/// Upper bound of every wait: a bug fails the test instead of hanging it.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long something must stay blocked to count as still blocked.
+const STILL_BLOCKED: Duration = Duration::from_millis(50);
+
+/// A pool that must terminate within [`TIMEOUT`] when the test ends. A pool
+/// that hangs is leaked and fails the test, rather than hanging it in `Drop`.
+struct TestPool(Option<ThreadPool>);
+
+impl TestPool {
+    fn new(threads: usize) -> TestPool {
+        TestPool::build(ThreadPool::builder().threads(threads))
+    }
+
+    fn build(builder: Builder) -> TestPool {
+        TestPool(Some(builder.build().expect("the pool builds")))
+    }
+}
+
+impl Deref for TestPool {
+    type Target = ThreadPool;
+    fn deref(&self) -> &ThreadPool {
+        self.0.as_ref().expect("the pool is alive until drop")
+    }
+}
+
+impl Drop for TestPool {
+    fn drop(&mut self) {
+        let Some(pool) = self.0.take() else { return };
+        pool.shutdown();
+        if pool.await_termination(TIMEOUT) {
+            drop(pool);
+        } else {
+            std::mem::forget(pool);
+            if !thread::panicking() {
+                panic!("the pool did not terminate within {TIMEOUT:?}");
+            }
+        }
+    }
+}
+
+/// Keeps a task running until released (or dropped, or [`TIMEOUT`]):
+/// dropping the sender disconnects the channel the task waits on.
+struct Hold {
+    _release: mpsc::Sender<()>,
+}
+
+impl Hold {
+    fn release(self) {}
+}
+
+/// Occupies one worker with a task that runs until the returned [`Hold`]
+/// is released; returns once the task has started.
+fn occupy_worker(pool: &ThreadPool) -> Hold {
+    let (handle, hold) = held_task(pool, ());
+    drop(handle);
+    hold
+}
+
+/// Submits a task that returns `value` once released; returns once it runs.
+fn held_task<T: Send + 'static>(pool: &ThreadPool, value: T) -> (TaskHandle<T>, Hold) {
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let handle = pool
+        .submit(move || {
+            started_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(TIMEOUT);
+            value
+        })
+        .unwrap();
+    started_rx
+        .recv_timeout(TIMEOUT)
+        .expect("the held task started");
+    (
+        handle,
+        Hold {
+            _release: release_tx,
+        },
+    )
+}
+
+/// `join`, but failing instead of hanging if the task never ends.
+fn bounded_join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
+    assert!(handle.wait_timeout(TIMEOUT), "the task did not end in time");
+    handle.join()
+}
+
+fn thread_name() -> String {
+    thread::current().name().unwrap_or("<unnamed>").to_owned()
+}
+
+/// Counts how many of its [`Tracked`] values were dropped.
+#[derive(Clone, Default)]
+struct DropCounter(Arc<AtomicUsize>);
+
+struct Tracked(Arc<AtomicUsize>);
+
+impl DropCounter {
+    fn tracked(&self) -> Tracked {
+        Tracked(self.0.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A one-shot start line: `wait` returns once `open` was called.
+#[derive(Clone, Default)]
+struct Latch(Arc<(Mutex<bool>, Condvar)>);
+
+impl Latch {
+    fn open(&self) {
+        let (open, cond) = &*self.0;
+        *open.lock().unwrap() = true;
+        cond.notify_all();
+    }
+
+    fn wait(&self) {
+        let (open, cond) = &*self.0;
+        let guard = open.lock().unwrap();
+        let (guard, _) = cond
+            .wait_timeout_while(guard, TIMEOUT, |open| !*open)
+            .unwrap();
+        assert!(*guard, "the latch was never opened");
+    }
+}
+
+#[test]
+fn join_returns_the_value() {
+    let pool = TestPool::new(2);
+    let handle = pool.submit(|| 6 * 7).unwrap();
+    assert_eq!(bounded_join(handle).unwrap(), 42);
+}
+
+#[test]
+fn join_returns_the_panic_payload() {
+    let pool = TestPool::new(2);
+
+    let n = std::hint::black_box(7); // a runtime value: the payload is a String
+    let formatted = pool.submit(move || -> u32 { panic!("boom {n}") }).unwrap();
+    let err = bounded_join(formatted).unwrap_err();
+    assert!(err.is_panic());
+    assert!(!err.is_cancelled());
+    assert_eq!(err.panic_message(), Some("boom 7"));
+    let TaskError::Panicked(payload) = err else {
+        panic!("expected Panicked")
+    };
+    assert_eq!(payload.downcast_ref::<String>().unwrap(), "boom 7");
+
+    let literal = pool.submit(|| panic!("static message")).unwrap();
+    let err: TaskError = bounded_join::<()>(literal).unwrap_err();
+    assert_eq!(err.panic_message(), Some("static message"));
+
+    let custom = pool.submit(|| std::panic::panic_any(17_u8)).unwrap();
+    let err: TaskError = bounded_join::<()>(custom).unwrap_err();
+    assert_eq!(
+        err.panic_message(),
+        None,
+        "a non-string payload has no message"
+    );
+    let TaskError::Panicked(payload) = err else {
+        panic!("expected Panicked")
+    };
+    assert_eq!(payload.downcast_ref::<u8>(), Some(&17));
+}
+
+#[test]
+fn cancelling_a_queued_task_drops_it_at_once_and_it_never_runs() {
+    let pool = TestPool::new(1);
+    let hold = occupy_worker(&pool);
+    let drops = DropCounter::default();
+    let ran = Arc::new(AtomicBool::new(false));
+    let handle = {
+        let tracked = drops.tracked();
+        let ran = ran.clone();
+        pool.submit(move || {
+            let _tracked = tracked;
+            ran.store(true, Ordering::SeqCst);
+        })
+        .unwrap()
+    };
+
+    assert!(!handle.is_finished());
+    assert!(handle.cancel(), "a queued task can be cancelled");
+    assert!(handle.is_finished(), "a cancelled handle resolves at once");
+    assert!(handle.wait_timeout(Duration::ZERO));
+    assert_eq!(drops.count(), 1, "the captures drop at cancel time");
+    assert!(!handle.cancel(), "there is nothing left to cancel");
+
+    hold.release();
+    // One worker, FIFO: once this marker ran, the cancelled slot was passed.
+    bounded_join(pool.submit(|| ()).unwrap()).unwrap();
+    assert!(matches!(bounded_join(handle), Err(TaskError::Cancelled)));
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "the cancelled closure never ran"
+    );
+    assert_eq!(drops.count(), 1, "the closure was dropped exactly once");
+    assert_eq!(pool.stats().cancelled, 1);
+}
+
+#[test]
+fn cancelling_a_running_task_raises_only_its_stop_flag() {
+    // Runs until its own stop token fires; false if it never did.
+    fn spin_until_stopped(started: mpsc::Sender<()>) -> impl FnOnce() -> bool + Send {
+        move || {
+            let token = StopToken::current();
+            started.send(()).unwrap();
+            let deadline = Instant::now() + TIMEOUT;
+            while !token.is_stop_requested() {
+                if Instant::now() > deadline {
+                    return false;
+                }
+                thread::yield_now();
+            }
+            true
+        }
+    }
+
+    let pool = TestPool::new(2);
+    let (started_tx, started_rx) = mpsc::channel();
+    let target = pool.submit(spin_until_stopped(started_tx.clone())).unwrap();
+    let bystander = pool.submit(spin_until_stopped(started_tx)).unwrap();
+    for _ in 0..2 {
+        started_rx
+            .recv_timeout(TIMEOUT)
+            .expect("both tasks started");
+    }
+
+    assert!(!target.cancel(), "a running task cannot be un-started");
+    assert!(bounded_join(target).unwrap(), "the task saw its stop flag");
+    assert!(
+        !bystander.wait_timeout(STILL_BLOCKED),
+        "another task's stop flag stays down"
+    );
+    assert!(!bystander.cancel());
+    assert!(bounded_join(bystander).unwrap());
+    assert_eq!(pool.stats().cancelled, 0, "a running task is not cancelled");
+}
+
+#[test]
+fn cancelling_a_finished_task_returns_false() {
+    let pool = TestPool::new(1);
+    let handle = pool.submit(|| 5).unwrap();
+    assert!(handle.wait_timeout(TIMEOUT));
+    assert!(!handle.cancel());
+    assert_eq!(bounded_join(handle).unwrap(), 5, "the result survives");
+    assert_eq!(pool.stats().cancelled, 0);
+}
+
+#[test]
+fn wait_timeout_is_false_while_the_task_is_held_and_true_after() {
+    let pool = TestPool::new(1);
+    let (running, hold) = held_task(&pool, 3);
+    let ran = Arc::new(AtomicBool::new(false));
+    let queued = {
+        let ran = ran.clone();
+        pool.submit(move || ran.store(true, Ordering::SeqCst))
+            .unwrap()
+    };
+
+    assert!(!running.wait_timeout(STILL_BLOCKED));
+    assert!(!queued.wait_timeout(STILL_BLOCKED));
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "waiting from outside the pool never runs a task inline"
+    );
+
+    hold.release();
+    assert!(running.wait_timeout(TIMEOUT));
+    assert!(queued.wait_timeout(TIMEOUT));
+    assert!(ran.load(Ordering::SeqCst));
+    assert_eq!(running.join().unwrap(), 3);
+}
+
+#[test]
+fn wait_timeout_zero_polls_and_max_waits_without_overflow() {
+    let pool = TestPool::new(1);
+    let (handle, hold) = held_task(&pool, ());
+    assert!(!handle.wait_timeout(Duration::ZERO));
+
+    let handle = Arc::new(handle);
+    let (done_tx, done_rx) = mpsc::channel();
+    {
+        let handle = handle.clone();
+        thread::spawn(move || done_tx.send(handle.wait_timeout(Duration::MAX)).unwrap());
+    }
+    assert_eq!(
+        done_rx.recv_timeout(STILL_BLOCKED),
+        Err(RecvTimeoutError::Timeout),
+        "Duration::MAX waits (and does not panic on overflow)"
+    );
+    hold.release();
+    assert_eq!(done_rx.recv_timeout(TIMEOUT), Ok(true));
+    assert!(
+        handle.wait_timeout(Duration::ZERO),
+        "ZERO on a finished task"
+    );
+}
+
+#[test]
+fn is_finished_turns_true_when_the_task_ends() {
+    let pool = TestPool::new(1);
+    let (handle, hold) = held_task(&pool, 1);
+    assert!(!handle.is_finished());
+    hold.release();
+    assert!(handle.wait_timeout(TIMEOUT));
+    assert!(handle.is_finished());
+    assert_eq!(handle.join().unwrap(), 1);
+}
+
+#[test]
+fn ids_are_unique_across_threads_and_names_are_kept() {
+    let pool = TestPool::new(2);
+    let ids: Vec<_> = thread::scope(|s| {
+        let submitters: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..500)
+                        .map(|_| pool.submit(|| ()).unwrap().id())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        submitters
+            .into_iter()
+            .flat_map(|s| s.join().unwrap())
+            .collect()
+    });
+    let unique: HashSet<_> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "every task id is unique");
+
+    let named = pool.task().name("chunk-7").submit(|| ()).unwrap();
+    let unnamed = pool.submit(|| ()).unwrap();
+    assert_eq!(named.name(), Some("chunk-7"));
+    assert_eq!(unnamed.name(), None);
+    assert_ne!(named.id(), unnamed.id());
+    assert!(!unique.contains(&named.id()));
+}
+
+#[test]
+fn dropping_a_handle_detaches_the_task() {
+    let pool = TestPool::new(1);
+    let hold = occupy_worker(&pool);
+    let (ran_tx, ran_rx) = mpsc::channel();
+    let drops = DropCounter::default();
+    let result = drops.tracked();
+    drop(
+        pool.submit(move || {
+            ran_tx.send(()).unwrap();
+            result
+        })
+        .unwrap(),
+    );
+
+    hold.release();
+    ran_rx
+        .recv_timeout(TIMEOUT)
+        .expect("the detached task still ran");
+    pool.shutdown();
+    assert!(pool.await_termination(TIMEOUT));
+    assert_eq!(drops.count(), 1, "its unclaimed result was dropped once");
+}
+
+#[test]
+fn join_from_a_worker_runs_the_queued_task_inline() {
+    let pool = TestPool::build(ThreadPool::builder().threads(1).thread_name("solo"));
+    let (inner_tx, inner_rx) = mpsc::channel::<TaskHandle<String>>();
+    let outer = pool
+        .submit(move || {
+            let inner = inner_rx.recv_timeout(TIMEOUT).expect("the inner handle");
+            inner.join().expect("the inner task ran")
+        })
+        .unwrap();
+    // Queued behind `outer` on the only worker.
+    let inner = pool.submit(thread_name).unwrap();
+    inner_tx.send(inner).unwrap();
+
+    assert!(
+        outer.wait_timeout(TIMEOUT),
+        "deadlock: the joiner did not run the queued task"
+    );
+    assert_eq!(outer.join().unwrap(), "solo-0");
+    assert!(pool.wait_idle(TIMEOUT));
+    assert_eq!(pool.stats().completed, 2, "the inner task ran exactly once");
+}
+
+#[test]
+fn wait_timeout_from_a_worker_runs_the_queued_task_inline() {
+    let pool = TestPool::new(1);
+    let (inner_tx, inner_rx) = mpsc::channel::<TaskHandle<u32>>();
+    let outer = pool
+        .submit(move || {
+            let inner = inner_rx.recv_timeout(TIMEOUT).expect("the inner handle");
+            let start = Instant::now();
+            let finished = inner.wait_timeout(TIMEOUT);
+            (finished, start.elapsed(), inner.join().ok())
+        })
+        .unwrap();
+    inner_tx.send(pool.submit(|| 9).unwrap()).unwrap();
+
+    assert!(outer.wait_timeout(TIMEOUT), "deadlock in wait_timeout");
+    let (finished, waited, value) = outer.join().unwrap();
+    assert!(finished, "the waiter ran the queued task itself");
+    assert!(waited < TIMEOUT / 2, "it did not just sit out the timeout");
+    assert_eq!(value, Some(9));
+}
+
+#[test]
+fn join_helping_nests_several_levels_deep() {
+    const DEPTH: usize = 6;
+    let pool = TestPool::build(ThreadPool::builder().threads(1).thread_name("solo"));
+    let mut senders = Vec::new();
+    let mut handles = Vec::new();
+    // Level `n` joins level `n + 1`, queued behind it; every level is
+    // queued before any handle is handed over.
+    for level in 0..DEPTH {
+        let (next_tx, next_rx) = mpsc::channel::<TaskHandle<Vec<(usize, String)>>>();
+        senders.push(next_tx);
+        let handle = pool
+            .submit(move || {
+                let mut trail = vec![(level, thread_name())];
+                if level + 1 < DEPTH {
+                    let next = next_rx.recv_timeout(TIMEOUT).expect("the next handle");
+                    trail.extend(next.join().expect("the next level ran"));
+                }
+                trail
+            })
+            .unwrap();
+        handles.push(handle);
+    }
+    let mut handles = handles.into_iter();
+    let top = handles.next().unwrap();
+    for (sender, next) in senders.iter().zip(handles) {
+        sender.send(next).unwrap();
+    }
+
+    assert!(top.wait_timeout(TIMEOUT), "deadlock in nested joins");
+    let trail = top.join().unwrap();
+    let expected: Vec<_> = (0..DEPTH).map(|l| (l, "solo-0".to_owned())).collect();
+    assert_eq!(trail, expected);
+    assert!(pool.wait_idle(TIMEOUT));
+    let stats = pool.stats();
+    assert_eq!(stats.completed, DEPTH as u64, "each level ran exactly once");
+    assert_eq!(stats.queued, 0);
+}
+
+#[test]
+fn a_cancelled_task_is_skipped_and_later_tasks_run_in_order() {
+    let pool = TestPool::new(1);
+    let hold = occupy_worker(&pool);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let submit = |label: &'static str| {
+        let order = order.clone();
+        pool.submit(move || order.lock().unwrap().push(label))
+            .unwrap()
+    };
+    let (a, b, c, d) = (submit("a"), submit("b"), submit("c"), submit("d"));
+    assert_eq!(pool.stats().queued, 4);
+
+    assert!(b.cancel());
+    let stats = pool.stats();
+    assert_eq!(stats.queued, 3, "the cancelled task left the queue count");
+    assert_eq!(stats.cancelled, 1);
+
+    hold.release();
+    for handle in [a, c, d] {
+        bounded_join(handle).unwrap();
+    }
+    assert!(matches!(bounded_join(b), Err(TaskError::Cancelled)));
+    assert_eq!(*order.lock().unwrap(), ["a", "c", "d"]);
+    assert!(pool.wait_idle(TIMEOUT));
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.queued, stats.completed, stats.cancelled),
+        (0, 4, 1),
+        "the holder and a, c, d completed; b was cancelled"
+    );
+}
+
+#[test]
+fn concurrent_cancels_resolve_each_task_exactly_once() {
+    const ROUNDS: usize = 5;
+    const TASKS: usize = 2_000;
+    const WORKERS: usize = 4;
+    const CANCELLERS: usize = 4;
+
+    for round in 0..ROUNDS {
+        let pool = TestPool::new(WORKERS);
+        // The choreography makes sure both sides win some races in every
+        // round, whatever the scheduler does: the cancellers win one each
+        // while the workers are held, then wait for the workers' first run,
+        // and from there on everyone races.
+        let (workers_go, cancellers_go) = (Latch::default(), Latch::default());
+        let (first_cancel, first_run) = (Latch::default(), Latch::default());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        for _ in 0..WORKERS {
+            let (go, ready) = (workers_go.clone(), ready_tx.clone());
+            pool.execute(move || {
+                ready.send(()).unwrap();
+                go.wait();
+            })
+            .unwrap();
+        }
+        for _ in 0..WORKERS {
+            ready_rx
+                .recv_timeout(TIMEOUT)
+                .expect("every worker is held");
+        }
+
+        let drops = DropCounter::default();
+        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..TASKS).map(|_| 0.into()).collect());
+        let handles: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let (runs, tracked, first_run) = (runs.clone(), drops.tracked(), first_run.clone());
+                pool.submit(move || {
+                    let _tracked = tracked;
+                    runs[i].fetch_add(1, Ordering::SeqCst);
+                    first_run.open();
+                    i
+                })
+                .unwrap()
+            })
+            .collect();
+        let handles = Arc::new(handles);
+
+        // Cancellers start mid-queue; pairs walk the same way, so two threads
+        // race on each handle while the workers race up from the front.
+        let cancellers: Vec<_> = (0..CANCELLERS)
+            .map(|c| {
+                let handles = handles.clone();
+                let (go, first_cancel, first_run) = (
+                    cancellers_go.clone(),
+                    first_cancel.clone(),
+                    first_run.clone(),
+                );
+                thread::spawn(move || {
+                    go.wait();
+                    let mut won = Vec::new();
+                    for step in 0..TASKS {
+                        let i = if c % 2 == 0 {
+                            (TASKS / 2 + step) % TASKS
+                        } else {
+                            (TASKS / 2 + TASKS - 1 - step) % TASKS
+                        };
+                        if handles[i].cancel() {
+                            won.push(i);
+                            first_cancel.open();
+                        }
+                        if step == 0 {
+                            first_run.wait();
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        cancellers_go.open();
+        first_cancel.wait();
+        workers_go.open();
+
+        let mut cancels = vec![0_usize; TASKS];
+        for canceller in cancellers {
+            for i in canceller.join().unwrap() {
+                cancels[i] += 1;
+            }
+        }
+        let handles = Arc::try_unwrap(handles).expect("the cancellers are done");
+        for (i, handle) in handles.into_iter().enumerate() {
+            let ran = runs[i].load(Ordering::SeqCst);
+            match bounded_join(handle) {
+                Ok(value) => {
+                    assert_eq!(value, i);
+                    assert_eq!((ran, cancels[i]), (1, 0), "task {i} ran once");
+                }
+                Err(TaskError::Cancelled) => {
+                    assert_eq!((ran, cancels[i]), (0, 1), "task {i} cancelled once");
+                }
+                Err(e) => panic!("task {i}: unexpected {e:?}"),
+            }
+        }
+        assert!(pool.wait_idle(TIMEOUT));
+        let ran: usize = runs.iter().map(|r| r.load(Ordering::SeqCst)).sum();
+        let cancelled: usize = cancels.iter().sum();
+        assert_eq!(ran + cancelled, TASKS);
+        assert!(ran > 0 && cancelled > 0, "round {round}: both sides won");
+        assert_eq!(drops.count(), TASKS, "every closure dropped exactly once");
+        let stats = pool.stats();
+        assert_eq!(stats.cancelled, cancelled as u64);
+        assert_eq!(stats.completed, (ran + WORKERS) as u64);
+    }
+}

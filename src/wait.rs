@@ -26,32 +26,30 @@
 //!   stop is requested. Disconnection is a state, not an event, so there is
 //!   no window in which a request can be missed, and no polling.
 //! - `wait`, `wait_while`, `wait_timeout` park on the caller's condvar; a
-//!   stop callback notifies that condvar while holding the caller's mutex, so
-//!   the notification cannot fall between the waiter's check and its park.
-//!   If another thread holds that mutex for long, the callback gives up
-//!   confirming after 100 ms and notifies anyway (logged at warn level).
+//!   stop callback notifies it, then notifies again while holding the
+//!   caller's mutex, so the notification cannot fall between the waiter's
+//!   check and its park (the waiter holds the mutex then). The callback only
+//!   ever tries the mutex: if it is held, a process-wide confirmer thread
+//!   retries with backoff until it gets it or the wait is over, so a request
+//!   to stop never waits on another thread's lock.
 //! - `lock` cannot be woken inside `parking_lot`'s own park, so it waits in
 //!   timed slices (growing from 50 µs to 1 ms) and checks the token between
 //!   them: a lock holder's unlock still wakes it at once, and a stop wakes it
 //!   within about a millisecond.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select};
-use parking_lot::lock_api::{RawMutex as _, RawMutexTimed};
+use crossbeam_channel::{Receiver, Select, Sender};
+use parking_lot::lock_api::RawMutex as _;
 use parking_lot::{Condvar, Mutex, MutexGuard, RawMutex};
 
 use crate::error::{Interrupted, WaitError};
 use crate::state::deadline_after;
 use crate::stop::{StopCallback, StopToken};
-
-/// How long a stop callback keeps trying to take a condvar waiter's mutex
-/// (to notify it without a lost wake-up) before notifying without it.
-pub(crate) const CONFIRM_LIMIT: Duration = Duration::from_millis(100);
 
 /// The first and largest slice of a `lock` wait.
 const LOCK_SLICE_MIN: Duration = Duration::from_micros(50);
@@ -263,8 +261,12 @@ impl StopToken {
             let mutex = MutexGuard::mutex(guard);
             let _waker = CondvarWaker::register(self, condvar, mutex);
             // A stop requested between `check` and registering ran our
-            // callback already; it is waiting for the mutex we hold and
-            // notifies once `wait` releases it, so we do not miss it.
+            // callback here, on this thread, while we hold the mutex: it
+            // could not notify anyone. Look again before parking; a stop
+            // requested after this point finds us registered.
+            if self.is_stop_requested() {
+                return Err(WaitError::Interrupted);
+            }
             match deadline {
                 None => {
                     condvar.wait(guard);
@@ -327,43 +329,161 @@ impl StopToken {
     }
 }
 
+/// A condvar waiter, as the stop side sees it: the addresses of the
+/// caller's condvar and raw mutex, usable only while `state` says so.
+///
+/// The waiter lends them for the length of one wait. Whoever uses them (the
+/// stop callback, the confirmer thread) first moves `state` from `LENT` to
+/// `IN_USE` and back; the waiter, when its wait ends, moves it to
+/// `RETURNED`, spinning only while a use is in progress (a notify and a
+/// `try_lock`: microseconds). After that nobody touches them again.
+struct Loan {
+    state: AtomicU8,
+    condvar: usize,
+    raw: usize,
+}
+
+const LENT: u8 = 0;
+const IN_USE: u8 = 1;
+const RETURNED: u8 = 2;
+
+impl Loan {
+    /// Runs `f` with the borrowed references, unless they were returned.
+    #[allow(unsafe_code)]
+    fn with<R>(&self, f: impl FnOnce(&Condvar, &RawMutex) -> R) -> Option<R> {
+        if self
+            .state
+            .compare_exchange(LENT, IN_USE, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return None; // returned: the waiter's borrows may be gone
+        }
+        // SAFETY: the addresses come from the `&Condvar` and `&Mutex` that
+        // `condvar_wait` borrows for its whole call. That call ends only
+        // after `CondvarWaker::drop` has moved `state` to RETURNED, which it
+        // cannot do while we hold IN_USE. So both are alive here.
+        let (condvar, raw) = unsafe {
+            (
+                &*(self.condvar as *const Condvar),
+                &*(self.raw as *const RawMutex),
+            )
+        };
+        let result = f(condvar, raw);
+        self.state.store(LENT, Ordering::Release);
+        Some(result)
+    }
+
+    /// Notifies while holding the waiter's mutex, so that a waiter between
+    /// its stop check and its park (it holds the mutex then) cannot miss
+    /// the notification. True once done (or no longer needed).
+    #[allow(unsafe_code)]
+    fn try_confirm(&self) -> bool {
+        self.with(|condvar, raw| match raw.try_lock() {
+            Some(held) => {
+                condvar.notify_all();
+                // SAFETY: `held` is the token of the lock taken just above on
+                // this thread; it is given back exactly once.
+                unsafe { raw.unlock(held) };
+                true
+            }
+            None => false,
+        })
+        .unwrap_or(true)
+    }
+
+    /// The waiter's wait is over: no one may use the references any more.
+    fn give_back(&self) {
+        loop {
+            match self
+                .state
+                .compare_exchange(LENT, RETURNED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) | Err(RETURNED) => return,
+                Err(_) => thread::yield_now(), // a notify is in progress
+            }
+        }
+    }
+}
+
+/// Hands a loan the stop callback could not confirm at once (its mutex was
+/// held) to the confirmer thread, which retries until it can, or until the
+/// waiter gives the loan back. One such thread serves the whole process and
+/// sleeps when it has nothing to confirm; a request to stop never blocks on
+/// a mutex held by someone else.
+fn confirm_later(loan: Arc<Loan>) {
+    static CONFIRMER: OnceLock<Option<Sender<Arc<Loan>>>> = OnceLock::new();
+    let sender = CONFIRMER.get_or_init(|| {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let spawned = thread::Builder::new()
+            .name("drainpool-stop-confirm".into())
+            .spawn(move || confirmer(&rx));
+        match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                log::error!("could not start the stop-confirmer thread: {e}");
+                None
+            }
+        }
+    });
+    if let Some(sender) = sender {
+        let _ = sender.send(loan);
+    }
+}
+
+fn confirmer(rx: &Receiver<Arc<Loan>>) {
+    const FIRST: Duration = Duration::from_micros(100);
+    const MOST: Duration = Duration::from_millis(8);
+    let mut loans: Vec<Arc<Loan>> = Vec::new();
+    let mut backoff = FIRST;
+    loop {
+        let next = if loans.is_empty() {
+            rx.recv().ok()
+        } else {
+            rx.recv_timeout(backoff).ok()
+        };
+        match next {
+            Some(loan) => {
+                loans.push(loan);
+                backoff = FIRST;
+            }
+            None => backoff = (backoff * 2).min(MOST),
+        }
+        loans.extend(rx.try_iter());
+        loans.retain(|loan| !loan.try_confirm());
+    }
+}
+
 /// A stop callback that wakes one condvar waiter, registered for the length
 /// of one wait.
 struct CondvarWaker {
-    /// Tells a callback still trying to take the mutex that the wait is
-    /// over, so it stops trying; set before the registration is dropped.
-    done: Arc<AtomicBool>,
+    loan: Arc<Loan>,
     registration: Option<StopCallback>,
 }
 
 impl CondvarWaker {
-    /// Registers the callback. The returned value must be dropped before
-    /// `condvar` and `mutex` go out of scope; `condvar_wait` keeps it in a
-    /// local that does (also on unwind).
+    /// Lends `condvar` and `mutex` to a stop callback until dropped.
     #[allow(unsafe_code)]
     fn register<T: ?Sized>(token: &StopToken, condvar: &Condvar, mutex: &Mutex<T>) -> CondvarWaker {
-        // SAFETY: `raw` is unsafe only because the raw mutex could be used to
-        // unlock a lock held through a guard; the callback below unlocks only
-        // what its own successful `try_lock_for` locked.
+        // SAFETY: `raw` is unsafe only because the raw mutex could unlock a
+        // lock held through a guard; we unlock only what our own successful
+        // `try_lock` locked (see `Loan::try_confirm`).
         let raw: &RawMutex = unsafe { mutex.raw() };
-        let raw = raw as *const RawMutex as usize;
-        let condvar = condvar as *const Condvar as usize;
-        let done = Arc::new(AtomicBool::new(false));
-        let callback_done = done.clone();
+        let loan = Arc::new(Loan {
+            state: AtomicU8::new(LENT),
+            condvar: condvar as *const Condvar as usize,
+            raw: raw as *const RawMutex as usize,
+        });
+        let for_callback = loan.clone();
         let registration = token.on_stop(move || {
-            // SAFETY: both addresses point into the `condvar_wait` frame's
-            // borrows, which outlive this callback: the registration is
-            // dropped before that function returns or unwinds past them,
-            // and dropping a `StopCallback` unregisters the callback and, if
-            // it is running on another thread, waits until it has returned
-            // (see `StopState::unregister`). So these references are never
-            // used after the borrows end.
-            let (condvar, raw) =
-                unsafe { (&*(condvar as *const Condvar), &*(raw as *const RawMutex)) };
-            notify_holding(condvar, raw, &callback_done);
+            // Wakes a waiter already parked at once; then makes sure one that
+            // was about to park cannot miss it.
+            for_callback.with(|condvar, _| condvar.notify_all());
+            if !for_callback.try_confirm() {
+                confirm_later(for_callback);
+            }
         });
         CondvarWaker {
-            done,
+            loan,
             registration: Some(registration),
         }
     }
@@ -371,32 +491,7 @@ impl CondvarWaker {
 
 impl Drop for CondvarWaker {
     fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
+        self.loan.give_back();
         drop(self.registration.take());
-    }
-}
-
-/// Notifies `condvar` while holding its mutex, so that a waiter between its
-/// stop check and its park (it holds the mutex then) cannot miss it.
-#[allow(unsafe_code)]
-fn notify_holding(condvar: &Condvar, raw: &RawMutex, done: &AtomicBool) {
-    condvar.notify_all(); // wakes a waiter already parked at once
-    let start = Instant::now();
-    while !done.load(Ordering::SeqCst) {
-        if let Some(held) = raw.try_lock_for(LOCK_SLICE_MAX) {
-            condvar.notify_all();
-            // SAFETY: `held` is the token of the lock we took just above on
-            // this thread; we give it back exactly once.
-            unsafe { raw.unlock(held) };
-            return;
-        }
-        if start.elapsed() >= CONFIRM_LIMIT {
-            log::warn!(
-                "stop request: a condvar waiter's mutex has been held by another thread for over \
-                 {CONFIRM_LIMIT:?}; notifying without it"
-            );
-            condvar.notify_all();
-            return;
-        }
     }
 }

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::pool::{Shared, ThreadPool};
+use crate::state::{PoolState, deadline_after};
 use crate::task::{PendingTask, RunningTask};
 use crate::worker;
 
@@ -76,7 +77,8 @@ pub type StuckTask = RunningTask;
 pub struct ShutdownReport {
     /// True if the pool terminated within the budget.
     pub terminated: bool,
-    /// Tasks that completed while the shutdown ran.
+    /// Tasks that ran to the end while the shutdown ran; a task that saw its
+    /// stop token and returned early counts here too (it ended normally).
     pub completed: u64,
     /// Tasks that panicked while the shutdown ran.
     pub panicked: u64,
@@ -151,7 +153,12 @@ pub(crate) fn shutdown_gracefully(shared: &Arc<Shared>, policy: ShutdownPolicy) 
             policy.drain
         );
         shared.shutdown();
-        shared.await_termination(policy.drain) || {
+        // Step 1 also ends early if someone else (a second signal) moved the
+        // pool to Stopping: then only the interrupt budget is left.
+        let state = shared
+            .lifecycle
+            .wait_at_least(PoolState::Stopping, deadline_after(policy.drain));
+        state == PoolState::Terminated || {
             never_started = shared.shutdown_now();
             log::warn!(
                 "pool {id}: graceful shutdown, step 2: the drain did not finish in {:?}; \

@@ -43,6 +43,7 @@
 use std::fmt;
 use std::io;
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -155,6 +156,7 @@ impl OrderedShutdown {
             })
             .collect();
         let shared = Arc::new(Trigger {
+            events: AtomicUsize::new(0),
             start: Mutex::new(Some(start_tx)),
             stop: stop.clone(),
             pools,
@@ -171,8 +173,9 @@ impl OrderedShutdown {
         let listener = thread::Builder::new()
             .name("drainpool-signals".into())
             .spawn(move || {
-                for (count, signal) in signals.forever().enumerate() {
-                    trigger.on_signal(count + 1, signal);
+                for signal in signals.forever() {
+                    let count = trigger.events.fetch_add(1, Ordering::SeqCst) + 1;
+                    trigger.on_signal(count, signal);
                 }
             })?;
         Ok(SignalGuard {
@@ -199,6 +202,9 @@ impl fmt::Debug for OrderedShutdown {
 
 /// What the listener thread and the guard share.
 struct Trigger {
+    /// Signals so far, and a `trigger()` counts as the first: a signal after
+    /// it escalates.
+    events: AtomicUsize,
     /// Taken by the first trigger: starts the sequence.
     start: Mutex<Option<Sender<()>>>,
     stop: StopSource,
@@ -233,8 +239,7 @@ impl Trigger {
                 self.start();
                 for (_, pool) in &self.pools {
                     if let Some(shared) = pool.upgrade() {
-                        let pending = shared.shutdown_now();
-                        shared.stash_returned(pending); // reaches the pool's report
+                        shared.shutdown_now_to_stash(); // reaches the pool's report
                     }
                 }
             }
@@ -368,7 +373,10 @@ impl fmt::Display for StepReport {
 /// Keeps the signal handlers installed; from [`OrderedShutdown::install`].
 ///
 /// Dropping it unregisters the handlers and stops the listener thread. A
-/// sequence already started goes on to its end on its own thread.
+/// sequence already started goes on to its end on its own thread. As with
+/// any signal-hook registration, the signals do not return to their default
+/// action afterwards: until the process installs handlers again, they are
+/// ignored.
 pub struct SignalGuard {
     trigger: Arc<Trigger>,
     signals: Handle,
@@ -385,9 +393,14 @@ impl SignalGuard {
     }
 
     /// Starts the ordered shutdown now, as the first signal would; false if
-    /// it had already started.
+    /// it had already started. A signal after it counts as the second (it
+    /// interrupts every pool), the next as the third (it exits).
     pub fn trigger(&self) -> bool {
-        self.trigger.start()
+        let started = self.trigger.start();
+        if started {
+            self.trigger.events.fetch_max(1, Ordering::SeqCst);
+        }
+        started
     }
 
     /// Blocks until the ordered shutdown (started by a signal or
@@ -402,7 +415,8 @@ impl SignalGuard {
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`: `None` if the
-    /// sequence has not finished (or not started) by then.
+    /// sequence has not finished (or not started) by then. The reports are
+    /// given out once: after this returned them, `wait` returns none.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Vec<StepReport>> {
         self.done.recv_timeout(timeout).ok()
     }

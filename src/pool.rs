@@ -279,26 +279,43 @@ impl Shared {
     }
 
     pub(crate) fn shutdown_now(self: &Arc<Self>) -> Vec<PendingTask> {
-        let before = self.lifecycle.advance(PoolState::Stopping);
-        if before < PoolState::Stopping {
+        self.stop_now(false)
+    }
+
+    /// `shutdown_now` for a `ShutdownHandle` or a second signal, where no
+    /// caller can receive the tasks: they go to the stash, for the
+    /// program's next `shutdown_now` (or the graceful shutdown's report).
+    pub(crate) fn shutdown_now_to_stash(self: &Arc<Self>) {
+        let unkept = self.stop_now(true);
+        drop(unkept); // the pool was dropped: nobody can ask for them; cancel
+    }
+
+    fn stop_now(self: &Arc<Self>, to_stash: bool) -> Vec<PendingTask> {
+        // Going to the stash, its lock is held from before the pool can
+        // terminate until every task taken back is in, so whoever looks at
+        // the stash after termination waits for them instead of missing them.
+        let mut stash = to_stash.then(|| self.stash.lock());
+        let first = self.lifecycle.advance(PoolState::Stopping) < PoolState::Stopping;
+        if first {
             log::debug!(
                 "pool {}: shutdown_now: intake closed, stop requested",
                 self.id
             );
             self.close_intake();
-            self.stop.request();
+            if !to_stash {
+                self.stop.request(); // callbacks are user code: not under our lock
+            }
         }
         // Submitters that read `Running` before the state moved finish their
         // enqueue first; after this no task can enter the queue.
         self.gate.wait_clear();
-        // Tasks an earlier, signal-requested call took back come first: they
-        // were submitted before anything still in the queue.
-        let mut pending = self
-            .stash
-            .lock()
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
+        // Tasks an earlier, stashed call took back come first: they were
+        // submitted before anything still in the queue.
+        let mut pending = if to_stash {
+            Vec::new()
+        } else {
+            self.take_stashed()
+        };
         let stashed = pending.len();
         while let Ok(task) = self.rx.try_recv() {
             match task {
@@ -311,35 +328,33 @@ impl Shared {
                 }
             }
         }
+        let taken = pending.len() - stashed;
         self.counters
             .returned
-            .fetch_add((pending.len() - stashed) as u64, Ordering::SeqCst);
+            .fetch_add(taken as u64, Ordering::SeqCst);
+        if let Some(kept) = stash.as_mut().and_then(|stash| stash.as_mut()) {
+            kept.append(&mut pending);
+        }
+        drop(stash);
+        if first {
+            if to_stash {
+                self.stop.request();
+            }
+            self.lifecycle.notify_waiters(); // a graceful drain wait moves on
+        }
         self.send_wakes(self.slots.len());
         self.notify_idle_waiters();
-        if !pending.is_empty() {
+        if taken > 0 {
             log::debug!(
-                "pool {}: shutdown_now: handed back {} never-started task(s)",
-                self.id,
-                pending.len()
+                "pool {}: shutdown_now: handed back {taken} never-started task(s)",
+                self.id
             );
         }
         pending
     }
 
-    /// Keeps tasks a signal-requested `shutdown_now` took back, for the
-    /// program's next `shutdown_now`; cancels them if the pool is dropped.
-    pub(crate) fn stash_returned(&self, pending: Vec<PendingTask>) {
-        let mut stash = self.stash.lock();
-        match stash.as_mut() {
-            Some(kept) => kept.extend(pending),
-            None => {
-                drop(stash);
-                drop(pending); // cancels them, outside our lock
-            }
-        }
-    }
-
-    /// Tasks kept by `stash_returned` that no `shutdown_now` has returned.
+    /// Tasks kept by `shutdown_now_to_stash` that no `shutdown_now` has
+    /// returned yet.
     pub(crate) fn take_stashed(&self) -> Vec<PendingTask> {
         self.stash
             .lock()

@@ -128,8 +128,7 @@ fn relay_main(relay: &Relay, pool: &Weak<Shared>) {
                     "pool {}: shutdown_now requested through a ShutdownHandle",
                     shared.id
                 );
-                let pending = shared.shutdown_now();
-                shared.stash_returned(pending);
+                shared.shutdown_now_to_stash();
             } else if requested & SHUTDOWN != 0 {
                 log::debug!(
                     "pool {}: shutdown requested through a ShutdownHandle",

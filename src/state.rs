@@ -83,6 +83,7 @@ impl PoolState {
 pub(crate) struct Lifecycle {
     state: AtomicU8,
     lock: Mutex<()>,
+    /// Notified on termination and on the move to `Stopping`.
     terminated: Condvar,
 }
 
@@ -123,21 +124,36 @@ impl Lifecycle {
 
     /// Waits until terminated or the deadline (`None`: forever) passes.
     pub(crate) fn wait_terminated(&self, deadline: Option<Instant>) -> bool {
+        self.wait_at_least(PoolState::Terminated, deadline) == PoolState::Terminated
+    }
+
+    /// Waits until the state is at least `state` or the deadline (`None`:
+    /// forever) passes; returns the state then.
+    pub(crate) fn wait_at_least(&self, state: PoolState, deadline: Option<Instant>) -> PoolState {
         let mut guard = self.lock.lock();
-        // No lost wake-up: `set_terminated` stores and notifies while holding
-        // `lock`, and we check the state while holding it, so the store is
-        // either seen here or happens after we sleep and wakes us.
-        while self.get() != PoolState::Terminated {
+        // No lost wake-up: every move a waiter may wait for is followed by
+        // `notify_waiters` (or is `set_terminated`), which notifies under
+        // `lock`, and we test the state while holding it.
+        loop {
+            let now = self.get();
+            if now >= state {
+                return now;
+            }
             match deadline {
                 None => self.terminated.wait(&mut guard),
                 Some(d) => {
                     if self.terminated.wait_until(&mut guard, d).timed_out() {
-                        return self.get() == PoolState::Terminated;
+                        return self.get();
                     }
                 }
             }
         }
-        true
+    }
+
+    /// Wakes `wait_at_least` callers after a move to `Stopping`.
+    pub(crate) fn notify_waiters(&self) {
+        let _guard = self.lock.lock();
+        self.terminated.notify_all();
     }
 }
 

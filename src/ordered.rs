@@ -55,6 +55,7 @@ use signal_hook::iterator::{Handle, Signals};
 use crate::graceful::{self, ShutdownPolicy, ShutdownReport, StuckTask};
 use crate::pool::{Shared, ThreadPool};
 use crate::stop::{StopSource, StopToken};
+use crate::task::TaskId;
 use crate::unwind;
 
 /// Starts describing the ordered shutdown that `signals` will trigger.
@@ -261,6 +262,7 @@ impl Trigger {
 fn run_sequence(steps: Vec<Step>) -> Vec<StepReport> {
     let mut reports = Vec::with_capacity(steps.len());
     let mut stuck: Vec<(String, StuckTask)> = Vec::new();
+    let mut never_started: Vec<(String, TaskId, Option<String>)> = Vec::new();
     for step in steps {
         let report = match step {
             Step::Pool { name, pool, policy } => {
@@ -269,6 +271,12 @@ fn run_sequence(steps: Vec<Step>) -> Vec<StepReport> {
                         log::debug!("ordered shutdown: pool {name}");
                         let report = graceful::shutdown_gracefully(&shared, policy);
                         stuck.extend(report.stuck.iter().map(|t| (name.clone(), t.clone())));
+                        never_started.extend(
+                            report
+                                .never_started
+                                .iter()
+                                .map(|t| (name.clone(), t.id(), t.name().map(str::to_owned))),
+                        );
                         StepOutcome::Pool(report)
                     }
                     None => StepOutcome::PoolGone,
@@ -279,6 +287,7 @@ fn run_sequence(steps: Vec<Step>) -> Vec<StepReport> {
                 log::debug!("ordered shutdown: step {name}");
                 let ctx = StepContext {
                     stuck: stuck.clone(),
+                    never_started: never_started.clone(),
                 };
                 let outcome = run_step(&name, budget, run, ctx);
                 StepReport { name, outcome }
@@ -316,11 +325,13 @@ fn run_step(name: &str, budget: Duration, run: StepFn, ctx: StepContext) -> Step
     }
 }
 
-/// What a resource step is told: the tasks still running in the pools
-/// before it, which it may want to wait for, warn about or work around.
+/// What a resource step is told about the pools before it: the tasks still
+/// running (to wait for, warn about or work around) and the tasks handed
+/// back without ever starting (to record, say, before a database closes).
 #[derive(Debug, Clone, Default)]
 pub struct StepContext {
     stuck: Vec<(String, StuckTask)>,
+    never_started: Vec<(String, TaskId, Option<String>)>,
 }
 
 impl StepContext {
@@ -328,6 +339,40 @@ impl StepContext {
     /// step came before this one and did not terminate.
     pub fn stuck(&self) -> &[(String, StuckTask)] {
         &self.stuck
+    }
+
+    /// `(pool name, task id, task name)` for every task a pool before this
+    /// step handed back without starting it. The tasks themselves are in
+    /// that pool's report, which [`SignalGuard::wait`] returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::signal::{on_signals, SIGUSR2};
+    /// use drainpool::{ShutdownPolicy, StopToken, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1)?;
+    /// let (_never, rx) = crossbeam_channel::bounded::<()>(0);
+    /// pool.execute(move || drop(StopToken::current().recv(&rx)))?; // busy until interrupted
+    /// pool.task().name("late").execute(|| ())?;
+    /// let (seen_tx, seen) = crossbeam_channel::unbounded();
+    /// let guard = on_signals([SIGUSR2])
+    ///     .pool("jobs", &pool, ShutdownPolicy::new(Duration::ZERO, Duration::from_secs(10)))
+    ///     .step("record", Duration::from_secs(10), move |ctx| {
+    ///         for (pool, _id, name) in ctx.never_started() {
+    ///             seen_tx.send((pool.clone(), name.clone())).unwrap();
+    ///         }
+    ///     })
+    ///     .install()?;
+    /// guard.trigger(); // as the first signal would
+    /// let reports = guard.wait();
+    /// assert_eq!(reports.len(), 2);
+    /// assert!(seen.try_iter().any(|(pool, name)| pool == "jobs" && name.as_deref() == Some("late")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn never_started(&self) -> &[(String, TaskId, Option<String>)] {
+        &self.never_started
     }
 }
 

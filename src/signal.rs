@@ -61,7 +61,7 @@ use std::thread;
 pub use crate::ordered::{
     OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport, on_signals,
 };
-pub use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+pub use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::pool::{Shared, ThreadPool};
 use crate::state::PoolState;

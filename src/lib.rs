@@ -32,7 +32,16 @@
 //!   in submission order. A dropped [`PendingTask`] resolves its
 //!   [`TaskHandle`] as [`TaskError::Cancelled`]: no handle waits forever.
 //! - A running task is asked, never killed: [`StopToken::current`] fires on
-//!   `shutdown_now` and on [`TaskHandle::cancel`].
+//!   `shutdown_now` and on [`TaskHandle::cancel`], and the token's waits
+//!   ([`StopToken::sleep`], [`StopToken::recv`], [`StopToken::wait`],
+//!   [`StopToken::lock`], ...) wake at once when it does. Locks come back as
+//!   ordinary RAII guards, released when the task returns or unwinds.
+//! - [`ThreadPool::shutdown_gracefully`] escalates: drain, then interrupt,
+//!   then name every stuck task in a [`ShutdownReport`] and the log.
+//! - [`signal::on_signals`] turns SIGINT/SIGTERM into an ordered shutdown of
+//!   pools and resources (a database closes only after the pools that use
+//!   it); [`ShutdownHandle`] starts one pool's shutdown from a signal
+//!   handler of your own, async-signal-safely.
 //! - A refused task comes back inside [`Rejected`]; nothing is dropped behind
 //!   the caller's back.
 //! - Dropping a pool drains and joins it, like the end of a

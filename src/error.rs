@@ -114,6 +114,14 @@ impl<F> Rejected<F> {
         Rejected { reason, task }
     }
 
+    /// The same rejection, holding `f(task)`.
+    pub(crate) fn map<G>(self, f: impl FnOnce(F) -> G) -> Rejected<G> {
+        Rejected {
+            reason: self.reason,
+            task: f(self.task),
+        }
+    }
+
     /// Why the task was refused.
     pub fn reason(&self) -> RejectReason {
         self.reason

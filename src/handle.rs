@@ -20,7 +20,7 @@
 //! }
 //! ```
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
@@ -35,7 +35,7 @@ use crate::error::TaskError;
 use crate::pool::Shared;
 use crate::state::deadline_after;
 use crate::stop::StopState;
-use crate::task::TaskId;
+use crate::task::{Call, TaskId};
 use crate::unwind;
 use crate::worker;
 
@@ -97,6 +97,10 @@ pub(crate) trait SharedTask: Send + Sync {
     /// Marks a queued task as handed back by `shutdown_now`; false if it was
     /// claimed already (then it must not be handed back).
     fn hand_back(&self) -> bool;
+    /// Takes the queued callable back out if it is of type `want` (a job
+    /// the program wants as a value again); its handle resolves as
+    /// cancelled. `None` if it is of another type or was claimed already.
+    fn take_back(&self, want: TypeId) -> Option<Box<dyn Any + Send>>;
 }
 
 /// A cell as its handle sees it.
@@ -132,7 +136,7 @@ pub(crate) struct Cell<F, T> {
 
 impl<F, T> Cell<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Call<Output = T>,
     T: Send + 'static,
 {
     pub(crate) fn new(name: Option<Arc<str>>, pool_id: u64, f: F) -> Arc<Self> {
@@ -172,7 +176,7 @@ where
 
 impl<F, T> SharedTask for Cell<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Call<Output = T>,
     T: Send + 'static,
 {
     fn header(&self) -> &Header {
@@ -195,7 +199,7 @@ where
                 }
             }
         };
-        let result = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
+        let result = catch_unwind(AssertUnwindSafe(move || f.call())).map_err(TaskError::Panicked);
         report(Outcome::Ended {
             panicked: result.is_err(),
             returned,
@@ -246,6 +250,24 @@ where
         }
     }
 
+    fn take_back(&self, want: TypeId) -> Option<Box<dyn Any + Send>> {
+        if want != TypeId::of::<F>() {
+            return None;
+        }
+        let mut slot = self.slot.lock();
+        if !matches!(slot.stage, Stage::Queued(_)) {
+            return None;
+        }
+        self.header.claimed.store(true, Ordering::Release);
+        let Stage::Queued(f) = mem::replace(&mut slot.stage, Stage::Taken) else {
+            unreachable!()
+        };
+        if slot.handle_alive {
+            self.publish(&mut slot, Err(TaskError::Cancelled));
+        }
+        Some(Box::new(f))
+    }
+
     fn hand_back(&self) -> bool {
         let mut slot = self.slot.lock();
         if matches!(slot.stage, Stage::Queued(_)) {
@@ -259,7 +281,7 @@ where
 
 impl<F, T> HandleOps<T> for Cell<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Call<Output = T>,
     T: Send + 'static,
 {
     fn wait(&self, deadline: Option<Instant>) -> bool {

@@ -88,7 +88,7 @@ pub use pool::{PoolStats, ThreadPool};
 pub use signal::ShutdownHandle;
 pub use state::PoolState;
 pub use stop::{StopCallback, StopSource, StopToken};
-pub use task::{PendingTask, RunningTask, TaskBuilder, TaskId, TaskPanic};
+pub use task::{Job, PendingTask, RunningTask, TaskBuilder, TaskId, TaskPanic};
 
 #[cfg(test)]
 mod auto_traits {

@@ -34,7 +34,10 @@ use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::signal::Relay;
 use crate::state::{Gate, Lifecycle, PoolState, deadline_after};
 use crate::stop::StopState;
-use crate::task::{self, PendingTask, RunningTask, Task, TaskBuilder, TaskId, TaskPanic};
+use crate::task::{
+    self, Call, Closure, Job, JobCall, PendingTask, RunningTask, Task, TaskBuilder, TaskId,
+    TaskPanic,
+};
 use crate::unwind::{call_logged, drop_quietly};
 use crate::worker::{self, WorkerSlot};
 
@@ -202,16 +205,12 @@ impl Shared {
         }
     }
 
-    pub(crate) fn submit<F, T>(
+    pub(crate) fn submit<C: Call>(
         self: &Arc<Self>,
         name: Option<Arc<str>>,
-        f: F,
+        f: C,
         block: bool,
-    ) -> Result<TaskHandle<T>, Rejected<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
+    ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         let Some(mut pass) = self.gate.enter(&self.lifecycle) else {
             self.notify_idle_waiters(); // our optimistic count was taken back
             return Err(self.reject(RejectReason::Shutdown, f));
@@ -755,7 +754,9 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.submit(None, f, true)
+        self.shared
+            .submit(None, Closure(f), true)
+            .map_err(|rejected| rejected.map(|call| call.0))
     }
 
     /// Like [`submit`](Self::submit), but never blocks.
@@ -768,7 +769,23 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.submit(None, f, false)
+        self.shared
+            .submit(None, Closure(f), false)
+            .map_err(|rejected| rejected.map(|call| call.0))
+    }
+
+    /// Runs `job` on a worker and returns a [`TaskHandle`] for its output:
+    /// like [`submit`](Self::submit), with a [`Job`] value instead of a
+    /// closure, which [`PendingTask::into_job`] can give back if the job
+    /// never started.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute); the [`Rejected`] holds `job`.
+    pub fn submit_job<J: Job>(&self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
+        self.shared
+            .submit(None, JobCall(job), true)
+            .map_err(|rejected| rejected.map(|call| call.0))
     }
 
     /// A [`TaskBuilder`], to give a task a name before submitting it.

@@ -18,7 +18,7 @@
 //! assert_eq!(handle.join().unwrap(), 42);
 //! ```
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
@@ -155,6 +155,75 @@ impl<F: FnOnce() + Send + 'static> PlainTask for Named<F> {
     }
 }
 
+/// What a submit cell runs: a closure, or a [`Job`] value (which a
+/// [`PendingTask`] can give back as a value, see
+/// [`PendingTask::into_job`]).
+pub(crate) trait Call: Send + 'static {
+    type Output: Send + 'static;
+    fn call(self) -> Self::Output;
+}
+
+/// A submitted closure.
+pub(crate) struct Closure<F>(pub(crate) F);
+
+impl<F, T> Call for Closure<F>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    fn call(self) -> T {
+        (self.0)()
+    }
+}
+
+/// A submitted job value.
+pub(crate) struct JobCall<J>(pub(crate) J);
+
+impl<J: Job> Call for JobCall<J> {
+    type Output = J::Output;
+    fn call(self) -> J::Output {
+        self.0.run()
+    }
+}
+
+/// A unit of work as a value rather than a closure; submitted with
+/// [`ThreadPool::submit_job`].
+///
+/// A job that never started comes back from
+/// [`ThreadPool::shutdown_now`] as a [`PendingTask`], and
+/// [`PendingTask::into_job`] turns it back into the job value: a program
+/// can store it (it is the program's own type, so it can be serialised) and
+/// submit it again after a restart.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{Job, ThreadPool};
+///
+/// struct Resize {
+///     image: String,
+///     width: u32,
+/// }
+///
+/// impl Job for Resize {
+///     type Output = String;
+///     fn run(self) -> String {
+///         format!("{} at {} px", self.image, self.width)
+///     }
+/// }
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// let handle = pool.submit_job(Resize { image: "cat.png".into(), width: 640 }).unwrap();
+/// assert_eq!(handle.join().unwrap(), "cat.png at 640 px");
+/// ```
+pub trait Job: Send + 'static {
+    /// What [`run`](Job::run) returns; what the job's handle gives.
+    type Output: Send + 'static;
+    /// Does the work, on a worker thread.
+    fn run(self) -> Self::Output;
+}
+
 /// One entry of the queue.
 pub(crate) enum Task {
     /// From `execute`.
@@ -237,6 +306,64 @@ impl PendingTask {
             Task::Plain(t) => t.name().map(|n| &**n),
             Task::Shared(t) => t.0.header().name.as_deref(),
             Task::Wake => unreachable!(),
+        }
+    }
+
+    /// Gives back the [`Job`] value of a task submitted with
+    /// [`ThreadPool::submit_job`], so it can be kept and submitted again
+    /// later. Its handle resolves `Err(TaskError::Cancelled)` (it never ran
+    /// in the pool), and the pool counts it as cancelled.
+    ///
+    /// # Errors
+    ///
+    /// The `PendingTask` itself, unchanged, if it is not a job of type `J`
+    /// (a closure, or a job of another type), or if it was meanwhile run
+    /// or cancelled through its handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Job, ThreadPool};
+    /// use std::sync::mpsc;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct Chunk(u32);
+    /// impl Job for Chunk {
+    ///     type Output = u32;
+    ///     fn run(self) -> u32 {
+    ///         self.0 * 2
+    ///     }
+    /// }
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started_rx) = mpsc::channel();
+    /// let (release_tx, release_rx) = mpsc::channel::<()>();
+    /// pool.execute(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     release_rx.recv().ok();
+    /// })
+    /// .unwrap();
+    /// started_rx.recv().unwrap(); // the only worker is busy
+    /// let handle = pool.submit_job(Chunk(7)).unwrap();
+    /// let mut pending = pool.shutdown_now();
+    /// release_tx.send(()).unwrap();
+    /// let chunk: Chunk = pending.pop().unwrap().into_job().unwrap();
+    /// assert_eq!(chunk, Chunk(7)); // ours again: save it, resubmit it later
+    /// assert!(handle.join().unwrap_err().is_cancelled());
+    /// ```
+    pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
+        let taken = match self.task() {
+            Task::Shared(entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
+            Task::Plain(_) | Task::Wake => None,
+        };
+        match taken.map(|any| any.downcast::<JobCall<J>>()) {
+            Some(Ok(job)) => {
+                self.task = None; // taken: nothing left to cancel on drop
+                self.shared.count_cancelled(true);
+                Ok(job.0)
+            }
+            Some(Err(_)) => unreachable!("take_back checked the type"),
+            None => Err(self),
         }
     }
 
@@ -341,7 +468,22 @@ impl<'p> TaskBuilder<'p> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.pool.shared_arc().submit(self.name, f, true)
+        self.pool
+            .shared_arc()
+            .submit(self.name, Closure(f), true)
+            .map_err(|rejected| rejected.map(|call| call.0))
+    }
+
+    /// Like [`ThreadPool::submit_job`], with this builder's options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadPool::submit_job`].
+    pub fn submit_job<J: Job>(self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
+        self.pool
+            .shared_arc()
+            .submit(self.name, JobCall(job), true)
+            .map_err(|rejected| rejected.map(|call| call.0))
     }
 
     /// Like [`ThreadPool::try_submit`], with this builder's options.
@@ -354,7 +496,10 @@ impl<'p> TaskBuilder<'p> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.pool.shared_arc().submit(self.name, f, false)
+        self.pool
+            .shared_arc()
+            .submit(self.name, Closure(f), false)
+            .map_err(|rejected| rejected.map(|call| call.0))
     }
 }
 

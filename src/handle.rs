@@ -157,17 +157,6 @@ where
         })
     }
 
-    /// Takes the closure back from a cell the queue refused.
-    pub(crate) fn reclaim(&self) -> F {
-        let mut slot = self.slot.lock();
-        slot.handle_alive = false;
-        self.header.claimed.store(true, Ordering::Release);
-        match mem::replace(&mut slot.stage, Stage::Taken) {
-            Stage::Queued(f) => f,
-            _ => unreachable!("a refused cell was never visible to anyone else"),
-        }
-    }
-
     fn publish(&self, slot: &mut Slot<F, T>, result: Result<T, TaskError>) {
         slot.stage = Stage::Done(result);
         self.done.notify_all();

@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Hooks};
@@ -32,7 +32,7 @@ use crate::error::{RejectReason, Rejected};
 use crate::graceful::ShutdownPolicy;
 use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::signal::Relay;
-use crate::state::{Gate, Lifecycle, PoolState, deadline_after};
+use crate::state::{Bound, Gate, GatePass, Lifecycle, PoolState, deadline_after};
 use crate::stop::StopState;
 use crate::task::{
     self, Call, Closure, Job, JobCall, PendingTask, RunningTask, Task, TaskBuilder, TaskId,
@@ -85,10 +85,8 @@ pub(crate) struct Shared {
     pub(crate) gate: Gate,
     tx: Sender<Task>,
     pub(crate) rx: Receiver<Task>,
-    /// Dropped when intake closes, which wakes submitters blocked on a full
-    /// bounded queue.
-    closed_tx: Mutex<Option<Sender<()>>>,
-    closed_rx: Receiver<()>,
+    /// The room left in a bounded queue; `None` for an unbounded one.
+    bound: Option<Bound>,
     /// The pool-wide stop source, raised by `shutdown_now`.
     pub(crate) stop: Arc<StopState>,
     pub(crate) slots: Box<[WorkerSlot]>,
@@ -134,11 +132,7 @@ struct IdleWaiters {
 impl Shared {
     pub(crate) fn new(builder: &mut Builder, threads: usize, epoch: Instant) -> Shared {
         static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
-        let (tx, rx) = match builder.queue_capacity {
-            Some(capacity) => crossbeam_channel::bounded(capacity),
-            None => crossbeam_channel::unbounded(),
-        };
-        let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
+        let (tx, rx) = crossbeam_channel::unbounded();
         let prefix = builder.thread_name.as_deref().unwrap_or("drainpool");
         Shared {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
@@ -146,8 +140,7 @@ impl Shared {
             gate: Gate::new(),
             tx,
             rx,
-            closed_tx: Mutex::new(Some(closed_tx)),
-            closed_rx,
+            bound: builder.queue_capacity.map(Bound::new),
             stop: StopState::new(),
             slots: (0..threads)
                 .map(|i| WorkerSlot::new(format!("{prefix}-{i}")))
@@ -187,21 +180,12 @@ impl Shared {
     where
         F: FnOnce() + Send + 'static,
     {
-        let Some(mut pass) = self.gate.enter(&self.lifecycle) else {
-            self.notify_idle_waiters(); // our optimistic count was taken back
-            return Err(self.reject(RejectReason::Shutdown, f));
-        };
-        match self.send(Task::Plain(task::plain(name, f)), block) {
-            Ok(()) => {
-                pass.accept();
+        match self.admit(block) {
+            Ok(pass) => {
+                self.enqueue(Task::Plain(task::plain(name, f)), pass);
                 Ok(())
             }
-            Err((reason, Task::Plain(task))) => {
-                drop(pass);
-                self.notify_idle_waiters(); // the accepted count went down
-                Err(self.reject(reason, task::unplain::<F>(task)))
-            }
-            Err(_) => unreachable!("the queue hands back what it was given"),
+            Err(reason) => Err(self.reject(reason, f)),
         }
     }
 
@@ -211,56 +195,53 @@ impl Shared {
         f: C,
         block: bool,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
-        let Some(mut pass) = self.gate.enter(&self.lifecycle) else {
-            self.notify_idle_waiters(); // our optimistic count was taken back
-            return Err(self.reject(RejectReason::Shutdown, f));
-        };
-        let cell = Cell::new(name, self.id, f);
-        match self.send(Task::Shared(SharedEntry(cell.clone())), block) {
-            Ok(()) => {
-                pass.accept();
+        match self.admit(block) {
+            Ok(pass) => {
+                let cell = Cell::new(name, self.id, f);
+                self.enqueue(Task::Shared(SharedEntry(cell.clone())), pass);
                 Ok(TaskHandle::new(cell, self.clone()))
             }
-            Err((reason, entry)) => {
-                drop(pass);
-                self.notify_idle_waiters(); // the accepted count went down
-                let f = cell.reclaim(); // before `entry` drops, so it is not cancelled
-                drop(entry);
-                Err(self.reject(reason, f))
-            }
+            Err(reason) => Err(self.reject(reason, f)),
+        }
+    }
+
+    /// Lets a submitter in: through the gate (the pool is `Running`), and,
+    /// for a bounded pool, with a reserved place in the queue.
+    fn admit(&self, block: bool) -> Result<GatePass<'_>, RejectReason> {
+        let admitted = match self.gate.enter(&self.lifecycle) {
+            None => Err(RejectReason::Shutdown),
+            Some(pass) => match &self.bound {
+                None => Ok(pass),
+                Some(bound) => bound.reserve(&self.lifecycle, block).map(|()| pass),
+            },
+        };
+        if admitted.is_err() {
+            // The gate counted us as accepted optimistically; that was taken
+            // back when the pass dropped, which may make the pool idle.
+            self.notify_idle_waiters();
+        }
+        admitted
+    }
+
+    /// Enqueues an admitted task; the pass leaves the gate after.
+    fn enqueue(&self, task: Task, mut pass: GatePass<'_>) {
+        // Cannot fail: the channel is unbounded and `self` holds a receiver.
+        if self.tx.send(task).is_err() {
+            unreachable!("the pool's queue lost its receiver");
+        }
+        pass.accept();
+    }
+
+    /// A worker or a drain took `n` tasks off the queue.
+    pub(crate) fn taken_off_queue(&self, n: usize) {
+        if let Some(bound) = &self.bound {
+            bound.release(n);
         }
     }
 
     fn reject<F>(&self, reason: RejectReason, f: F) -> Rejected<F> {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         Rejected::new(reason, f)
-    }
-
-    /// Enqueues; the caller is inside the gate.
-    fn send(&self, task: Task, block: bool) -> Result<(), (RejectReason, Task)> {
-        match self.tx.try_send(task) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(task)) if block => self.send_blocking(task),
-            Err(TrySendError::Full(task)) => Err((RejectReason::QueueFull, task)),
-            Err(TrySendError::Disconnected(task)) => Err((RejectReason::Shutdown, task)),
-        }
-    }
-
-    /// Waits for room in the bounded queue, or for intake to close.
-    fn send_blocking(&self, task: Task) -> Result<(), (RejectReason, Task)> {
-        let mut select = Select::new();
-        let send = select.send(&self.tx);
-        select.recv(&self.closed_rx);
-        let operation = select.select();
-        if operation.index() == send {
-            operation
-                .send(&self.tx, task)
-                .map_err(|e| (RejectReason::Shutdown, e.into_inner()))
-        } else {
-            // Intake closed: `closed_tx` was dropped (shutdown began).
-            let _ = operation.recv(&self.closed_rx);
-            Err((RejectReason::Shutdown, task))
-        }
     }
 
     // ----- lifecycle ----------------------------------------------------
@@ -316,7 +297,9 @@ impl Shared {
             self.take_stashed()
         };
         let stashed = pending.len();
+        let mut popped = 0;
         while let Ok(task) = self.rx.try_recv() {
+            popped += usize::from(!matches!(task, Task::Wake));
             match task {
                 Task::Wake => {}
                 Task::Plain(_) => pending.push(PendingTask::new(task, self.clone())),
@@ -328,6 +311,7 @@ impl Shared {
             }
         }
         let taken = pending.len() - stashed;
+        self.taken_off_queue(popped);
         self.counters
             .returned
             .fetch_add(taken as u64, Ordering::SeqCst);
@@ -379,8 +363,11 @@ impl Shared {
         first.rsplit_once('-').map_or(first, |(prefix, _)| prefix)
     }
 
+    /// Wakes submitters blocked on a full bounded queue, to be refused.
     fn close_intake(&self) {
-        drop(self.closed_tx.lock().take());
+        if let Some(bound) = &self.bound {
+            bound.wake_all();
+        }
     }
 
     /// Puts up to `n` wake-ups in the queue, for workers blocked on it. A

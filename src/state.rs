@@ -48,6 +48,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::error::RejectReason;
+
 /// Where a pool is in its life; see [`ThreadPool::state`].
 ///
 /// States are ordered: a pool only ever moves to a greater state.
@@ -288,6 +290,105 @@ impl Drop for GatePass<'_> {
             let _guard = self.gate.lock.lock();
             self.gate.cleared.notify_all();
         }
+    }
+}
+
+/// The room left in a bounded queue ([`Builder::queue_capacity`]).
+///
+/// A submitter reserves a place before its task is enqueued; a worker gives
+/// it back when it takes the task off the queue (so does `shutdown_now`'s
+/// drain). Only bounded pools have one, so an unbounded pool's submit path
+/// touches no shared counter for it. The queue itself is always an
+/// unbounded channel: internal entries (wake-ups) never compete with tasks
+/// for room, and a worker never blocks on a full queue.
+///
+/// [`Builder::queue_capacity`]: crate::Builder::queue_capacity
+pub(crate) struct Bound {
+    capacity: usize,
+    queued: AtomicUsize,
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    room: Condvar,
+}
+
+impl Bound {
+    pub(crate) fn new(capacity: usize) -> Bound {
+        Bound {
+            capacity,
+            queued: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            room: Condvar::new(),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        let mut queued = self.queued.load(Ordering::SeqCst);
+        while queued < self.capacity {
+            match self.queued.compare_exchange_weak(
+                queued,
+                queued + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => queued = now,
+            }
+        }
+        false
+    }
+
+    /// Reserves a place; if the queue is full, waits for one (`block`) or
+    /// fails with `QueueFull`. A waiter gives up with `Shutdown` as soon as
+    /// the pool stops taking work.
+    pub(crate) fn reserve(&self, lifecycle: &Lifecycle, block: bool) -> Result<(), RejectReason> {
+        if self.try_take() {
+            return Ok(());
+        }
+        if !block {
+            return Err(RejectReason::QueueFull);
+        }
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        // ORDERING: SeqCst registration before the checks below, against the
+        // SeqCst release-then-load of `waiters` in `release` (Dekker): either
+        // we see the freed place, or the releaser sees us and notifies.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiters);
+        let mut guard = self.lock.lock();
+        // No lost wake-up: releases and `wake_all` notify under `lock`, and
+        // we check under it.
+        loop {
+            if lifecycle.get() != PoolState::Running {
+                return Err(RejectReason::Shutdown);
+            }
+            if self.try_take() {
+                return Ok(());
+            }
+            self.room.wait(&mut guard);
+        }
+    }
+
+    /// Gives back `n` places.
+    pub(crate) fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.queued.fetch_sub(n, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.lock.lock();
+            self.room.notify_all();
+        }
+    }
+
+    /// Wakes every waiting submitter, to look at the state (shutdown).
+    pub(crate) fn wake_all(&self) {
+        let _guard = self.lock.lock();
+        self.room.notify_all();
     }
 }
 

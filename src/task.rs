@@ -85,7 +85,6 @@ pub(crate) trait PlainTask: Send {
     fn id(&self) -> Option<TaskId>;
     fn name(&self) -> Option<&Arc<str>>;
     fn call(self: Box<Self>);
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
 /// An unnamed `execute`d closure.
@@ -113,18 +112,6 @@ pub(crate) fn plain<F: FnOnce() + Send + 'static>(
     }
 }
 
-/// Recovers the closure of a task the queue refused.
-pub(crate) fn unplain<F: FnOnce() + Send + 'static>(task: Box<dyn PlainTask>) -> F {
-    let task = task.into_any();
-    match task.downcast::<Bare<F>>() {
-        Ok(bare) => bare.0,
-        Err(task) => match task.downcast::<Named<F>>() {
-            Ok(named) => named.f,
-            Err(_) => unreachable!("a refused task is the one that was offered"),
-        },
-    }
-}
-
 impl<F: FnOnce() + Send + 'static> PlainTask for Bare<F> {
     fn id(&self) -> Option<TaskId> {
         None
@@ -134,9 +121,6 @@ impl<F: FnOnce() + Send + 'static> PlainTask for Bare<F> {
     }
     fn call(self: Box<Self>) {
         (self.0)()
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }
 
@@ -149,9 +133,6 @@ impl<F: FnOnce() + Send + 'static> PlainTask for Named<F> {
     }
     fn call(self: Box<Self>) {
         (self.f)()
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }
 

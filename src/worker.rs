@@ -337,6 +337,9 @@ fn work(shared: &Arc<Shared>, index: usize) {
 type At = Option<(usize, u64)>;
 
 fn process(shared: &Shared, at: (usize, u64), task: Task) {
+    if !matches!(task, Task::Wake) {
+        shared.taken_off_queue(1);
+    }
     match task {
         Task::Plain(task) => run_plain(shared, Some(at), task, None),
         Task::Shared(entry) => {

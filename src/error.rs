@@ -84,6 +84,9 @@ pub enum RejectReason {
     /// [`ThreadPool::try_execute`]: crate::ThreadPool::try_execute
     /// [`ThreadPool::try_submit`]: crate::ThreadPool::try_submit
     QueueFull,
+    /// The [`TaskGroup`](crate::TaskGroup) was cancelled
+    /// ([`TaskGroup::cancel`](crate::TaskGroup::cancel)).
+    Cancelled,
 }
 
 impl fmt::Display for RejectReason {
@@ -91,6 +94,7 @@ impl fmt::Display for RejectReason {
         f.write_str(match self {
             RejectReason::Shutdown => "the pool is shutting down",
             RejectReason::QueueFull => "the queue is full",
+            RejectReason::Cancelled => "the task group was cancelled",
         })
     }
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::TaskError;
+use crate::group::GroupInner;
 use crate::pool::Shared;
 use crate::state::deadline_after;
 use crate::stop::StopState;
@@ -49,6 +50,9 @@ pub(crate) struct Header {
     claimed: AtomicBool,
     /// The task's own stop source, made on first use.
     stop: OnceLock<Arc<StopState>>,
+    /// The group it was submitted to, which counts its end wherever it
+    /// happens (worker, helping joiner, cancel, `PendingTask`).
+    pub(crate) group: Option<Arc<GroupInner>>,
 }
 
 impl Header {
@@ -139,7 +143,12 @@ where
     F: Call<Output = T>,
     T: Send + 'static,
 {
-    pub(crate) fn new(name: Option<Arc<str>>, pool_id: u64, f: F) -> Arc<Self> {
+    pub(crate) fn new(
+        name: Option<Arc<str>>,
+        pool_id: u64,
+        f: F,
+        group: Option<Arc<GroupInner>>,
+    ) -> Arc<Self> {
         Arc::new(Cell {
             header: Header {
                 id: TaskId::next(),
@@ -147,6 +156,7 @@ where
                 pool_id,
                 claimed: AtomicBool::new(false),
                 stop: OnceLock::new(),
+                group,
             },
             slot: Mutex::new(Slot {
                 stage: Stage::Queued(f),
@@ -320,6 +330,15 @@ where
     }
 }
 
+/// Counts a submitted task that will never start, in the pool and in its
+/// group.
+pub(crate) fn count_cancelled(shared: &Shared, header: &Header, returned: bool) {
+    shared.count_cancelled(returned);
+    if let Some(group) = &header.group {
+        group.record_cancelled(returned);
+    }
+}
+
 /// A cell as it sits in the queue. Dropping an entry whose cell was never
 /// claimed (the queue itself being dropped) resolves the handle as
 /// cancelled, so no handle waits forever.
@@ -412,7 +431,7 @@ impl<T> TaskHandle<T> {
     pub fn cancel(&self) -> bool {
         match self.cell.cancel(true) {
             CancelOutcome::Cancelled { returned } => {
-                self.shared.count_cancelled(returned);
+                count_cancelled(&self.shared, self.cell.header(), returned);
                 true
             }
             CancelOutcome::Running | CancelOutcome::Finished => false,

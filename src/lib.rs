@@ -68,6 +68,7 @@
 mod builder;
 mod error;
 mod graceful;
+mod group;
 mod handle;
 mod ordered;
 mod pool;
@@ -82,6 +83,7 @@ mod worker;
 pub use builder::Builder;
 pub use error::{BuildError, Interrupted, RejectReason, Rejected, TaskError, WaitError};
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
+pub use group::{GroupProgress, TaskGroup};
 pub use handle::TaskHandle;
 pub use ordered::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};
 pub use pool::{PoolStats, ThreadPool};

@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::builder::{Builder, Hooks};
 use crate::error::{RejectReason, Rejected};
 use crate::graceful::ShutdownPolicy;
+use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::signal::Relay;
 use crate::state::{Bound, Gate, GatePass, Lifecycle, PoolState, deadline_after};
@@ -87,6 +88,9 @@ pub(crate) struct Shared {
     pub(crate) rx: Receiver<Task>,
     /// The room left in a bounded queue; `None` for an unbounded one.
     bound: Option<Bound>,
+    /// The pool's task groups, for shutdown (resume the paused ones) and
+    /// `shutdown_now` (empty their mailboxes).
+    groups: Mutex<Vec<Weak<GroupInner>>>,
     /// The pool-wide stop source, raised by `shutdown_now`.
     pub(crate) stop: Arc<StopState>,
     pub(crate) slots: Box<[WorkerSlot]>,
@@ -141,6 +145,7 @@ impl Shared {
             tx,
             rx,
             bound: builder.queue_capacity.map(Bound::new),
+            groups: Mutex::new(Vec::new()),
             stop: StopState::new(),
             slots: (0..threads)
                 .map(|i| WorkerSlot::new(format!("{prefix}-{i}")))
@@ -197,7 +202,7 @@ impl Shared {
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         match self.admit(block) {
             Ok(pass) => {
-                let cell = Cell::new(name, self.id, f);
+                let cell = Cell::new(name, self.id, f, None);
                 self.enqueue(Task::Shared(SharedEntry(cell.clone())), pass);
                 Ok(TaskHandle::new(cell, self.clone()))
             }
@@ -207,7 +212,7 @@ impl Shared {
 
     /// Lets a submitter in: through the gate (the pool is `Running`), and,
     /// for a bounded pool, with a reserved place in the queue.
-    fn admit(&self, block: bool) -> Result<GatePass<'_>, RejectReason> {
+    pub(crate) fn admit(&self, block: bool) -> Result<GatePass<'_>, RejectReason> {
         let admitted = match self.gate.enter(&self.lifecycle) {
             None => Err(RejectReason::Shutdown),
             Some(pass) => match &self.bound {
@@ -232,6 +237,29 @@ impl Shared {
         pass.accept();
     }
 
+    /// Puts a group's token in the queue (the group has tasks to run).
+    pub(crate) fn send_token(&self, group: Arc<GroupInner>) {
+        if self.tx.send(Task::Group(group)).is_err() {
+            unreachable!("the pool's queue lost its receiver");
+        }
+    }
+
+    pub(crate) fn register_group(&self, group: &Arc<GroupInner>) {
+        let mut groups = self.groups.lock();
+        if groups.len() >= 16 && groups.len().is_power_of_two() {
+            groups.retain(|g| g.strong_count() > 0);
+        }
+        groups.push(Arc::downgrade(group));
+    }
+
+    fn live_groups(&self) -> Vec<Arc<GroupInner>> {
+        self.groups
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
     /// A worker or a drain took `n` tasks off the queue.
     pub(crate) fn taken_off_queue(&self, n: usize) {
         if let Some(bound) = &self.bound {
@@ -239,7 +267,7 @@ impl Shared {
         }
     }
 
-    fn reject<F>(&self, reason: RejectReason, f: F) -> Rejected<F> {
+    pub(crate) fn reject<F>(&self, reason: RejectReason, f: F) -> Rejected<F> {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         Rejected::new(reason, f)
     }
@@ -254,6 +282,10 @@ impl Shared {
                 self.queued()
             );
             self.close_intake();
+            // A drain runs everything accepted, also what paused groups hold.
+            for group in self.live_groups() {
+                group.resume_for_shutdown(self);
+            }
             self.send_wakes(self.slots.len());
         }
     }
@@ -299,16 +331,19 @@ impl Shared {
         let stashed = pending.len();
         let mut popped = 0;
         while let Ok(task) = self.rx.try_recv() {
-            popped += usize::from(!matches!(task, Task::Wake));
             match task {
                 Task::Wake => {}
-                Task::Plain(_) => pending.push(PendingTask::new(task, self.clone())),
-                Task::Shared(ref entry) => {
-                    if entry.0.hand_back() {
-                        pending.push(PendingTask::new(task, self.clone()));
-                    }
+                // A group's tasks come back where its token stood.
+                Task::Group(group) => popped += self.hand_back_group(&group, &mut pending),
+                task => {
+                    popped += 1;
+                    self.hand_back_one(task, &mut pending);
                 }
             }
+        }
+        // Groups with no token queued (paused ones) still hold tasks.
+        for group in self.live_groups() {
+            popped += self.hand_back_group(&group, &mut pending);
         }
         let taken = pending.len() - stashed;
         self.taken_off_queue(popped);
@@ -334,6 +369,37 @@ impl Shared {
             );
         }
         pending
+    }
+
+    /// Adds a never-started task to `pending`, unless it was claimed already
+    /// (a cancelled or helped submitted task).
+    fn hand_back_one(self: &Arc<Self>, task: Task, pending: &mut Vec<PendingTask>) -> bool {
+        let keep = match &task {
+            Task::Plain(_) => true,
+            Task::Shared(entry) => entry.0.hand_back(),
+            Task::Group(_) | Task::Wake => false,
+        };
+        if keep {
+            pending.push(PendingTask::new(task, self.clone()));
+        }
+        keep
+    }
+
+    /// Empties `group`'s mailbox into `pending`; returns how many entries
+    /// left the queue.
+    fn hand_back_group(
+        self: &Arc<Self>,
+        group: &GroupInner,
+        pending: &mut Vec<PendingTask>,
+    ) -> usize {
+        let tasks = group.take_all();
+        let entries = tasks.len();
+        let returned = tasks
+            .into_iter()
+            .map(|task| usize::from(self.hand_back_one(task, pending)))
+            .sum();
+        group.handed_back(returned);
+        entries
     }
 
     /// Tasks kept by `shutdown_now_to_stash` that no `shutdown_now` has
@@ -773,6 +839,12 @@ impl ThreadPool {
         self.shared
             .submit(None, JobCall(job), true)
             .map_err(|rejected| rejected.map(|call| call.0))
+    }
+
+    /// A new [`TaskGroup`] of this pool: a set of tasks cancelled, paused
+    /// and waited for as one (one job split into many tasks).
+    pub fn group(&self, name: impl Into<String>) -> TaskGroup {
+        TaskGroup::new(self.shared.clone(), name.into())
     }
 
     /// A [`TaskBuilder`], to give a task a name before submitting it.

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{Rejected, panic_message};
+use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{SharedEntry, TaskHandle};
 use crate::pool::{Shared, ThreadPool};
 use crate::worker;
@@ -211,6 +212,8 @@ pub(crate) enum Task {
     Plain(Box<dyn PlainTask>),
     /// From `submit`: a cell shared with its handle.
     Shared(SharedEntry),
+    /// A group's token: its next task is in the group's mailbox.
+    Group(Arc<GroupInner>),
     /// No work: wakes a worker blocked on an empty queue so that it sees the
     /// pool is shutting down. Each exiting worker sends one on, so a worker
     /// that blocked just before shutdown is always woken.
@@ -260,7 +263,7 @@ impl PendingTask {
         let id = match &task {
             Task::Plain(t) => t.id().unwrap_or_else(TaskId::next),
             Task::Shared(t) => t.0.header().id,
-            Task::Wake => unreachable!("wake-ups are not tasks"),
+            Task::Group(_) | Task::Wake => unreachable!("tokens and wake-ups are not tasks"),
         };
         PendingTask {
             id,
@@ -286,7 +289,7 @@ impl PendingTask {
         match self.task() {
             Task::Plain(t) => t.name().map(|n| &**n),
             Task::Shared(t) => t.0.header().name.as_deref(),
-            Task::Wake => unreachable!(),
+            Task::Group(_) | Task::Wake => unreachable!(),
         }
     }
 
@@ -335,7 +338,7 @@ impl PendingTask {
     pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
         let taken = match self.task() {
             Task::Shared(entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
-            Task::Plain(_) | Task::Wake => None,
+            Task::Plain(_) | Task::Group(_) | Task::Wake => None,
         };
         match taken.map(|any| any.downcast::<JobCall<J>>()) {
             Some(Ok(job)) => {
@@ -399,13 +402,50 @@ impl fmt::Debug for PendingTask {
 /// ```
 #[must_use = "a TaskBuilder does nothing until execute or submit is called"]
 pub struct TaskBuilder<'p> {
-    pool: &'p ThreadPool,
+    target: Target<'p>,
     name: Option<Arc<str>>,
+}
+
+/// Where a built task goes.
+enum Target<'p> {
+    Pool(&'p ThreadPool),
+    Group(&'p TaskGroup),
 }
 
 impl<'p> TaskBuilder<'p> {
     pub(crate) fn new(pool: &'p ThreadPool) -> Self {
-        TaskBuilder { pool, name: None }
+        TaskBuilder {
+            target: Target::Pool(pool),
+            name: None,
+        }
+    }
+
+    pub(crate) fn for_group(group: &'p TaskGroup) -> Self {
+        TaskBuilder {
+            target: Target::Group(group),
+            name: None,
+        }
+    }
+
+    fn execute_as<F>(self, f: F, block: bool) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        match self.target {
+            Target::Pool(pool) => pool.shared().execute(self.name, f, block),
+            Target::Group(group) => group.execute_named(self.name, f, block),
+        }
+    }
+
+    fn submit_as<C: Call>(
+        self,
+        call: C,
+        block: bool,
+    ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
+        match self.target {
+            Target::Pool(pool) => pool.shared_arc().submit(self.name, call, block),
+            Target::Group(group) => group.submit_call(self.name, call, block),
+        }
     }
 
     /// Names the task: the name shows in [`ThreadPool::running_tasks`],
@@ -424,7 +464,7 @@ impl<'p> TaskBuilder<'p> {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool.shared().execute(self.name, f, true)
+        self.execute_as(f, true)
     }
 
     /// Like [`ThreadPool::try_execute`], with this builder's options.
@@ -436,7 +476,7 @@ impl<'p> TaskBuilder<'p> {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool.shared().execute(self.name, f, false)
+        self.execute_as(f, false)
     }
 
     /// Like [`ThreadPool::submit`], with this builder's options.
@@ -449,9 +489,7 @@ impl<'p> TaskBuilder<'p> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.pool
-            .shared_arc()
-            .submit(self.name, Closure(f), true)
+        self.submit_as(Closure(f), true)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -461,9 +499,7 @@ impl<'p> TaskBuilder<'p> {
     ///
     /// As [`ThreadPool::submit_job`].
     pub fn submit_job<J: Job>(self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
-        self.pool
-            .shared_arc()
-            .submit(self.name, JobCall(job), true)
+        self.submit_as(JobCall(job), true)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -477,16 +513,19 @@ impl<'p> TaskBuilder<'p> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.pool
-            .shared_arc()
-            .submit(self.name, Closure(f), false)
+        self.submit_as(Closure(f), false)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 }
 
 impl fmt::Debug for TaskBuilder<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = match &self.target {
+            Target::Pool(_) => "pool".to_owned(),
+            Target::Group(group) => format!("group {}", group.name()),
+        };
         f.debug_struct("TaskBuilder")
+            .field("target", &target)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

@@ -39,7 +39,8 @@ use std::time::Duration;
 use crossbeam_channel::TryRecvError;
 use parking_lot::Mutex;
 
-use crate::handle::{CancelOutcome, Outcome, SharedTask};
+use crate::group::GroupInner;
+use crate::handle::{self, CancelOutcome, Outcome, SharedTask};
 use crate::pool::Shared;
 use crate::state::PoolState;
 use crate::stop::StopState;
@@ -52,6 +53,8 @@ struct Context {
     index: usize,
     /// The submitted task running now, for `StopToken::current`.
     task: Option<Arc<dyn SharedTask>>,
+    /// The group of the task running now, for `StopToken::current`.
+    group: Option<Arc<GroupInner>>,
 }
 
 thread_local! {
@@ -76,8 +79,17 @@ pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
             return Vec::new();
         };
         let mut states = vec![ctx.shared.stop.clone()];
+        if let Some(group) = &ctx.group {
+            states.push(group.stop_state().clone());
+        }
         if let Some(task) = &ctx.task {
-            states.push(task.header().stop_state());
+            let header = task.header();
+            if let Some(group) = &header.group {
+                if !ctx.group.as_ref().is_some_and(|g| Arc::ptr_eq(g, group)) {
+                    states.push(group.stop_state().clone()); // run by a joiner
+                }
+            }
+            states.push(header.stop_state());
         }
         states
     })
@@ -226,6 +238,7 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
             shared: shared.clone(),
             index,
             task: None,
+            group: None,
         })
     });
     log::debug!("{}: started", shared.slots[index].thread_name());
@@ -337,22 +350,80 @@ fn work(shared: &Arc<Shared>, index: usize) {
 type At = Option<(usize, u64)>;
 
 fn process(shared: &Shared, at: (usize, u64), task: Task) {
-    if !matches!(task, Task::Wake) {
-        shared.taken_off_queue(1);
-    }
     match task {
-        Task::Plain(task) => run_plain(shared, Some(at), task, None),
+        Task::Plain(task) => {
+            shared.taken_off_queue(1);
+            run_plain(shared, Some(at), task, None);
+        }
         Task::Shared(entry) => {
+            shared.taken_off_queue(1);
             if !entry.0.header().is_claimed() {
                 run_shared(shared, Some(at), &entry.0);
+            }
+        }
+        Task::Group(group) => {
+            let (task, more) = group.take_next();
+            if more {
+                // Back to the end of the queue before running: the group's
+                // next task can start on another worker, after the tasks
+                // queued meanwhile.
+                shared.send_token(group.clone());
+            }
+            if let Some(task) = task {
+                shared.taken_off_queue(1);
+                run_in_group(shared, at, &group, task);
             }
         }
         Task::Wake => {}
     }
 }
 
+/// Runs a task taken from `group`'s mailbox, with the group's stop token
+/// in reach of `StopToken::current` and its counts kept.
+fn run_in_group(shared: &Shared, at: (usize, u64), group: &Arc<GroupInner>, task: Task) {
+    struct Running<'a>(&'a GroupInner, Option<Arc<GroupInner>>);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            swap_context_group(self.1.take());
+            self.0.task_finished();
+        }
+    }
+    group.task_started();
+    let _running = Running(group, swap_context_group(Some(group.clone())));
+    match task {
+        Task::Plain(task) => {
+            if let Some(panicked) = run_plain(shared, Some(at), task, None) {
+                group.record_end(panicked, false);
+            }
+        }
+        // The cell counts its end in its group itself (see `run_shared`).
+        Task::Shared(entry) => {
+            if !entry.0.header().is_claimed() {
+                run_shared(shared, Some(at), &entry.0);
+            }
+        }
+        Task::Group(_) | Task::Wake => {}
+    }
+}
+
+fn swap_context_group(group: Option<Arc<GroupInner>>) -> Option<Arc<GroupInner>> {
+    CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.as_mut() {
+            Some(ctx) => std::mem::replace(&mut ctx.group, group),
+            None => None,
+        }
+    })
+}
+
 /// Runs an `execute`d task; `id` is the one already given to it, if any.
-fn run_plain(shared: &Shared, at: At, task: Box<dyn PlainTask>, id: Option<TaskId>) {
+/// Returns whether it panicked.
+fn run_plain(
+    shared: &Shared,
+    at: At,
+    task: Box<dyn PlainTask>,
+    id: Option<TaskId>,
+) -> Option<bool> {
     let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
     let name = task.name().cloned();
     let index = at.map(|(i, _)| i);
@@ -366,6 +437,7 @@ fn run_plain(shared: &Shared, at: At, task: Box<dyn PlainTask>, id: Option<TaskI
     let result = catch_unwind(AssertUnwindSafe(move || task.call()));
     // A plain task runs off the workers only as a PendingTask: returned.
     let returned = index.is_none();
+    let panicked = result.is_err();
     match result {
         Ok(()) => shared.count_end(index, false, returned),
         Err(payload) => {
@@ -375,6 +447,7 @@ fn run_plain(shared: &Shared, at: At, task: Box<dyn PlainTask>, id: Option<TaskI
         }
     }
     drop(guard);
+    Some(panicked)
 }
 
 /// Claims and runs a submitted task; false if someone else claimed it.
@@ -390,7 +463,12 @@ fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) -> bool {
     });
     let context = index.map(|_| ContextTask::enter(task.clone()));
     let ran = task.run(&mut |outcome| match outcome {
-        Outcome::Ended { panicked, returned } => shared.count_end(index, panicked, returned),
+        Outcome::Ended { panicked, returned } => {
+            shared.count_end(index, panicked, returned);
+            if let Some(group) = &header.group {
+                group.record_end(panicked, returned);
+            }
+        }
         Outcome::Orphan(payload) => {
             let thread = index.map(|i| shared.slots[i].thread_name().to_owned());
             shared.report_panic(header.id, header.name.clone(), thread, payload);
@@ -449,11 +527,34 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
 /// Runs a task handed back by `shutdown_now` on the calling thread.
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
-        Task::Plain(task) => run_plain(shared, None, task, Some(id)),
+        Task::Plain(task) => {
+            run_plain(shared, None, task, Some(id));
+        }
         Task::Shared(entry) => {
             run_shared(shared, None, &entry.0);
         }
-        Task::Wake => {}
+        Task::Group(_) | Task::Wake => {}
+    }
+}
+
+/// Cancels a task taken out of a cancelled group's mailbox; true if it was
+/// still to run (a submitted one may have been cancelled or run already).
+pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> bool {
+    match task {
+        Task::Plain(task) => {
+            unwind::drop_quietly(task);
+            shared.count_cancelled(false);
+            group.record_cancelled(false);
+            true
+        }
+        Task::Shared(entry) => match entry.0.cancel(false) {
+            CancelOutcome::Cancelled { returned } => {
+                handle::count_cancelled(shared, entry.0.header(), returned);
+                true
+            }
+            CancelOutcome::Running | CancelOutcome::Finished => false,
+        },
+        Task::Group(_) | Task::Wake => false,
     }
 }
 
@@ -464,8 +565,16 @@ pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
             unwind::drop_quietly(task);
             true
         }
-        Task::Shared(entry) => matches!(entry.0.cancel(false), CancelOutcome::Cancelled { .. }),
-        Task::Wake => false,
+        Task::Shared(entry) => match entry.0.cancel(false) {
+            CancelOutcome::Cancelled { returned } => {
+                if let Some(group) = &entry.0.header().group {
+                    group.record_cancelled(returned);
+                }
+                true
+            }
+            CancelOutcome::Running | CancelOutcome::Finished => false,
+        },
+        Task::Group(_) | Task::Wake => false,
     };
     if cancelled {
         shared.count_cancelled(true);

@@ -1,0 +1,541 @@
+//! Task groups: one job split into many tasks, cancelled, paused and watched
+//! as one.
+//!
+//! ```
+//! use drainpool::ThreadPool;
+//! use std::time::Duration;
+//!
+//! let pool = ThreadPool::new(2).unwrap();
+//! let job = pool.group("job-17");
+//! for chunk in 0..100 {
+//!     job.task().name(format!("chunk-{chunk}")).execute(move || {
+//!         let _ = chunk * 2; // process one chunk
+//!     })
+//!     .unwrap();
+//! }
+//! assert!(job.wait(Duration::from_secs(10)));
+//! assert_eq!(job.progress().completed, 100);
+//! ```
+//!
+//! # How a group queues its tasks
+//!
+//! A group keeps its tasks in a mailbox of its own, in submission order. The
+//! pool's queue holds at most one *token* per group: a worker that takes the
+//! token takes the first task of the mailbox and, if more remain, puts the
+//! token back at the end of the pool's queue before running it. So a group's
+//! tasks still run in parallel, groups and plain tasks take turns, and a
+//! group with a million tasks queued never makes another group's task wait
+//! behind all of them.
+//!
+//! - [`cancel`](TaskGroup::cancel) empties the mailbox at once: every
+//!   never-started task is dropped without running (its memory freed now,
+//!   its handle resolved as cancelled), running tasks see the group's stop
+//!   token raised, and later submits are refused with
+//!   [`RejectReason::Cancelled`](crate::RejectReason::Cancelled).
+//! - [`pause`](TaskGroup::pause) holds the mailbox: its tasks stay queued, in
+//!   order, but no worker takes one until [`resume`](TaskGroup::resume).
+//!   Other groups go on. A pool that shuts down resumes its paused groups
+//!   (a drain runs everything accepted), and `pause` does nothing once the
+//!   pool is shutting down; `shutdown_now` hands held tasks back too.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{RejectReason, Rejected};
+use crate::handle::{Cell, SharedEntry, TaskHandle};
+use crate::pool::Shared;
+use crate::state::{PoolState, deadline_after};
+use crate::stop::{StopState, StopToken};
+use crate::task::{self, Call, Closure, Job, JobCall, Task, TaskBuilder};
+
+/// A named set of tasks of one pool, cancelled, paused and waited for as
+/// one; from [`ThreadPool::group`](crate::ThreadPool::group).
+///
+/// Cheap to clone: clones are the same group. Dropping every clone does not
+/// cancel the group; its tasks still run.
+#[derive(Clone)]
+pub struct TaskGroup {
+    shared: Arc<Shared>,
+    inner: Arc<GroupInner>,
+}
+
+/// What a group's tasks, its handles and the pool share.
+pub(crate) struct GroupInner {
+    name: Arc<str>,
+    mailbox: Mutex<Mailbox>,
+    changed: Condvar,
+    waiters: AtomicUsize,
+    stop: Arc<StopState>,
+    submitted: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    cancelled: AtomicU64,
+    returned: AtomicU64,
+    running: AtomicUsize,
+}
+
+struct Mailbox {
+    tasks: VecDeque<Task>,
+    paused: bool,
+    cancelled: bool,
+    /// The group's token is in the pool's queue (or in a worker's hand).
+    /// Invariant: tasks non-empty and not paused implies scheduled.
+    scheduled: bool,
+}
+
+/// Counts of a group's tasks; from [`TaskGroup::progress`].
+///
+/// At quiescence `submitted = completed + panicked + cancelled + returned +
+/// queued + running`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupProgress {
+    /// Tasks accepted into the group.
+    pub submitted: u64,
+    /// Tasks waiting in the group's mailbox (also while paused).
+    pub queued: usize,
+    /// Tasks running now.
+    pub running: usize,
+    /// Tasks that ran to the end.
+    pub completed: u64,
+    /// Tasks that panicked.
+    pub panicked: u64,
+    /// Tasks that will never start: cancelled with the group or through
+    /// their handle.
+    pub cancelled: u64,
+    /// Tasks handed back by `shutdown_now` (the program holds them now).
+    pub returned: u64,
+}
+
+impl GroupInner {
+    fn ended(&self) -> u64 {
+        self.completed.load(Ordering::SeqCst)
+            + self.panicked.load(Ordering::SeqCst)
+            + self.cancelled.load(Ordering::SeqCst)
+            + self.returned.load(Ordering::SeqCst)
+    }
+
+    fn is_done(&self) -> bool {
+        self.ended() >= self.submitted.load(Ordering::SeqCst)
+    }
+
+    /// A task of the group ran to its end (`returned`: it had been handed
+    /// back first, and was counted then).
+    pub(crate) fn record_end(&self, panicked: bool, returned: bool) {
+        if returned {
+            return;
+        }
+        let counter = if panicked {
+            &self.panicked
+        } else {
+            &self.completed
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// A queued task of the group will never start.
+    pub(crate) fn record_cancelled(&self, returned: bool) {
+        if returned {
+            return;
+        }
+        self.cancelled.fetch_add(1, Ordering::SeqCst);
+        self.notify();
+    }
+
+    fn record_returned(&self, n: u64) {
+        self.returned.fetch_add(n, Ordering::SeqCst);
+        self.notify();
+    }
+
+    pub(crate) fn stop_state(&self) -> &Arc<StopState> {
+        &self.stop
+    }
+
+    fn notify(&self) {
+        // ORDERING: the counter RMWs above are SeqCst, and so is this load
+        // and the waiter's registration (Dekker with `TaskGroup::wait`).
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.mailbox.lock();
+            self.changed.notify_all();
+        }
+    }
+
+    /// Takes the first task for a worker that took the group's token; the
+    /// second value says whether the token must go back into the queue.
+    pub(crate) fn take_next(&self) -> (Option<Task>, bool) {
+        let mut mailbox = self.mailbox.lock();
+        if mailbox.paused || mailbox.tasks.is_empty() {
+            mailbox.scheduled = false;
+            return (None, false);
+        }
+        let task = mailbox.tasks.pop_front();
+        let more = !mailbox.tasks.is_empty();
+        mailbox.scheduled = more;
+        (task, more)
+    }
+
+    /// Every task still in the mailbox, for `shutdown_now`.
+    pub(crate) fn take_all(&self) -> VecDeque<Task> {
+        let mut mailbox = self.mailbox.lock();
+        mailbox.scheduled = false;
+        std::mem::take(&mut mailbox.tasks)
+    }
+
+    /// Counts tasks handed back by `shutdown_now`.
+    pub(crate) fn handed_back(&self, n: usize) {
+        if n > 0 {
+            self.record_returned(n as u64);
+        }
+    }
+
+    pub(crate) fn task_started(&self) {
+        self.running.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn task_finished(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// Unpauses; true if the group's token must be sent.
+    fn unpause(&self) -> bool {
+        let mut mailbox = self.mailbox.lock();
+        mailbox.paused = false;
+        let send = !mailbox.tasks.is_empty() && !mailbox.scheduled;
+        mailbox.scheduled |= send;
+        send
+    }
+
+    /// `shutdown` resumes paused groups so the drain runs everything.
+    pub(crate) fn resume_for_shutdown(self: &Arc<Self>, shared: &Shared) {
+        if self.unpause() {
+            shared.send_token(self.clone());
+        }
+    }
+}
+
+impl TaskGroup {
+    pub(crate) fn new(shared: Arc<Shared>, name: String) -> TaskGroup {
+        let inner = Arc::new(GroupInner {
+            name: Arc::from(name),
+            mailbox: Mutex::new(Mailbox {
+                tasks: VecDeque::new(),
+                paused: false,
+                cancelled: false,
+                scheduled: false,
+            }),
+            changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+            stop: StopState::new(),
+            submitted: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            returned: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+        });
+        shared.register_group(&inner);
+        TaskGroup { shared, inner }
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Like [`ThreadPool::execute`](crate::ThreadPool::execute), into this
+    /// group.
+    ///
+    /// # Errors
+    ///
+    /// As `ThreadPool::execute`, and [`RejectReason::Cancelled`] once the
+    /// group was cancelled.
+    pub fn execute<F>(&self, f: F) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.execute_named(None, f, true)
+    }
+
+    /// Like [`ThreadPool::try_execute`](crate::ThreadPool::try_execute),
+    /// into this group.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute), and `QueueFull` for a full bounded
+    /// queue.
+    pub fn try_execute<F>(&self, f: F) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.execute_named(None, f, false)
+    }
+
+    /// Like [`ThreadPool::submit`](crate::ThreadPool::submit), into this
+    /// group.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub fn submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_call(None, Closure(f), true)
+            .map_err(|rejected| rejected.map(|call| call.0))
+    }
+
+    /// Like [`ThreadPool::try_submit`](crate::ThreadPool::try_submit), into
+    /// this group.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_execute`](Self::try_execute).
+    pub fn try_submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_call(None, Closure(f), false)
+            .map_err(|rejected| rejected.map(|call| call.0))
+    }
+
+    /// Like [`ThreadPool::submit_job`](crate::ThreadPool::submit_job), into
+    /// this group.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub fn submit_job<J: Job>(&self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
+        self.submit_call(None, JobCall(job), true)
+            .map_err(|rejected| rejected.map(|call| call.0))
+    }
+
+    /// A [`TaskBuilder`] for a named task of this group.
+    pub fn task(&self) -> TaskBuilder<'_> {
+        TaskBuilder::for_group(self)
+    }
+
+    pub(crate) fn execute_named<F>(
+        &self,
+        name: Option<Arc<str>>,
+        f: F,
+        block: bool,
+    ) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.enqueue(block, PlainMaker { name, f })
+            .map_err(|(reason, maker)| self.shared.reject(reason, maker.f))
+    }
+
+    pub(crate) fn submit_call<C: Call>(
+        &self,
+        name: Option<Arc<str>>,
+        call: C,
+        block: bool,
+    ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
+        let maker = CellMaker {
+            name,
+            call,
+            pool_id: self.shared.id,
+            group: self.inner.clone(),
+        };
+        match self.enqueue(block, maker) {
+            Ok(cell) => Ok(TaskHandle::new(cell, self.shared.clone())),
+            Err((reason, maker)) => Err(self.shared.reject(reason, maker.call)),
+        }
+    }
+
+    /// Admits a task into the pool and this group's mailbox; the maker
+    /// builds the entry once admitted, so a refused task is handed back as
+    /// it came.
+    fn enqueue<M: MakeTask>(&self, block: bool, maker: M) -> Result<M::Made, (RejectReason, M)> {
+        let mut pass = match self.shared.admit(block) {
+            Ok(pass) => pass,
+            Err(reason) => return Err((reason, maker)),
+        };
+        let (made, send_token) = {
+            let mut mailbox = self.inner.mailbox.lock();
+            if mailbox.cancelled {
+                drop(mailbox);
+                self.shared.taken_off_queue(1); // give the reservation back
+                drop(pass);
+                self.shared.notify_idle_waiters();
+                return Err((RejectReason::Cancelled, maker));
+            }
+            let (task, made) = maker.make();
+            mailbox.tasks.push_back(task);
+            self.inner.submitted.fetch_add(1, Ordering::SeqCst);
+            let send = !mailbox.paused && !mailbox.scheduled;
+            mailbox.scheduled |= send;
+            (made, send)
+        };
+        if send_token {
+            self.shared.send_token(self.inner.clone());
+        }
+        pass.accept();
+        Ok(made)
+    }
+
+    /// Cancels the group: every task not yet started is dropped without
+    /// running (wherever it is queued; its handle resolves
+    /// `Err(TaskError::Cancelled)` at once), running tasks see the group's
+    /// stop token raised, and later submits are refused. Returns how many
+    /// tasks were dropped. Cancelling again returns 0.
+    ///
+    /// [`TaskError::Cancelled`]: crate::TaskError::Cancelled
+    pub fn cancel(&self) -> usize {
+        let tasks = {
+            let mut mailbox = self.inner.mailbox.lock();
+            mailbox.cancelled = true;
+            // A queued token of ours stays; the worker that takes it finds the
+            // mailbox empty and skips it.
+            std::mem::take(&mut mailbox.tasks)
+        };
+        self.inner.stop.request();
+        let taken = tasks.len();
+        self.shared.taken_off_queue(taken);
+        let mut dropped = 0;
+        for task in tasks {
+            if crate::worker::cancel_queued(&self.shared, &self.inner, task) {
+                dropped += 1;
+            }
+        }
+        if taken > 0 {
+            log::debug!(
+                "group {}: cancelled, {dropped} queued task(s) dropped",
+                self.inner.name
+            );
+        }
+        dropped
+    }
+
+    /// Holds the group's queued tasks: they stay queued, in order, but none
+    /// starts until [`resume`](Self::resume). Running tasks go on. Does
+    /// nothing once the pool is shutting down (a drain runs everything).
+    pub fn pause(&self) {
+        let mut mailbox = self.inner.mailbox.lock();
+        // Checked under the mailbox lock: `shutdown` moves the state first
+        // and then resumes each group under this lock, so either we see the
+        // shutdown here, or it sees our pause and undoes it.
+        if self.shared.lifecycle.get() == PoolState::Running {
+            mailbox.paused = true;
+        }
+    }
+
+    /// Lets a paused group's tasks start again, in their order.
+    pub fn resume(&self) {
+        if self.inner.unpause() {
+            self.shared.send_token(self.inner.clone());
+        }
+    }
+
+    /// True while the group is paused.
+    pub fn is_paused(&self) -> bool {
+        self.inner.mailbox.lock().paused
+    }
+
+    /// True once the group was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.mailbox.lock().cancelled
+    }
+
+    /// Waits up to `timeout` until every task submitted to the group so far
+    /// has ended (completed, panicked, cancelled, or handed back by
+    /// `shutdown_now`); true if that happened. `Duration::MAX` waits
+    /// forever. A paused group's queued tasks have not ended.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let deadline = deadline_after(timeout);
+        self.inner.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut mailbox = self.inner.mailbox.lock();
+        // No lost wake-up: counters change before `notify` takes this lock
+        // to notify, and we test them under it.
+        let done = loop {
+            if self.inner.is_done() {
+                break true;
+            }
+            match deadline {
+                None => self.inner.changed.wait(&mut mailbox),
+                Some(d) => {
+                    if self.inner.changed.wait_until(&mut mailbox, d).timed_out() {
+                        break self.inner.is_done();
+                    }
+                }
+            }
+        };
+        drop(mailbox);
+        self.inner.waiters.fetch_sub(1, Ordering::SeqCst);
+        done
+    }
+
+    /// The group's counts now.
+    pub fn progress(&self) -> GroupProgress {
+        let queued = self.inner.mailbox.lock().tasks.len();
+        let i = &self.inner;
+        GroupProgress {
+            submitted: i.submitted.load(Ordering::SeqCst),
+            queued,
+            running: i.running.load(Ordering::SeqCst),
+            completed: i.completed.load(Ordering::SeqCst),
+            panicked: i.panicked.load(Ordering::SeqCst),
+            cancelled: i.cancelled.load(Ordering::SeqCst),
+            returned: i.returned.load(Ordering::SeqCst),
+        }
+    }
+
+    /// A token that fires when the group is cancelled (the tokens of its
+    /// running tasks fire then too).
+    pub fn stop_token(&self) -> StopToken {
+        StopToken::from_states(vec![self.inner.stop.clone()])
+    }
+}
+
+impl fmt::Debug for TaskGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskGroup")
+            .field("name", &self.inner.name)
+            .field("progress", &self.progress())
+            .finish()
+    }
+}
+
+/// Builds a queue entry once the task is admitted.
+trait MakeTask {
+    type Made;
+    fn make(self) -> (Task, Self::Made);
+}
+
+struct PlainMaker<F> {
+    name: Option<Arc<str>>,
+    f: F,
+}
+
+impl<F: FnOnce() + Send + 'static> MakeTask for PlainMaker<F> {
+    type Made = ();
+    fn make(self) -> (Task, ()) {
+        (Task::Plain(task::plain(self.name, self.f)), ())
+    }
+}
+
+struct CellMaker<C> {
+    name: Option<Arc<str>>,
+    call: C,
+    pool_id: u64,
+    group: Arc<GroupInner>,
+}
+
+impl<C: Call> MakeTask for CellMaker<C> {
+    type Made = Arc<Cell<C, C::Output>>;
+    fn make(self) -> (Task, Self::Made) {
+        let cell = Cell::new(self.name, self.pool_id, self.call, Some(self.group));
+        (Task::Shared(SharedEntry(cell.clone())), cell)
+    }
+}

@@ -84,10 +84,11 @@ pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
         }
         if let Some(task) = &ctx.task {
             let header = task.header();
-            if let Some(group) = &header.group {
-                if !ctx.group.as_ref().is_some_and(|g| Arc::ptr_eq(g, group)) {
-                    states.push(group.stop_state().clone()); // run by a joiner
-                }
+            // A group task run by a joiner: its group is not the context's.
+            if let Some(group) = &header.group
+                && !ctx.group.as_ref().is_some_and(|g| Arc::ptr_eq(g, group))
+            {
+                states.push(group.stop_state().clone());
             }
             states.push(header.stop_state());
         }

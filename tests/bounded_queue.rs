@@ -2,104 +2,32 @@
 //! for room and wake with `Shutdown` when the pool stops, and under a race
 //! every task is run, handed back or rejected exactly once.
 
-use std::ops::Deref;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use drainpool::{Builder, PendingTask, RejectReason, TaskError, TaskHandle, ThreadPool};
+use common::{BRIEF, DropCounter, Gate, Latch, TestPool, WAIT, bounded_join, bump, spawn};
+use drainpool::{PendingTask, RejectReason, TaskError, ThreadPool};
 
-/// Upper bound of every wait: a bug fails the test instead of hanging it.
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// How long something must stay blocked to count as still blocked.
-const STILL_BLOCKED: Duration = Duration::from_millis(50);
 /// The queue bound of the single-worker tests.
 const CAPACITY: usize = 2;
 
-/// A pool that must terminate within [`TIMEOUT`] when the test ends. A pool
-/// that hangs is leaked and fails the test, rather than hanging it in `Drop`.
-struct TestPool(Option<ThreadPool>);
-
-impl TestPool {
-    fn build(builder: Builder) -> TestPool {
-        TestPool(Some(builder.build().expect("the pool builds")))
-    }
-}
-
-impl Deref for TestPool {
-    type Target = ThreadPool;
-    fn deref(&self) -> &ThreadPool {
-        self.0.as_ref().expect("the pool is alive until drop")
-    }
-}
-
-impl Drop for TestPool {
-    fn drop(&mut self) {
-        let Some(pool) = self.0.take() else { return };
-        pool.shutdown();
-        if pool.await_termination(TIMEOUT) {
-            drop(pool);
-        } else {
-            std::mem::forget(pool);
-            if !thread::panicking() {
-                panic!("the pool did not terminate within {TIMEOUT:?}");
-            }
-        }
-    }
-}
-
-/// Keeps a worker busy until released (or dropped, or [`TIMEOUT`]):
-/// dropping the sender disconnects the channel the holder waits on.
-struct Hold {
-    _release: mpsc::Sender<()>,
-}
-
-impl Hold {
-    fn release(self) {}
-}
-
-/// `join`, but failing instead of hanging if the task never ends.
-fn bounded_join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    assert!(handle.wait_timeout(TIMEOUT), "the task did not end in time");
-    handle.join()
-}
-
-/// A task that counts its runs in `counter`.
-fn bump(counter: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
-    let counter = counter.clone();
-    move || {
-        counter.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A single-worker pool with a queue of [`CAPACITY`]: its worker held, its
-/// queue full of tasks that bump `fillers`.
-fn full_pool(fillers: &Arc<AtomicUsize>) -> (Arc<TestPool>, Hold) {
+/// A single-worker pool with a queue of [`CAPACITY`]: its worker held by the
+/// gate returned with it, its queue full of tasks that bump `fillers`.
+fn full_pool(fillers: &Arc<AtomicUsize>) -> (Arc<TestPool>, Gate) {
     let pool = Arc::new(TestPool::build(
         ThreadPool::builder().threads(1).queue_capacity(CAPACITY),
     ));
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    pool.execute(move || {
-        started_tx.send(()).unwrap();
-        let _ = release_rx.recv_timeout(TIMEOUT);
-    })
-    .unwrap();
     // Off the queue and running: the queue is empty now.
-    started_rx
-        .recv_timeout(TIMEOUT)
-        .expect("the holder started");
+    let hold = Gate::occupying(&pool, 1);
     for _ in 0..CAPACITY {
         pool.try_execute(bump(fillers)).expect("room in the queue");
     }
-    (
-        pool,
-        Hold {
-            _release: release_tx,
-        },
-    )
+    (pool, hold)
 }
 
 /// How a submitter offers its task.
@@ -137,39 +65,17 @@ impl Submitter {
     }
 
     fn is_blocked(&self) -> bool {
-        self.outcome.recv_timeout(STILL_BLOCKED) == Err(RecvTimeoutError::Timeout)
+        self.outcome.recv_timeout(BRIEF) == Err(RecvTimeoutError::Timeout)
     }
 
     /// How the call ended, once it has.
     fn finish(self) -> Result<(), RejectReason> {
         let outcome = self
             .outcome
-            .recv_timeout(TIMEOUT)
+            .recv_timeout(WAIT)
             .expect("the submitter returned");
         self.thread.join().expect("the submitter did not panic");
         outcome
-    }
-}
-
-/// Counts how many of its [`Tracked`] values were dropped.
-#[derive(Clone, Default)]
-struct DropCounter(Arc<AtomicUsize>);
-
-struct Tracked(Arc<AtomicUsize>);
-
-impl DropCounter {
-    fn tracked(&self) -> Tracked {
-        Tracked(self.0.clone())
-    }
-
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -181,31 +87,10 @@ fn sum(counters: &[AtomicUsize]) -> usize {
     counters.iter().map(|c| c.load(Ordering::SeqCst)).sum()
 }
 
-/// A one-shot gate: `wait` returns once `open` was called (or after
-/// [`TIMEOUT`]).
-#[derive(Clone, Default)]
-struct Latch(Arc<(Mutex<bool>, Condvar)>);
-
-impl Latch {
-    fn open(&self) {
-        let (open, cond) = &*self.0;
-        *open.lock().unwrap() = true;
-        cond.notify_all();
-    }
-
-    fn wait(&self) {
-        let (open, cond) = &*self.0;
-        let guard = open.lock().unwrap();
-        drop(cond.wait_timeout_while(guard, TIMEOUT, |open| !*open));
-    }
-}
-
 /// `shutdown_now` on another thread, so that a hang fails the test.
 fn shutdown_now_within(pool: &Arc<TestPool>) -> Vec<PendingTask> {
-    let (tx, rx) = mpsc::channel();
     let pool = pool.clone();
-    thread::spawn(move || tx.send(pool.shutdown_now()).unwrap());
-    rx.recv_timeout(TIMEOUT).expect("shutdown_now returned")
+    spawn(move || pool.shutdown_now()).join("shutdown_now")
 }
 
 /// Spins (yielding) until `done`, or for at most a moment: it only paces a
@@ -240,9 +125,32 @@ fn try_calls_refuse_a_full_queue_and_hand_the_task_back() {
     assert_eq!(pool.stats().queued, CAPACITY);
 
     hold.release();
-    assert!(pool.wait_idle(TIMEOUT));
+    assert!(pool.wait_idle(WAIT));
     assert_eq!(fillers.load(Ordering::SeqCst), CAPACITY);
     assert_eq!(bounded_join(pool.try_submit(|| 1).unwrap()).unwrap(), 1);
+}
+
+/// One submitter of each intake, both blocked on the full queue of `pool`,
+/// offering tasks that bump `ran`.
+fn blocked_submitters(pool: &Arc<TestPool>, ran: &Arc<AtomicUsize>) -> [Submitter; 2] {
+    let submitters = [Intake::Execute, Intake::Submit].map(|i| Submitter::spawn(pool, i, ran));
+    for submitter in &submitters {
+        assert!(submitter.is_blocked());
+    }
+    submitters
+}
+
+/// Once the pool stops, both [`blocked_submitters`] wake with `Shutdown`
+/// and their tasks come back to them whole (they run them: `ran` is 2).
+fn assert_refused_and_handed_back(submitters: [Submitter; 2], ran: &AtomicUsize) {
+    for submitter in submitters {
+        assert_eq!(submitter.finish(), Err(RejectReason::Shutdown));
+    }
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "both came back to the caller"
+    );
 }
 
 /// The task offered to a full queue waits until the worker frees a slot.
@@ -258,7 +166,7 @@ fn blocks_until_a_slot_frees(intake: Intake) {
 
     hold.release();
     assert_eq!(submitter.finish(), Ok(()));
-    assert!(pool.wait_idle(TIMEOUT));
+    assert!(pool.wait_idle(WAIT));
     assert_eq!(ran.load(Ordering::SeqCst), 1, "the pool ran it");
     assert_eq!(fillers.load(Ordering::SeqCst), CAPACITY);
     assert_eq!(pool.stats().rejected, 0);
@@ -279,22 +187,12 @@ fn blocked_submitters_wake_with_shutdown_on_shutdown() {
     let fillers = Arc::new(AtomicUsize::new(0));
     let (pool, hold) = full_pool(&fillers);
     let ran = Arc::new(AtomicUsize::new(0));
-    let submitters = [Intake::Execute, Intake::Submit].map(|i| Submitter::spawn(&pool, i, &ran));
-    for submitter in &submitters {
-        assert!(submitter.is_blocked());
-    }
+    let submitters = blocked_submitters(&pool, &ran);
 
     pool.shutdown();
-    for submitter in submitters {
-        assert_eq!(submitter.finish(), Err(RejectReason::Shutdown));
-    }
-    assert_eq!(
-        ran.load(Ordering::SeqCst),
-        2,
-        "both came back to the caller"
-    );
+    assert_refused_and_handed_back(submitters, &ran);
     hold.release();
-    assert!(pool.await_termination(TIMEOUT));
+    assert!(pool.await_termination(WAIT));
     assert_eq!(
         fillers.load(Ordering::SeqCst),
         CAPACITY,
@@ -308,20 +206,10 @@ fn blocked_submitters_wake_with_shutdown_on_shutdown_now() {
     let fillers = Arc::new(AtomicUsize::new(0));
     let (pool, hold) = full_pool(&fillers);
     let ran = Arc::new(AtomicUsize::new(0));
-    let submitters = [Intake::Execute, Intake::Submit].map(|i| Submitter::spawn(&pool, i, &ran));
-    for submitter in &submitters {
-        assert!(submitter.is_blocked());
-    }
+    let submitters = blocked_submitters(&pool, &ran);
 
     let pending = shutdown_now_within(&pool);
-    for submitter in submitters {
-        assert_eq!(submitter.finish(), Err(RejectReason::Shutdown));
-    }
-    assert_eq!(
-        ran.load(Ordering::SeqCst),
-        2,
-        "both came back to the caller"
-    );
+    assert_refused_and_handed_back(submitters, &ran);
     assert_eq!(
         pending.len(),
         CAPACITY,
@@ -329,7 +217,7 @@ fn blocked_submitters_wake_with_shutdown_on_shutdown_now() {
     );
     drop(pending);
     hold.release();
-    assert!(pool.await_termination(TIMEOUT));
+    assert!(pool.await_termination(WAIT));
     assert_eq!(fillers.load(Ordering::SeqCst), 0, "the fillers never ran");
     let stats = pool.stats();
     assert_eq!((stats.rejected, stats.cancelled), (2, CAPACITY as u64));
@@ -420,12 +308,12 @@ fn producers_blocked_on_a_full_queue_race_shutdown() {
 
         let mut handles = Vec::new();
         for _ in 0..PRODUCERS {
-            handles.extend(done_rx.recv_timeout(TIMEOUT).expect("a producer finished"));
+            handles.extend(done_rx.recv_timeout(WAIT).expect("a producer finished"));
         }
         for producer in producers {
             producer.join().expect("a producer did not panic");
         }
-        assert!(pool.await_termination(TIMEOUT), "round {round}: terminated");
+        assert!(pool.await_termination(WAIT), "round {round}: terminated");
 
         for (i, handle) in handles {
             match bounded_join(handle) {

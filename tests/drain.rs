@@ -1,162 +1,23 @@
 //! The drain: after `shutdown()`, every accepted task still runs, and every
 //! task offered after it comes back inside `Rejected`, whole and callable.
 
-use std::panic;
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Duration;
 
-use drainpool::{PoolState, RejectReason, Rejected, TaskError, TaskHandle, ThreadPool};
-
-/// The bound on every wait: a bug fails the test instead of hanging CI.
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A one-shot latch: opened once, waited on with a bound.
-#[derive(Default)]
-struct Latch {
-    open: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Latch {
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cond.notify_all();
-    }
-
-    fn wait(&self, timeout: Duration) -> bool {
-        let guard = self.open.lock().unwrap();
-        let (guard, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |open| !*open)
-            .unwrap();
-        *guard
-    }
-}
-
-/// Holds workers busy: each task from [`Gate::hold`] says it has started,
-/// then blocks until [`Gate::release`] (or `WAIT`, so a failing test still
-/// ends). Dropping the gate releases it.
-#[derive(Default)]
-struct Gate {
-    entered: Arc<(Mutex<usize>, Condvar)>,
-    released: Arc<Latch>,
-}
-
-impl Gate {
-    fn new() -> Gate {
-        Gate::default()
-    }
-
-    /// A task that holds its worker until released, then runs `then`.
-    fn hold<T>(
-        &self,
-        then: impl FnOnce() -> T + Send + 'static,
-    ) -> impl FnOnce() -> T + Send + 'static {
-        let entered = self.entered.clone();
-        let released = self.released.clone();
-        move || {
-            *entered.0.lock().unwrap() += 1;
-            entered.1.notify_all();
-            released.wait(WAIT);
-            then()
-        }
-    }
-
-    /// A task that holds its worker until released.
-    fn task(&self) -> impl FnOnce() + Send + 'static {
-        self.hold(|| ())
-    }
-
-    /// Waits until `n` held tasks have started; fails the test otherwise.
-    fn wait_entered(&self, n: usize) {
-        let guard = self.entered.0.lock().unwrap();
-        let (guard, _) = self
-            .entered
-            .1
-            .wait_timeout_while(guard, WAIT, |entered| *entered < n)
-            .unwrap();
-        assert!(*guard >= n, "only {} of {n} held tasks started", *guard);
-    }
-
-    fn release(&self) {
-        self.released.open();
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-/// A thread whose result is waited for with a bound, so that a hang in the
-/// pool fails the test instead of hanging CI.
-struct Spawned<T> {
-    result: mpsc::Receiver<thread::Result<T>>,
-}
-
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Spawned<T> {
-    let (tx, result) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(panic::AssertUnwindSafe(f)));
-    });
-    Spawned { result }
-}
-
-impl<T> Spawned<T> {
-    fn join(self, what: &str) -> T {
-        match self.result.recv_timeout(WAIT) {
-            Ok(Ok(value)) => value,
-            Ok(Err(payload)) => panic::resume_unwind(payload),
-            Err(_) => panic!("{what} did not finish within {WAIT:?}"),
-        }
-    }
-}
-
-/// Joins a task handle, failing the test (not hanging it) if the task does
-/// not end within `WAIT`.
-fn join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    assert!(
-        handle.wait_timeout(WAIT),
-        "task {} never ended",
-        handle.id()
-    );
-    handle.join()
-}
-
-/// Keeps a pool alive for good if the test panics: dropping the last handle
-/// on a pool waits for it to terminate, which would turn a failing test
-/// into a hung one.
-struct LeakOnPanic(Arc<ThreadPool>);
-
-impl Drop for LeakOnPanic {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            std::mem::forget(self.0.clone());
-        }
-    }
-}
-
-/// Counts its drops: proves a closure's captures are dropped exactly once.
-struct DropCounter(Arc<AtomicUsize>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use common::{
+    DropCounter, Gate, LeakOnPanic, RaceTask, WAIT, bounded_join, bump, spawn, take_back,
+};
+use drainpool::{PoolState, RejectReason, TaskHandle, ThreadPool};
 
 // 1000 tasks queued behind held workers, then shutdown, then release: all ran.
 #[test]
 fn every_accepted_task_runs_after_shutdown() {
     const TASKS: usize = 1_000;
     let pool = ThreadPool::new(2).unwrap();
-    let gate = Gate::new();
-    pool.execute(gate.task()).unwrap();
-    pool.execute(gate.task()).unwrap();
-    gate.wait_entered(2);
+    let gate = Gate::occupying(&pool, 2);
 
     let ran = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
@@ -187,7 +48,7 @@ fn every_accepted_task_runs_after_shutdown() {
     assert!(pool.await_termination(WAIT));
     assert_eq!(ran.load(Ordering::SeqCst), TASKS);
     for (k, handle) in handles.into_iter().enumerate() {
-        assert_eq!(join(handle).unwrap(), 2 * k + 1);
+        assert_eq!(bounded_join(handle).unwrap(), 2 * k + 1);
     }
     let stats = pool.stats();
     assert_eq!(stats.completed, TASKS as u64 + 2);
@@ -201,25 +62,21 @@ fn execute_after_shutdown_hands_the_closure_back() {
     pool.shutdown();
 
     let called = Arc::new(AtomicBool::new(false));
-    let drops = Arc::new(AtomicUsize::new(0));
+    let drops = DropCounter::default();
     let closure = {
-        let (called, counter) = (called.clone(), DropCounter(drops.clone()));
+        let (called, tracked) = (called.clone(), drops.tracked());
         move || {
-            let _counter = counter;
+            let _tracked = tracked;
             called.store(true, Ordering::SeqCst);
         }
     };
     let rejected = pool.execute(closure).unwrap_err();
     assert_eq!(rejected.reason(), RejectReason::Shutdown);
-    assert_eq!(
-        drops.load(Ordering::SeqCst),
-        0,
-        "the pool dropped our closure"
-    );
+    assert_eq!(drops.count(), 0, "the pool dropped our closure");
     assert!(!called.load(Ordering::SeqCst));
     rejected.into_inner()();
     assert!(called.load(Ordering::SeqCst));
-    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(drops.count(), 1);
 
     assert!(pool.await_termination(WAIT));
     assert_eq!(pool.stats().rejected, 1);
@@ -241,12 +98,6 @@ fn every_intake_form_is_refused_after_shutdown() {
     assert_eq!(rejected.into_inner()(), "try");
 
     let hit = Arc::new(AtomicUsize::new(0));
-    let bump = |hit: &Arc<AtomicUsize>| {
-        let hit = hit.clone();
-        move || {
-            hit.fetch_add(1, Ordering::SeqCst);
-        }
-    };
     let rejected = pool.try_execute(bump(&hit)).unwrap_err();
     assert_eq!(rejected.reason(), RejectReason::Shutdown);
     rejected.into_inner()();
@@ -310,39 +161,13 @@ fn tasks_submitted_from_a_task_during_shutdown_are_handed_back() {
     gate.release();
 
     assert!(handle.wait_timeout(WAIT));
-    let (reasons, value) = join(handle).unwrap();
+    let (reasons, value) = bounded_join(handle).unwrap();
     assert_eq!(reasons, (RejectReason::Shutdown, RejectReason::Shutdown));
     assert_eq!(value, 5);
     assert_eq!(inner_ran.load(Ordering::SeqCst), 1);
     assert!(pool.await_termination(WAIT));
     let stats = pool.stats();
     assert_eq!((stats.completed, stats.rejected), (1, 2));
-}
-
-/// One closure of the race: counts its runs in its own cell, and its drop.
-struct Tracked {
-    runs: Arc<AtomicU8>,
-    index: usize,
-    _drop: DropCounter,
-}
-
-impl Tracked {
-    fn run(self) -> usize {
-        // A little work, so that a backlog builds up in the queue for the
-        // shutdown to meet.
-        for i in 0..10_000u32 {
-            std::hint::black_box(i);
-        }
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        self.index
-    }
-}
-
-/// Takes a refused task back (it must come back whole) and drops it unrun.
-fn take_back<F>(rejected: Rejected<F>) -> RejectReason {
-    let reason = rejected.reason();
-    drop(rejected.into_inner());
-    reason
 }
 
 /// What one producer of the race saw; `runs[i]` is the run count of its
@@ -370,7 +195,7 @@ fn racing_shutdown_runs_or_hands_back_every_task() {
     for round in 0..ROUNDS {
         let pool = Arc::new(ThreadPool::new(2).unwrap());
         let _leak = LeakOnPanic(pool.clone());
-        let drops = Arc::new(AtomicUsize::new(0));
+        let drops = DropCounter::default();
         let attempted = Arc::new(AtomicUsize::new(0));
         let start = Arc::new(Barrier::new(PRODUCERS + 1));
 
@@ -386,11 +211,7 @@ fn racing_shutdown_runs_or_hands_back_every_task() {
                         assert!(index < CAP, "shutdown never refused a task");
                         let runs = Arc::new(AtomicU8::new(0));
                         report.runs.push(runs.clone());
-                        let task = Tracked {
-                            runs,
-                            index,
-                            _drop: DropCounter(drops.clone()),
-                        };
+                        let task = RaceTask::new(runs, index, &drops);
                         attempted.fetch_add(1, Ordering::SeqCst);
                         let outcome = if index.is_multiple_of(2) {
                             pool.execute(move || {
@@ -468,7 +289,7 @@ fn racing_shutdown_runs_or_hands_back_every_task() {
         }
         assert_eq!(ok + rejected, attempts, "round {round}");
         assert_eq!(
-            drops.load(Ordering::SeqCst),
+            drops.count(),
             attempts,
             "round {round}: leak or double drop"
         );

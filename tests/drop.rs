@@ -1,41 +1,17 @@
 //! Dropping a pool: it drains and joins; dropped from its own worker it does
 //! not deadlock and still terminates; dropped after `shutdown_now` it ends.
 
+mod common;
+
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use drainpool::{StopToken, TaskError, TaskHandle, ThreadPool};
-
-/// Upper bound of every wait: a bug fails the test instead of hanging it.
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// How long something must stay blocked to count as still blocked.
-const STILL_BLOCKED: Duration = Duration::from_millis(50);
-
-/// Counts how many of its [`Tracked`] values were dropped.
-#[derive(Clone, Default)]
-struct DropCounter(Arc<AtomicUsize>);
-
-struct Tracked(Arc<AtomicUsize>);
-
-impl DropCounter {
-    fn tracked(&self) -> Tracked {
-        Tracked(self.0.clone())
-    }
-
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use common::{BRIEF, DropCounter, Gate, Latch, Tracked, WAIT, bounded_join, bump};
+use drainpool::{StopToken, TaskError, ThreadPool};
 
 /// Drops `pool` on another thread; the receiver hears when the drop returned.
 /// (A drop that hangs leaks that thread instead of hanging the test.)
@@ -46,50 +22,6 @@ fn drop_elsewhere(pool: ThreadPool) -> mpsc::Receiver<()> {
         dropped_tx.send(()).unwrap();
     });
     dropped_rx
-}
-
-/// Occupies one worker until the returned sender is dropped (or
-/// [`TIMEOUT`]); returns once the holder runs.
-fn occupy_worker(pool: &ThreadPool) -> mpsc::Sender<()> {
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    pool.execute(move || {
-        started_tx.send(()).unwrap();
-        let _ = release_rx.recv_timeout(TIMEOUT);
-    })
-    .unwrap();
-    started_rx
-        .recv_timeout(TIMEOUT)
-        .expect("the holder started");
-    release_tx
-}
-
-/// `join`, but failing instead of hanging if the task never ends.
-fn bounded_join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    assert!(handle.wait_timeout(TIMEOUT), "the task did not end in time");
-    handle.join()
-}
-
-/// A one-shot gate: `wait` returns true once `open` was called, or false
-/// after [`TIMEOUT`]. It never panics, so a thread-local destructor may use it.
-#[derive(Clone, Default)]
-struct Latch(Arc<(Mutex<bool>, Condvar)>);
-
-impl Latch {
-    fn open(&self) {
-        let (open, cond) = &*self.0;
-        *open.lock().unwrap() = true;
-        cond.notify_all();
-    }
-
-    fn wait(&self) -> bool {
-        let (open, cond) = &*self.0;
-        let Ok(guard) = open.lock() else { return false };
-        match cond.wait_timeout_while(guard, TIMEOUT, |open| !*open) {
-            Ok((guard, _)) => *guard,
-            Err(_) => false,
-        }
-    }
 }
 
 /// Lives in a worker's thread-local storage; its drop, as the thread ends,
@@ -126,7 +58,7 @@ fn dropping_the_pool_drains_every_accepted_task() {
             .build()
             .unwrap()
     };
-    let holds: Vec<_> = (0..THREADS).map(|_| occupy_worker(&pool)).collect();
+    let gate = Gate::occupying(&pool, THREADS);
     let ran = Arc::new(AtomicUsize::new(0));
     let drops = DropCounter::default();
     let handles: Vec<_> = (0..QUEUED)
@@ -143,12 +75,12 @@ fn dropping_the_pool_drains_every_accepted_task() {
 
     let dropped = drop_elsewhere(pool);
     assert_eq!(
-        dropped.recv_timeout(STILL_BLOCKED),
+        dropped.recv_timeout(BRIEF),
         Err(RecvTimeoutError::Timeout),
         "drop waits for the accepted work"
     );
-    drop(holds);
-    dropped.recv_timeout(TIMEOUT).expect("drop returned");
+    gate.release();
+    dropped.recv_timeout(WAIT).expect("drop returned");
 
     // Everything below was true by the time drop returned.
     assert_eq!(ran.load(Ordering::SeqCst), QUEUED, "every queued task ran");
@@ -195,12 +127,12 @@ fn dropping_the_pool_joins_its_threads() {
 
     let dropped = drop_elsewhere(pool);
     assert_eq!(
-        dropped.recv_timeout(STILL_BLOCKED),
+        dropped.recv_timeout(BRIEF),
         Err(RecvTimeoutError::Timeout),
         "drop waits until the worker threads are gone"
     );
     gone.open();
-    dropped.recv_timeout(TIMEOUT).expect("drop returned");
+    dropped.recv_timeout(WAIT).expect("drop returned");
     assert_eq!(lives.count(), THREADS, "every worker thread is gone");
     let mut exited = exited.lock().unwrap().clone();
     exited.sort_unstable();
@@ -225,7 +157,7 @@ fn dropping_the_pool_from_its_own_worker_does_not_deadlock() {
     let (report_tx, report_rx) = mpsc::channel();
     let own = pool.clone();
     pool.execute(move || {
-        let _ = go_rx.recv_timeout(TIMEOUT);
+        let _ = go_rx.recv_timeout(WAIT);
         let last = Arc::try_unwrap(own);
         let was_last = last.is_ok();
         drop(last); // the ThreadPool itself, dropped on its own worker
@@ -235,22 +167,18 @@ fn dropping_the_pool_from_its_own_worker_does_not_deadlock() {
     // Queued behind the dropping task on the only worker.
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..5 {
-        let ran = ran.clone();
-        pool.execute(move || {
-            ran.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+        pool.execute(bump(&ran)).unwrap();
     }
 
     drop(pool); // not the last reference: the task holds one
     go_tx.send(()).unwrap();
     assert_eq!(
-        report_rx.recv_timeout(TIMEOUT),
+        report_rx.recv_timeout(WAIT),
         Ok(true),
         "the last reference was dropped inside the task, and that drop returned"
     );
     terminated_rx
-        .recv_timeout(TIMEOUT)
+        .recv_timeout(WAIT)
         .expect("the pool still terminated");
     assert_eq!(ran.load(Ordering::SeqCst), 5, "the accepted tasks drained");
 }
@@ -273,7 +201,7 @@ fn dropping_the_pool_after_shutdown_now_terminates() {
         pool.execute(move || {
             let token = StopToken::current();
             started.send(()).unwrap();
-            let deadline = Instant::now() + TIMEOUT;
+            let deadline = Instant::now() + WAIT;
             while !token.is_stop_requested() && Instant::now() < deadline {
                 thread::yield_now();
             }
@@ -282,9 +210,7 @@ fn dropping_the_pool_after_shutdown_now_terminates() {
         .unwrap();
     }
     for _ in 0..THREADS {
-        started_rx
-            .recv_timeout(TIMEOUT)
-            .expect("every worker is busy");
+        started_rx.recv_timeout(WAIT).expect("every worker is busy");
     }
     let drops = DropCounter::default();
     let mut handles = Vec::new();
@@ -307,12 +233,12 @@ fn dropping_the_pool_after_shutdown_now_terminates() {
     assert_eq!(pool.stats().cancelled, QUEUED as u64);
 
     drop_elsewhere(pool)
-        .recv_timeout(TIMEOUT)
+        .recv_timeout(WAIT)
         .expect("drop returned");
     terminated_rx
         .recv_timeout(Duration::ZERO)
         .expect("terminated before drop returned");
     for _ in 0..THREADS {
-        assert_eq!(saw_stop_rx.recv_timeout(TIMEOUT), Ok(true));
+        assert_eq!(saw_stop_rx.recv_timeout(WAIT), Ok(true));
     }
 }

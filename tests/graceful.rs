@@ -4,22 +4,21 @@
 //! `Display`, and in an error-level log line. Also the builder's
 //! `drop_policy`, which bounds how long dropping a pool may take.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{BRIEF, Latch, WAIT, bump, named_pool, sleep_until_stopped};
 use drainpool::{
     Interrupted, PoolState, ShutdownPolicy, ShutdownReport, StopToken, TaskError, ThreadPool,
 };
 
-/// The bound on every wait: a bug fails the test instead of hanging CI.
-const WAIT: Duration = Duration::from_secs(10);
 /// Slack on top of a budget: how much later than planned a shutdown may end
 /// (generous: CI machines stall).
 const SLACK: Duration = Duration::from_secs(5);
-/// How long something must stay blocked to count as "still blocked".
-const BRIEF: Duration = Duration::from_millis(50);
 
 // ----- a logger that keeps what the library logs -------------------------------
 
@@ -62,29 +61,6 @@ fn logged(level: log::Level, needle: &str) -> Vec<String> {
 
 // ----- helpers ------------------------------------------------------------------
 
-/// A one-shot latch, opened once, waited on with a bound.
-#[derive(Default)]
-struct Latch {
-    open: Mutex<bool>,
-    cond: std::sync::Condvar,
-}
-
-impl Latch {
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cond.notify_all();
-    }
-
-    fn wait(&self, timeout: Duration) -> bool {
-        let guard = self.open.lock().unwrap();
-        let (guard, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |open| !*open)
-            .unwrap();
-        *guard
-    }
-}
-
 /// Releases a stubborn task when dropped, so a failing assertion cannot
 /// leave it spinning (and the pool's drop waiting on it).
 struct Release(Arc<AtomicBool>);
@@ -95,20 +71,26 @@ impl Drop for Release {
     }
 }
 
+/// Busy-loops (yielding) until `released`, ignoring every stop request;
+/// as a last resort, so that a broken test still ends, gives up after 30 s.
+fn spin_until_released(released: &AtomicBool) {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !released.load(Ordering::SeqCst) && Instant::now() < give_up {
+        thread::yield_now();
+    }
+}
+
 /// A task that ignores every stop request: it never looks at its token and
-/// never waits interruptibly; it busy-loops until `released` (or, as a last
-/// resort so a broken test still ends, for 30 s). Says it started on
-/// `started`; returns whether its token had fired by the time it ended.
+/// never waits interruptibly; it busy-loops until `released` (see
+/// [`spin_until_released`]). Says it started on `started`; returns whether
+/// its token had fired by the time it ended.
 fn stubborn(
     released: Arc<AtomicBool>,
     started: mpsc::Sender<()>,
 ) -> impl FnOnce() -> bool + Send + 'static {
     move || {
         started.send(()).unwrap();
-        let give_up = Instant::now() + Duration::from_secs(30);
-        while !released.load(Ordering::SeqCst) && Instant::now() < give_up {
-            thread::yield_now();
-        }
+        spin_until_released(&released);
         StopToken::current().is_stop_requested()
     }
 }
@@ -175,7 +157,7 @@ fn an_idle_pool_terminates_in_step_one() {
 fn a_draining_pool_terminates_in_step_one() {
     const TASKS: usize = 6;
     let pool = ThreadPool::new(2).unwrap();
-    let gate = Arc::new(Latch::default());
+    let gate = Latch::default();
     let saw_stop = Arc::new(AtomicUsize::new(0));
     let ran = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
@@ -185,7 +167,7 @@ fn a_draining_pool_terminates_in_step_one() {
             .task()
             .name(format!("drained-{i}"))
             .submit(move || {
-                assert!(gate.wait(WAIT), "never released");
+                assert!(gate.wait(), "never released");
                 if StopToken::current().is_stop_requested() {
                     saw_stop.fetch_add(1, Ordering::SeqCst);
                 }
@@ -197,7 +179,7 @@ fn a_draining_pool_terminates_in_step_one() {
     let gate_for_panic = gate.clone();
     let panicker = pool
         .submit(move || {
-            assert!(gate_for_panic.wait(WAIT));
+            assert!(gate_for_panic.wait());
             panic!("a task panics during the drain");
         })
         .unwrap();
@@ -234,29 +216,19 @@ fn a_draining_pool_terminates_in_step_one() {
 fn an_interruptible_task_ends_in_step_two_and_queued_tasks_come_back() {
     capture_logs();
     let drain = Duration::from_millis(100);
-    let pool = ThreadPool::builder()
-        .threads(1)
-        .thread_name("step-two")
-        .build()
-        .unwrap();
+    let pool = named_pool(1, "step-two");
     let (started_tx, started_rx) = mpsc::channel();
     let sleeper = pool
         .task()
         .name("sleeper")
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            StopToken::current().sleep(Duration::MAX)
-        })
+        .submit(sleep_until_stopped(started_tx, Duration::MAX))
         .unwrap();
     started_rx.recv_timeout(WAIT).unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     for i in 0..3 {
-        let ran = ran.clone();
         pool.task()
             .name(format!("queued-{i}"))
-            .execute(move || {
-                ran.fetch_add(1, Ordering::SeqCst);
-            })
+            .execute(bump(&ran))
             .unwrap();
     }
     let queued_handle = pool
@@ -330,11 +302,7 @@ fn a_task_that_ignores_every_stop_request_is_named_as_stuck() {
     capture_logs();
     let drain = Duration::from_millis(200);
     let interrupt = Duration::from_millis(300);
-    let pool = ThreadPool::builder()
-        .threads(2)
-        .thread_name("scene")
-        .build()
-        .unwrap();
+    let pool = named_pool(2, "scene");
     let released = Arc::new(AtomicBool::new(false));
     let release = Release(released.clone());
     let (started_tx, started_rx) = mpsc::channel();
@@ -346,10 +314,7 @@ fn a_task_that_ignores_every_stop_request_is_named_as_stuck() {
     let polite = pool
         .task()
         .name("polite")
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            StopToken::current().sleep(Duration::MAX)
-        })
+        .submit(sleep_until_stopped(started_tx, Duration::MAX))
         .unwrap();
     started_rx.recv_timeout(WAIT).unwrap();
     started_rx.recv_timeout(WAIT).unwrap();
@@ -441,10 +406,7 @@ fn condvar_waiters_behind_a_stuck_lock_holder_do_not_stretch_the_budget() {
                 // Taking the lock means every waiter is parked in its wait.
                 let _guard = shared.0.lock();
                 held_tx.send(()).unwrap();
-                let give_up = Instant::now() + Duration::from_secs(30);
-                while !released.load(Ordering::SeqCst) && Instant::now() < give_up {
-                    thread::yield_now();
-                }
+                spin_until_released(&released);
             })
             .unwrap()
     };
@@ -537,10 +499,7 @@ fn drop_policy_with_a_cooperative_task_terminates_and_joins() {
         .unwrap();
     let (started_tx, started_rx) = mpsc::channel();
     let sleeper = pool
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            StopToken::current().sleep(Duration::MAX)
-        })
+        .submit(sleep_until_stopped(started_tx, Duration::MAX))
         .unwrap();
     started_rx.recv_timeout(WAIT).unwrap();
     let (dropped_tx, dropped_rx) = mpsc::channel();

@@ -1,148 +1,29 @@
 //! Task handles: `join`, `wait_timeout`, `is_finished`, `cancel`, `id`,
 //! `name`, detaching by drop, and join-helping from inside a worker.
 
+mod common;
+
 use std::collections::HashSet;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use drainpool::{Builder, StopToken, TaskError, TaskHandle, ThreadPool};
+use common::{BRIEF, DropCounter, Gate, Latch, TestPool, WAIT, bounded_join};
+use drainpool::{StopToken, TaskError, TaskHandle, ThreadPool};
 
-/// Upper bound of every wait: a bug fails the test instead of hanging it.
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// How long something must stay blocked to count as still blocked.
-const STILL_BLOCKED: Duration = Duration::from_millis(50);
-
-/// A pool that must terminate within [`TIMEOUT`] when the test ends. A pool
-/// that hangs is leaked and fails the test, rather than hanging it in `Drop`.
-struct TestPool(Option<ThreadPool>);
-
-impl TestPool {
-    fn new(threads: usize) -> TestPool {
-        TestPool::build(ThreadPool::builder().threads(threads))
-    }
-
-    fn build(builder: Builder) -> TestPool {
-        TestPool(Some(builder.build().expect("the pool builds")))
-    }
-}
-
-impl Deref for TestPool {
-    type Target = ThreadPool;
-    fn deref(&self) -> &ThreadPool {
-        self.0.as_ref().expect("the pool is alive until drop")
-    }
-}
-
-impl Drop for TestPool {
-    fn drop(&mut self) {
-        let Some(pool) = self.0.take() else { return };
-        pool.shutdown();
-        if pool.await_termination(TIMEOUT) {
-            drop(pool);
-        } else {
-            std::mem::forget(pool);
-            if !thread::panicking() {
-                panic!("the pool did not terminate within {TIMEOUT:?}");
-            }
-        }
-    }
-}
-
-/// Keeps a task running until released (or dropped, or [`TIMEOUT`]):
-/// dropping the sender disconnects the channel the task waits on.
-struct Hold {
-    _release: mpsc::Sender<()>,
-}
-
-impl Hold {
-    fn release(self) {}
-}
-
-/// Occupies one worker with a task that runs until the returned [`Hold`]
-/// is released; returns once the task has started.
-fn occupy_worker(pool: &ThreadPool) -> Hold {
-    let (handle, hold) = held_task(pool, ());
-    drop(handle);
-    hold
-}
-
-/// Submits a task that returns `value` once released; returns once it runs.
-fn held_task<T: Send + 'static>(pool: &ThreadPool, value: T) -> (TaskHandle<T>, Hold) {
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let handle = pool
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            let _ = release_rx.recv_timeout(TIMEOUT);
-            value
-        })
-        .unwrap();
-    started_rx
-        .recv_timeout(TIMEOUT)
-        .expect("the held task started");
-    (
-        handle,
-        Hold {
-            _release: release_tx,
-        },
-    )
-}
-
-/// `join`, but failing instead of hanging if the task never ends.
-fn bounded_join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    assert!(handle.wait_timeout(TIMEOUT), "the task did not end in time");
-    handle.join()
+/// Submits a task that returns `value` once the gate returned with it is
+/// released; returns once the task runs.
+fn held_task<T: Send + 'static>(pool: &ThreadPool, value: T) -> (TaskHandle<T>, Gate) {
+    let gate = Gate::new();
+    let handle = pool.submit(gate.hold(move || value)).unwrap();
+    gate.wait_entered(1);
+    (handle, gate)
 }
 
 fn thread_name() -> String {
     thread::current().name().unwrap_or("<unnamed>").to_owned()
-}
-
-/// Counts how many of its [`Tracked`] values were dropped.
-#[derive(Clone, Default)]
-struct DropCounter(Arc<AtomicUsize>);
-
-struct Tracked(Arc<AtomicUsize>);
-
-impl DropCounter {
-    fn tracked(&self) -> Tracked {
-        Tracked(self.0.clone())
-    }
-
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A one-shot start line: `wait` returns once `open` was called.
-#[derive(Clone, Default)]
-struct Latch(Arc<(Mutex<bool>, Condvar)>);
-
-impl Latch {
-    fn open(&self) {
-        let (open, cond) = &*self.0;
-        *open.lock().unwrap() = true;
-        cond.notify_all();
-    }
-
-    fn wait(&self) {
-        let (open, cond) = &*self.0;
-        let guard = open.lock().unwrap();
-        let (guard, _) = cond
-            .wait_timeout_while(guard, TIMEOUT, |open| !*open)
-            .unwrap();
-        assert!(*guard, "the latch was never opened");
-    }
 }
 
 #[test]
@@ -187,7 +68,7 @@ fn join_returns_the_panic_payload() {
 #[test]
 fn cancelling_a_queued_task_drops_it_at_once_and_it_never_runs() {
     let pool = TestPool::new(1);
-    let hold = occupy_worker(&pool);
+    let hold = Gate::occupying(&pool, 1);
     let drops = DropCounter::default();
     let ran = Arc::new(AtomicBool::new(false));
     let handle = {
@@ -226,7 +107,7 @@ fn cancelling_a_running_task_raises_only_its_stop_flag() {
         move || {
             let token = StopToken::current();
             started.send(()).unwrap();
-            let deadline = Instant::now() + TIMEOUT;
+            let deadline = Instant::now() + WAIT;
             while !token.is_stop_requested() {
                 if Instant::now() > deadline {
                     return false;
@@ -242,15 +123,13 @@ fn cancelling_a_running_task_raises_only_its_stop_flag() {
     let target = pool.submit(spin_until_stopped(started_tx.clone())).unwrap();
     let bystander = pool.submit(spin_until_stopped(started_tx)).unwrap();
     for _ in 0..2 {
-        started_rx
-            .recv_timeout(TIMEOUT)
-            .expect("both tasks started");
+        started_rx.recv_timeout(WAIT).expect("both tasks started");
     }
 
     assert!(!target.cancel(), "a running task cannot be un-started");
     assert!(bounded_join(target).unwrap(), "the task saw its stop flag");
     assert!(
-        !bystander.wait_timeout(STILL_BLOCKED),
+        !bystander.wait_timeout(BRIEF),
         "another task's stop flag stays down"
     );
     assert!(!bystander.cancel());
@@ -262,7 +141,7 @@ fn cancelling_a_running_task_raises_only_its_stop_flag() {
 fn cancelling_a_finished_task_returns_false() {
     let pool = TestPool::new(1);
     let handle = pool.submit(|| 5).unwrap();
-    assert!(handle.wait_timeout(TIMEOUT));
+    assert!(handle.wait_timeout(WAIT));
     assert!(!handle.cancel());
     assert_eq!(bounded_join(handle).unwrap(), 5, "the result survives");
     assert_eq!(pool.stats().cancelled, 0);
@@ -279,16 +158,16 @@ fn wait_timeout_is_false_while_the_task_is_held_and_true_after() {
             .unwrap()
     };
 
-    assert!(!running.wait_timeout(STILL_BLOCKED));
-    assert!(!queued.wait_timeout(STILL_BLOCKED));
+    assert!(!running.wait_timeout(BRIEF));
+    assert!(!queued.wait_timeout(BRIEF));
     assert!(
         !ran.load(Ordering::SeqCst),
         "waiting from outside the pool never runs a task inline"
     );
 
     hold.release();
-    assert!(running.wait_timeout(TIMEOUT));
-    assert!(queued.wait_timeout(TIMEOUT));
+    assert!(running.wait_timeout(WAIT));
+    assert!(queued.wait_timeout(WAIT));
     assert!(ran.load(Ordering::SeqCst));
     assert_eq!(running.join().unwrap(), 3);
 }
@@ -306,12 +185,12 @@ fn wait_timeout_zero_polls_and_max_waits_without_overflow() {
         thread::spawn(move || done_tx.send(handle.wait_timeout(Duration::MAX)).unwrap());
     }
     assert_eq!(
-        done_rx.recv_timeout(STILL_BLOCKED),
+        done_rx.recv_timeout(BRIEF),
         Err(RecvTimeoutError::Timeout),
         "Duration::MAX waits (and does not panic on overflow)"
     );
     hold.release();
-    assert_eq!(done_rx.recv_timeout(TIMEOUT), Ok(true));
+    assert_eq!(done_rx.recv_timeout(WAIT), Ok(true));
     assert!(
         handle.wait_timeout(Duration::ZERO),
         "ZERO on a finished task"
@@ -324,7 +203,7 @@ fn is_finished_turns_true_when_the_task_ends() {
     let (handle, hold) = held_task(&pool, 1);
     assert!(!handle.is_finished());
     hold.release();
-    assert!(handle.wait_timeout(TIMEOUT));
+    assert!(handle.wait_timeout(WAIT));
     assert!(handle.is_finished());
     assert_eq!(handle.join().unwrap(), 1);
 }
@@ -361,7 +240,7 @@ fn ids_are_unique_across_threads_and_names_are_kept() {
 #[test]
 fn dropping_a_handle_detaches_the_task() {
     let pool = TestPool::new(1);
-    let hold = occupy_worker(&pool);
+    let hold = Gate::occupying(&pool, 1);
     let (ran_tx, ran_rx) = mpsc::channel();
     let drops = DropCounter::default();
     let result = drops.tracked();
@@ -375,20 +254,20 @@ fn dropping_a_handle_detaches_the_task() {
 
     hold.release();
     ran_rx
-        .recv_timeout(TIMEOUT)
+        .recv_timeout(WAIT)
         .expect("the detached task still ran");
     pool.shutdown();
-    assert!(pool.await_termination(TIMEOUT));
+    assert!(pool.await_termination(WAIT));
     assert_eq!(drops.count(), 1, "its unclaimed result was dropped once");
 }
 
 #[test]
 fn join_from_a_worker_runs_the_queued_task_inline() {
-    let pool = TestPool::build(ThreadPool::builder().threads(1).thread_name("solo"));
+    let pool = TestPool::solo(ThreadPool::builder());
     let (inner_tx, inner_rx) = mpsc::channel::<TaskHandle<String>>();
     let outer = pool
         .submit(move || {
-            let inner = inner_rx.recv_timeout(TIMEOUT).expect("the inner handle");
+            let inner = inner_rx.recv_timeout(WAIT).expect("the inner handle");
             inner.join().expect("the inner task ran")
         })
         .unwrap();
@@ -397,11 +276,11 @@ fn join_from_a_worker_runs_the_queued_task_inline() {
     inner_tx.send(inner).unwrap();
 
     assert!(
-        outer.wait_timeout(TIMEOUT),
+        outer.wait_timeout(WAIT),
         "deadlock: the joiner did not run the queued task"
     );
     assert_eq!(outer.join().unwrap(), "solo-0");
-    assert!(pool.wait_idle(TIMEOUT));
+    assert!(pool.wait_idle(WAIT));
     assert_eq!(pool.stats().completed, 2, "the inner task ran exactly once");
 }
 
@@ -411,25 +290,25 @@ fn wait_timeout_from_a_worker_runs_the_queued_task_inline() {
     let (inner_tx, inner_rx) = mpsc::channel::<TaskHandle<u32>>();
     let outer = pool
         .submit(move || {
-            let inner = inner_rx.recv_timeout(TIMEOUT).expect("the inner handle");
+            let inner = inner_rx.recv_timeout(WAIT).expect("the inner handle");
             let start = Instant::now();
-            let finished = inner.wait_timeout(TIMEOUT);
+            let finished = inner.wait_timeout(WAIT);
             (finished, start.elapsed(), inner.join().ok())
         })
         .unwrap();
     inner_tx.send(pool.submit(|| 9).unwrap()).unwrap();
 
-    assert!(outer.wait_timeout(TIMEOUT), "deadlock in wait_timeout");
+    assert!(outer.wait_timeout(WAIT), "deadlock in wait_timeout");
     let (finished, waited, value) = outer.join().unwrap();
     assert!(finished, "the waiter ran the queued task itself");
-    assert!(waited < TIMEOUT / 2, "it did not just sit out the timeout");
+    assert!(waited < WAIT / 2, "it did not just sit out the timeout");
     assert_eq!(value, Some(9));
 }
 
 #[test]
 fn join_helping_nests_several_levels_deep() {
     const DEPTH: usize = 6;
-    let pool = TestPool::build(ThreadPool::builder().threads(1).thread_name("solo"));
+    let pool = TestPool::solo(ThreadPool::builder());
     let mut senders = Vec::new();
     let mut handles = Vec::new();
     // Level `n` joins level `n + 1`, queued behind it; every level is
@@ -441,7 +320,7 @@ fn join_helping_nests_several_levels_deep() {
             .submit(move || {
                 let mut trail = vec![(level, thread_name())];
                 if level + 1 < DEPTH {
-                    let next = next_rx.recv_timeout(TIMEOUT).expect("the next handle");
+                    let next = next_rx.recv_timeout(WAIT).expect("the next handle");
                     trail.extend(next.join().expect("the next level ran"));
                 }
                 trail
@@ -455,11 +334,11 @@ fn join_helping_nests_several_levels_deep() {
         sender.send(next).unwrap();
     }
 
-    assert!(top.wait_timeout(TIMEOUT), "deadlock in nested joins");
+    assert!(top.wait_timeout(WAIT), "deadlock in nested joins");
     let trail = top.join().unwrap();
     let expected: Vec<_> = (0..DEPTH).map(|l| (l, "solo-0".to_owned())).collect();
     assert_eq!(trail, expected);
-    assert!(pool.wait_idle(TIMEOUT));
+    assert!(pool.wait_idle(WAIT));
     let stats = pool.stats();
     assert_eq!(stats.completed, DEPTH as u64, "each level ran exactly once");
     assert_eq!(stats.queued, 0);
@@ -468,7 +347,7 @@ fn join_helping_nests_several_levels_deep() {
 #[test]
 fn a_cancelled_task_is_skipped_and_later_tasks_run_in_order() {
     let pool = TestPool::new(1);
-    let hold = occupy_worker(&pool);
+    let hold = Gate::occupying(&pool, 1);
     let order = Arc::new(Mutex::new(Vec::new()));
     let submit = |label: &'static str| {
         let order = order.clone();
@@ -489,7 +368,7 @@ fn a_cancelled_task_is_skipped_and_later_tasks_run_in_order() {
     }
     assert!(matches!(bounded_join(b), Err(TaskError::Cancelled)));
     assert_eq!(*order.lock().unwrap(), ["a", "c", "d"]);
-    assert!(pool.wait_idle(TIMEOUT));
+    assert!(pool.wait_idle(WAIT));
     let stats = pool.stats();
     assert_eq!(
         (stats.queued, stats.completed, stats.cancelled),
@@ -518,14 +397,12 @@ fn concurrent_cancels_resolve_each_task_exactly_once() {
             let (go, ready) = (workers_go.clone(), ready_tx.clone());
             pool.execute(move || {
                 ready.send(()).unwrap();
-                go.wait();
+                go.expect_open();
             })
             .unwrap();
         }
         for _ in 0..WORKERS {
-            ready_rx
-                .recv_timeout(TIMEOUT)
-                .expect("every worker is held");
+            ready_rx.recv_timeout(WAIT).expect("every worker is held");
         }
 
         let drops = DropCounter::default();
@@ -555,7 +432,7 @@ fn concurrent_cancels_resolve_each_task_exactly_once() {
                     first_run.clone(),
                 );
                 thread::spawn(move || {
-                    go.wait();
+                    go.expect_open();
                     let mut won = Vec::new();
                     for step in 0..TASKS {
                         let i = if c % 2 == 0 {
@@ -568,7 +445,7 @@ fn concurrent_cancels_resolve_each_task_exactly_once() {
                             first_cancel.open();
                         }
                         if step == 0 {
-                            first_run.wait();
+                            first_run.expect_open();
                         }
                     }
                     won
@@ -576,7 +453,7 @@ fn concurrent_cancels_resolve_each_task_exactly_once() {
             })
             .collect();
         cancellers_go.open();
-        first_cancel.wait();
+        first_cancel.expect_open();
         workers_go.open();
 
         let mut cancels = vec![0_usize; TASKS];
@@ -599,7 +476,7 @@ fn concurrent_cancels_resolve_each_task_exactly_once() {
                 Err(e) => panic!("task {i}: unexpected {e:?}"),
             }
         }
-        assert!(pool.wait_idle(TIMEOUT));
+        assert!(pool.wait_idle(WAIT));
         let ran: usize = runs.iter().map(|r| r.load(Ordering::SeqCst)).sum();
         let cancelled: usize = cancels.iter().sum();
         assert_eq!(ran + cancelled, TASKS);

@@ -9,21 +9,20 @@
 //! blocked in `token.lock` behind a stuck task does not hold up
 //! `shutdown_now`.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{BRIEF, Rng, Spawned, WAIT, named_pool, sleep_until_stopped, spawn, spin};
 use crossbeam_channel::{Receiver, Sender};
 use drainpool::{Interrupted, StopSource, StopToken, TaskError, ThreadPool, WaitError};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
-/// The bound on every wait: a bug fails the test instead of hanging CI.
-const WAIT: Duration = Duration::from_secs(10);
 /// How fast an interrupted wait must return (generous: CI machines stall).
 const PROMPT: Duration = Duration::from_secs(5);
-/// How long something must stay blocked to count as "still blocked".
-const BRIEF: Duration = Duration::from_millis(50);
 /// A wait's own timeout when only a stop should end it.
 const LONG: Duration = Duration::from_secs(60);
 
@@ -124,6 +123,25 @@ fn block(
     Ok(())
 }
 
+/// A thread that takes `fx.state`'s lock and, holding it, runs `wait` (a
+/// condvar wait on `fx.cond`, and whatever follows it). Returns once the
+/// thread holds the lock: whoever takes the lock next finds it parked in
+/// the wait.
+fn condvar_waiter<T: Send + 'static>(
+    fx: &Arc<Fixture>,
+    wait: impl FnOnce(&Fixture, &mut MutexGuard<'_, bool>) -> T + Send + 'static,
+) -> Spawned<T> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let fx = fx.clone();
+    let waiter = spawn(move || {
+        let mut guard = fx.state.lock();
+        ready_tx.send(()).unwrap(); // sent with the lock held
+        wait(&fx, &mut guard)
+    });
+    ready_rx.recv_timeout(WAIT).unwrap();
+    waiter
+}
+
 // ----- (a) interrupted before the call --------------------------------------
 
 /// A stop requested before the call: `Interrupted` at once, even when the
@@ -179,7 +197,7 @@ fn interrupted_during(kind: Kind) {
     assert_eq!(result, Err(WaitError::Interrupted), "{kind:?}");
     let latency = woke.saturating_duration_since(requested);
     assert!(latency < PROMPT, "{kind:?} took {latency:?}");
-    waiter.join_within(WAIT);
+    waiter.join("the waiter");
     drop(held);
 }
 
@@ -245,21 +263,14 @@ fn an_interrupted_condvar_wait_still_holds_the_lock() {
     let fx = Fixture::new();
     let source = StopSource::new();
     let token = source.token();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let waiter = {
-        let fx = fx.clone();
-        spawn(move || {
-            let mut guard = fx.state.lock();
-            ready_tx.send(()).unwrap();
-            let result = token.wait(&fx.cond, &mut guard);
-            // Still ours: nobody could have changed it meanwhile.
-            *guard = true;
-            (result, fx.state.is_locked())
-        })
-    };
-    ready_rx.recv_timeout(WAIT).unwrap();
+    let waiter = condvar_waiter(&fx, move |fx, guard| {
+        let result = token.wait(&fx.cond, guard);
+        // Still ours: nobody could have changed it meanwhile.
+        **guard = true;
+        (result, fx.state.is_locked())
+    });
     source.request_stop();
-    let (result, locked) = waiter.join_within(PROMPT);
+    let (result, locked) = waiter.join_within("the waiter", PROMPT);
     assert_eq!(result, Err(Interrupted));
     assert!(locked);
     assert!(*fx.state.lock());
@@ -302,7 +313,7 @@ fn recv_without_a_stop_is_a_plain_recv() {
         thread::sleep(BRIEF);
         assert!(!waiter.is_finished(), "recv returned with nothing sent");
         tx.send(3).unwrap();
-        assert_eq!(waiter.join_within(WAIT), Ok(3));
+        assert_eq!(waiter.join("the waiter"), Ok(3));
 
         // Messages first, then Disconnected.
         tx.send(4).unwrap();
@@ -319,7 +330,7 @@ fn recv_from_a_rendezvous_channel() {
     let (tx, rx) = crossbeam_channel::bounded(0);
     let sender = spawn(move || tx.send("hand-off"));
     assert_eq!(source.token().recv(&rx), Ok("hand-off"));
-    assert!(sender.join_within(WAIT).is_ok());
+    assert!(sender.join("the sender").is_ok());
     assert_eq!(source.token().recv(&rx), Err(WaitError::Disconnected));
 }
 
@@ -335,7 +346,10 @@ fn a_disconnect_while_blocked_wakes_recv() {
     });
     ready_rx.recv_timeout(WAIT).unwrap();
     drop(tx);
-    assert_eq!(waiter.join_within(PROMPT), Err(WaitError::Disconnected));
+    assert_eq!(
+        waiter.join_within("the waiter", PROMPT),
+        Err(WaitError::Disconnected)
+    );
 }
 
 #[test]
@@ -358,7 +372,7 @@ fn recv_timeout_without_a_stop_is_a_plain_recv_timeout() {
             tx // keep it alive until joined
         });
         assert_eq!(token.recv_timeout(&rx, WAIT), Ok(6));
-        drop(sender.join_within(WAIT));
+        drop(sender.join("the sender"));
         assert_eq!(token.recv_timeout(&rx, WAIT), Err(WaitError::Disconnected));
         // An overflowing timeout means forever, not a panic.
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -371,23 +385,16 @@ fn recv_timeout_without_a_stop_is_a_plain_recv_timeout() {
 /// `wait` (looping) or `wait_while`; `notify_all` releases it.
 fn condvar_is_woken_by_notify(token: StopToken, use_wait_while: bool) {
     let fx = Fixture::new();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let waiter = {
-        let fx = fx.clone();
-        spawn(move || {
-            let mut guard = fx.state.lock();
-            ready_tx.send(()).unwrap(); // sent with the lock held
-            if use_wait_while {
-                token.wait_while(&fx.cond, &mut guard, |ready| !*ready)
-            } else {
-                while !*guard {
-                    token.wait(&fx.cond, &mut guard)?;
-                }
-                Ok(())
+    let waiter = condvar_waiter(&fx, move |fx, guard| {
+        if use_wait_while {
+            token.wait_while(&fx.cond, guard, |ready| !*ready)
+        } else {
+            while !**guard {
+                token.wait(&fx.cond, guard)?;
             }
-        })
-    };
-    ready_rx.recv_timeout(WAIT).unwrap();
+            Ok(())
+        }
+    });
     thread::sleep(BRIEF);
     assert!(!waiter.is_finished(), "returned with the condition false");
     {
@@ -396,7 +403,7 @@ fn condvar_is_woken_by_notify(token: StopToken, use_wait_while: bool) {
         *guard = true;
         fx.cond.notify_one();
     }
-    assert_eq!(waiter.join_within(WAIT), Ok(()));
+    assert_eq!(waiter.join("the waiter"), Ok(()));
 }
 
 #[test]
@@ -436,26 +443,18 @@ fn wait_timeout_without_a_stop_times_out_or_is_woken() {
         drop(guard);
 
         let fx = Fixture::new();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let waiter = {
-            let fx = fx.clone();
-            let token = token.clone();
-            spawn(move || {
-                let mut guard = fx.state.lock();
-                ready_tx.send(()).unwrap();
-                while !*guard {
-                    token.wait_timeout(&fx.cond, &mut guard, WAIT)?;
-                }
-                Ok::<(), WaitError>(())
-            })
-        };
-        ready_rx.recv_timeout(WAIT).unwrap();
+        let waiter = condvar_waiter(&fx, move |fx, guard| {
+            while !**guard {
+                token.wait_timeout(&fx.cond, guard, WAIT)?;
+            }
+            Ok::<(), WaitError>(())
+        });
         {
             let mut guard = fx.state.lock();
             *guard = true;
             fx.cond.notify_all();
         }
-        assert_eq!(waiter.join_within(WAIT), Ok(()));
+        assert_eq!(waiter.join("the waiter"), Ok(()));
     }
 }
 
@@ -485,7 +484,7 @@ fn a_finished_condvar_wait_leaves_no_stop_callback_behind() {
     assert!(source.request_stop());
     let took = started.elapsed();
     release_tx.send(()).unwrap();
-    waiter.join_within(WAIT);
+    waiter.join("the waiter");
     assert!(
         took < Duration::from_millis(50),
         "request_stop took {took:?}: a callback of a finished wait was still registered"
@@ -501,16 +500,9 @@ fn request_stop_while_holding_the_waiters_mutex_does_not_stall() {
     let fx = Fixture::new();
     let source = StopSource::new();
     let token = source.token();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let waiter = {
-        let fx = fx.clone();
-        spawn(move || {
-            let mut guard = fx.state.lock();
-            ready_tx.send(()).unwrap();
-            token.wait_while(&fx.cond, &mut guard, |ready| !*ready)
-        })
-    };
-    ready_rx.recv_timeout(WAIT).unwrap();
+    let waiter = condvar_waiter(&fx, move |fx, guard| {
+        token.wait_while(&fx.cond, guard, |ready| !*ready)
+    });
     let took = {
         // Taking the lock proves the waiter is parked in its wait.
         let mut guard = fx.state.lock();
@@ -519,7 +511,7 @@ fn request_stop_while_holding_the_waiters_mutex_does_not_stall() {
         assert!(source.request_stop());
         started.elapsed()
     };
-    assert_eq!(waiter.join_within(PROMPT), Err(Interrupted));
+    assert_eq!(waiter.join_within("the waiter", PROMPT), Err(Interrupted));
     assert!(
         took < Duration::from_millis(50),
         "request_stop stalled {took:?} because the requesting thread holds the waiter's mutex"
@@ -554,7 +546,7 @@ fn lock_without_a_stop_is_a_plain_lock() {
         assert!(!waiter.is_finished(), "took a lock that was held");
         released.store(true, Ordering::SeqCst);
         drop(held);
-        assert_eq!(waiter.join_within(WAIT), Ok(true));
+        assert_eq!(waiter.join("the waiter"), Ok(true));
         assert_eq!(*data.lock(), 2);
     }
 }
@@ -620,27 +612,6 @@ fn every_wait_in_a_task_is_interrupted_by_its_handle_cancel() {
 
 // ----- the lost-wake-up hammer --------------------------------------------------
 
-/// A small xorshift generator: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A spin count spread over several orders of magnitude (0..8192): most
-    /// land around the start of the wait, some well inside it.
-    fn spins(&mut self) -> u64 {
-        let scale = self.next() % 14;
-        self.next() % (1 << scale)
-    }
-}
-
 /// Runs `ROUNDS` waits of `kind` on one waiter thread; in each, the test
 /// thread requests the stop after a random spin counted from the moment the
 /// waiter says it is about to wait. Every wait must end `Interrupted`, within
@@ -671,10 +642,10 @@ fn hammer(kind: Kind) {
         let source = StopSource::new();
         job_tx.send((round, source.token())).unwrap();
         spin_until(|| ready.load(Ordering::SeqCst) == round);
-        let spins = rng.spins();
-        for _ in 0..spins {
-            std::hint::spin_loop();
-        }
+        // Spread over 0..8192: most land around the start of the wait, some
+        // well inside it.
+        let spins = rng.spins(14);
+        spin(spins);
         let requested = Instant::now();
         source.request_stop();
         match done_rx.recv_timeout(PROMPT) {
@@ -694,7 +665,7 @@ fn hammer(kind: Kind) {
         slowest = slowest.max(requested.elapsed());
     }
     drop(job_tx);
-    waiter.join_within(WAIT);
+    waiter.join("the waiter");
     drop(held);
     eprintln!("{kind:?}: {ROUNDS} rounds, slowest wake-up {slowest:?}");
 }
@@ -719,11 +690,7 @@ fn spin_until(mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_guard_from_token_lock_is_released_when_its_task_panics() {
-    let pool = ThreadPool::builder()
-        .threads(1)
-        .thread_name("raii")
-        .build()
-        .unwrap();
+    let pool = named_pool(1, "raii");
     let data = Arc::new(Mutex::new(0u32));
 
     let in_task = data.clone();
@@ -825,12 +792,7 @@ fn a_cancelled_queued_task_never_takes_the_lock() {
     // never runs at all.
     let pool = ThreadPool::new(1).unwrap();
     let (started_tx, started_rx) = mpsc::channel();
-    let blocker = pool
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            StopToken::current().sleep(WAIT)
-        })
-        .unwrap();
+    let blocker = pool.submit(sleep_until_stopped(started_tx, WAIT)).unwrap();
     started_rx.recv_timeout(WAIT).unwrap();
     let data = Arc::new(Mutex::new(0));
     let in_task = data.clone();
@@ -846,35 +808,4 @@ fn a_cancelled_queued_task_never_takes_the_lock() {
     pool.shutdown();
     assert!(pool.await_termination(WAIT));
     assert_eq!(*data.lock(), 0);
-}
-
-/// A thread whose end is awaited with a bound.
-struct Bounded<T> {
-    result: mpsc::Receiver<thread::Result<T>>,
-    thread: thread::JoinHandle<()>,
-}
-
-/// Spawns `f` on a thread of its own.
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Bounded<T> {
-    let (tx, result) = mpsc::channel();
-    let thread = thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    Bounded { result, thread }
-}
-
-impl<T> Bounded<T> {
-    fn is_finished(&self) -> bool {
-        self.thread.is_finished()
-    }
-
-    /// The thread's result; fails the test if it has not finished within
-    /// `bound` (the thread is then left behind, blocked).
-    fn join_within(self, bound: Duration) -> T {
-        match self.result.recv_timeout(bound) {
-            Ok(Ok(value)) => value,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => panic!("a thread did not finish within {bound:?}"),
-        }
-    }
 }

@@ -2,117 +2,23 @@
 //! the calls that move it and wait on it, what it reports about itself, and
 //! how it is built (or refuses to be).
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use drainpool::{BuildError, PoolState, TaskError, TaskHandle, ThreadPool};
-
-/// The bound on every wait: a bug fails the test instead of hanging CI.
-const WAIT: Duration = Duration::from_secs(10);
-/// How long something must stay blocked to count as "still blocked".
-const BRIEF: Duration = Duration::from_millis(50);
-
-/// A one-shot latch: opened once, waited on with a bound.
-#[derive(Default)]
-struct Latch {
-    open: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Latch {
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cond.notify_all();
-    }
-
-    fn wait(&self, timeout: Duration) -> bool {
-        let guard = self.open.lock().unwrap();
-        let (guard, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |open| !*open)
-            .unwrap();
-        *guard
-    }
-}
-
-/// Holds workers busy: each task from [`Gate::hold`] says it has started,
-/// then blocks until [`Gate::release`] (or `WAIT`, so a failing test still
-/// ends). Dropping the gate releases it.
-#[derive(Default)]
-struct Gate {
-    entered: Arc<(Mutex<usize>, Condvar)>,
-    released: Arc<Latch>,
-}
-
-impl Gate {
-    fn new() -> Gate {
-        Gate::default()
-    }
-
-    /// A task that holds its worker until released, then runs `then`.
-    fn hold<T>(
-        &self,
-        then: impl FnOnce() -> T + Send + 'static,
-    ) -> impl FnOnce() -> T + Send + 'static {
-        let entered = self.entered.clone();
-        let released = self.released.clone();
-        move || {
-            *entered.0.lock().unwrap() += 1;
-            entered.1.notify_all();
-            released.wait(WAIT);
-            then()
-        }
-    }
-
-    /// A task that holds its worker until released.
-    fn task(&self) -> impl FnOnce() + Send + 'static {
-        self.hold(|| ())
-    }
-
-    /// Waits until `n` held tasks have started; fails the test otherwise.
-    fn wait_entered(&self, n: usize) {
-        let guard = self.entered.0.lock().unwrap();
-        let (guard, _) = self
-            .entered
-            .1
-            .wait_timeout_while(guard, WAIT, |entered| *entered < n)
-            .unwrap();
-        assert!(*guard >= n, "only {} of {n} held tasks started", *guard);
-    }
-
-    fn release(&self) {
-        self.released.open();
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-/// Joins a task handle, failing the test (not hanging it) if the task does
-/// not end within `WAIT`.
-fn join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    assert!(
-        handle.wait_timeout(WAIT),
-        "task {} never ended",
-        handle.id()
-    );
-    handle.join()
-}
+use common::{BRIEF, Gate, WAIT, bounded_join, bump, named_pool};
+use drainpool::{BuildError, PoolState, ThreadPool};
 
 // Each call moves the state forward only, and an observer sampling it throughout never sees it
 // go back.
 #[test]
 fn states_only_move_forward() {
     let pool = Arc::new(ThreadPool::new(2).unwrap());
-    let gate = Gate::new();
-    pool.execute(gate.task()).unwrap();
-    gate.wait_entered(1);
+    let gate = Gate::occupying(&pool, 1);
 
     // An observer sampling the state the whole time never sees it go back.
     let (first_tx, first_rx) = mpsc::channel();
@@ -211,9 +117,7 @@ fn shutdown_is_idempotent_and_does_not_wait_for_tasks() {
 #[test]
 fn await_termination_times_out_while_a_task_is_held() {
     let pool = ThreadPool::new(2).unwrap();
-    let gate = Gate::new();
-    pool.execute(gate.task()).unwrap();
-    gate.wait_entered(1);
+    let gate = Gate::occupying(&pool, 1);
 
     // Running and not shut down: cannot terminate.
     assert!(!pool.await_termination(Duration::ZERO));
@@ -235,18 +139,21 @@ fn await_termination_times_out_while_a_task_is_held() {
     assert!(pool.await_termination(Duration::MAX));
 }
 
-#[test]
-fn await_termination_with_duration_max_waits_without_overflow() {
+/// `wait(pool, Duration::MAX)` on another thread, while the only worker of
+/// `pool` (shut down first if `shut_down`) is held: it stays blocked (and
+/// does not panic on `now + MAX`), and returns true once the worker is
+/// released.
+fn duration_max_waits_without_overflow(shut_down: bool, wait: fn(&ThreadPool, Duration) -> bool) {
     let pool = Arc::new(ThreadPool::new(1).unwrap());
-    let gate = Gate::new();
-    pool.execute(gate.task()).unwrap();
-    gate.wait_entered(1);
-    pool.shutdown();
+    let gate = Gate::occupying(&pool, 1);
+    if shut_down {
+        pool.shutdown();
+    }
 
     let (tx, rx) = mpsc::channel();
     let waiter = {
         let pool = pool.clone();
-        thread::spawn(move || tx.send(pool.await_termination(Duration::MAX)).unwrap())
+        thread::spawn(move || tx.send(wait(&pool, Duration::MAX)).unwrap())
     };
     // Still blocked (and not panicked on `now + MAX`).
     assert_eq!(rx.recv_timeout(BRIEF), Err(mpsc::RecvTimeoutError::Timeout));
@@ -254,6 +161,11 @@ fn await_termination_with_duration_max_waits_without_overflow() {
     gate.release();
     assert_eq!(rx.recv_timeout(WAIT), Ok(true));
     waiter.join().unwrap();
+}
+
+#[test]
+fn await_termination_with_duration_max_waits_without_overflow() {
+    duration_max_waits_without_overflow(true, ThreadPool::await_termination);
 }
 
 // on_terminated sees every on_thread_exit done, runs once, and before await_termination says true.
@@ -289,11 +201,7 @@ fn on_terminated_runs_once_after_every_worker_exited() {
             .unwrap()
     };
     let pool = Arc::new(pool);
-    let gate = Gate::new();
-    for _ in 0..THREADS {
-        pool.execute(gate.task()).unwrap();
-    }
-    gate.wait_entered(THREADS);
+    let gate = Gate::occupying(&pool, THREADS);
 
     // A waiter blocked before shutdown: when it wakes with true, the hook
     // has already run.
@@ -352,16 +260,10 @@ fn wait_idle_is_true_once_nothing_is_queued_or_running() {
     let pool = ThreadPool::new(2).unwrap();
     assert!(pool.wait_idle(Duration::ZERO), "a fresh pool is idle");
 
-    let gate = Gate::new();
+    let gate = Gate::occupying(&pool, 1);
     let ran = Arc::new(AtomicUsize::new(0));
-    pool.execute(gate.task()).unwrap();
-    gate.wait_entered(1);
     for _ in 0..20 {
-        let ran = ran.clone();
-        pool.execute(gate.hold(move || {
-            ran.fetch_add(1, Ordering::SeqCst);
-        }))
-        .unwrap();
+        pool.execute(gate.hold(bump(&ran))).unwrap();
     }
 
     assert!(!pool.wait_idle(Duration::ZERO));
@@ -378,7 +280,7 @@ fn wait_idle_is_true_once_nothing_is_queued_or_running() {
     assert_eq!(pool.stats().queued, 0);
     // Idle is not shut down: the pool still takes work.
     assert_eq!(pool.state(), PoolState::Running);
-    assert_eq!(join(pool.submit(|| 7).unwrap()).unwrap(), 7);
+    assert_eq!(bounded_join(pool.submit(|| 7).unwrap()).unwrap(), 7);
     assert!(pool.wait_idle(WAIT));
     assert!(pool.wait_idle(Duration::MAX));
 }
@@ -391,7 +293,7 @@ fn after_wait_idle_no_task_shows_as_running() {
     // task being counted as ended and its worker being seen as free is short.
     let pool = ThreadPool::new(4).unwrap();
     for round in 0..2_000 {
-        join(pool.submit(|| ()).unwrap()).unwrap();
+        bounded_join(pool.submit(|| ()).unwrap()).unwrap();
         assert!(pool.wait_idle(WAIT));
         let stats = pool.stats();
         let running = pool.running_tasks();
@@ -404,20 +306,7 @@ fn after_wait_idle_no_task_shows_as_running() {
 
 #[test]
 fn wait_idle_with_duration_max_waits_without_overflow() {
-    let pool = Arc::new(ThreadPool::new(1).unwrap());
-    let gate = Gate::new();
-    pool.execute(gate.task()).unwrap();
-    gate.wait_entered(1);
-
-    let (tx, rx) = mpsc::channel();
-    let waiter = {
-        let pool = pool.clone();
-        thread::spawn(move || tx.send(pool.wait_idle(Duration::MAX)).unwrap())
-    };
-    assert_eq!(rx.recv_timeout(BRIEF), Err(mpsc::RecvTimeoutError::Timeout));
-    gate.release();
-    assert_eq!(rx.recv_timeout(WAIT), Ok(true));
-    waiter.join().unwrap();
+    duration_max_waits_without_overflow(false, ThreadPool::wait_idle);
 }
 
 // await_termination/wait_idle on a worker of the same pool return false at once; the pool still
@@ -446,7 +335,7 @@ fn waiting_from_inside_a_worker_returns_false_at_once() {
             .unwrap()
     };
     assert!(handle.wait_timeout(WAIT * 3), "a wait inside a worker hung");
-    let (idle, terminated, idle_after, terminated_after, elapsed) = join(handle).unwrap();
+    let (idle, terminated, idle_after, terminated_after, elapsed) = bounded_join(handle).unwrap();
     assert!(!idle && !terminated && !idle_after && !terminated_after);
     assert!(
         elapsed < WAIT / 2,
@@ -473,10 +362,7 @@ fn stats_are_exact_at_quiescence() {
     assert_eq!(pool.stats().threads, 2);
 
     // Both workers held, so the rest queues up where it can be counted.
-    let gate = Gate::new();
-    pool.execute(gate.task()).unwrap();
-    pool.execute(gate.task()).unwrap();
-    gate.wait_entered(2);
+    let gate = Gate::occupying(&pool, 2);
 
     let ok: Vec<_> = (0..10).map(|i| pool.submit(move || i).unwrap()).collect();
     for _ in 0..3 {
@@ -503,13 +389,13 @@ fn stats_are_exact_at_quiescence() {
     gate.release();
     assert!(pool.wait_idle(WAIT));
     for (i, handle) in ok.into_iter().enumerate() {
-        assert_eq!(join(handle).unwrap(), i);
+        assert_eq!(bounded_join(handle).unwrap(), i);
     }
     for handle in boom {
-        assert!(join(handle).unwrap_err().is_panic());
+        assert!(bounded_join(handle).unwrap_err().is_panic());
     }
     for handle in doomed {
-        assert!(join(handle).unwrap_err().is_cancelled());
+        assert!(bounded_join(handle).unwrap_err().is_cancelled());
     }
 
     pool.shutdown();
@@ -536,11 +422,7 @@ fn stats_are_exact_at_quiescence() {
 // id, name, thread name "{prefix}-{i}" and a growing running_for of a held task.
 #[test]
 fn running_tasks_shows_the_held_task() {
-    let pool = ThreadPool::builder()
-        .threads(2)
-        .thread_name("lc")
-        .build()
-        .unwrap();
+    let pool = named_pool(2, "lc");
     assert!(pool.running_tasks().is_empty());
 
     let gate = Gate::new();
@@ -579,7 +461,7 @@ fn running_tasks_shows_the_held_task() {
     assert!(later[0].running_for >= task.running_for);
 
     gate.release();
-    join(held).unwrap();
+    bounded_join(held).unwrap();
     pool.shutdown();
     assert!(pool.await_termination(WAIT));
     assert!(pool.running_tasks().is_empty());
@@ -607,7 +489,7 @@ fn threads_are_named_from_the_builder() {
 
     // Without a prefix, threads are `drainpool-{i}`.
     let pool = ThreadPool::new(1).unwrap();
-    let name = join(
+    let name = bounded_join(
         pool.submit(|| thread::current().name().map(str::to_owned))
             .unwrap(),
     )
@@ -636,7 +518,7 @@ fn zero_threads_and_zero_capacity_are_build_errors() {
         .queue_capacity(1)
         .build()
         .unwrap();
-    assert_eq!(join(pool.submit(|| 1).unwrap()).unwrap(), 1);
+    assert_eq!(bounded_join(pool.submit(|| 1).unwrap()).unwrap(), 1);
 }
 
 // An unspawnable stack size is BuildError::Spawn (not a hang); started threads are joined, no

@@ -2,61 +2,16 @@
 //! go to reach the panic handler; panics in hooks, in the panic handler and
 //! in the `Drop` of payloads and results are contained.
 
-use std::ops::Deref;
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, ThreadId};
-use std::time::Duration;
 
-use drainpool::{Builder, TaskError, TaskHandle, TaskId, TaskPanic, ThreadPool};
-
-/// Upper bound of every wait: a bug fails the test instead of hanging it.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A pool that must terminate within [`TIMEOUT`] when the test ends. A pool
-/// that hangs is leaked and fails the test, rather than hanging it in `Drop`.
-struct TestPool(Option<ThreadPool>);
-
-impl TestPool {
-    fn build(builder: Builder) -> TestPool {
-        TestPool(Some(builder.build().expect("the pool builds")))
-    }
-
-    /// A single worker named `solo-0`, so that "the same thread" is checkable.
-    fn solo(builder: Builder) -> TestPool {
-        TestPool::build(builder.threads(1).thread_name("solo"))
-    }
-}
-
-impl Deref for TestPool {
-    type Target = ThreadPool;
-    fn deref(&self) -> &ThreadPool {
-        self.0.as_ref().expect("the pool is alive until drop")
-    }
-}
-
-impl Drop for TestPool {
-    fn drop(&mut self) {
-        let Some(pool) = self.0.take() else { return };
-        pool.shutdown();
-        if pool.await_termination(TIMEOUT) {
-            drop(pool);
-        } else {
-            std::mem::forget(pool);
-            if !thread::panicking() {
-                panic!("the pool did not terminate within {TIMEOUT:?}");
-            }
-        }
-    }
-}
-
-/// `join`, but failing instead of hanging if the task never ends.
-fn bounded_join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    assert!(handle.wait_timeout(TIMEOUT), "the task did not end in time");
-    handle.join()
-}
+use common::{Gate, TestPool, WAIT, bounded_join};
+use drainpool::{Builder, TaskError, TaskId, TaskPanic, ThreadPool};
 
 /// Which thread the pool runs tasks on now: its id and name.
 fn worker_thread(pool: &ThreadPool) -> (ThreadId, String) {
@@ -72,7 +27,7 @@ fn worker_thread(pool: &ThreadPool) -> (ThreadId, String) {
 /// A pool shut down and terminated in time, as the tests end it.
 fn shut_down(pool: &ThreadPool) {
     pool.shutdown();
-    assert!(pool.await_termination(TIMEOUT), "the pool terminates");
+    assert!(pool.await_termination(WAIT), "the pool terminates");
     assert!(pool.is_terminated());
 }
 
@@ -115,14 +70,6 @@ impl Drop for Bomb {
     }
 }
 
-/// Gives the task on the other end a signal to go on.
-fn release_channel() -> (mpsc::Sender<()>, impl FnOnce() + Send) {
-    let (tx, rx) = mpsc::channel::<()>();
-    (tx, move || {
-        let _ = rx.recv_timeout(TIMEOUT);
-    })
-}
-
 #[test]
 fn a_panicking_task_does_not_kill_its_worker() {
     let (builder, reports) = reporting();
@@ -130,9 +77,7 @@ fn a_panicking_task_does_not_kill_its_worker() {
     let before = worker_thread(&pool);
 
     pool.execute(|| panic!("first")).unwrap();
-    let report = reports
-        .recv_timeout(TIMEOUT)
-        .expect("the panic was reported");
+    let report = reports.recv_timeout(WAIT).expect("the panic was reported");
     assert_eq!(report.message.as_deref(), Some("first"));
 
     assert_eq!(worker_thread(&pool), before, "the same worker runs on");
@@ -151,8 +96,8 @@ fn the_panic_handler_gets_id_name_thread_and_message() {
         .unwrap();
     pool.execute(|| panic!("anonymous")).unwrap();
 
-    let named = reports.recv_timeout(TIMEOUT).expect("first report");
-    let unnamed = reports.recv_timeout(TIMEOUT).expect("second report");
+    let named = reports.recv_timeout(WAIT).expect("first report");
+    let unnamed = reports.recv_timeout(WAIT).expect("second report");
     assert_eq!(named.name.as_deref(), Some("exploder"));
     assert_eq!(named.thread.as_deref(), Some("solo-0"));
     assert_eq!(named.message.as_deref(), Some("kaboom"));
@@ -172,7 +117,7 @@ fn the_default_panic_handler_keeps_the_pool_working() {
     drop(pool.submit(|| panic!("orphaned, logged")).unwrap());
 
     assert_eq!(bounded_join(pool.submit(|| 1 + 1).unwrap()).unwrap(), 2);
-    assert!(pool.wait_idle(TIMEOUT));
+    assert!(pool.wait_idle(WAIT));
     assert_eq!(pool.stats().panicked, 4);
     assert_eq!(pool.stats().threads, 2);
     shut_down(&pool);
@@ -236,7 +181,7 @@ fn a_panic_in_on_thread_exit_is_caught() {
     shut_down(&pool);
     assert_eq!(exits.load(Ordering::SeqCst), 2);
     terminated_rx
-        .recv_timeout(TIMEOUT)
+        .recv_timeout(WAIT)
         .expect("on_terminated still ran");
 }
 
@@ -249,30 +194,25 @@ fn a_panic_in_on_terminated_is_caught() {
     }));
     assert_eq!(bounded_join(pool.submit(|| 4).unwrap()).unwrap(), 4);
     shut_down(&pool);
-    terminated_rx
-        .recv_timeout(TIMEOUT)
-        .expect("on_terminated ran");
+    terminated_rx.recv_timeout(WAIT).expect("on_terminated ran");
 }
 
 #[test]
 fn a_panic_of_a_task_whose_handle_was_dropped_goes_to_the_panic_handler() {
     let (builder, reports) = reporting();
     let pool = TestPool::solo(builder);
-    let (release, wait_for_release) = release_channel();
+    let gate = Gate::new();
     let handle = pool
         .task()
         .name("orphan")
-        .submit(move || -> u32 {
-            wait_for_release();
-            panic!("nobody is listening")
-        })
+        .submit(gate.hold(|| -> u32 { panic!("nobody is listening") }))
         .unwrap();
     let id = handle.id();
     drop(handle);
-    release.send(()).unwrap();
+    gate.release();
 
     let report = reports
-        .recv_timeout(TIMEOUT)
+        .recv_timeout(WAIT)
         .expect("the orphaned panic was reported");
     let expected = Report {
         id,
@@ -294,7 +234,7 @@ fn a_panic_is_reported_when_its_handle_is_dropped_unjoined_afterwards() {
         .name("late")
         .submit(|| -> u32 { panic!("seen only at drop") })
         .unwrap();
-    assert!(handle.wait_timeout(TIMEOUT));
+    assert!(handle.wait_timeout(WAIT));
     assert!(
         reports.try_recv().is_err(),
         "the handle still holds the panic"
@@ -328,7 +268,7 @@ fn stats_count_every_panic() {
         assert_eq!(err.panic_message(), Some("joined"));
     }
     bounded_join(fine).unwrap();
-    assert!(pool.wait_idle(TIMEOUT));
+    assert!(pool.wait_idle(WAIT));
     let stats = pool.stats();
     assert_eq!((stats.panicked, stats.completed), (6, 1));
     shut_down(&pool);
@@ -374,21 +314,16 @@ fn a_result_whose_drop_panics_does_not_kill_the_worker() {
     let bombs = Arc::new(AtomicUsize::new(0));
     let pool = TestPool::solo(ThreadPool::builder());
     let before = worker_thread(&pool);
-    let (release, wait_for_release) = release_channel();
+    let gate = Gate::new();
     let bomb = bombs.clone();
-    let handle = pool
-        .submit(move || {
-            wait_for_release();
-            Bomb(bomb)
-        })
-        .unwrap();
+    let handle = pool.submit(gate.hold(move || Bomb(bomb))).unwrap();
     // Nobody will take the result: the worker must drop it.
     drop(handle);
-    release.send(()).unwrap();
+    gate.release();
 
     assert_eq!(worker_thread(&pool), before, "the worker survived");
     assert_eq!(bombs.load(Ordering::SeqCst), 1, "the result was dropped");
-    assert!(pool.wait_idle(TIMEOUT));
+    assert!(pool.wait_idle(WAIT));
     assert_eq!(pool.stats().completed, 3, "the task counts as completed");
     shut_down(&pool);
 }
@@ -399,8 +334,8 @@ fn cancelling_a_task_whose_captures_panic_on_drop_keeps_the_books() {
     // leave the task uncounted (or `wait_idle` would wait for it forever).
     let bombs = Arc::new(AtomicUsize::new(0));
     let pool = TestPool::solo(ThreadPool::builder());
-    let (release, wait_for_release) = release_channel();
-    pool.execute(wait_for_release).unwrap();
+    let gate = Gate::new();
+    pool.execute(gate.task()).unwrap();
     let bomb = Bomb(bombs.clone());
     let handle = pool
         .submit(move || {
@@ -413,12 +348,9 @@ fn cancelling_a_task_whose_captures_panic_on_drop_keeps_the_books() {
     assert_eq!(bombs.load(Ordering::SeqCst), 1, "the closure was dropped");
     assert!(cancelled.unwrap_or(true));
     assert!(handle.is_finished());
-    release.send(()).unwrap();
+    gate.release();
     assert!(matches!(bounded_join(handle), Err(TaskError::Cancelled)));
     assert_eq!(pool.stats().cancelled, 1, "the cancel was counted");
-    assert!(
-        pool.wait_idle(TIMEOUT),
-        "no accepted task is left outstanding"
-    );
+    assert!(pool.wait_idle(WAIT), "no accepted task is left outstanding");
     shut_down(&pool);
 }

@@ -3,156 +3,20 @@
 //! does not wait. Handed-back tasks run on the caller's thread or, dropped,
 //! resolve their handles as cancelled; every task is accounted for once.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::panic;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Barrier, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use drainpool::{
-    PendingTask, PoolState, RejectReason, Rejected, StopToken, TaskError, TaskHandle, TaskId,
-    ThreadPool,
+use common::{
+    DropCounter, Gate, LeakOnPanic, RaceTask, WAIT, bounded_join, bump, spawn, take_back,
 };
-
-/// The bound on every wait: a bug fails the test instead of hanging CI.
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A one-shot latch: opened once, waited on with a bound.
-#[derive(Default)]
-struct Latch {
-    open: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Latch {
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cond.notify_all();
-    }
-
-    fn wait(&self, timeout: Duration) -> bool {
-        let guard = self.open.lock().unwrap();
-        let (guard, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |open| !*open)
-            .unwrap();
-        *guard
-    }
-}
-
-/// Holds workers busy: each task from [`Gate::hold`] says it has started,
-/// then blocks until [`Gate::release`] (or `WAIT`, so a failing test still
-/// ends). Dropping the gate releases it.
-#[derive(Default)]
-struct Gate {
-    entered: Arc<(Mutex<usize>, Condvar)>,
-    released: Arc<Latch>,
-}
-
-impl Gate {
-    fn new() -> Gate {
-        Gate::default()
-    }
-
-    /// A task that holds its worker until released, then runs `then`.
-    fn hold<T>(
-        &self,
-        then: impl FnOnce() -> T + Send + 'static,
-    ) -> impl FnOnce() -> T + Send + 'static {
-        let entered = self.entered.clone();
-        let released = self.released.clone();
-        move || {
-            *entered.0.lock().unwrap() += 1;
-            entered.1.notify_all();
-            released.wait(WAIT);
-            then()
-        }
-    }
-
-    /// A task that holds its worker until released.
-    fn task(&self) -> impl FnOnce() + Send + 'static {
-        self.hold(|| ())
-    }
-
-    /// Waits until `n` held tasks have started; fails the test otherwise.
-    fn wait_entered(&self, n: usize) {
-        let guard = self.entered.0.lock().unwrap();
-        let (guard, _) = self
-            .entered
-            .1
-            .wait_timeout_while(guard, WAIT, |entered| *entered < n)
-            .unwrap();
-        assert!(*guard >= n, "only {} of {n} held tasks started", *guard);
-    }
-
-    fn release(&self) {
-        self.released.open();
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-/// A thread whose result is waited for with a bound, so that a hang in the
-/// pool fails the test instead of hanging CI.
-struct Spawned<T> {
-    result: mpsc::Receiver<thread::Result<T>>,
-}
-
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Spawned<T> {
-    let (tx, result) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(panic::AssertUnwindSafe(f)));
-    });
-    Spawned { result }
-}
-
-impl<T> Spawned<T> {
-    fn join(self, what: &str) -> T {
-        match self.result.recv_timeout(WAIT) {
-            Ok(Ok(value)) => value,
-            Ok(Err(payload)) => panic::resume_unwind(payload),
-            Err(_) => panic!("{what} did not finish within {WAIT:?}"),
-        }
-    }
-}
-
-/// Joins a task handle, failing the test (not hanging it) if the task does
-/// not end within `WAIT`.
-fn join<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    assert!(
-        handle.wait_timeout(WAIT),
-        "task {} never ended",
-        handle.id()
-    );
-    handle.join()
-}
-
-/// Keeps a pool alive for good if the test panics: dropping the last handle
-/// on a pool waits for it to terminate, which would turn a failing test
-/// into a hung one.
-struct LeakOnPanic(Arc<ThreadPool>);
-
-impl Drop for LeakOnPanic {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            std::mem::forget(self.0.clone());
-        }
-    }
-}
-
-/// Counts its drops: proves a closure's captures are dropped exactly once.
-struct DropCounter(Arc<AtomicUsize>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use drainpool::{
+    PendingTask, PoolState, RejectReason, StopToken, TaskError, TaskHandle, TaskId, ThreadPool,
+};
 
 /// A one-thread pool whose only worker is held by `gate`.
 fn held_pool(gate: &Gate) -> ThreadPool {
@@ -249,7 +113,7 @@ fn does_not_wait_and_raises_the_stop_flag_of_running_tasks() {
     assert!(!StopToken::current().is_stop_requested());
 
     gate.release();
-    assert_eq!(join(submitted).unwrap(), (false, true, true));
+    assert_eq!(bounded_join(submitted).unwrap(), (false, true, true));
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), (false, true, true));
     assert!(pool.await_termination(WAIT));
     assert_eq!(pool.stats().completed, 2);
@@ -293,9 +157,9 @@ fn pending_task_run_runs_on_the_calling_thread() {
     }
     let me = thread::current().id();
     assert!(value.is_finished());
-    assert_eq!(join(value).unwrap(), (me, 42));
+    assert_eq!(bounded_join(value).unwrap(), (me, 42));
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), me);
-    assert!(join(boom).unwrap_err().is_panic());
+    assert!(bounded_join(boom).unwrap_err().is_panic());
 
     gate.release();
     assert!(pool.await_termination(WAIT));
@@ -312,14 +176,14 @@ fn pending_task_run_runs_on_the_calling_thread() {
 fn dropping_a_pending_task_cancels_it() {
     let gate = Gate::new();
     let pool = held_pool(&gate);
-    let drops = Arc::new(AtomicUsize::new(0));
+    let drops = DropCounter::default();
     let ran = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for i in 0..5usize {
-        let counter = DropCounter(drops.clone());
+        let tracked = drops.tracked();
         let ran = ran.clone();
         let task = move || {
-            let _counter = counter;
+            let _tracked = tracked;
             ran.fetch_add(1, Ordering::SeqCst);
         };
         if i.is_multiple_of(2) {
@@ -331,17 +195,17 @@ fn dropping_a_pending_task_cancels_it() {
 
     let pending = pool.shutdown_now();
     assert_eq!(pending.len(), 5);
-    assert_eq!(drops.load(Ordering::SeqCst), 0, "held tasks are kept whole");
+    assert_eq!(drops.count(), 0, "held tasks are kept whole");
     for handle in &handles {
         assert!(!handle.wait_timeout(Duration::ZERO));
     }
     drop(pending);
-    assert_eq!(drops.load(Ordering::SeqCst), 5);
+    assert_eq!(drops.count(), 5);
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     for handle in handles {
         assert!(handle.is_finished());
         assert!(!handle.cancel(), "already cancelled");
-        assert!(matches!(join(handle), Err(TaskError::Cancelled)));
+        assert!(matches!(bounded_join(handle), Err(TaskError::Cancelled)));
     }
 
     gate.release();
@@ -356,15 +220,7 @@ fn cancelling_a_handed_back_task_through_its_handle_counts_once() {
     let gate = Gate::new();
     let pool = held_pool(&gate);
     let ran = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<_> = (0..2)
-        .map(|_| {
-            let ran = ran.clone();
-            pool.submit(move || {
-                ran.fetch_add(1, Ordering::SeqCst);
-            })
-            .unwrap()
-        })
-        .collect();
+    let handles: Vec<_> = (0..2).map(|_| pool.submit(bump(&ran)).unwrap()).collect();
     let mut pending = pool.shutdown_now();
     assert_eq!(pending.len(), 2);
     for handle in &handles {
@@ -375,7 +231,7 @@ fn cancelling_a_handed_back_task_through_its_handle_counts_once() {
     drop(pending);
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     for handle in handles {
-        assert!(matches!(join(handle), Err(TaskError::Cancelled)));
+        assert!(matches!(bounded_join(handle), Err(TaskError::Cancelled)));
     }
     gate.release();
     assert!(pool.await_termination(WAIT));
@@ -410,11 +266,7 @@ fn shutdown_now_during_a_drain_hands_back_the_rest() {
     let pool = held_pool(&gate);
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..5 {
-        let ran = ran.clone();
-        pool.execute(move || {
-            ran.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+        pool.execute(bump(&ran)).unwrap();
     }
     pool.shutdown();
     let pending = pool.shutdown_now();
@@ -477,38 +329,12 @@ fn concurrent_calls_return_each_task_once() {
 
         drop(all);
         for handle in handles {
-            assert!(matches!(join(handle), Err(TaskError::Cancelled)));
+            assert!(matches!(bounded_join(handle), Err(TaskError::Cancelled)));
         }
         gate.release();
         assert!(pool.await_termination(WAIT), "round {round}");
         assert_eq!(pool.stats().cancelled, TASKS as u64, "round {round}");
     }
-}
-
-/// One closure of the race: counts its runs in its own cell, and its drop.
-struct Tracked {
-    runs: Arc<AtomicU8>,
-    index: usize,
-    _drop: DropCounter,
-}
-
-impl Tracked {
-    fn run(self) -> usize {
-        // A little work, so that a backlog builds up in the queue for
-        // shutdown_now to meet.
-        for i in 0..10_000u32 {
-            std::hint::black_box(i);
-        }
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        self.index
-    }
-}
-
-/// Takes a refused task back (it must come back whole) and drops it unrun.
-fn take_back<F>(rejected: Rejected<F>) -> RejectReason {
-    let reason = rejected.reason();
-    drop(rejected.into_inner());
-    reason
 }
 
 /// One task of the race, as its producer and the test saw it.
@@ -546,7 +372,7 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
     for round in 0..ROUNDS {
         let pool = Arc::new(ThreadPool::new(2).unwrap());
         let _leak = LeakOnPanic(pool.clone());
-        let drops = Arc::new(AtomicUsize::new(0));
+        let drops = DropCounter::default();
         let attempted = Arc::new(AtomicUsize::new(0));
         let start = Arc::new(Barrier::new(PRODUCERS + 3)); // and two stoppers, and us
 
@@ -565,11 +391,7 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
                         let index = attempts.len();
                         assert!(index < CAP, "shutdown_now never refused a task");
                         let runs = Arc::new(AtomicU8::new(0));
-                        let task = Tracked {
-                            runs: runs.clone(),
-                            index,
-                            _drop: DropCounter(drops.clone()),
-                        };
+                        let task = RaceTask::new(runs.clone(), index, &drops);
                         attempted.fetch_add(1, Ordering::SeqCst);
                         let builder = pool.task().name(format!("{p}/{index}"));
                         let (outcome, handle) = if index.is_multiple_of(2) {
@@ -718,7 +540,7 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
                     "round {round}: task {p}/{index} (rejected, cancelled, returned) = {fate:?}"
                 );
                 if let Some(handle) = attempt.handle.take() {
-                    match join(handle) {
+                    match bounded_join(handle) {
                         Ok(v) if expected == 1 => assert_eq!(v, index),
                         Err(TaskError::Cancelled) if expected == 0 => {}
                         other => {
@@ -731,7 +553,7 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
 
         let attempts_total = attempts.iter().flatten().count();
         assert_eq!(
-            drops.load(Ordering::SeqCst),
+            drops.count(),
             attempts_total,
             "round {round}: leak or double drop"
         );

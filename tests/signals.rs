@@ -16,25 +16,25 @@
 //!   raise a signal with no installer left re-runs this test binary as a
 //!   child, so that a wrong outcome cannot take the whole test run down.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{WAIT, bump, named_pool, spawn};
 use drainpool::signal::{StepContext, StepOutcome, StepReport, on_signals};
 use drainpool::{
     PendingTask, PoolState, ShutdownPolicy, StopToken, TaskHandle, TaskId, ThreadPool,
 };
 use signal_hook::consts::{SIGUSR1, SIGUSR2};
 use signal_hook::low_level::{raise, register, unregister};
-
-/// The bound on every in-process wait: a bug fails the test, never hangs.
-const WAIT: Duration = Duration::from_secs(10);
 /// The bound on a child process's whole life.
 const CHILD_DEADLINE: Duration = Duration::from_secs(25);
 /// How soon "at once" is, for a child told to exit or interrupt.
@@ -47,19 +47,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs `f` on a thread of its own and waits at most [`WAIT`] for it.
-fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(value) => value,
-        Err(RecvTimeoutError::Timeout) => panic!("{what} did not return within {WAIT:?}"),
-        Err(RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
-    }
-}
-
 /// Polls `condition` until it holds, for at most [`WAIT`]. Only for states
 /// nothing notifies about (a pool's state seen from outside, /proc).
 fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
@@ -68,14 +55,6 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
         thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn pool(threads: usize, prefix: &str) -> ThreadPool {
-    ThreadPool::builder()
-        .threads(threads)
-        .thread_name(prefix)
-        .build()
-        .unwrap()
 }
 
 // ---------------------------------------------------------------------------
@@ -625,7 +604,7 @@ impl Drop for Handler {
 #[test]
 fn handle_in_a_real_signal_handler_drains_and_terminates_the_pool() {
     let _serial = serial();
-    let pool = pool(2, "sig-drain");
+    let pool = named_pool(2, "sig-drain");
     let handle = pool.shutdown_handle();
     let _handler = Handler::register(SIGUSR1, move || handle.request_shutdown());
     let handles: Vec<TaskHandle<usize>> = (0..20)
@@ -657,7 +636,7 @@ fn shutdown_now_requested_by_a_signal_hands_tasks_to_the_next_shutdown_now() {
     // once, in submission order. A long queue widens the window.
     let _serial = serial();
     for round in 0..500 {
-        let pool = pool(1, "sig-now");
+        let pool = named_pool(1, "sig-now");
         let handle = pool.shutdown_handle();
         let _handler = Handler::register(SIGUSR1, move || handle.request_shutdown_now());
         let (started_tx, started_rx) = mpsc::channel();
@@ -713,19 +692,20 @@ fn shutdown_now_requested_by_a_signal_hands_tasks_to_the_next_shutdown_now() {
 #[test]
 fn a_handle_outlives_its_pool_harmlessly() {
     let _serial = serial();
-    let pool = pool(1, "outl");
+    let pool = named_pool(1, "outl");
     let handle = pool.shutdown_handle();
     let clone = handle.clone();
     pool.execute(|| ()).unwrap();
     drop(pool);
     // Many requests to a dead pool: the socket buffer fills up; every
     // request still returns at once, and nothing panics.
-    bounded("requests to a dropped pool", move || {
+    spawn(move || {
         for _ in 0..10_000 {
             clone.request_shutdown();
             clone.request_shutdown_now();
         }
-    });
+    })
+    .join("requests to a dropped pool");
     handle.request_shutdown();
     drop(handle);
     // The relay thread has gone too.
@@ -754,15 +734,7 @@ fn a_burst_of_100_signals_terminates_the_pool_once_and_loses_nothing() {
         .build()
         .unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<TaskHandle<()>> = (0..200)
-        .map(|_| {
-            let ran = ran.clone();
-            pool.submit(move || {
-                ran.fetch_add(1, Ordering::SeqCst);
-            })
-            .unwrap()
-        })
-        .collect();
+    let handles: Vec<TaskHandle<()>> = (0..200).map(|_| pool.submit(bump(&ran)).unwrap()).collect();
     let delivered = Arc::new(AtomicUsize::new(0));
     let handle = pool.shutdown_handle();
     let _handler = Handler::register(SIGUSR1, {
@@ -794,17 +766,9 @@ fn a_burst_of_100_signals_terminates_the_pool_once_and_loses_nothing() {
 #[test]
 fn a_burst_of_mixed_requests_accounts_for_every_task_once() {
     let _serial = serial();
-    let pool = pool(2, "mixed");
+    let pool = named_pool(2, "mixed");
     let ran = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<TaskHandle<()>> = (0..500)
-        .map(|_| {
-            let ran = ran.clone();
-            pool.submit(move || {
-                ran.fetch_add(1, Ordering::SeqCst);
-            })
-            .unwrap()
-        })
-        .collect();
+    let handles: Vec<TaskHandle<()>> = (0..500).map(|_| pool.submit(bump(&ran)).unwrap()).collect();
     let handle = pool.shutdown_handle();
     let delivered = Arc::new(AtomicUsize::new(0));
     let _handler = Handler::register(SIGUSR1, {
@@ -829,7 +793,7 @@ fn a_burst_of_mixed_requests_accounts_for_every_task_once() {
     drop(pool);
     let (mut completed, mut cancelled) = (0, 0);
     for handle in handles {
-        match bounded("a handle resolves", move || handle.join()) {
+        match spawn(move || handle.join()).join("a handle resolves") {
             Ok(()) => completed += 1,
             Err(e) => {
                 assert!(e.is_cancelled(), "{e:?}");
@@ -857,7 +821,7 @@ fn installer_without_pools_gives_a_stop_token_for_the_programs_own_loops() {
     assert!(token.sleep(WAIT).is_err(), "the stop token did not fire");
     assert!(guard.stop_token().is_stop_requested());
     assert!(!guard.trigger(), "already started by the signal");
-    let reports = bounded("guard.wait()", move || guard.wait());
+    let reports = spawn(move || guard.wait()).join("guard.wait()");
     assert!(reports.is_empty());
 }
 
@@ -922,7 +886,7 @@ fn a_panicking_and_an_overrunning_step_are_reported_and_later_steps_still_run_in
         .install()
         .unwrap();
     assert!(guard.trigger());
-    let reports = bounded("guard.wait()", move || guard.wait());
+    let reports = spawn(move || guard.wait()).join("guard.wait()");
     let _ = release_tx.send(());
     let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["first", "panics", "overruns", "last"]);
@@ -960,7 +924,7 @@ fn a_resource_step_runs_after_the_pool_and_is_told_what_is_stuck() {
         })
         .build()
         .unwrap();
-    let stuck = pool(1, "stuck");
+    let stuck = named_pool(1, "stuck");
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..20 {
         let ran = ran.clone();
@@ -1003,7 +967,7 @@ fn a_resource_step_runs_after_the_pool_and_is_told_what_is_stuck() {
         .install()
         .unwrap();
     raise(SIGUSR2).unwrap();
-    let reports = bounded("guard.wait()", move || guard.wait());
+    let reports = spawn(move || guard.wait()).join("guard.wait()");
     let _ = release_tx.send(());
     let seen = seen.lock().unwrap().take().expect("the step ran");
     assert_eq!(
@@ -1042,7 +1006,7 @@ fn a_second_signal_interrupts_the_drain_and_the_report_lists_never_started_tasks
     // sequence thread may already be building the pool's report.
     let _serial = serial();
     for round in 0..100 {
-        let pool = pool(1, "second");
+        let pool = named_pool(1, "second");
         let (started_tx, started_rx) = mpsc::channel();
         let running = pool
             .task()
@@ -1069,7 +1033,7 @@ fn a_second_signal_interrupts_the_drain_and_the_report_lists_never_started_tasks
         );
         eventually("the drain starts", || pool.is_shutdown());
         raise(SIGUSR2).unwrap();
-        let reports = bounded("guard.wait()", move || guard.wait());
+        let reports = spawn(move || guard.wait()).join("guard.wait()");
         assert!(
             running.join().unwrap(),
             "round {round}: the running task was not interrupted"
@@ -1104,7 +1068,7 @@ fn a_second_signal_moves_a_stuck_drain_on_to_the_interrupt_budget() {
     // for it, not what is left of the drain budget (60 s), before going on
     // to the steps after the pool.
     let _serial = serial();
-    let pool = pool(1, "deaf");
+    let pool = named_pool(1, "deaf");
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (started_tx, started_rx) = mpsc::channel();
     pool.task()
@@ -1157,7 +1121,7 @@ fn dropping_the_guard_unregisters_so_a_new_installer_works() {
         .install()
         .unwrap();
     let old_token = old.stop_token();
-    bounded("dropping a guard", move || drop(old));
+    spawn(move || drop(old)).join("dropping a guard");
     let guard = on_signals([SIGUSR2])
         .step("new", WAIT, |_| ())
         .install()
@@ -1167,7 +1131,7 @@ fn dropping_the_guard_unregisters_so_a_new_installer_works() {
         guard.stop_token().sleep(WAIT).is_err(),
         "the new installer missed the signal"
     );
-    let reports = bounded("guard.wait()", move || guard.wait());
+    let reports = spawn(move || guard.wait()).join("guard.wait()");
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].name, "new");
     assert!(

@@ -4,29 +4,19 @@
 //! when they are unregistered while running. Ends with a hammer test of
 //! registration and unregistration racing `request_stop`.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
-use std::thread;
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use common::{BRIEF, Rng, WAIT, bump, sleep_until_stopped, spin};
 use drainpool::{Interrupted, StopCallback, StopSource, StopToken, TaskError, ThreadPool};
-
-/// The bound on every wait: a bug fails the test instead of hanging CI.
-const WAIT: Duration = Duration::from_secs(10);
-/// How long something must stay blocked to count as "still blocked".
-const BRIEF: Duration = Duration::from_millis(50);
 
 /// A callback counter: how many times the callback ran.
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
-}
-
-/// A callback that bumps `hits`.
-fn bump(hits: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
-    let hits = hits.clone();
-    move || {
-        hits.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 fn count(counter: &AtomicUsize) -> usize {
@@ -287,12 +277,7 @@ fn current_in_a_task_fires_on_its_own_handle_cancel_only() {
 fn a_cancelled_queued_task_never_sees_a_token() {
     let pool = ThreadPool::new(1).unwrap();
     let (started_tx, started_rx) = mpsc::channel();
-    let blocker = pool
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            StopToken::current().sleep(WAIT)
-        })
-        .unwrap();
+    let blocker = pool.submit(sleep_until_stopped(started_tx, WAIT)).unwrap();
     started_rx.recv_timeout(WAIT).unwrap();
     let ran = Arc::new(AtomicBool::new(false));
     let ran_in_task = ran.clone();
@@ -310,17 +295,26 @@ fn a_cancelled_queued_task_never_sees_a_token() {
 
 // ----- on_stop --------------------------------------------------------------
 
+/// A callback that bumps `hits` and notes, in the cell returned with it,
+/// the thread it ran on.
+fn bump_and_note_thread(
+    hits: &Arc<AtomicUsize>,
+) -> (impl FnOnce() + Send + 'static, Arc<Mutex<Option<ThreadId>>>) {
+    let ran_on = Arc::new(Mutex::new(None));
+    let (bump, ran_on_in_cb) = (bump(hits), ran_on.clone());
+    let callback = move || {
+        bump();
+        *ran_on_in_cb.lock().unwrap() = Some(thread::current().id());
+    };
+    (callback, ran_on)
+}
+
 #[test]
 fn on_stop_runs_once_on_the_requesting_thread() {
     let source = StopSource::new();
     let hits = counter();
-    let ran_on = Arc::new(Mutex::new(None));
-    let ran_on_in_cb = ran_on.clone();
-    let h = hits.clone();
-    let _cb = source.token().on_stop(move || {
-        h.fetch_add(1, Ordering::SeqCst);
-        *ran_on_in_cb.lock().unwrap() = Some(thread::current().id());
-    });
+    let (callback, ran_on) = bump_and_note_thread(&hits);
+    let _cb = source.token().on_stop(callback);
     assert_eq!(count(&hits), 0, "not before the request");
 
     let requester = {
@@ -361,13 +355,8 @@ fn on_stop_runs_at_once_when_already_requested() {
     let source = StopSource::new();
     source.request_stop();
     let hits = counter();
-    let ran_on = Arc::new(Mutex::new(None));
-    let ran_on_in_cb = ran_on.clone();
-    let h = hits.clone();
-    let cb = source.token().on_stop(move || {
-        h.fetch_add(1, Ordering::SeqCst);
-        *ran_on_in_cb.lock().unwrap() = Some(thread::current().id());
-    });
+    let (callback, ran_on) = bump_and_note_thread(&hits);
+    let cb = source.token().on_stop(callback);
     assert_eq!(count(&hits), 1, "ran before on_stop returned");
     assert_eq!(*ran_on.lock().unwrap(), Some(thread::current().id()));
     drop(cb);
@@ -528,32 +517,6 @@ fn a_callback_may_register_another_and_request_again() {
 
 // ----- the hammer -----------------------------------------------------------
 
-/// A small xorshift generator: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A spin count spread over several orders of magnitude (0..4096).
-    fn spins(&mut self) -> u64 {
-        let scale = self.next() % 13;
-        self.next() % (1 << scale)
-    }
-}
-
-fn spin(n: u64) {
-    for _ in 0..n {
-        std::hint::spin_loop();
-    }
-}
-
 /// Every callback of one round: how often it ran, and what its registering
 /// thread decided to do with it.
 struct Probe {
@@ -572,6 +535,8 @@ fn callbacks_registered_and_dropped_concurrently_with_request_stop() {
     const ROUNDS: u64 = 2_000;
     const REGISTRARS: usize = 2;
     const PER_THREAD: usize = 8;
+    /// Spin counts spread over 0..4096 (see [`Rng::spins`]).
+    const SCALES: u64 = 13;
     #[derive(Debug, Default)]
     struct Seen {
         late: usize,
@@ -592,13 +557,13 @@ fn callbacks_registered_and_dropped_concurrently_with_request_stop() {
                     let mut probes = Vec::with_capacity(PER_THREAD);
                     let mut kept = Vec::new();
                     for _ in 0..PER_THREAD {
-                        spin(rng.spins() / 8);
+                        spin(rng.spins(SCALES) / 8);
                         let hits = counter();
                         let late = token.is_stop_requested();
                         let cb = token.on_stop(bump(&hits));
                         let at_register = hits.load(Ordering::SeqCst);
                         let at_drop = if rng.next().is_multiple_of(2) {
-                            spin(rng.spins() / 8);
+                            spin(rng.spins(SCALES) / 8);
                             drop(cb);
                             Some(hits.load(Ordering::SeqCst))
                         } else {
@@ -619,7 +584,7 @@ fn callbacks_registered_and_dropped_concurrently_with_request_stop() {
             .collect();
         let mut rng = Rng((0xD1B5_4A32_D192_ED03 ^ round) | 1);
         barrier.wait();
-        spin(rng.spins());
+        spin(rng.spins(SCALES));
         assert!(source.request_stop());
         for (t, registrar) in registrars.into_iter().enumerate() {
             let (probes, kept) = registrar.join().expect("a registrar panicked");

@@ -41,7 +41,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -49,6 +49,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{RejectReason, Rejected};
 use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::pool::Shared;
+use crate::queue::Priority;
 use crate::state::{PoolState, deadline_after};
 use crate::stop::{StopState, StopToken};
 use crate::task::{self, Call, Closure, Job, JobCall, Task, TaskBuilder};
@@ -67,6 +68,8 @@ pub struct TaskGroup {
 /// What a group's tasks, its handles and the pool share.
 pub(crate) struct GroupInner {
     name: Arc<str>,
+    /// A `Priority` as its discriminant.
+    priority: AtomicU8,
     mailbox: Mutex<Mailbox>,
     changed: Condvar,
     waiters: AtomicUsize,
@@ -153,6 +156,14 @@ impl GroupInner {
         self.notify();
     }
 
+    pub(crate) fn priority(&self) -> Priority {
+        match self.priority.load(Ordering::Relaxed) {
+            0 => Priority::High,
+            1 => Priority::Normal,
+            _ => Priority::Low,
+        }
+    }
+
     pub(crate) fn stop_state(&self) -> &Arc<StopState> {
         &self.stop
     }
@@ -224,6 +235,7 @@ impl TaskGroup {
     pub(crate) fn new(shared: Arc<Shared>, name: String) -> TaskGroup {
         let inner = Arc::new(GroupInner {
             name: Arc::from(name),
+            priority: AtomicU8::new(Priority::Normal as u8),
             mailbox: Mutex::new(Mailbox {
                 tasks: VecDeque::new(),
                 paused: false,
@@ -247,6 +259,18 @@ impl TaskGroup {
     /// The group's name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Sets the [`Priority`] of the group's tasks (default Normal): its
+    /// tasks take their turns at that level, in the group's order. Takes
+    /// effect from the group's next turn.
+    pub fn set_priority(&self, priority: Priority) {
+        self.inner.priority.store(priority as u8, Ordering::Relaxed);
+    }
+
+    /// The group's [`Priority`].
+    pub fn priority(&self) -> Priority {
+        self.inner.priority()
     }
 
     /// Like [`ThreadPool::execute`](crate::ThreadPool::execute), into this

@@ -24,7 +24,6 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Hooks};
@@ -32,6 +31,7 @@ use crate::error::{RejectReason, Rejected};
 use crate::graceful::ShutdownPolicy;
 use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{Cell, SharedEntry, TaskHandle};
+use crate::queue::{Priority, Queue};
 use crate::signal::Relay;
 use crate::state::{Bound, Gate, GatePass, Lifecycle, PoolState, deadline_after};
 use crate::stop::StopState;
@@ -84,8 +84,7 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) gate: Gate,
-    tx: Sender<Task>,
-    pub(crate) rx: Receiver<Task>,
+    pub(crate) queue: Queue,
     /// The room left in a bounded queue; `None` for an unbounded one.
     bound: Option<Bound>,
     /// The pool's task groups, for shutdown (resume the paused ones) and
@@ -136,14 +135,12 @@ struct IdleWaiters {
 impl Shared {
     pub(crate) fn new(builder: &mut Builder, threads: usize, epoch: Instant) -> Shared {
         static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
-        let (tx, rx) = crossbeam_channel::unbounded();
         let prefix = builder.thread_name.as_deref().unwrap_or("drainpool");
         Shared {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             lifecycle: Lifecycle::new(),
             gate: Gate::new(),
-            tx,
-            rx,
+            queue: Queue::new(),
             bound: builder.queue_capacity.map(Bound::new),
             groups: Mutex::new(Vec::new()),
             stop: StopState::new(),
@@ -179,6 +176,7 @@ impl Shared {
     pub(crate) fn execute<F>(
         &self,
         name: Option<Arc<str>>,
+        priority: Priority,
         f: F,
         block: bool,
     ) -> Result<(), Rejected<F>>
@@ -187,7 +185,7 @@ impl Shared {
     {
         match self.admit(block) {
             Ok(pass) => {
-                self.enqueue(Task::Plain(task::plain(name, f)), pass);
+                self.enqueue(priority, Task::Plain(task::plain(name, f)), pass);
                 Ok(())
             }
             Err(reason) => Err(self.reject(reason, f)),
@@ -197,13 +195,14 @@ impl Shared {
     pub(crate) fn submit<C: Call>(
         self: &Arc<Self>,
         name: Option<Arc<str>>,
+        priority: Priority,
         f: C,
         block: bool,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         match self.admit(block) {
             Ok(pass) => {
                 let cell = Cell::new(name, self.id, f, None);
-                self.enqueue(Task::Shared(SharedEntry(cell.clone())), pass);
+                self.enqueue(priority, Task::Shared(SharedEntry(cell.clone())), pass);
                 Ok(TaskHandle::new(cell, self.clone()))
             }
             Err(reason) => Err(self.reject(reason, f)),
@@ -229,19 +228,14 @@ impl Shared {
     }
 
     /// Enqueues an admitted task; the pass leaves the gate after.
-    fn enqueue(&self, task: Task, mut pass: GatePass<'_>) {
-        // Cannot fail: the channel is unbounded and `self` holds a receiver.
-        if self.tx.send(task).is_err() {
-            unreachable!("the pool's queue lost its receiver");
-        }
+    fn enqueue(&self, priority: Priority, task: Task, mut pass: GatePass<'_>) {
+        self.queue.push(priority, task);
         pass.accept();
     }
 
     /// Puts a group's token in the queue (the group has tasks to run).
     pub(crate) fn send_token(&self, group: Arc<GroupInner>) {
-        if self.tx.send(Task::Group(group)).is_err() {
-            unreachable!("the pool's queue lost its receiver");
-        }
+        self.queue.push(group.priority(), Task::Group(group));
     }
 
     pub(crate) fn register_group(&self, group: &Arc<GroupInner>) {
@@ -330,7 +324,7 @@ impl Shared {
         };
         let stashed = pending.len();
         let mut popped = 0;
-        while let Ok(task) = self.rx.try_recv() {
+        while let Some(task) = self.queue.drain_one() {
             match task {
                 Task::Wake => {}
                 // A group's tasks come back where its token stood.
@@ -436,13 +430,10 @@ impl Shared {
         }
     }
 
-    /// Puts up to `n` wake-ups in the queue, for workers blocked on it. A
-    /// full queue needs none: its workers are not blocked.
+    /// Puts `n` wake-ups in the queue, for workers blocked on it.
     pub(crate) fn send_wakes(&self, n: usize) {
         for _ in 0..n {
-            if self.tx.try_send(Task::Wake).is_err() {
-                break;
-            }
+            self.queue.push_wake();
         }
     }
 
@@ -452,7 +443,7 @@ impl Shared {
         // Order matters (see state.rs): first wait out the submitters that
         // were admitted before the state moved, then look at the queue.
         self.gate.wait_clear();
-        self.rx.is_empty()
+        self.queue.is_empty()
     }
 
     /// `n` workers have exited (or, for a failed build, will never start).
@@ -669,7 +660,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // Only reachable with tasks still queued if workers never ran them
         // (e.g. a failed build); their handles must not wait forever.
-        while let Ok(task) = self.rx.try_recv() {
+        while let Some(task) = self.queue.drain_one() {
             drop_quietly(task);
         }
     }
@@ -770,7 +761,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.execute(None, f, true)
+        self.shared.execute(None, Priority::Normal, f, true)
     }
 
     /// Like [`execute`](Self::execute), but never blocks.
@@ -783,7 +774,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.execute(None, f, false)
+        self.shared.execute(None, Priority::Normal, f, false)
     }
 
     /// Runs `f` on a worker and returns a [`TaskHandle`] for its result.
@@ -808,7 +799,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         self.shared
-            .submit(None, Closure(f), true)
+            .submit(None, Priority::Normal, Closure(f), true)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -823,7 +814,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         self.shared
-            .submit(None, Closure(f), false)
+            .submit(None, Priority::Normal, Closure(f), false)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -837,7 +828,7 @@ impl ThreadPool {
     /// As [`execute`](Self::execute); the [`Rejected`] holds `job`.
     pub fn submit_job<J: Job>(&self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
         self.shared
-            .submit(None, JobCall(job), true)
+            .submit(None, Priority::Normal, JobCall(job), true)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 

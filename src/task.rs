@@ -29,6 +29,7 @@ use crate::error::{Rejected, panic_message};
 use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{SharedEntry, TaskHandle};
 use crate::pool::{Shared, ThreadPool};
+use crate::queue::Priority;
 use crate::worker;
 
 /// A task's identity, unique within the process.
@@ -404,6 +405,7 @@ impl fmt::Debug for PendingTask {
 pub struct TaskBuilder<'p> {
     target: Target<'p>,
     name: Option<Arc<str>>,
+    priority: Priority,
 }
 
 /// Where a built task goes.
@@ -417,6 +419,7 @@ impl<'p> TaskBuilder<'p> {
         TaskBuilder {
             target: Target::Pool(pool),
             name: None,
+            priority: Priority::Normal,
         }
     }
 
@@ -424,6 +427,7 @@ impl<'p> TaskBuilder<'p> {
         TaskBuilder {
             target: Target::Group(group),
             name: None,
+            priority: Priority::Normal,
         }
     }
 
@@ -432,7 +436,7 @@ impl<'p> TaskBuilder<'p> {
         F: FnOnce() + Send + 'static,
     {
         match self.target {
-            Target::Pool(pool) => pool.shared().execute(self.name, f, block),
+            Target::Pool(pool) => pool.shared().execute(self.name, self.priority, f, block),
             Target::Group(group) => group.execute_named(self.name, f, block),
         }
     }
@@ -443,7 +447,9 @@ impl<'p> TaskBuilder<'p> {
         block: bool,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         match self.target {
-            Target::Pool(pool) => pool.shared_arc().submit(self.name, call, block),
+            Target::Pool(pool) => pool
+                .shared_arc()
+                .submit(self.name, self.priority, call, block),
             Target::Group(group) => group.submit_call(self.name, call, block),
         }
     }
@@ -452,6 +458,15 @@ impl<'p> TaskBuilder<'p> {
     /// panic reports, [`PendingTask::name`] and shutdown reports.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// The task's [`Priority`] (default Normal; the rule is in its docs).
+    /// A group's tasks run in the group's order at
+    /// the group's priority ([`TaskGroup::set_priority`]), so for a task of
+    /// a group this setting has no effect.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
         self
     }
 
@@ -527,6 +542,7 @@ impl fmt::Debug for TaskBuilder<'_> {
         f.debug_struct("TaskBuilder")
             .field("target", &target)
             .field("name", &self.name)
+            .field("priority", &self.priority)
             .finish_non_exhaustive()
     }
 }

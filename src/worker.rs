@@ -36,7 +36,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::TryRecvError;
 use parking_lot::Mutex;
 
 use crate::group::GroupInner;
@@ -309,13 +308,14 @@ impl Clock {
 
 fn work(shared: &Arc<Shared>, index: usize) {
     let mut clock = Clock::new();
+    let mut turn = 0u32;
     loop {
         if shared.lifecycle.get() >= PoolState::Stopping {
             return;
         }
-        let task = match shared.rx.try_recv() {
-            Ok(task) => task,
-            Err(TryRecvError::Empty) => {
+        let task = match shared.queue.try_take(&mut turn) {
+            Some(task) => task,
+            None => {
                 shared.notify_idle_waiters();
                 if shared.lifecycle.get() != PoolState::Running {
                     if shared.drain_is_over() {
@@ -324,12 +324,11 @@ fn work(shared: &Arc<Shared>, index: usize) {
                     continue;
                 }
                 clock.invalidate();
-                match shared.rx.recv() {
-                    Ok(task) => task,
-                    Err(_) => return,
+                match shared.queue.take_blocking() {
+                    Some(task) => task,
+                    None => return,
                 }
             }
-            Err(TryRecvError::Disconnected) => return,
         };
         let at = (index, clock.stamp(shared));
         let processed = catch_unwind(AssertUnwindSafe(|| process(shared, at, task)));

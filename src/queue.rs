@@ -1,0 +1,168 @@
+//! The pool's queue: three FIFO levels of [`Priority`].
+//!
+//! ```
+//! use drainpool::{Priority, ThreadPool};
+//!
+//! let pool = ThreadPool::new(2).unwrap();
+//! let urgent = pool.task().priority(Priority::High).submit(|| "first in line").unwrap();
+//! let reindex = pool.group("reindex");
+//! reindex.set_priority(Priority::Low); // background work yields to the rest
+//! reindex.execute(|| ()).unwrap();
+//! assert_eq!(urgent.join().unwrap(), "first in line");
+//! # pool.shutdown();
+//! ```
+//!
+//! # The rule
+//!
+//! A worker takes the oldest task of the highest level that has one: High,
+//! then Normal, then Low; within a level, submission order. Every 8th task
+//! it takes (while any High or Low task is queued), it looks from the
+//! lowest level up instead, so a task at the head of a lower level waits
+//! for at most 8 takes of each worker: a low level is slowed by busy higher
+//! ones, never starved.
+//!
+//! A pool whose tasks are all Normal (the default) pays one load of a
+//! counter nobody writes for the other levels. A High or Low entry also puts
+//! a wake-up in the Normal level, which is where idle workers block.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use crate::task::Task;
+
+/// How urgent a task or a group is.
+///
+/// A worker takes the oldest task of the highest level that has one: High,
+/// then Normal, then Low; within a level, submission order. So that a low
+/// level is slowed by busy higher ones but never starved, every 8th task a
+/// worker takes (while any High or Low task is queued) it looks from the
+/// lowest level up instead: a task at the head of a lower level waits for
+/// at most 8 takes of each worker.
+///
+/// Set it per task with [`TaskBuilder::priority`](crate::TaskBuilder::priority)
+/// or per group with [`TaskGroup::set_priority`](crate::TaskGroup::set_priority).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Taken before Normal and Low tasks.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// Taken after High and Normal tasks (but never starved by them).
+    Low,
+}
+
+/// Every this many takes, a worker looks from the lowest level up.
+pub(crate) const STARVATION_TURN: u32 = 8;
+
+struct Level {
+    tx: Sender<Task>,
+    rx: Receiver<Task>,
+}
+
+impl Level {
+    fn new() -> Level {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Level { tx, rx }
+    }
+}
+
+/// Three unbounded channels; see the module docs.
+pub(crate) struct Queue {
+    /// High, Normal, Low.
+    levels: [Level; 3],
+    /// Entries in the High and Low levels.
+    elsewhere: AtomicUsize,
+}
+
+impl Queue {
+    pub(crate) fn new() -> Queue {
+        Queue {
+            levels: [Level::new(), Level::new(), Level::new()],
+            elsewhere: AtomicUsize::new(0),
+        }
+    }
+
+    fn level(&self, priority: Priority) -> &Level {
+        &self.levels[priority as usize]
+    }
+
+    /// Appends `task` at `priority`.
+    pub(crate) fn push(&self, priority: Priority, task: Task) {
+        if priority != Priority::Normal {
+            // ORDERING: counted before it is visible, so a worker that sees
+            // the entry also sees a non-zero count.
+            self.elsewhere.fetch_add(1, Ordering::SeqCst);
+            self.send(priority, task);
+            self.send(Priority::Normal, Task::Wake); // idle workers block there
+        } else {
+            self.send(priority, task);
+        }
+    }
+
+    fn send(&self, priority: Priority, task: Task) {
+        // Cannot fail: unbounded, and `self` holds every receiver.
+        if self.level(priority).tx.send(task).is_err() {
+            unreachable!("the pool's queue lost its receiver");
+        }
+    }
+
+    /// A wake-up for a worker blocked on the empty queue.
+    pub(crate) fn push_wake(&self) {
+        self.send(Priority::Normal, Task::Wake);
+    }
+
+    /// The next entry by the rule; `turn` is the worker's take counter.
+    pub(crate) fn try_take(&self, turn: &mut u32) -> Option<Task> {
+        if self.elsewhere.load(Ordering::Relaxed) == 0 {
+            return self.level(Priority::Normal).rx.try_recv().ok();
+        }
+        loop {
+            let lowest_first = turn.wrapping_add(1).is_multiple_of(STARVATION_TURN);
+            let order = if lowest_first {
+                [Priority::Low, Priority::Normal, Priority::High]
+            } else {
+                [Priority::High, Priority::Normal, Priority::Low]
+            };
+            match order.into_iter().find_map(|p| self.try_take_at(p))? {
+                // A wake-up matters only to an idle worker; a busy one skips
+                // it, and only tasks count as turns.
+                Task::Wake => continue,
+                task => {
+                    *turn = turn.wrapping_add(1);
+                    return Some(task);
+                }
+            }
+        }
+    }
+
+    fn try_take_at(&self, priority: Priority) -> Option<Task> {
+        match self.level(priority).rx.try_recv() {
+            Ok(task) => {
+                if priority != Priority::Normal {
+                    self.elsewhere.fetch_sub(1, Ordering::SeqCst);
+                }
+                Some(task)
+            }
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Blocks until an entry arrives in the Normal level (every entry of
+    /// another level brings a wake-up there).
+    pub(crate) fn take_blocking(&self) -> Option<Task> {
+        self.level(Priority::Normal).rx.recv().ok()
+    }
+
+    /// Takes any entry, High first: for drains.
+    pub(crate) fn drain_one(&self) -> Option<Task> {
+        [Priority::High, Priority::Normal, Priority::Low]
+            .into_iter()
+            .find_map(|p| self.try_take_at(p))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.levels.iter().all(|l| l.rx.is_empty())
+    }
+}

@@ -212,19 +212,85 @@ impl Shared {
     /// Lets a submitter in: through the gate (the pool is `Running`), and,
     /// for a bounded pool, with a reserved place in the queue.
     pub(crate) fn admit(&self, block: bool) -> Result<GatePass<'_>, RejectReason> {
-        let admitted = match self.gate.enter(&self.lifecycle) {
-            None => Err(RejectReason::Shutdown),
-            Some(pass) => match &self.bound {
-                None => Ok(pass),
-                Some(bound) => bound.reserve(&self.lifecycle, block).map(|()| pass),
-            },
-        };
-        if admitted.is_err() {
-            // The gate counted us as accepted optimistically; that was taken
-            // back when the pass dropped, which may make the pool idle.
-            self.notify_idle_waiters();
+        self.admit_many(1, block)
+    }
+
+    /// Admits `n` tasks at once: one pass through the gate, all their
+    /// places reserved in a bounded queue, or none.
+    fn admit_many(&self, n: usize, block: bool) -> Result<GatePass<'_>, RejectReason> {
+        // Room first, outside the gate: a submitter waiting for room is not
+        // counted as accepted meanwhile (and shutdown wakes it through the
+        // bound, not the gate).
+        if let Some(bound) = &self.bound {
+            bound.reserve(&self.lifecycle, n, block)?;
         }
-        admitted
+        match self.gate.enter(&self.lifecycle, n as u64) {
+            Some(pass) => Ok(pass),
+            None => {
+                self.taken_off_queue(n); // give the room back
+                // The gate counted us as accepted optimistically; that was
+                // taken back when the pass dropped, which may make the pool
+                // idle.
+                self.notify_idle_waiters();
+                Err(RejectReason::Shutdown)
+            }
+        }
+    }
+
+    pub(crate) fn execute_batch<F>(&self, tasks: Vec<F>) -> Result<(), Rejected<Vec<F>>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        match self.admit_many(tasks.len(), true) {
+            Ok(mut pass) => {
+                for f in tasks {
+                    self.queue
+                        .push(Priority::Normal, Task::Plain(task::plain(None, f)));
+                }
+                pass.accept();
+                Ok(())
+            }
+            Err(reason) => Err(self.reject_batch(reason, tasks)),
+        }
+    }
+
+    pub(crate) fn submit_batch<F, T>(
+        self: &Arc<Self>,
+        tasks: Vec<F>,
+    ) -> Result<Vec<TaskHandle<T>>, Rejected<Vec<F>>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.admit_many(tasks.len(), true) {
+            Ok(mut pass) => {
+                let handles = tasks
+                    .into_iter()
+                    .map(|f| {
+                        let cell = Cell::new(None, self.id, Closure(f), None);
+                        self.queue
+                            .push(Priority::Normal, Task::Shared(SharedEntry(cell.clone())));
+                        TaskHandle::new(cell, self.clone())
+                    })
+                    .collect();
+                pass.accept();
+                Ok(handles)
+            }
+            Err(reason) => Err(self.reject_batch(reason, tasks)),
+        }
+    }
+
+    fn reject_batch<F>(&self, reason: RejectReason, tasks: Vec<F>) -> Rejected<Vec<F>> {
+        self.counters
+            .rejected
+            .fetch_add(tasks.len() as u64, Ordering::Relaxed);
+        Rejected::new(reason, tasks)
     }
 
     /// Enqueues an admitted task; the pass leaves the gate after.
@@ -575,6 +641,7 @@ impl Shared {
             cancelled: c.cancelled_queued.load(Ordering::SeqCst)
                 + c.cancelled_returned.load(Ordering::SeqCst),
             rejected: c.rejected.load(Ordering::SeqCst),
+            blocked_submitters: self.bound.as_ref().map_or(0, Bound::waiting),
         }
     }
 
@@ -690,6 +757,10 @@ pub struct PoolStats {
     pub cancelled: u64,
     /// Tasks refused (and handed back inside [`Rejected`]).
     pub rejected: u64,
+    /// Submitters blocked waiting for room in a bounded queue: the pool's
+    /// backpressure. Their tasks are not counted anywhere else until they
+    /// are accepted.
+    pub blocked_submitters: usize,
 }
 
 impl ThreadPool {
@@ -816,6 +887,72 @@ impl ThreadPool {
         self.shared
             .submit(None, Priority::Normal, Closure(f), false)
             .map_err(|rejected| rejected.map(|call| call.0))
+    }
+
+    /// Runs every closure of `tasks` on the workers, taken in the order
+    /// given: like calling [`execute`](Self::execute) for each, for a
+    /// fraction of the cost (the batch passes the pool's intake once).
+    ///
+    /// All or nothing: either every task is accepted, or none is and they
+    /// all come back in the error, in order. With a bounded queue, blocks
+    /// until there is room for the whole batch.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding every task: [`RejectReason::Shutdown`] as for
+    /// `execute`; [`RejectReason::QueueFull`] if the batch is larger than a
+    /// bounded queue's capacity (it could never fit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// let chunks = (0..1000).map(|_| {
+    ///     let done = done.clone();
+    ///     move || {
+    ///         done.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// pool.execute_batch(chunks).unwrap();
+    /// assert!(pool.wait_idle(Duration::from_secs(10)));
+    /// assert_eq!(done.load(Ordering::Relaxed), 1000);
+    /// ```
+    pub fn execute_batch<I>(&self, tasks: I) -> Result<(), Rejected<Vec<I::Item>>>
+    where
+        I: IntoIterator,
+        I::Item: FnOnce() + Send + 'static,
+    {
+        self.shared.execute_batch(tasks.into_iter().collect())
+    }
+
+    /// Like [`submit`](Self::submit) for each closure of `tasks`, passing
+    /// the pool's intake once; returns the handles in the order given.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute_batch`](Self::execute_batch): all or nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(2).unwrap();
+    /// let handles = pool.submit_batch((1..=4u64).map(|i| move || i * i)).unwrap();
+    /// let squares: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// ```
+    pub fn submit_batch<I, T>(&self, tasks: I) -> Result<Vec<TaskHandle<T>>, Rejected<Vec<I::Item>>>
+    where
+        I: IntoIterator,
+        I::Item: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.submit_batch(tasks.into_iter().collect())
     }
 
     /// Runs `job` on a worker and returns a [`TaskHandle`] for its output:

@@ -203,11 +203,14 @@ pub(crate) struct GatePass<'a> {
     gate: &'a Gate,
     lifecycle: &'a Lifecycle,
     slot: usize,
+    /// Tasks counted as accepted on entry.
+    claimed: u64,
     accepted: bool,
 }
 
 impl GatePass<'_> {
-    /// Records that the task was enqueued; counted when the pass is dropped.
+    /// Records that the task(s) were enqueued; if this is never called, the
+    /// count taken on entry is given back when the pass is dropped.
     pub(crate) fn accept(&mut self) {
         self.accepted = true;
     }
@@ -222,18 +225,23 @@ impl Gate {
         }
     }
 
-    /// Enters the gate if the pool is still `Running`.
-    pub(crate) fn enter<'a>(&'a self, lifecycle: &'a Lifecycle) -> Option<GatePass<'a>> {
+    /// Enters the gate, for `tasks` tasks, if the pool is still `Running`.
+    pub(crate) fn enter<'a>(
+        &'a self,
+        lifecycle: &'a Lifecycle,
+        tasks: u64,
+    ) -> Option<GatePass<'a>> {
         let slot = GATE_SLOT.with(|s| *s);
         // ORDERING: SeqCst increment, then SeqCst state load: see the module
         // docs. If we read Running, the shutdown side's later sum sees us.
         self.slots[slot]
             .0
-            .fetch_add(ACCEPTED_ONE + 1, Ordering::SeqCst);
+            .fetch_add(tasks * ACCEPTED_ONE + 1, Ordering::SeqCst);
         let pass = GatePass {
             gate: self,
             lifecycle,
             slot,
+            claimed: tasks,
             accepted: false,
         };
         if lifecycle.get() == PoolState::Running {
@@ -281,11 +289,8 @@ impl Drop for GatePass<'_> {
         // ORDERING: SeqCst (at least Release) so that the enqueue before it
         // is visible to whoever reads the new value. We subtract only what
         // `enter` added.
-        if self.accepted {
-            slot.fetch_sub(1, Ordering::SeqCst);
-        } else {
-            slot.fetch_sub(ACCEPTED_ONE + 1, Ordering::SeqCst);
-        }
+        let given_back = if self.accepted { 0 } else { self.claimed };
+        slot.fetch_sub(given_back * ACCEPTED_ONE + 1, Ordering::SeqCst);
         if self.lifecycle.get() != PoolState::Running {
             let _guard = self.gate.lock.lock();
             self.gate.cleared.notify_all();
@@ -295,9 +300,9 @@ impl Drop for GatePass<'_> {
 
 /// The room left in a bounded queue ([`Builder::queue_capacity`]).
 ///
-/// A submitter reserves a place before its task is enqueued; a worker gives
-/// it back when it takes the task off the queue (so does `shutdown_now`'s
-/// drain). Only bounded pools have one, so an unbounded pool's submit path
+/// A submitter reserves a place before it enters the gate and enqueues; a
+/// worker gives it back when it takes the task off the queue (so does
+/// `shutdown_now`'s drain, and a refusal at the gate). Only bounded pools have one, so an unbounded pool's submit path
 /// touches no shared counter for it. The queue itself is always an
 /// unbounded channel: internal entries (wake-ups) never compete with tasks
 /// for room, and a worker never blocks on a full queue.
@@ -322,12 +327,12 @@ impl Bound {
         }
     }
 
-    fn try_take(&self) -> bool {
+    fn try_take(&self, n: usize) -> bool {
         let mut queued = self.queued.load(Ordering::SeqCst);
-        while queued < self.capacity {
+        while queued + n <= self.capacity {
             match self.queued.compare_exchange_weak(
                 queued,
-                queued + 1,
+                queued + n,
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             ) {
@@ -341,11 +346,18 @@ impl Bound {
     /// Reserves a place; if the queue is full, waits for one (`block`) or
     /// fails with `QueueFull`. A waiter gives up with `Shutdown` as soon as
     /// the pool stops taking work.
-    pub(crate) fn reserve(&self, lifecycle: &Lifecycle, block: bool) -> Result<(), RejectReason> {
-        if self.try_take() {
+    /// Reserves `n` places at once (a batch); more than the capacity can
+    /// never fit and fails with `QueueFull` at once.
+    pub(crate) fn reserve(
+        &self,
+        lifecycle: &Lifecycle,
+        n: usize,
+        block: bool,
+    ) -> Result<(), RejectReason> {
+        if self.try_take(n) {
             return Ok(());
         }
-        if !block {
+        if !block || n > self.capacity {
             return Err(RejectReason::QueueFull);
         }
         struct Waiting<'a>(&'a AtomicUsize);
@@ -366,11 +378,16 @@ impl Bound {
             if lifecycle.get() != PoolState::Running {
                 return Err(RejectReason::Shutdown);
             }
-            if self.try_take() {
+            if self.try_take(n) {
                 return Ok(());
             }
             self.room.wait(&mut guard);
         }
+    }
+
+    /// Submitters waiting for room now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.load(Ordering::SeqCst)
     }
 
     /// Gives back `n` places.
@@ -417,11 +434,11 @@ mod tests {
     fn gate_refuses_after_shutdown_and_clears() {
         let l = Lifecycle::new();
         let g = Gate::new();
-        let mut pass = g.enter(&l).expect("running pool admits");
+        let mut pass = g.enter(&l, 1).expect("running pool admits");
         assert!(!g.is_clear());
         pass.accept();
         l.advance(PoolState::ShuttingDown);
-        assert!(g.enter(&l).is_none());
+        assert!(g.enter(&l, 1).is_none());
         drop(pass);
         assert!(g.is_clear());
         assert_eq!(g.accepted(), 1);

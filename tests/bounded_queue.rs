@@ -288,9 +288,12 @@ fn producers_blocked_on_a_full_queue_race_shutdown() {
         start.wait();
 
         if held {
-            // Two tasks held on the workers, two queued, and (counted as
-            // accepted while they wait) one blocked task per producer.
-            spin_until(|| pool.stats().queued >= QUEUE + PRODUCERS);
+            // Two tasks held on the workers, two queued, and every producer
+            // blocked waiting for room.
+            spin_until(|| {
+                let stats = pool.stats();
+                stats.queued >= QUEUE && stats.blocked_submitters >= PRODUCERS
+            });
         } else {
             let target = round % 40 * 5;
             spin_until(|| sum(&ran) >= target);

@@ -128,17 +128,19 @@ impl GroupInner {
     }
 
     /// A task of the group ran to its end (`returned`: it had been handed
-    /// back first, and was counted then).
+    /// back first, and was counted then). It stops counting as running
+    /// before it counts as ended, so whoever sees it ended (`wait`) never
+    /// sees it still running.
     pub(crate) fn record_end(&self, panicked: bool, returned: bool) {
-        if returned {
-            return;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        if !returned {
+            let counter = if panicked {
+                &self.panicked
+            } else {
+                &self.completed
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
         }
-        let counter = if panicked {
-            &self.panicked
-        } else {
-            &self.completed
-        };
-        counter.fetch_add(1, Ordering::SeqCst);
         self.notify();
     }
 
@@ -205,13 +207,18 @@ impl GroupInner {
         }
     }
 
+    /// A task of the group starts (whoever claimed it: a worker, a joiner,
+    /// the program through a `PendingTask`).
     pub(crate) fn task_started(&self) {
         self.running.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub(crate) fn task_finished(&self) {
-        self.running.fetch_sub(1, Ordering::SeqCst);
-        self.notify();
+    /// True when the pool no longer needs to keep the group: nothing queued,
+    /// nothing running, and no handle on it but the pool's.
+    pub(crate) fn is_settled(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) == 1
+            && self.running.load(Ordering::SeqCst) == 0
+            && self.mailbox.lock().tasks.is_empty()
     }
 
     /// Unpauses; true if the group's token must be sent.
@@ -500,18 +507,30 @@ impl TaskGroup {
         done
     }
 
-    /// The group's counts now.
+    /// The group's counts now. Cheap (no walk over the queued tasks), so a
+    /// progress bar may poll it.
     pub fn progress(&self) -> GroupProgress {
-        let queued = self.inner.mailbox.lock().tasks.len();
         let i = &self.inner;
+        // Ended counts first, running next, submitted last: a task stops
+        // running before it counts as ended, and is submitted before it
+        // runs, so `queued` below never counts a task twice and is exact at
+        // quiescence.
+        let completed = i.completed.load(Ordering::SeqCst);
+        let panicked = i.panicked.load(Ordering::SeqCst);
+        let cancelled = i.cancelled.load(Ordering::SeqCst);
+        let returned = i.returned.load(Ordering::SeqCst);
+        let running = i.running.load(Ordering::SeqCst);
+        let submitted = i.submitted.load(Ordering::SeqCst);
+        let ended = completed + panicked + cancelled + returned;
+        let queued = submitted.saturating_sub(ended + running as u64);
         GroupProgress {
-            submitted: i.submitted.load(Ordering::SeqCst),
-            queued,
-            running: i.running.load(Ordering::SeqCst),
-            completed: i.completed.load(Ordering::SeqCst),
-            panicked: i.panicked.load(Ordering::SeqCst),
-            cancelled: i.cancelled.load(Ordering::SeqCst),
-            returned: i.returned.load(Ordering::SeqCst),
+            submitted,
+            queued: usize::try_from(queued).unwrap_or(usize::MAX),
+            running,
+            completed,
+            panicked,
+            cancelled,
+            returned,
         }
     }
 

@@ -68,6 +68,8 @@ impl Header {
 /// How a run ended, told to the runner before the result is published so
 /// that statistics never lag behind a joined handle.
 pub(crate) enum Outcome {
+    /// It was claimed and is about to run (told before the user code).
+    Started,
     /// It ran to the end or panicked. `returned`: it had been handed back by
     /// `shutdown_now` first, so the pool counts it as run elsewhere.
     Ended { panicked: bool, returned: bool },
@@ -198,6 +200,7 @@ where
                 }
             }
         };
+        report(Outcome::Started);
         let result = catch_unwind(AssertUnwindSafe(move || f.call())).map_err(TaskError::Panicked);
         report(Outcome::Ended {
             panicked: result.is_err(),

@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -88,8 +88,10 @@ pub(crate) struct Shared {
     /// The room left in a bounded queue; `None` for an unbounded one.
     bound: Option<Bound>,
     /// The pool's task groups, for shutdown (resume the paused ones) and
-    /// `shutdown_now` (empty their mailboxes).
-    groups: Mutex<Vec<Weak<GroupInner>>>,
+    /// `shutdown_now` (empty their mailboxes). Held strongly: a paused
+    /// group whose every handle was dropped still holds accepted tasks.
+    /// Settled groups are pruned as new ones come, and all at termination.
+    groups: Mutex<Vec<Arc<GroupInner>>>,
     /// The pool-wide stop source, raised by `shutdown_now`.
     pub(crate) stop: Arc<StopState>,
     pub(crate) slots: Box<[WorkerSlot]>,
@@ -307,17 +309,13 @@ impl Shared {
     pub(crate) fn register_group(&self, group: &Arc<GroupInner>) {
         let mut groups = self.groups.lock();
         if groups.len() >= 16 && groups.len().is_power_of_two() {
-            groups.retain(|g| g.strong_count() > 0);
+            groups.retain(|g| !g.is_settled());
         }
-        groups.push(Arc::downgrade(group));
+        groups.push(group.clone());
     }
 
     fn live_groups(&self) -> Vec<Arc<GroupInner>> {
-        self.groups
-            .lock()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect()
+        self.groups.lock().clone()
     }
 
     /// A worker or a drain took `n` tasks off the queue.
@@ -528,6 +526,10 @@ impl Shared {
             call_logged(format_args!("pool {}: on_terminated", self.id), hook);
         }
         log::debug!("pool {}: terminated", self.id);
+        // Every group's mailbox is empty now; dropping them here also
+        // breaks any cycle through a task that captured its own group.
+        let groups = std::mem::take(&mut *self.groups.lock());
+        drop(groups);
         self.lifecycle.set_terminated();
         self.notify_idle_waiters();
         // ORDERING: pairs with the fence in the relay thread (see signal.rs).

@@ -158,6 +158,28 @@ impl WorkerSlot {
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
+    /// Shows a task taken from the queue (the slot was idle).
+    #[inline]
+    fn begin_top(&self, id: TaskId, name: Option<&Arc<str>>, started: u64) {
+        if name.is_some() || self.named.load(Ordering::Relaxed) {
+            *self.name.lock() = name.cloned();
+            self.named.store(name.is_some(), Ordering::Relaxed);
+        }
+        self.started.store(started, Ordering::Relaxed);
+        // ORDERING: Release publishes `started` and `name` to
+        // `running_tasks`, which reads `current` with Acquire first.
+        self.current.store(id.as_u64(), Ordering::Release);
+    }
+
+    /// Marks the slot idle again after a task taken from the queue.
+    #[inline]
+    fn end_top(&self) {
+        // ORDERING: Release, so a reader that sees the slot idle also sees
+        // the task's counts (stored before).
+        self.current.store(0, Ordering::Release);
+    }
+
+    /// Shows a task run inline by a joiner, saving what the slot showed.
     fn begin(&self, id: TaskId, name: Option<&Arc<str>>, started: u64) -> Previous {
         let prev_current = self.current.load(Ordering::Relaxed);
         let prev_started = self.started.load(Ordering::Relaxed);
@@ -218,15 +240,34 @@ impl WorkerSlot {
 }
 
 /// Ends a slot's record of a task even if bookkeeping unwinds.
+///
+/// A task the worker took from the queue starts from idle, so ending it
+/// just marks the slot idle again; only a task run inline by a joiner (see
+/// `TaskHandle::join`) saves and restores what the slot showed.
 struct SlotGuard<'a> {
     slot: &'a WorkerSlot,
-    prev: Option<Previous>,
+    /// `None` for a task taken from the queue: back to idle at the end.
+    outer: Option<Previous>,
+}
+
+impl<'a> SlotGuard<'a> {
+    fn enter(slot: &'a WorkerSlot, id: TaskId, name: Option<&Arc<str>>, at: Site) -> Self {
+        let outer = match at.nested {
+            false => {
+                slot.begin_top(id, name, at.started);
+                None
+            }
+            true => Some(slot.begin(id, name, at.started)),
+        };
+        SlotGuard { slot, outer }
+    }
 }
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        if let Some(prev) = self.prev.take() {
-            self.slot.end(prev);
+        match self.outer.take() {
+            None => self.slot.end_top(),
+            Some(outer) => self.slot.end(outer),
         }
     }
 }
@@ -330,7 +371,11 @@ fn work(shared: &Arc<Shared>, index: usize) {
                 }
             }
         };
-        let at = (index, clock.stamp(shared));
+        let at = Site {
+            index,
+            started: clock.stamp(shared),
+            nested: false,
+        };
         let processed = catch_unwind(AssertUnwindSafe(|| process(shared, at, task)));
         if let Err(payload) = processed {
             // Only our own bookkeeping or a value's Drop can get here; the
@@ -347,9 +392,19 @@ fn work(shared: &Arc<Shared>, index: usize) {
 
 /// Where a task runs: on worker `.0`, stamped as started at `.1`; `None`
 /// for a thread outside the pool (a `PendingTask` run by the program).
-type At = Option<(usize, u64)>;
+type At = Option<Site>;
 
-fn process(shared: &Shared, at: (usize, u64), task: Task) {
+/// A task's place on a worker.
+#[derive(Clone, Copy)]
+struct Site {
+    index: usize,
+    /// When it started (the worker's stamp).
+    started: u64,
+    /// Run inline inside another task (a joiner helping).
+    nested: bool,
+}
+
+fn process(shared: &Shared, at: Site, task: Task) {
     match task {
         Task::Plain(task) => {
             shared.taken_off_queue(1);
@@ -380,18 +435,17 @@ fn process(shared: &Shared, at: (usize, u64), task: Task) {
 
 /// Runs a task taken from `group`'s mailbox, with the group's stop token
 /// in reach of `StopToken::current` and its counts kept.
-fn run_in_group(shared: &Shared, at: (usize, u64), group: &Arc<GroupInner>, task: Task) {
-    struct Running<'a>(&'a GroupInner, Option<Arc<GroupInner>>);
-    impl Drop for Running<'_> {
+fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, task: Task) {
+    struct InGroup(Option<Arc<GroupInner>>);
+    impl Drop for InGroup {
         fn drop(&mut self) {
-            swap_context_group(self.1.take());
-            self.0.task_finished();
+            swap_context_group(self.0.take());
         }
     }
-    group.task_started();
-    let _running = Running(group, swap_context_group(Some(group.clone())));
+    let _in_group = InGroup(swap_context_group(Some(group.clone())));
     match task {
         Task::Plain(task) => {
+            group.task_started();
             if let Some(panicked) = run_plain(shared, Some(at), task, None) {
                 group.record_end(panicked, false);
             }
@@ -426,14 +480,8 @@ fn run_plain(
 ) -> Option<bool> {
     let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
     let name = task.name().cloned();
-    let index = at.map(|(i, _)| i);
-    let guard = at.map(|(i, started)| {
-        let slot = &shared.slots[i];
-        SlotGuard {
-            slot,
-            prev: Some(slot.begin(id, name.as_ref(), started)),
-        }
-    });
+    let index = at.map(|at| at.index);
+    let guard = at.map(|at| SlotGuard::enter(&shared.slots[at.index], id, name.as_ref(), at));
     let result = catch_unwind(AssertUnwindSafe(move || task.call()));
     // A plain task runs off the workers only as a PendingTask: returned.
     let returned = index.is_none();
@@ -453,16 +501,16 @@ fn run_plain(
 /// Claims and runs a submitted task; false if someone else claimed it.
 fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) -> bool {
     let header = task.header();
-    let index = at.map(|(i, _)| i);
-    let guard = at.map(|(i, started)| {
-        let slot = &shared.slots[i];
-        SlotGuard {
-            slot,
-            prev: Some(slot.begin(header.id, header.name.as_ref(), started)),
-        }
-    });
+    let index = at.map(|at| at.index);
+    let guard =
+        at.map(|at| SlotGuard::enter(&shared.slots[at.index], header.id, header.name.as_ref(), at));
     let context = index.map(|_| ContextTask::enter(task.clone()));
     let ran = task.run(&mut |outcome| match outcome {
+        Outcome::Started => {
+            if let Some(group) = &header.group {
+                group.task_started();
+            }
+        }
         Outcome::Ended { panicked, returned } => {
             shared.count_end(index, panicked, returned);
             if let Some(group) = &header.group {
@@ -521,7 +569,12 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
         return;
     };
     let started = shared.nanos_since_epoch();
-    run_shared(&shared, Some((index, started)), task);
+    let at = Site {
+        index,
+        started,
+        nested: true,
+    };
+    run_shared(&shared, Some(at), task);
 }
 
 /// Runs a task handed back by `shutdown_now` on the calling thread.

@@ -333,6 +333,10 @@ impl Shared {
     // ----- lifecycle ----------------------------------------------------
 
     pub(crate) fn shutdown(&self) {
+        // Inside the gate until the paused groups are queued again: a worker
+        // that finds the queue empty meanwhile waits for us before it calls
+        // the drain over (found by tests/groups.rs).
+        let _hold = self.gate.hold(&self.lifecycle);
         if self.lifecycle.advance(PoolState::ShuttingDown) == PoolState::Running {
             log::debug!(
                 "pool {}: shutdown: intake closed, draining {} queued task(s)",

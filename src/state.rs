@@ -251,6 +251,23 @@ impl Gate {
         }
     }
 
+    /// Stands inside the gate without a task, whatever the state: workers
+    /// that find the queue empty wait for the gate to clear before they
+    /// decide the drain is over, so whatever the holder still enqueues
+    /// (`shutdown` re-queuing paused groups) is drained too.
+    pub(crate) fn hold<'a>(&'a self, lifecycle: &'a Lifecycle) -> GatePass<'a> {
+        let slot = GATE_SLOT.with(|s| *s);
+        // ORDERING: SeqCst, before the caller moves the state (see `enter`).
+        self.slots[slot].0.fetch_add(1, Ordering::SeqCst);
+        GatePass {
+            gate: self,
+            lifecycle,
+            slot,
+            claimed: 0,
+            accepted: true,
+        }
+    }
+
     /// True if no submitter is inside the gate.
     pub(crate) fn is_clear(&self) -> bool {
         // ORDERING: SeqCst loads after the caller's SeqCst state change; a

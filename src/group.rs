@@ -52,7 +52,7 @@ use crate::pool::Shared;
 use crate::queue::Priority;
 use crate::state::{PoolState, deadline_after};
 use crate::stop::{StopState, StopToken};
-use crate::task::{self, Call, Closure, Job, JobCall, Task, TaskBuilder};
+use crate::task::{self, Call, Closure, Job, JobCall, PendingTask, Task, TaskBuilder};
 
 /// A named set of tasks of one pool, cancelled, paused and waited for as
 /// one; from [`ThreadPool::group`](crate::ThreadPool::group).
@@ -424,14 +424,7 @@ impl TaskGroup {
     ///
     /// [`TaskError::Cancelled`]: crate::TaskError::Cancelled
     pub fn cancel(&self) -> usize {
-        let tasks = {
-            let mut mailbox = self.inner.mailbox.lock();
-            mailbox.cancelled = true;
-            // A queued token of ours stays; the worker that takes it finds the
-            // mailbox empty and skips it.
-            std::mem::take(&mut mailbox.tasks)
-        };
-        self.inner.stop.request();
+        let tasks = self.close();
         let taken = tasks.len();
         self.shared.taken_off_queue(taken);
         let mut dropped = 0;
@@ -449,9 +442,55 @@ impl TaskGroup {
         dropped
     }
 
+    /// Like [`cancel`](Self::cancel), but hands the never-started tasks back
+    /// instead of dropping them, in their order, as [`PendingTask`]s (run
+    /// them, keep them, or take a [`Job`] back out with
+    /// [`PendingTask::into_job`]): to save one job's remaining work without
+    /// shutting the pool down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let job = pool.group("import");
+    /// job.pause(); // keep everything queued for the example
+    /// for chunk in 0..3 {
+    ///     job.task().name(format!("chunk-{chunk}")).execute(|| ()).unwrap();
+    /// }
+    /// let rest = job.cancel_returning();
+    /// let names: Vec<_> = rest.iter().map(|t| t.name().unwrap().to_owned()).collect();
+    /// assert_eq!(names, ["chunk-0", "chunk-1", "chunk-2"]);
+    /// # pool.shutdown();
+    /// ```
+    pub fn cancel_returning(&self) -> Vec<PendingTask> {
+        let tasks = self.close();
+        self.shared.taken_off_queue(tasks.len());
+        let pending = self.shared.hand_back_tasks(tasks);
+        self.inner.handed_back(pending.len());
+        pending
+    }
+
+    /// Marks the group cancelled, raises its stop token, and takes every
+    /// queued task out of its mailbox.
+    fn close(&self) -> VecDeque<Task> {
+        let tasks = {
+            let mut mailbox = self.inner.mailbox.lock();
+            mailbox.cancelled = true;
+            // A queued token of ours stays; the worker that takes it finds
+            // the mailbox empty and skips it.
+            std::mem::take(&mut mailbox.tasks)
+        };
+        self.inner.stop.request();
+        tasks
+    }
+
     /// Holds the group's queued tasks: they stay queued, in order, but none
     /// starts until [`resume`](Self::resume). Running tasks go on. Does
     /// nothing once the pool is shutting down (a drain runs everything).
+    /// A worker that joins one of the held tasks runs it anyway (waiting
+    /// for the resume could deadlock the pool).
     pub fn pause(&self) {
         let mut mailbox = self.inner.mailbox.lock();
         // Checked under the mailbox lock: `shutdown` moves the state first

@@ -447,6 +447,23 @@ impl Shared {
         keep
     }
 
+    /// Hands back the never-started ones among `tasks` (taken out of a
+    /// cancelled group's mailbox), counting them as returned.
+    pub(crate) fn hand_back_tasks(
+        self: &Arc<Self>,
+        tasks: impl IntoIterator<Item = Task>,
+    ) -> Vec<PendingTask> {
+        let mut pending = Vec::new();
+        for task in tasks {
+            self.hand_back_one(task, &mut pending);
+        }
+        self.counters
+            .returned
+            .fetch_add(pending.len() as u64, Ordering::SeqCst);
+        self.notify_idle_waiters();
+        pending
+    }
+
     /// Empties `group`'s mailbox into `pending`; returns how many entries
     /// left the queue.
     fn hand_back_group(

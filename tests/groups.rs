@@ -1465,3 +1465,55 @@ fn a_groups_execute_blocked_on_a_full_queue_is_refused_when_the_group_is_cancell
     assert!(pool.wait_idle(WAIT));
     assert_eq!(counts(&job), quiescent(2, 0, 2, 0));
 }
+
+#[test]
+fn cancel_returning_hands_one_jobs_rest_back_and_the_books_add_up() {
+    #[derive(Debug, PartialEq)]
+    struct Chunk(u32);
+    impl drainpool::Job for Chunk {
+        type Output = u32;
+        fn run(self) -> u32 {
+            self.0
+        }
+    }
+    let pool = TestPool::new(1);
+    let job = pool.group("import");
+    let other = pool.group("other");
+    job.pause();
+    job.task().name("plain").execute(|| ()).unwrap();
+    let closure = job.task().name("closure").submit(|| 7u32).unwrap();
+    let chunk = job.task().name("chunk").submit_job(Chunk(9)).unwrap();
+
+    let rest = job.cancel_returning();
+    let names: Vec<_> = rest.iter().map(|t| t.name().unwrap().to_owned()).collect();
+    assert_eq!(names, ["plain", "closure", "chunk"]);
+    assert!(
+        !closure.is_finished() && !chunk.is_finished(),
+        "the program decides now"
+    );
+    let refused = job.execute(|| ()).unwrap_err();
+    assert_eq!(refused.reason(), drainpool::RejectReason::Cancelled);
+    // The rest of the pool goes on.
+    assert_eq!(bounded_join(other.submit(|| 5).unwrap()).unwrap(), 5);
+
+    let p = job.progress();
+    assert_eq!(
+        (p.submitted, p.returned, p.queued, p.cancelled),
+        (3, 3, 0, 0)
+    );
+    assert!(job.wait(WAIT), "handed back counts as ended for the group");
+
+    let mut rest = rest.into_iter();
+    rest.next().unwrap().run(); // the plain one, here and now
+    rest.next().unwrap().run(); // the closure: its handle gets the value
+    let value: Chunk = rest.next().unwrap().into_job().unwrap();
+    assert_eq!(value, Chunk(9));
+    assert_eq!(bounded_join(closure).unwrap(), 7);
+    assert!(bounded_join(chunk).unwrap_err().is_cancelled());
+
+    let stats = pool.stats();
+    // other's task, plain and closure completed; the chunk taken back counts
+    // as cancelled; nothing is still held.
+    assert_eq!((stats.completed, stats.cancelled), (3, 1));
+    assert!(pool.wait_idle(WAIT));
+}

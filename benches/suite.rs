@@ -1,0 +1,549 @@
+//! The throughput half of the performance suite: drainpool side by side with
+//! rayon, `threadpool` and a bare crossbeam-channel worker loop, 2 worker
+//! threads everywhere, one producer thread.
+//!
+//! Three scenarios:
+//!
+//! 1. **spawn-to-completion** (`spawn_10k`, `spawn_1m`): the producer
+//!    `execute`s N tiny tasks (N = 10k and 1M) and waits until all have run.
+//!    Every task bumps a static counter and, if it is the N-th, opens a
+//!    `Mutex` + `Condvar` latch the producer sleeps on (as in
+//!    `benches/spawn.rs`): every pool is timed to the same end and pays one
+//!    wake-up per round. Two closure shapes: capture-free (`free`: the
+//!    zero-sized `tick` fn item, so the pool's own cost is all that is
+//!    measured) and capturing an `Arc` clone (`arc`: one allocation per task
+//!    everywhere, and a refcount moving between threads). Peers: rayon
+//!    `ThreadPool::spawn`, `threadpool::ThreadPool::execute`, and the floor,
+//!    a bare crossbeam-channel loop (one channel of boxed closures, no
+//!    bookkeeping). drainpool also runs the whole round as one
+//!    `execute_batch` call.
+//! 2. **submit-and-join** (`submit_join_100k`): 100k tasks returning a
+//!    value, whose results the producer collects. drainpool `submit` (and
+//!    `submit_batch`) then `join` each handle; rayon `ThreadPool::scope`
+//!    (the scope body runs on a worker) and `in_place_scope` (the body runs
+//!    on the producer) with spawns writing into slots; `threadpool` with a
+//!    channel per result, and with one channel for all.
+//! 3. **fan-out from inside a task** (`fan_out_100k`): one task spawns 100k
+//!    children and waits for them. drainpool: the parent `submit`s (or
+//!    `submit_batch`es) the children and joins them, and a join on a worker
+//!    runs a still-queued child itself (helping); rayon: `rayon::scope`
+//!    inside `install`.
+//!
+//! Pools are built once, outside the timed loops. Every round is also
+//! recorded, and a closing summary prints each variant's median cost per
+//! task and the ratios the issue's targets are stated in (warm-up rounds
+//! included, as in `stop_latency`). The lifecycle and memory scenarios are
+//! in `suite_lifecycle` and `suite_memory`; `examples/compare.rs` prints the
+//! same comparisons as one markdown table.
+//!
+//! Run with `cargo bench --bench suite` (about a minute and a half). The machine
+//! these are meant for has 2 cores: the producer competes with the 2
+//! workers, as it would in a real program, and noise from other jobs moves
+//! the absolute figures, so read the ratios within one run.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
+
+/// Worker threads in every pool.
+const THREADS: usize = 2;
+/// Tasks per round in submit-and-join and fan-out.
+const JOIN_N: u64 = 100_000;
+
+// ----- the task body and the latch ------------------------------------------
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+static TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
+static DONE: Mutex<bool> = Mutex::new(false);
+static DONE_CV: Condvar = Condvar::new();
+
+/// The task body: count, and open the latch when the count reaches the
+/// round's target.
+#[inline]
+fn tick() {
+    // ORDERING: only the task that brings the count to the target opens the
+    // latch; the latch's mutex orders everything before it with the waiter.
+    if COUNTER.fetch_add(1, Ordering::Relaxed) + 1 == TARGET.load(Ordering::Relaxed) {
+        *DONE.lock().unwrap() = true;
+        DONE_CV.notify_one();
+    }
+}
+
+/// Resets the counter and the latch for a round of `n` tasks.
+fn reset(n: u64) {
+    COUNTER.store(0, Ordering::Relaxed);
+    TARGET.store(n, Ordering::Relaxed);
+    *DONE.lock().unwrap() = false;
+}
+
+/// Sleeps until the last task opened the latch.
+fn wait_latch() {
+    let mut done = DONE.lock().unwrap();
+    while !*done {
+        done = DONE_CV.wait(done).unwrap();
+    }
+}
+
+/// One spawn-to-completion round: `submit_all` hands the pool `n` tasks.
+fn spawn_round(n: u64, submit_all: impl FnOnce()) -> Duration {
+    reset(n);
+    let start = Instant::now();
+    submit_all();
+    wait_latch();
+    start.elapsed()
+}
+
+// ----- the floor: a bare crossbeam-channel worker loop ------------------------
+
+type Thunk = Box<dyn FnOnce() + Send>;
+
+/// One unbounded channel of boxed closures, `THREADS` threads receiving.
+struct BareLoop {
+    tx: Option<crossbeam_channel::Sender<Thunk>>,
+    workers: Vec<thread::JoinHandle<()>>,
+}
+
+impl BareLoop {
+    fn new(threads: usize) -> BareLoop {
+        let (tx, rx) = crossbeam_channel::unbounded::<Thunk>();
+        let workers = (0..threads)
+            .map(|_| {
+                let rx = rx.clone();
+                thread::spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                })
+            })
+            .collect();
+        BareLoop {
+            tx: Some(tx),
+            workers,
+        }
+    }
+
+    fn execute(&self, f: impl FnOnce() + Send + 'static) {
+        self.tx
+            .as_ref()
+            .expect("open until drop")
+            .send(Box::new(f))
+            .expect("workers alive");
+    }
+}
+
+impl Drop for BareLoop {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        for worker in self.workers.drain(..) {
+            worker.join().expect("bare worker panicked");
+        }
+    }
+}
+
+// ----- recording -------------------------------------------------------------
+
+/// Every round measured, in nanoseconds per task, by benchmark id.
+static SAMPLES: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
+
+/// A criterion group that also records every round, for the summary.
+struct Group<'c> {
+    inner: BenchmarkGroup<'c, WallTime>,
+    name: &'static str,
+}
+
+impl<'c> Group<'c> {
+    /// A group for rounds of `n` tasks, each round long enough that one
+    /// iteration per sample is plenty.
+    fn new(c: &'c mut Criterion, name: &'static str, n: u64) -> Group<'c> {
+        let mut inner = c.benchmark_group(name);
+        inner
+            .throughput(Throughput::Elements(n))
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(if n >= 1_000_000 {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_millis(1500)
+            });
+        if n >= 100_000 {
+            inner.sampling_mode(SamplingMode::Flat);
+        }
+        Group { inner, name }
+    }
+
+    /// Registers `round` (one round's duration for `per_round` tasks) as
+    /// `id`, recording every round in nanoseconds per task.
+    fn bench(&mut self, id: &str, per_round: u64, mut round: impl FnMut() -> Duration) {
+        let key = format!("{}/{id}", self.name);
+        self.inner.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut rounds = Vec::with_capacity(iters as usize);
+                for _ in 0..iters {
+                    let took = round();
+                    total += took;
+                    rounds.push(took.as_secs_f64() * 1e9 / per_round as f64);
+                }
+                SAMPLES
+                    .lock()
+                    .unwrap()
+                    .entry(key.clone())
+                    .or_default()
+                    .extend(rounds);
+                total
+            })
+        });
+    }
+
+    fn finish(self) {
+        self.inner.finish();
+    }
+}
+
+// ----- the pools ---------------------------------------------------------------
+
+struct Pools {
+    drain: Arc<drainpool::ThreadPool>,
+    rayon: rayon::ThreadPool,
+    tp: threadpool::ThreadPool,
+    bare: BareLoop,
+}
+
+impl Pools {
+    fn new() -> Pools {
+        Pools {
+            drain: Arc::new(drainpool::ThreadPool::new(THREADS).expect("drainpool")),
+            rayon: rayon::ThreadPoolBuilder::new()
+                .num_threads(THREADS)
+                .build()
+                .expect("rayon"),
+            tp: threadpool::ThreadPool::new(THREADS),
+            bare: BareLoop::new(THREADS),
+        }
+    }
+}
+
+// ----- 1. spawn-to-completion --------------------------------------------------
+
+fn spawn_to_completion(c: &mut Criterion, pools: &Pools, n: u64, name: &'static str) {
+    let Pools {
+        drain,
+        rayon,
+        tp,
+        bare,
+    } = pools;
+    let mut g = Group::new(c, name, n);
+
+    g.bench("drainpool/free", n, || {
+        spawn_round(n, || {
+            for _ in 0..n {
+                drain.execute(tick).expect("running pool accepts");
+            }
+        })
+    });
+    g.bench("drainpool_batch/free", n, || {
+        spawn_round(n, || {
+            drain
+                .execute_batch((0..n).map(|_| tick))
+                .expect("running pool accepts");
+        })
+    });
+    g.bench("rayon/free", n, || {
+        spawn_round(n, || (0..n).for_each(|_| rayon.spawn(tick)))
+    });
+    g.bench("threadpool/free", n, || {
+        spawn_round(n, || (0..n).for_each(|_| tp.execute(tick)))
+    });
+    g.bench("bare/free", n, || {
+        spawn_round(n, || (0..n).for_each(|_| bare.execute(tick)))
+    });
+
+    // Each task captures an `Arc` clone, as real tasks capture their inputs.
+    let shared = Arc::new(());
+    let with_arc = || {
+        let s = shared.clone();
+        move || {
+            drop(s);
+            tick();
+        }
+    };
+    g.bench("drainpool/arc", n, || {
+        spawn_round(n, || {
+            for _ in 0..n {
+                drain.execute(with_arc()).expect("running pool accepts");
+            }
+        })
+    });
+    g.bench("drainpool_batch/arc", n, || {
+        spawn_round(n, || {
+            drain
+                .execute_batch((0..n).map(|_| with_arc()))
+                .expect("running pool accepts");
+        })
+    });
+    g.bench("rayon/arc", n, || {
+        spawn_round(n, || (0..n).for_each(|_| rayon.spawn(with_arc())))
+    });
+    g.bench("threadpool/arc", n, || {
+        spawn_round(n, || (0..n).for_each(|_| tp.execute(with_arc())))
+    });
+    g.bench("bare/arc", n, || {
+        spawn_round(n, || (0..n).for_each(|_| bare.execute(with_arc())))
+    });
+    g.finish();
+}
+
+// ----- 2. submit-and-join ------------------------------------------------------
+
+/// The sum every submit-and-join and fan-out round must produce.
+fn expected_sum(n: u64) -> u64 {
+    n * (n - 1)
+}
+
+/// Times `round`, checking its result.
+fn timed_sum(n: u64, round: impl FnOnce() -> u64) -> Duration {
+    let start = Instant::now();
+    let sum = round();
+    let took = start.elapsed();
+    assert_eq!(sum, expected_sum(n));
+    took
+}
+
+fn drain_submit_join(pool: &drainpool::ThreadPool, n: u64) -> u64 {
+    let handles: Vec<_> = (0..n)
+        .map(|i| pool.submit(move || i * 2).expect("running pool accepts"))
+        .collect();
+    handles.into_iter().map(|h| h.join().expect("ran")).sum()
+}
+
+fn drain_submit_batch_join(pool: &drainpool::ThreadPool, n: u64) -> u64 {
+    let handles = pool
+        .submit_batch((0..n).map(|i| move || i * 2))
+        .expect("running pool accepts");
+    handles.into_iter().map(|h| h.join().expect("ran")).sum()
+}
+
+/// `rayon::scope` spawns writing into slots (call inside the pool).
+fn rayon_scope_slots(n: u64) -> u64 {
+    let mut slots = vec![0u64; n as usize];
+    rayon::scope(|s| {
+        for (i, slot) in slots.iter_mut().enumerate() {
+            s.spawn(move |_| *slot = i as u64 * 2);
+        }
+    });
+    slots.iter().sum()
+}
+
+fn submit_and_join(c: &mut Criterion, pools: &Pools) {
+    let n = JOIN_N;
+    let Pools {
+        drain, rayon, tp, ..
+    } = pools;
+    let mut g = Group::new(c, "submit_join_100k", n);
+    g.bench("drainpool/submit", n, || {
+        timed_sum(n, || drain_submit_join(drain, n))
+    });
+    g.bench("drainpool/submit_batch", n, || {
+        timed_sum(n, || drain_submit_batch_join(drain, n))
+    });
+    g.bench("rayon/scope", n, || {
+        timed_sum(n, || rayon.install(|| rayon_scope_slots(n)))
+    });
+    g.bench("rayon/in_place_scope", n, || {
+        timed_sum(n, || {
+            let mut slots = vec![0u64; n as usize];
+            rayon.in_place_scope(|s| {
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    s.spawn(move |_| *slot = i as u64 * 2);
+                }
+            });
+            slots.iter().sum()
+        })
+    });
+    g.bench("threadpool/channel_per_result", n, || {
+        timed_sum(n, || {
+            let results: Vec<_> = (0..n)
+                .map(|i| {
+                    let (tx, rx) = mpsc::channel();
+                    tp.execute(move || tx.send(i * 2).expect("receiver alive"));
+                    rx
+                })
+                .collect();
+            results.into_iter().map(|rx| rx.recv().expect("ran")).sum()
+        })
+    });
+    g.bench("threadpool/one_channel", n, || {
+        timed_sum(n, || {
+            let (tx, rx) = mpsc::channel();
+            for i in 0..n {
+                let tx = tx.clone();
+                tp.execute(move || tx.send(i * 2).expect("receiver alive"));
+            }
+            drop(tx);
+            rx.iter().sum()
+        })
+    });
+    g.finish();
+}
+
+// ----- 3. fan-out from inside a task -------------------------------------------
+
+fn fan_out(c: &mut Criterion, pools: &Pools) {
+    let n = JOIN_N;
+    let Pools { drain, rayon, .. } = pools;
+    let mut g = Group::new(c, "fan_out_100k", n);
+    g.bench("drainpool/submit", n, || {
+        let inner = drain.clone();
+        timed_sum(n, || {
+            drain
+                .submit(move || drain_submit_join(&inner, n))
+                .expect("running pool accepts")
+                .join()
+                .expect("ran")
+        })
+    });
+    g.bench("drainpool/submit_batch", n, || {
+        let inner = drain.clone();
+        timed_sum(n, || {
+            drain
+                .submit(move || drain_submit_batch_join(&inner, n))
+                .expect("running pool accepts")
+                .join()
+                .expect("ran")
+        })
+    });
+    g.bench("rayon/scope_in_install", n, || {
+        timed_sum(n, || rayon.install(|| rayon_scope_slots(n)))
+    });
+    g.finish();
+}
+
+// ----- summary -------------------------------------------------------------------
+
+fn median(key: &str) -> Option<f64> {
+    let samples = SAMPLES.lock().unwrap();
+    let mut s = samples.get(key)?.clone();
+    s.sort_by(f64::total_cmp);
+    Some(s[s.len() / 2])
+}
+
+/// Prints each variant's median, then the targets of the issue as ratios.
+fn summary() {
+    println!("\nmedian ns per task, every round measured:");
+    for (key, s) in SAMPLES.lock().unwrap().iter() {
+        let mut s = s.clone();
+        s.sort_by(f64::total_cmp);
+        println!("  {key:<48} {:>9.1}  ({} rounds)", s[s.len() / 2], s.len());
+    }
+    println!("\nratios of medians (drainpool / peer), with the issue's targets:");
+    let ratio = |what: &str, ours: &str, theirs: &str, target: &str| {
+        if let (Some(a), Some(b)) = (median(ours), median(theirs)) {
+            println!(
+                "  {what:<58} {a:>8.1} / {b:>8.1} ns = {:>5.2}   target {target}",
+                a / b
+            );
+        }
+    };
+    for group in ["spawn_10k", "spawn_1m"] {
+        let k = |v: &str| format!("{group}/{v}");
+        ratio(
+            &format!("{group}: free, vs bare loop"),
+            &k("drainpool/free"),
+            &k("bare/free"),
+            "<= 1.5",
+        );
+        ratio(
+            &format!("{group}: free, vs threadpool"),
+            &k("drainpool/free"),
+            &k("threadpool/free"),
+            "<= 0.5",
+        );
+        ratio(
+            &format!("{group}: free, vs rayon spawn"),
+            &k("drainpool/free"),
+            &k("rayon/free"),
+            "<= 0.25",
+        );
+        ratio(
+            &format!("{group}: arc, vs bare loop"),
+            &k("drainpool/arc"),
+            &k("bare/arc"),
+            "<= 1.1",
+        );
+        ratio(
+            &format!("{group}: execute_batch vs execute, free"),
+            &k("drainpool_batch/free"),
+            &k("drainpool/free"),
+            "<= 0.5",
+        );
+        ratio(
+            &format!("{group}: execute_batch vs execute, arc"),
+            &k("drainpool_batch/arc"),
+            &k("drainpool/arc"),
+            "(none)",
+        );
+    }
+    let k = |v: &str| format!("submit_join_100k/{v}");
+    ratio(
+        "submit_join_100k: submit vs rayon scope",
+        &k("drainpool/submit"),
+        &k("rayon/scope"),
+        "<= 1.0",
+    );
+    ratio(
+        "submit_join_100k: submit_batch vs rayon scope",
+        &k("drainpool/submit_batch"),
+        &k("rayon/scope"),
+        "<= 1.0",
+    );
+    ratio(
+        "submit_join_100k: submit vs rayon in_place_scope",
+        &k("drainpool/submit"),
+        &k("rayon/in_place_scope"),
+        "(none)",
+    );
+    ratio(
+        "submit_join_100k: submit vs threadpool + channel per result",
+        &k("drainpool/submit"),
+        &k("threadpool/channel_per_result"),
+        "(none)",
+    );
+    ratio(
+        "submit_join_100k: submit_batch vs submit",
+        &k("drainpool/submit_batch"),
+        &k("drainpool/submit"),
+        "<= 0.5",
+    );
+    let k = |v: &str| format!("fan_out_100k/{v}");
+    ratio(
+        "fan_out_100k: submit + join vs rayon scope in install",
+        &k("drainpool/submit"),
+        &k("rayon/scope_in_install"),
+        "(none)",
+    );
+    ratio(
+        "fan_out_100k: submit_batch + join vs rayon scope",
+        &k("drainpool/submit_batch"),
+        &k("rayon/scope_in_install"),
+        "(none)",
+    );
+}
+
+fn main() {
+    // Plots take longer to draw than the benchmarks take to run.
+    let mut criterion = Criterion::default().without_plots().configure_from_args();
+    let pools = Pools::new();
+    spawn_to_completion(&mut criterion, &pools, 10_000, "spawn_10k");
+    spawn_to_completion(&mut criterion, &pools, 1_000_000, "spawn_1m");
+    submit_and_join(&mut criterion, &pools);
+    fan_out(&mut criterion, &pools);
+    criterion.final_summary();
+
+    pools.drain.shutdown();
+    assert!(pools.drain.await_termination(Duration::from_secs(60)));
+    summary();
+}

@@ -1,0 +1,700 @@
+//! Prints one markdown table comparing drainpool with its peers, ready to
+//! paste into the README: every scenario of the performance suite that has
+//! a target, measured side by side in one run on 2 worker threads.
+//!
+//! ```text
+//! cargo run --release --example compare
+//! ```
+//!
+//! It takes 20 to 40 seconds. Each timed scenario is run `ROUNDS` times,
+//! the variants of a round one after another (so a burst of noise from
+//! other jobs hits all of them alike), and the best round of each variant
+//! is kept: on a shared machine the best round is the one least disturbed.
+//! The criterion benchmarks (`cargo bench --bench suite`, `suite_lifecycle`,
+//! `suite_memory`) measure the same things with medians and more rounds.
+//!
+//! The scenarios, with one producer thread:
+//!
+//! - spawn-to-completion: N tiny tasks `execute`d and run to the end; each
+//!   bumps a static counter and the N-th opens a latch the producer sleeps
+//!   on. Capture-free (a zero-sized fn item: the pool's own cost) and
+//!   capturing an `Arc` clone. Peers: a bare crossbeam-channel worker loop
+//!   (the floor), `threadpool::execute`, rayon `ThreadPool::spawn`.
+//! - batch intake: the same round as one `execute_batch` call.
+//! - submit-and-join: 100k tasks with results joined by the producer, vs
+//!   rayon `ThreadPool::scope` with spawns writing into slots.
+//! - fan-out: one task submits 100k children and joins them, vs
+//!   `rayon::scope` inside `install`.
+//! - `shutdown_now` with 1M tasks queued behind held workers, per returned
+//!   task, vs draining a channel of 1M boxed closures into a `Vec`.
+//! - idle `shutdown` + `await_termination`, vs a bare loop's drop-and-join.
+//! - `ThreadPool::new(2)` + drop, vs spawning and joining 2 threads.
+//! - memory: bytes per queued task, with a counting global allocator that is
+//!   switched on only while 100k tasks are queued behind held workers (so
+//!   it costs the timed scenarios one untaken branch per allocation).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Worker threads in every pool.
+const THREADS: usize = 2;
+/// Rounds per timed scenario; the best is kept.
+const ROUNDS: usize = 15;
+/// Repetitions per round of the scenarios that take microseconds.
+const SHORT_REPS: usize = 20;
+/// Tasks in the big spawn-to-completion and `shutdown_now` rounds.
+const BIG: u64 = 1_000_000;
+/// Tasks in the small spawn-to-completion round.
+const SMALL: u64 = 10_000;
+/// Tasks in submit-and-join, fan-out and the memory measurement.
+const MID: u64 = 100_000;
+
+// ----- a counting allocator, on only while memory is measured -----------------
+
+/// Forwards to [`System`]; while `COUNTING` is on, keeps the live bytes.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+fn count(bytes: isize) {
+    // ORDERING: Relaxed everywhere; counting is switched on and the counters
+    // read by the one thread that allocates meanwhile (the workers are held).
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every method passes its arguments unchanged to `System` and
+// returns what `System` returned, so `System`'s guarantees are ours; the
+// bookkeeping around it only touches atomics and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            count(layout.size() as isize);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            count(layout.size() as isize);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: our caller upholds `GlobalAlloc::dealloc`'s contract: `ptr`
+        // came from this allocator, that is from `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        count(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: our caller upholds `GlobalAlloc::realloc`'s contract.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            count(new_size as isize - layout.size() as isize);
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+// ----- the task body and the latch ----------------------------------------------
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+static TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
+static DONE: Mutex<bool> = Mutex::new(false);
+static DONE_CV: Condvar = Condvar::new();
+
+/// The task body: count, and open the latch when the count reaches the
+/// round's target.
+#[inline]
+fn tick() {
+    // ORDERING: only the task that brings the count to the target opens the
+    // latch; the latch's mutex orders everything before it with the waiter.
+    if COUNTER.fetch_add(1, Ordering::Relaxed) + 1 == TARGET.load(Ordering::Relaxed) {
+        *DONE.lock().unwrap() = true;
+        DONE_CV.notify_one();
+    }
+}
+
+/// One spawn-to-completion round of `n` tasks handed over by `submit_all`.
+fn spawn_round(n: u64, submit_all: impl FnOnce()) -> Duration {
+    COUNTER.store(0, Ordering::Relaxed);
+    TARGET.store(n, Ordering::Relaxed);
+    *DONE.lock().unwrap() = false;
+    let start = Instant::now();
+    submit_all();
+    let mut done = DONE.lock().unwrap();
+    while !*done {
+        done = DONE_CV.wait(done).unwrap();
+    }
+    start.elapsed()
+}
+
+// ----- the floor: a bare crossbeam-channel worker loop --------------------------
+
+type Thunk = Box<dyn FnOnce() + Send>;
+
+struct BareLoop {
+    tx: Option<crossbeam_channel::Sender<Thunk>>,
+    workers: Vec<thread::JoinHandle<()>>,
+}
+
+impl BareLoop {
+    fn new() -> BareLoop {
+        let (tx, rx) = crossbeam_channel::unbounded::<Thunk>();
+        let workers = (0..THREADS)
+            .map(|_| {
+                let rx = rx.clone();
+                thread::spawn(move || rx.iter().for_each(|job| job()))
+            })
+            .collect();
+        BareLoop {
+            tx: Some(tx),
+            workers,
+        }
+    }
+
+    fn execute(&self, f: impl FnOnce() + Send + 'static) {
+        let tx = self.tx.as_ref().expect("open until drop");
+        tx.send(Box::new(f)).expect("workers alive");
+    }
+
+    /// Drops the sender and joins the workers.
+    fn end(mut self) {
+        drop(self.tx.take());
+        for worker in self.workers.drain(..) {
+            worker.join().expect("bare worker panicked");
+        }
+    }
+}
+
+// ----- holding workers -------------------------------------------------------------
+
+/// A latch that holds the workers until it is opened.
+#[derive(Default)]
+struct Hold {
+    started: AtomicUsize,
+    open: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Hold {
+    /// Hands `THREADS` holding tasks to `spawn` and waits until every one
+    /// has blocked (each holds the lock until its wait releases it).
+    fn start(spawn: impl Fn(Thunk)) -> Arc<Hold> {
+        let hold = Arc::new(Hold::default());
+        for _ in 0..THREADS {
+            let hold = hold.clone();
+            spawn(Box::new(move || {
+                hold.started.fetch_add(1, Ordering::SeqCst);
+                let mut open = hold.open.lock().unwrap();
+                while !*open {
+                    open = hold.cv.wait(open).unwrap();
+                }
+            }));
+        }
+        while hold.started.load(Ordering::SeqCst) < THREADS {
+            thread::yield_now();
+        }
+        drop(hold.open.lock().unwrap());
+        hold
+    }
+
+    fn release(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+// ----- scenarios ----------------------------------------------------------------------
+
+fn new_drainpool() -> drainpool::ThreadPool {
+    drainpool::ThreadPool::new(THREADS).expect("drainpool")
+}
+
+fn new_rayon() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(THREADS)
+        .build()
+        .expect("rayon")
+}
+
+fn drain_submit_join(pool: &drainpool::ThreadPool, n: u64) -> u64 {
+    let handles: Vec<_> = (0..n)
+        .map(|i| pool.submit(move || i * 2).expect("accepted"))
+        .collect();
+    handles.into_iter().map(|h| h.join().expect("ran")).sum()
+}
+
+fn drain_submit_batch_join(pool: &drainpool::ThreadPool, n: u64) -> u64 {
+    let handles = pool
+        .submit_batch((0..n).map(|i| move || i * 2))
+        .expect("accepted");
+    handles.into_iter().map(|h| h.join().expect("ran")).sum()
+}
+
+/// `rayon::scope` spawns writing into slots (call inside the pool).
+fn rayon_scope_slots(n: u64) -> u64 {
+    let mut slots = vec![0u64; n as usize];
+    rayon::scope(|s| {
+        for (i, slot) in slots.iter_mut().enumerate() {
+            s.spawn(move |_| *slot = i as u64 * 2);
+        }
+    });
+    slots.iter().sum()
+}
+
+/// Times `f`, checking it summed `0 + 2 + ... + 2(n-1)`.
+fn timed_sum(n: u64, f: impl FnOnce() -> u64) -> Duration {
+    let start = Instant::now();
+    let sum = f();
+    let took = start.elapsed();
+    assert_eq!(sum, n * (n - 1));
+    took
+}
+
+/// A drainpool with both workers parked on its empty queue.
+fn parked_drainpool() -> drainpool::ThreadPool {
+    let pool = new_drainpool();
+    let all = Arc::new(Barrier::new(THREADS + 1));
+    for _ in 0..THREADS {
+        let all = all.clone();
+        pool.execute(move || {
+            all.wait();
+        })
+        .expect("accepted");
+    }
+    all.wait();
+    // Not synchronisation: time for the workers to block again, so that
+    // what is timed is the shutdown of an idle pool.
+    thread::sleep(Duration::from_millis(1));
+    pool
+}
+
+/// Best times seen, by variant.
+#[derive(Default)]
+struct Best(BTreeMap<&'static str, Duration>);
+
+impl Best {
+    fn record(&mut self, key: &'static str, took: Duration) {
+        let best = self.0.entry(key).or_insert(Duration::MAX);
+        *best = (*best).min(took);
+    }
+
+    /// Nanoseconds per unit of the best round.
+    fn per(&self, key: &str, units: u64) -> f64 {
+        self.0[key].as_secs_f64() * 1e9 / units as f64
+    }
+}
+
+fn noop() {}
+
+/// One round of every timed scenario.
+fn round(best: &mut Best, drain: &Arc<drainpool::ThreadPool>, rayon: &rayon::ThreadPool) {
+    let tp = threadpool::ThreadPool::new(THREADS);
+    let bare = BareLoop::new();
+    let shared = Arc::new(());
+    let with_arc = || {
+        let s = shared.clone();
+        move || {
+            drop(s);
+            tick();
+        }
+    };
+
+    for (n, drain_key, bare_key) in [
+        (BIG, "spawn 1M/drainpool", "spawn 1M/bare"),
+        (SMALL, "spawn 10k/drainpool", "spawn 10k/bare"),
+    ] {
+        let took = spawn_round(n, || {
+            (0..n).for_each(|_| drain.execute(tick).expect("accepted"))
+        });
+        best.record(drain_key, took);
+        let took = spawn_round(n, || (0..n).for_each(|_| bare.execute(tick)));
+        best.record(bare_key, took);
+    }
+    let took = spawn_round(BIG, || {
+        drain
+            .execute_batch((0..BIG).map(|_| tick))
+            .expect("accepted")
+    });
+    best.record("spawn 1M/drainpool batch", took);
+    let took = spawn_round(BIG, || (0..BIG).for_each(|_| tp.execute(tick)));
+    best.record("spawn 1M/threadpool", took);
+    let took = spawn_round(BIG, || (0..BIG).for_each(|_| rayon.spawn(tick)));
+    best.record("spawn 1M/rayon", took);
+    let took = spawn_round(BIG, || {
+        (0..BIG).for_each(|_| drain.execute(with_arc()).expect("accepted"))
+    });
+    best.record("spawn arc 1M/drainpool", took);
+    let took = spawn_round(BIG, || (0..BIG).for_each(|_| bare.execute(with_arc())));
+    best.record("spawn arc 1M/bare", took);
+
+    let took = timed_sum(MID, || drain_submit_join(drain, MID));
+    best.record("submit join/drainpool", took);
+    let took = timed_sum(MID, || drain_submit_batch_join(drain, MID));
+    best.record("submit join/drainpool batch", took);
+    let took = timed_sum(MID, || rayon.install(|| rayon_scope_slots(MID)));
+    best.record("submit join/rayon scope", took);
+
+    let inner = drain.clone();
+    let took = timed_sum(MID, || {
+        let parent = drain.submit(move || drain_submit_join(&inner, MID));
+        parent.expect("accepted").join().expect("ran")
+    });
+    best.record("fan out/drainpool", took);
+    let took = timed_sum(MID, || rayon.install(|| rayon_scope_slots(MID)));
+    best.record("fan out/rayon", took);
+
+    // shutdown_now with BIG tasks queued behind held workers.
+    {
+        let pool = new_drainpool();
+        let hold = Hold::start(|f| pool.execute(f).expect("accepted"));
+        (0..BIG).for_each(|_| pool.execute(noop).expect("accepted"));
+        let start = Instant::now();
+        let pending = pool.shutdown_now();
+        best.record("shutdown_now/drainpool", start.elapsed());
+        assert_eq!(pending.len() as u64, BIG);
+        drop(pending);
+        hold.release();
+        drop(pool);
+
+        let (tx, rx) = crossbeam_channel::unbounded::<Thunk>();
+        (0..BIG).for_each(|_| tx.send(Box::new(noop)).expect("receiver alive"));
+        let start = Instant::now();
+        let drained: Vec<Thunk> = rx.try_iter().collect();
+        best.record("shutdown_now/bare drain", start.elapsed());
+        assert_eq!(drained.len() as u64, BIG);
+    }
+
+    for _ in 0..SHORT_REPS {
+        let pool = parked_drainpool();
+        let start = Instant::now();
+        pool.shutdown();
+        assert!(pool.await_termination(Duration::from_secs(10)));
+        best.record("idle shutdown/drainpool", start.elapsed());
+        drop(pool);
+
+        let idle = BareLoop::new();
+        let all = Arc::new(Barrier::new(THREADS + 1));
+        for _ in 0..THREADS {
+            let all = all.clone();
+            idle.execute(move || {
+                all.wait();
+            });
+        }
+        all.wait();
+        thread::sleep(Duration::from_millis(1));
+        let start = Instant::now();
+        idle.end();
+        best.record("idle shutdown/bare", start.elapsed());
+
+        let start = Instant::now();
+        drop(new_drainpool());
+        best.record("new/drainpool", start.elapsed());
+        let start = Instant::now();
+        BareLoop::new().end();
+        best.record("new/bare", start.elapsed());
+        let start = Instant::now();
+        drop(new_rayon());
+        best.record("new/rayon", start.elapsed());
+    }
+
+    bare.end();
+    tp.join();
+}
+
+// ----- memory ---------------------------------------------------------------------------
+
+/// Live bytes added per task by `queue`, which queues `MID` tasks while
+/// the workers are held by `hold`.
+fn bytes_per_task(hold: Arc<Hold>, queue: impl FnOnce()) -> f64 {
+    LIVE_BYTES.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    queue();
+    COUNTING.store(false, Ordering::Relaxed);
+    hold.release();
+    LIVE_BYTES.load(Ordering::Relaxed) as f64 / MID as f64
+}
+
+/// A task capturing 32 bytes.
+fn capture32(i: u64) -> impl FnOnce() + Send + 'static {
+    let data = [i; 4];
+    move || {
+        std::hint::black_box(data);
+    }
+}
+
+struct Memory {
+    execute: f64,
+    execute32: f64,
+    submit: f64,
+    bare: f64,
+    bare32: f64,
+}
+
+fn memory() -> Memory {
+    let pool = new_drainpool();
+    let hold = Hold::start(|f| pool.execute(f).expect("accepted"));
+    let execute = bytes_per_task(hold, || {
+        (0..MID).for_each(|_| pool.execute(noop).expect("accepted"))
+    });
+    let hold = Hold::start(|f| pool.execute(f).expect("accepted"));
+    let execute32 = bytes_per_task(hold, || {
+        (0..MID).for_each(|i| pool.execute(capture32(i)).expect("accepted"))
+    });
+    let hold = Hold::start(|f| pool.execute(f).expect("accepted"));
+    let mut handles = Vec::with_capacity(MID as usize);
+    let submit = bytes_per_task(hold, || {
+        (0..MID).for_each(|_| handles.push(pool.submit(noop).expect("accepted")))
+    });
+    handles.into_iter().for_each(|h| h.join().expect("ran"));
+    drop(pool);
+
+    let bare = BareLoop::new();
+    let hold = Hold::start(|f| bare.execute(f));
+    let bare0 = bytes_per_task(hold, || (0..MID).for_each(|_| bare.execute(noop)));
+    let hold = Hold::start(|f| bare.execute(f));
+    let bare32 = bytes_per_task(hold, || (0..MID).for_each(|i| bare.execute(capture32(i))));
+    bare.end();
+    Memory {
+        execute,
+        execute32: execute32 - 32.0,
+        submit,
+        bare: bare0,
+        bare32: bare32 - 32.0,
+    }
+}
+
+// ----- the table --------------------------------------------------------------------------
+
+/// Today's date (UTC) as `YYYY-MM-DD`.
+fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The CPU model, if `/proc/cpuinfo` tells.
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_owned())
+}
+
+fn ns(v: f64) -> String {
+    format!("{v:.0} ns")
+}
+
+fn us(v: f64) -> String {
+    format!("{:.0} µs", v / 1e3)
+}
+
+fn main() {
+    let started = Instant::now();
+    // First, while no other pool's threads are about.
+    let mem = memory();
+    let drain = Arc::new(new_drainpool());
+    let rayon = new_rayon();
+    let mut best = Best::default();
+    for _ in 0..ROUNDS {
+        round(&mut best, &drain, &rayon);
+    }
+    drain.shutdown();
+    assert!(drain.await_termination(Duration::from_secs(60)));
+
+    let rows: Vec<[String; 5]> = {
+        let b = &best;
+        let per_big = |k| b.per(k, BIG);
+        let mut rows = Vec::new();
+        let mut row = |scenario: &str, ours: String, peer: String, ratio: f64, target: &str| {
+            rows.push([
+                scenario.to_owned(),
+                ours,
+                peer,
+                format!("{ratio:.2}"),
+                target.to_owned(),
+            ]);
+        };
+        let d = per_big("spawn 1M/drainpool");
+        for (peer, key, target) in [
+            ("bare crossbeam loop", "spawn 1M/bare", "≤ 1.5"),
+            ("`threadpool`", "spawn 1M/threadpool", "≤ 0.5"),
+            ("rayon `spawn`", "spawn 1M/rayon", "≤ 0.25"),
+        ] {
+            let p = per_big(key);
+            row(
+                "spawn-to-completion, 1M capture-free tasks, per task",
+                ns(d),
+                format!("{peer}: {}", ns(p)),
+                d / p,
+                target,
+            );
+        }
+        let (d10, p10) = (
+            b.per("spawn 10k/drainpool", SMALL),
+            b.per("spawn 10k/bare", SMALL),
+        );
+        row(
+            "spawn-to-completion, 10k capture-free tasks, per task",
+            ns(d10),
+            format!("bare crossbeam loop: {}", ns(p10)),
+            d10 / p10,
+            "≤ 1.5",
+        );
+        let (da, pa) = (
+            per_big("spawn arc 1M/drainpool"),
+            per_big("spawn arc 1M/bare"),
+        );
+        row(
+            "spawn-to-completion, 1M tasks capturing an `Arc`, per task",
+            ns(da),
+            format!("bare crossbeam loop: {}", ns(pa)),
+            da / pa,
+            "≤ 1.1",
+        );
+        let db = per_big("spawn 1M/drainpool batch");
+        row(
+            "`execute_batch` of 1M capture-free tasks, per task",
+            ns(db),
+            format!("drainpool `execute`: {}", ns(d)),
+            db / d,
+            "≤ 0.5",
+        );
+        let r = b.per("submit join/rayon scope", MID);
+        for (what, key) in [
+            (
+                "submit-and-join, 100k tasks (`submit` + `join`), per task",
+                "submit join/drainpool",
+            ),
+            (
+                "submit-and-join, 100k tasks (`submit_batch` + `join`), per task",
+                "submit join/drainpool batch",
+            ),
+        ] {
+            let v = b.per(key, MID);
+            row(
+                what,
+                ns(v),
+                format!("rayon `scope`: {}", ns(r)),
+                v / r,
+                "≤ 1.0",
+            );
+        }
+        let (f, fr) = (b.per("fan out/drainpool", MID), b.per("fan out/rayon", MID));
+        row(
+            "fan-out: a task submits 100k children and joins them, per child",
+            ns(f),
+            format!("`rayon::scope` in `install`: {}", ns(fr)),
+            f / fr,
+            "—",
+        );
+        let (s, sb) = (
+            per_big("shutdown_now/drainpool"),
+            per_big("shutdown_now/bare drain"),
+        );
+        row(
+            "`shutdown_now` with 1M queued, per returned task",
+            ns(s),
+            format!("draining a channel into a `Vec`: {}", ns(sb)),
+            s / sb,
+            "≤ 60 ns",
+        );
+        let (i, ib) = (
+            b.per("idle shutdown/drainpool", 1),
+            b.per("idle shutdown/bare", 1),
+        );
+        row(
+            "idle `shutdown` + `await_termination`",
+            us(i),
+            format!("bare loop, drop sender + join: {}", us(ib)),
+            i / ib,
+            "≤ 1 ms",
+        );
+        let (n, nb, nr) = (
+            b.per("new/drainpool", 1),
+            b.per("new/bare", 1),
+            b.per("new/rayon", 1),
+        );
+        row(
+            "`ThreadPool::new(2)` + drop",
+            us(n),
+            format!("spawn + join 2 threads: {}", us(nb)),
+            n / nb,
+            "—",
+        );
+        row(
+            "`ThreadPool::new(2)` + drop",
+            us(n),
+            format!("rayon build + drop (no join): {}", us(nr)),
+            n / nr,
+            "—",
+        );
+        row(
+            "memory: pool overhead per queued capture-free task",
+            format!("{:.0} B", mem.execute),
+            format!("bare crossbeam channel: {:.0} B", mem.bare),
+            mem.execute / mem.bare,
+            "≤ 64 B",
+        );
+        row(
+            "memory: overhead per queued task beyond a 32-byte closure",
+            format!("{:.0} B", mem.execute32),
+            format!("bare crossbeam channel: {:.0} B", mem.bare32),
+            mem.execute32 / mem.bare32,
+            "≤ 64 B",
+        );
+        row(
+            "memory: per queued `submit` task (cell + queue slot, handle not counted)",
+            format!("{:.0} B", mem.submit),
+            format!("bare crossbeam channel: {:.0} B", mem.bare),
+            mem.submit / mem.bare,
+            "≤ 64 B",
+        );
+        rows
+    };
+
+    println!(
+        "Measured {} with `cargo run --release --example compare`: {} worker threads, one \
+         producer, best of {ROUNDS} rounds, ratios from this one run.",
+        today(),
+        THREADS
+    );
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    match cpu_model() {
+        Some(model) => println!("machine: {cores} cores ({model})"),
+        None => println!("machine: {cores} cores"),
+    }
+    println!();
+    println!("| scenario | drainpool | peer | ratio | target |");
+    println!("|---|---|---|---|---|");
+    for [scenario, ours, peer, ratio, target] in &rows {
+        println!("| {scenario} | {ours} | {peer} | {ratio} | {target} |");
+    }
+    eprintln!("\n(ran in {:.1} s)", started.elapsed().as_secs_f64());
+}

@@ -76,6 +76,7 @@ mod queue;
 pub mod signal;
 mod state;
 mod stop;
+mod sync;
 mod task;
 mod unwind;
 mod wait;

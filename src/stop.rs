@@ -247,9 +247,13 @@ impl StopToken {
     }
 
     /// Inside a pool task, that task's token: it fires on
-    /// [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now) and on
-    /// [`TaskHandle::cancel`](crate::TaskHandle::cancel) of the running task.
+    /// [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now), on
+    /// [`TaskHandle::cancel`](crate::TaskHandle::cancel) of the running task,
+    /// and on [`TaskGroup::cancel`](crate::TaskGroup::cancel) of its group.
     /// Anywhere else, a token that never fires.
+    ///
+    /// It builds the token (a small allocation): take it once at the start
+    /// of a task and keep it, rather than calling this in a hot loop.
     pub fn current() -> StopToken {
         StopToken::from_states(crate::worker::current_stop_states())
     }

@@ -92,11 +92,21 @@ impl Builder {
         self
     }
 
-    /// The stack size of each worker thread, in bytes.
+    /// The stack size of each worker thread, in bytes; raised to at least
+    /// [`Builder::MIN_STACK_SIZE`], so that a panicking task (whose panic
+    /// hook may print a backtrace) cannot overflow its worker's stack and
+    /// abort the process.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
-        self.stack_size = Some(bytes);
+        self.stack_size = Some(bytes.max(Builder::MIN_STACK_SIZE));
         self
     }
+
+    /// The smallest stack a worker is given (64 KiB).
+    pub const MIN_STACK_SIZE: usize = 64 * 1024;
+
+    /// The most worker threads a pool may ask for (65 536); more is surely
+    /// a mistake, refused with [`BuildError::TooManyThreads`].
+    pub const MAX_THREADS: usize = 1 << 16;
 
     /// Bounds the queue to `capacity` tasks (at least 1). When it is full,
     /// [`ThreadPool::execute`] and [`ThreadPool::submit`] block until there
@@ -176,6 +186,12 @@ impl Builder {
     pub fn build(mut self) -> Result<ThreadPool, BuildError> {
         let threads = match self.threads {
             Some(0) => return Err(BuildError::ZeroThreads),
+            Some(n) if n > Builder::MAX_THREADS => {
+                return Err(BuildError::TooManyThreads {
+                    requested: n,
+                    max: Builder::MAX_THREADS,
+                });
+            }
             Some(n) => n,
             None => thread::available_parallelism().map_or(1, |n| n.get()),
         };

@@ -37,6 +37,14 @@ pub enum BuildError {
     ZeroThreads,
     /// [`Builder::queue_capacity`](crate::Builder::queue_capacity) was zero.
     ZeroQueueCapacity,
+    /// More threads than [`Builder::MAX_THREADS`](crate::Builder::MAX_THREADS)
+    /// were asked for.
+    TooManyThreads {
+        /// How many were asked for.
+        requested: usize,
+        /// The most a pool may have.
+        max: usize,
+    },
     /// The operating system refused to spawn worker thread `index`.
     Spawn {
         /// The index of the worker that could not be spawned.
@@ -52,6 +60,12 @@ impl fmt::Display for BuildError {
             BuildError::ZeroThreads => f.write_str("a thread pool needs at least one thread"),
             BuildError::ZeroQueueCapacity => {
                 f.write_str("a bounded queue needs a capacity of at least one task")
+            }
+            BuildError::TooManyThreads { requested, max } => {
+                write!(
+                    f,
+                    "{requested} threads asked for; a pool may have at most {max}"
+                )
             }
             BuildError::Spawn { index, source } => {
                 write!(f, "could not spawn worker thread {index}: {source}")

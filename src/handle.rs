@@ -213,9 +213,10 @@ where
             slot.stage = Stage::Taken;
             drop(slot);
             match result {
-                // No one will read the value: drop it here (a panicking
-                // Drop is caught by the worker's guard).
-                Ok(value) => drop(value),
+                // No one will read the value: drop it here, quietly (its
+                // Drop is user code, and this may be the program's thread
+                // running a PendingTask).
+                Ok(value) => unwind::drop_quietly(value),
                 Err(TaskError::Panicked(payload)) => report(Outcome::Orphan(payload)),
                 Err(TaskError::Cancelled) => {}
             }
@@ -321,15 +322,20 @@ where
     fn detach(&self) -> Option<Box<dyn Any + Send + 'static>> {
         let mut slot = self.slot.lock();
         slot.handle_alive = false;
-        if matches!(slot.stage, Stage::Done(Err(TaskError::Panicked(_)))) {
-            let Stage::Done(Err(TaskError::Panicked(payload))) =
-                mem::replace(&mut slot.stage, Stage::Taken)
-            else {
-                unreachable!()
-            };
-            return Some(payload);
+        match mem::replace(&mut slot.stage, Stage::Taken) {
+            Stage::Done(Err(TaskError::Panicked(payload))) => Some(payload),
+            Stage::Done(Ok(value)) => {
+                drop(slot);
+                // A result nobody will read: its Drop (user code) must not
+                // unwind into whoever dropped the handle.
+                unwind::drop_quietly(value);
+                None
+            }
+            other => {
+                slot.stage = other;
+                None
+            }
         }
-        None
     }
 }
 

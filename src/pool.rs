@@ -90,7 +90,9 @@ pub(crate) struct Shared {
     /// The pool's task groups, for shutdown (resume the paused ones) and
     /// `shutdown_now` (empty their mailboxes). Held strongly: a paused
     /// group whose every handle was dropped still holds accepted tasks.
-    /// Settled groups are pruned as new ones come, and all at termination.
+    /// Settled groups are pruned as new ones come, and all when the
+    /// `ThreadPool` is dropped (not at termination: a `shutdown_now` still
+    /// draining may need them; found by tests/stress.rs).
     groups: Mutex<Vec<Arc<GroupInner>>>,
     /// The pool-wide stop source, raised by `shutdown_now`.
     pub(crate) stop: Arc<StopState>,
@@ -547,10 +549,6 @@ impl Shared {
             call_logged(format_args!("pool {}: on_terminated", self.id), hook);
         }
         log::debug!("pool {}: terminated", self.id);
-        // Every group's mailbox is empty now; dropping them here also
-        // breaks any cycle through a task that captured its own group.
-        let groups = std::mem::take(&mut *self.groups.lock());
-        drop(groups);
         self.lifecycle.set_terminated();
         self.notify_idle_waiters();
         // ORDERING: pairs with the fence in the relay thread (see signal.rs).
@@ -1087,6 +1085,10 @@ impl Drop for ThreadPool {
         let stashed = self.shared.stash.lock().take();
         drop(stashed); // never-started tasks nobody can ask for now: cancel
         self.shared.shutdown();
+        // `shutdown` queued paused groups again, so their tokens keep them
+        // reachable; the list can go, which also breaks any cycle through a
+        // task that captured its own group.
+        drop(std::mem::take(&mut *self.shared.groups.lock()));
         if worker::is_worker_of(self.shared.id) {
             log::warn!(
                 "pool {}: dropped from its own worker; shutting down without waiting",

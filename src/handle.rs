@@ -25,17 +25,15 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 use crate::error::TaskError;
 use crate::group::GroupInner;
 use crate::pool::Shared;
 use crate::state::deadline_after;
 use crate::stop::StopState;
+use crate::sync::{AtomicBool, Condvar, Mutex, OnceLock, Ordering};
 use crate::task::{Call, TaskId};
 use crate::unwind;
 use crate::worker;

@@ -70,6 +70,9 @@ mod error;
 mod graceful;
 mod group;
 mod handle;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod model;
 mod ordered;
 mod pool;
 mod queue;

@@ -35,13 +35,11 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, ThreadId};
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Condvar, Mutex};
 
 use crate::error::Interrupted;
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering, ThreadId, current_thread};
 use crate::unwind::call_logged;
 
 type Callback = Box<dyn FnOnce() + Send + 'static>;
@@ -98,7 +96,7 @@ impl StopState {
             return false;
         }
         drop(self.closer.lock().take());
-        let me = thread::current().id();
+        let me = current_thread().id();
         loop {
             let (id, callback) = {
                 let mut reg = self.registry.lock();
@@ -141,7 +139,7 @@ impl StopState {
     /// waits for it to finish, so that after this returns it is neither
     /// running nor going to run.
     fn unregister(&self, id: u64) {
-        let me = thread::current().id();
+        let me = current_thread().id();
         let mut reg = self.registry.lock();
         if let Some(pos) = reg.callbacks.iter().position(|(i, _)| *i == id) {
             let (_, callback) = reg.callbacks.remove(pos);

@@ -1,23 +1,36 @@
 //! The synchronisation primitives of the model-checked core, swapped for
 //! loom's under `cfg(loom)`.
 //!
-//! `state.rs` (the lifecycle, the intake gate, the bounded queue's room)
-//! takes its atomics, mutexes and condvars from here, so that
-//! `RUSTFLAGS="--cfg loom" cargo test --release --lib loom` explores every
-//! interleaving of the protocols that keep a racing shutdown from losing a
-//! task (the models are at the end of `state.rs`). Outside loom these are `std`'s atomics and `parking_lot`'s
-//! locks, unchanged. Under loom, a timed wait cannot model time and waits
-//! as an untimed one; the models do not use timeouts.
+//! `state.rs` (the lifecycle, the intake gate, the bounded queue's room),
+//! `handle.rs` (a submitted task's cell and its claim) and `stop.rs` (stop
+//! requests and their callbacks) take their atomics, mutexes, condvars and
+//! thread ids from here, so that
+//! `RUSTFLAGS="--cfg loom" cargo test --release --test 'loom_*'` explores
+//! every interleaving of the protocols that keep a racing shutdown, cancel
+//! or stop request from losing a task or a wake-up (the models are in
+//! `tests/loom_*.rs`; they reach the pieces through the hidden
+//! `drainpool::model` module, which exists only under `cfg(loom)`).
+//!
+//! Outside loom these are `std`'s atomics and `parking_lot`'s locks,
+//! unchanged. Under loom, a timed wait cannot model time and waits as an
+//! untimed one; the models do not use timeouts.
 
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::OnceLock;
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::thread::{ThreadId, current as current_thread};
 
 #[cfg(loom)]
-pub(crate) use self::model::{Condvar, Mutex};
+pub(crate) use self::model::{Condvar, Mutex, OnceLock};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+// Loom's threads are coroutines on one OS thread: std's ids would all match.
+#[cfg(loom)]
+pub(crate) use loom::thread::{ThreadId, current as current_thread};
 
 /// Marks the middle of a Dekker pair: a SeqCst write here, a SeqCst read of
 /// another location after it.
@@ -105,6 +118,23 @@ mod model {
         pub(crate) fn notify_all(&self) -> bool {
             self.0.notify_all();
             true
+        }
+    }
+
+    /// `std::sync::OnceLock`'s `get_or_init`, over a loom mutex: std's
+    /// would block the one OS thread loom's coroutines share.
+    #[derive(Debug)]
+    pub(crate) struct OnceLock<T>(Mutex<Option<T>>);
+
+    impl<T: Clone> OnceLock<T> {
+        pub(crate) fn new() -> Self {
+            OnceLock(Mutex::new(None))
+        }
+
+        /// Clones the value out (the one caller, `Header::stop_state`,
+        /// clones it anyway).
+        pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> T {
+            self.0.lock().get_or_insert_with(init).clone()
         }
     }
 }

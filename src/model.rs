@@ -1,0 +1,163 @@
+//! The model-checked pieces of the core, for `tests/loom_*.rs` only.
+//!
+//! This module exists only under `cfg(loom)` and is hidden from the docs:
+//! nothing here is part of the API. It wraps crate-private types in a small
+//! public surface so that integration tests can drive the real code from
+//! loom's threads, with every primitive it uses taken from loom (see
+//! `sync.rs`):
+//!
+//! - [`Intake`]: the lifecycle and the intake gate, which linearise a
+//!   submit against `shutdown` and `shutdown_now`;
+//! - [`Cell`]: a submitted task's cell, whose claim decides between a
+//!   worker (or a joiner) running it, `shutdown_now` handing it back, the
+//!   handed-back `PendingTask` running or being dropped, and its handle's
+//!   `cancel`;
+//! - stop requests need no wrapper: `StopSource`, `StopToken::on_stop` and
+//!   `StopCallback` are public, and `stop.rs` takes its primitives from
+//!   loom too.
+//!
+//! Run the models with
+//! `LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" cargo test --release --test 'loom_*'`.
+
+#![allow(missing_docs, missing_debug_implementations)]
+
+use std::sync::Arc;
+
+use crate::error::TaskError;
+use crate::handle::{self, CancelOutcome, HandleOps, Outcome};
+use crate::state::{Gate, Lifecycle};
+use crate::task::Closure;
+
+pub use crate::state::PoolState;
+
+/// The pool's lifecycle and intake gate, without the pool.
+pub struct Intake {
+    lifecycle: Lifecycle,
+    gate: Gate,
+}
+
+impl Intake {
+    pub fn new() -> Intake {
+        Intake {
+            lifecycle: Lifecycle::new(),
+            gate: Gate::new(),
+        }
+    }
+
+    /// Submits one task as the pool does: enters the gate, and if the pool
+    /// is still running runs `enqueue` and accepts. True if accepted.
+    pub fn submit(&self, enqueue: impl FnOnce()) -> bool {
+        match self.gate.enter(&self.lifecycle, 1) {
+            Some(mut pass) => {
+                enqueue();
+                pass.accept();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Moves the state forward (never back); returns the state before.
+    pub fn advance(&self, to: PoolState) -> PoolState {
+        self.lifecycle.advance(to)
+    }
+
+    pub fn state(&self) -> PoolState {
+        self.lifecycle.get()
+    }
+
+    /// Blocks until no submitter is inside the gate (what a drain does once
+    /// the state has moved past `Running`).
+    pub fn wait_clear(&self) {
+        self.gate.wait_clear();
+    }
+
+    /// Tasks ever accepted through the gate.
+    pub fn accepted(&self) -> u64 {
+        self.gate.accepted()
+    }
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Intake::new()
+    }
+}
+
+/// What a claim on the cell did, as the pool counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// It ran here; `returned`: it had been handed back first.
+    Ran { returned: bool },
+    /// It was cancelled here; `returned`: it had been handed back first.
+    Cancelled { returned: bool },
+    /// It was running elsewhere (a handle's cancel raised its stop flag).
+    Running,
+    /// Someone else claimed it already.
+    Lost,
+}
+
+/// A submitted task's cell, with a closure returning `u32`, and the ways
+/// the pool and the program reach it.
+#[derive(Clone)]
+pub struct Cell(Arc<dyn HandleOps<u32>>);
+
+impl Cell {
+    pub fn new(f: impl FnOnce() -> u32 + Send + 'static) -> Cell {
+        Cell(handle::Cell::new(None, 0, Closure(f), None))
+    }
+
+    /// A worker that took the cell's entry from the queue, or a joiner
+    /// helping: skips it if claimed, else claims and runs it.
+    pub fn run(&self) -> End {
+        if self.0.header().is_claimed() {
+            return End::Lost;
+        }
+        let mut end = End::Lost;
+        self.0.run(&mut |outcome| {
+            if let Outcome::Ended { returned, .. } = outcome {
+                end = End::Ran { returned };
+            }
+        });
+        end
+    }
+
+    /// `shutdown_now` found the cell's entry in the queue: true if it is
+    /// handed back (a `PendingTask` now owns it).
+    pub fn hand_back(&self) -> bool {
+        self.0.hand_back()
+    }
+
+    /// The handed-back `PendingTask` is dropped.
+    pub fn drop_pending(&self) -> End {
+        self.claim_to_cancel(false)
+    }
+
+    /// The handle's `cancel`.
+    pub fn cancel(&self) -> End {
+        self.claim_to_cancel(true)
+    }
+
+    fn claim_to_cancel(&self, stop_running: bool) -> End {
+        match self.0.cancel(stop_running) {
+            CancelOutcome::Cancelled { returned } => End::Cancelled { returned },
+            CancelOutcome::Running => End::Running,
+            CancelOutcome::Finished => End::Lost,
+        }
+    }
+
+    /// The handle's `join`: waits for the end, takes the result.
+    pub fn join(&self) -> Result<u32, TaskError> {
+        self.0.wait(None);
+        self.0.take()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    /// The task's own stop flag (raised by a cancel that found it running).
+    pub fn stop_requested(&self) -> bool {
+        self.0.header().stop_state().is_requested()
+    }
+}

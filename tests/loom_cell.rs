@@ -1,0 +1,161 @@
+//! Loom model checks of a submitted task's cell: the claim that decides,
+//! exactly once, between a worker (or a helping joiner) running the task,
+//! `shutdown_now` handing it back, the handed-back `PendingTask` running
+//! or being dropped, and the handle's `cancel`; and the handle's wait for
+//! the result, which must not miss its wake-up. The real cell
+//! (`drainpool::model::Cell`), every lock and atomic taken from loom.
+//!
+//! `LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" cargo test --release --test 'loom_*'`
+//!
+//! A plain `execute` task has no cell: its queue entry is taken by exactly
+//! one party (a worker or `shutdown_now`'s drain) because the queue is a
+//! channel, so there is nothing of ours to model there.
+#![cfg(loom)]
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use drainpool::TaskError;
+use drainpool::model::{Cell, End};
+
+/// A cell whose closure counts its runs (a std counter: read only after
+/// every thread was joined).
+fn counted() -> (Cell, std::sync::Arc<AtomicUsize>) {
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let cell = {
+        let runs = runs.clone();
+        Cell::new(move || {
+            runs.fetch_add(1, SeqCst);
+            42
+        })
+    };
+    (cell, runs)
+}
+
+/// The ends everyone saw: exactly one party ran or cancelled the task, and
+/// the handle's result says which.
+fn check(ends: &[End], runs: usize, joined: Result<u32, TaskError>) {
+    let ran: Vec<_> = ends
+        .iter()
+        .filter(|e| matches!(e, End::Ran { .. }))
+        .collect();
+    let cancelled: Vec<_> = ends
+        .iter()
+        .filter(|e| matches!(e, End::Cancelled { .. }))
+        .collect();
+    assert_eq!(ran.len() + cancelled.len(), 1, "claimed {ends:?}");
+    assert_eq!(runs, ran.len(), "the closure ran {runs} times: {ends:?}");
+    match joined {
+        Ok(v) => assert!(v == 42 && ran.len() == 1, "{ends:?}"),
+        Err(e) => assert!(e.is_cancelled() && cancelled.len() == 1, "{ends:?}"),
+    }
+}
+
+/// A worker takes the task while `shutdown_now` hands it back and then
+/// drops the `PendingTask`; the program joins. Never both run and handed
+/// back: if the hand-back won, the end is counted as returned, once.
+#[test]
+fn shutdown_now_vs_a_worker_taking_the_same_task() {
+    loom::model(|| {
+        let (cell, runs) = counted();
+        let worker = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.run())
+        };
+        let stopper = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.hand_back().then(|| cell.drop_pending()))
+        };
+        let joined = cell.join();
+        let ran = worker.join().unwrap();
+        let handed = stopper.join().unwrap();
+        let mut ends = vec![ran];
+        ends.extend(handed);
+        check(&ends, runs.load(SeqCst), joined);
+        if handed.is_some() {
+            // Handed back: whoever ended it counts it as returned.
+            assert!(
+                ends.iter().any(|e| matches!(
+                    e,
+                    End::Ran { returned: true } | End::Cancelled { returned: true }
+                )),
+                "{ends:?}"
+            );
+        } else {
+            assert_eq!(ran, End::Ran { returned: false });
+        }
+    });
+}
+
+/// The handle's `cancel` races the task starting on a worker: `cancel`
+/// wins (it never runs, the handle resolves `Cancelled`), or the task
+/// runs and `cancel` reports it running (its stop flag raised) or ended.
+#[test]
+fn handle_cancel_vs_start() {
+    loom::model(|| {
+        let (cell, runs) = counted();
+        let worker = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.run())
+        };
+        let cancelled = cell.cancel();
+        let ran = worker.join().unwrap();
+        let joined = cell.join();
+        check(&[ran, cancelled], runs.load(SeqCst), joined);
+        match cancelled {
+            End::Cancelled { returned } => assert!(!returned && ran == End::Lost),
+            End::Running => assert!(cell.stop_requested(), "cancel of a running task"),
+            End::Lost => assert_eq!(ran, End::Ran { returned: false }),
+            End::Ran { .. } => unreachable!(),
+        }
+    });
+}
+
+/// A task handed back by `shutdown_now` is run by the program (through
+/// its `PendingTask`) while its handle is cancelled from another thread:
+/// one of them wins, counted once as returned.
+#[test]
+fn a_handed_back_task_run_by_the_program_vs_its_handles_cancel() {
+    loom::model(|| {
+        let (cell, runs) = counted();
+        assert!(cell.hand_back());
+        let canceller = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.cancel())
+        };
+        let ran = cell.run();
+        let cancelled = canceller.join().unwrap();
+        let joined = cell.join();
+        check(&[ran, cancelled], runs.load(SeqCst), joined);
+        assert!(
+            matches!(ran, End::Ran { returned: true } | End::Lost)
+                && matches!(
+                    cancelled,
+                    End::Cancelled { returned: true } | End::Running | End::Lost
+                ),
+            "{ran:?} {cancelled:?}"
+        );
+    });
+}
+
+/// Two workers race for the same cell (a worker and a joiner helping):
+/// exactly one runs it, and a third thread's join wakes up.
+#[test]
+fn two_runners_and_a_joiner() {
+    loom::model(|| {
+        let (cell, runs) = counted();
+        let runners: Vec<_> = (0..2)
+            .map(|_| {
+                let cell = cell.clone();
+                loom::thread::spawn(move || cell.run())
+            })
+            .collect();
+        let joiner = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.join())
+        };
+        let ends: Vec<End> = runners.into_iter().map(|r| r.join().unwrap()).collect();
+        let joined = joiner.join().unwrap();
+        check(&ends, runs.load(SeqCst), joined);
+        assert!(cell.is_finished());
+    });
+}

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     BRIEF, DropCounter, Gate, Latch, LeakOnPanic, TestPool, WAIT, bounded_join, bump, named_pool,
-    sleep_until_stopped, spawn,
+    spawn, started_sleeper,
 };
 use drainpool::signal::{SIGUSR1, SIGUSR2, StepOutcome, on_signals};
 use drainpool::{
@@ -562,11 +562,7 @@ fn token_sleep_with_zero_and_max() {
     // Inside a task: StopToken::current().sleep(MAX) ends on the handle's
     // cancel.
     let pool = TestPool::new(1);
-    let (started_tx, started) = mpsc::channel();
-    let handle = pool
-        .submit(sleep_until_stopped(started_tx, Duration::MAX))
-        .unwrap();
-    started.recv_timeout(WAIT).expect("the task started");
+    let handle = started_sleeper(&pool);
     assert!(!handle.cancel(), "a running task cannot be cancelled");
     assert_eq!(bounded_join(handle).unwrap(), Err(Interrupted));
 }
@@ -720,11 +716,7 @@ fn shutdown_gracefully_with_zero_budgets_returns_at_once_and_loses_nothing() {
 fn shutdown_gracefully_with_zero_drain_and_max_interrupt_interrupts_and_waits() {
     let pool = Arc::new(named_pool(1, "interrupt"));
     let _leak = LeakOnPanic(pool.clone());
-    let (started_tx, started) = mpsc::channel();
-    let sleeper = pool
-        .submit(sleep_until_stopped(started_tx, Duration::MAX))
-        .unwrap();
-    started.recv_timeout(WAIT).expect("the sleeper started");
+    let sleeper = started_sleeper(&pool);
     let queued = pool.submit(|| 1).unwrap();
     let report = spawn({
         let pool = pool.clone();
@@ -1088,11 +1080,7 @@ fn every_intake_form_from_a_task_during_shutdown_is_refused_and_handed_back() {
 fn shutdown_now_from_inside_a_task_hands_the_queue_to_it() {
     let pool = Arc::new(named_pool(2, "inner"));
     let _leak = LeakOnPanic(pool.clone());
-    let (started_tx, started) = mpsc::channel();
-    let sleeper = pool
-        .submit(sleep_until_stopped(started_tx, Duration::MAX))
-        .unwrap();
-    started.recv_timeout(WAIT).expect("the sleeper started");
+    let sleeper = started_sleeper(&pool);
     let gate = Gate::new();
     let stopper = pool
         .submit(gate.hold({

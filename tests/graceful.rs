@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BRIEF, Latch, WAIT, bump, named_pool, sleep_until_stopped};
+use common::{BRIEF, Latch, WAIT, bump, named_pool, sleep_until_stopped, started_sleeper};
 use drainpool::{
     Interrupted, PoolState, ShutdownPolicy, ShutdownReport, StopToken, TaskError, ThreadPool,
 };
@@ -497,11 +497,7 @@ fn drop_policy_with_a_cooperative_task_terminates_and_joins() {
         })
         .build()
         .unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let sleeper = pool
-        .submit(sleep_until_stopped(started_tx, Duration::MAX))
-        .unwrap();
-    started_rx.recv_timeout(WAIT).unwrap();
+    let sleeper = started_sleeper(&pool);
     let (dropped_tx, dropped_rx) = mpsc::channel();
     thread::spawn(move || {
         let started = Instant::now();

@@ -402,6 +402,36 @@ fn give_back(rng: &mut Rng, f: impl FnOnce()) {
     }
 }
 
+/// A refused batch: every task refused for an expected reason, and the
+/// whole batch back in the `Rejected`, each closure run or dropped here.
+fn refused_batch<F, R>(
+    env: &TaskEnv,
+    rng: &mut Rng,
+    slots: &[Arc<Slot>],
+    rejected: Rejected<Vec<F>>,
+    may_be_full: bool,
+) where
+    F: FnOnce() -> R,
+{
+    for slot in slots {
+        check_reason(env, slot, &rejected, may_be_full);
+        slot.intake.store(REJECTED, SeqCst);
+    }
+    let back = rejected.into_inner();
+    if back.len() != slots.len() {
+        env.violation(format!(
+            "a refused batch of {} came back as {}",
+            slots.len(),
+            back.len()
+        ));
+    }
+    for f in back {
+        give_back(rng, move || {
+            f();
+        });
+    }
+}
+
 /// Tasks handed back by `shutdown_now`, `cancel_returning` or a graceful
 /// shutdown: run some, drop some, take some jobs back out as values.
 fn settle(env: &TaskEnv, rng: &mut Rng, pending: Vec<PendingTask>) {
@@ -714,20 +744,7 @@ fn step(round: &Round, rng: &mut Rng, held: &mut Held, op: Op) {
                 Ok(()) => slots.iter().for_each(|s| accepted(s, None, held)),
                 Err(rejected) => {
                     let full = round.shape.capacity.is_some_and(|c| n > c);
-                    for slot in &slots {
-                        check_reason(env, slot, &rejected, full);
-                        slot.intake.store(REJECTED, SeqCst);
-                    }
-                    let back = rejected.into_inner();
-                    if back.len() != n {
-                        env.violation(format!(
-                            "a refused batch of {n} came back as {}",
-                            back.len()
-                        ));
-                    }
-                    for f in back {
-                        give_back(rng, f);
-                    }
+                    refused_batch(env, rng, &slots, rejected, full);
                 }
             }
         }
@@ -749,22 +766,7 @@ fn step(round: &Round, rng: &mut Rng, held: &mut Held, op: Op) {
                 }
                 Err(rejected) => {
                     let full = round.shape.capacity.is_some_and(|c| n > c);
-                    for slot in &slots {
-                        check_reason(env, slot, &rejected, full);
-                        slot.intake.store(REJECTED, SeqCst);
-                    }
-                    let back = rejected.into_inner();
-                    if back.len() != n {
-                        env.violation(format!(
-                            "a refused batch of {n} came back as {}",
-                            back.len()
-                        ));
-                    }
-                    for f in back {
-                        give_back(rng, move || {
-                            f();
-                        });
-                    }
+                    refused_batch(env, rng, &slots, rejected, full);
                 }
             }
         }

@@ -141,6 +141,18 @@ pub(crate) fn sleep_until_stopped(
     }
 }
 
+/// Submits a task that sleeps interruptibly until it is stopped, and waits
+/// until it has started: a worker kept busy until `shutdown_now` or the
+/// handle's `cancel`.
+pub(crate) fn started_sleeper(pool: &ThreadPool) -> TaskHandle<Result<(), Interrupted>> {
+    let (started_tx, started) = mpsc::channel();
+    let handle = pool
+        .submit(sleep_until_stopped(started_tx, Duration::MAX))
+        .unwrap();
+    started.recv_timeout(WAIT).expect("the sleeper started");
+    handle
+}
+
 // ----- bounded joins ----------------------------------------------------------
 
 /// A thread whose result is waited for with a bound, so that a hang in the

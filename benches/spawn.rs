@@ -25,93 +25,33 @@
 //! Pools are built once, outside the timed loop. Run with
 //! `cargo bench --bench spawn`; it takes a little over a minute.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::{BareLoop, COUNTER, THREADS, new_drainpool, new_rayon, reset, wait_latch};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Tasks per iteration.
 const N: u64 = 100_000;
-/// Worker threads in every pool.
-const THREADS: usize = 2;
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-static DONE: Mutex<bool> = Mutex::new(false);
-static DONE_CV: Condvar = Condvar::new();
 
 /// The task body: count, and open the latch when the count reaches `N`.
+/// (Not `common::tick`: the target here is a constant, as it always was in
+/// this bench, so the task loads no round target.)
 #[inline]
 fn tick() {
     // ORDERING: only the task that sees N - 1 opens the latch; the latch's
     // mutex orders everything before it with the waiter.
     if COUNTER.fetch_add(1, Ordering::Relaxed) == N - 1 {
-        *DONE.lock().unwrap() = true;
-        DONE_CV.notify_one();
-    }
-}
-
-/// Resets the counter and the latch; call before submitting.
-fn reset() {
-    COUNTER.store(0, Ordering::Relaxed);
-    *DONE.lock().unwrap() = false;
-}
-
-/// Sleeps until the last task opened the latch.
-fn wait_latch() {
-    let mut done = DONE.lock().unwrap();
-    while !*done {
-        done = DONE_CV.wait(done).unwrap();
-    }
-}
-
-/// A bare crossbeam-channel worker loop: the floor.
-struct BareLoop {
-    tx: Option<crossbeam_channel::Sender<Box<dyn FnOnce() + Send>>>,
-    workers: Vec<thread::JoinHandle<()>>,
-}
-
-impl BareLoop {
-    fn new(threads: usize) -> BareLoop {
-        let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
-        let workers = (0..threads)
-            .map(|_| {
-                let rx = rx.clone();
-                thread::spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        job();
-                    }
-                })
-            })
-            .collect();
-        BareLoop {
-            tx: Some(tx),
-            workers,
-        }
-    }
-
-    fn execute(&self, f: impl FnOnce() + Send + 'static) {
-        self.tx
-            .as_ref()
-            .expect("open until drop")
-            .send(Box::new(f))
-            .expect("workers alive");
-    }
-}
-
-impl Drop for BareLoop {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        for worker in self.workers.drain(..) {
-            worker.join().expect("bare worker panicked");
-        }
+        common::open_latch();
     }
 }
 
 /// One timed round: reset, submit `N` tasks with `submit`, wait on the latch.
 fn latch_round(submit: impl Fn()) {
-    reset();
+    reset(N);
     for _ in 0..N {
         submit();
     }
@@ -119,13 +59,10 @@ fn latch_round(submit: impl Fn()) {
 }
 
 fn spawn(c: &mut Criterion) {
-    let drain = drainpool::ThreadPool::new(THREADS).expect("drainpool");
+    let drain = new_drainpool();
     let tp = threadpool::ThreadPool::new(THREADS);
-    let rayon = rayon::ThreadPoolBuilder::new()
-        .num_threads(THREADS)
-        .build()
-        .expect("rayon");
-    let bare = BareLoop::new(THREADS);
+    let rayon = new_rayon();
+    let bare = BareLoop::new();
 
     let mut group = c.benchmark_group("spawn_100k");
     group
@@ -156,7 +93,7 @@ fn spawn(c: &mut Criterion) {
     // have none for fire-and-forget work).
     group.bench_function("drainpool/native_wait_idle", |b| {
         b.iter(|| {
-            reset();
+            reset(N);
             for _ in 0..N {
                 drain.execute(tick).expect("running pool accepts");
             }
@@ -166,7 +103,7 @@ fn spawn(c: &mut Criterion) {
     });
     group.bench_function("threadpool/native_join", |b| {
         b.iter(|| {
-            reset();
+            reset(N);
             for _ in 0..N {
                 tp.execute(tick);
             }
@@ -179,13 +116,7 @@ fn spawn(c: &mut Criterion) {
     // the closure is no longer zero-sized, so every pool (and the bare loop)
     // allocates once per task, and the refcount moves between threads.
     let shared = Arc::new(());
-    let with_arc = || {
-        let s = shared.clone();
-        move || {
-            drop(s);
-            tick();
-        }
-    };
+    let with_arc = || common::with_arc(&shared, tick);
     group.bench_function("drainpool/arc_capture", |b| {
         b.iter(|| latch_round(|| drain.execute(with_arc()).expect("running pool accepts")))
     });

@@ -41,167 +41,29 @@
 //! workers, as it would in a real program, and noise from other jobs moves
 //! the absolute figures, so read the ratios within one run.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
-/// Worker threads in every pool.
-const THREADS: usize = 2;
+use common::{
+    BareLoop, Group, SAMPLES, THREADS, drain_submit_batch_join, drain_submit_join, new_drainpool,
+    new_rayon, rayon_scope_slots, spawn_round, tick, timed_sum,
+};
+use criterion::Criterion;
+
 /// Tasks per round in submit-and-join and fan-out.
 const JOIN_N: u64 = 100_000;
 
-// ----- the task body and the latch ------------------------------------------
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-static TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
-static DONE: Mutex<bool> = Mutex::new(false);
-static DONE_CV: Condvar = Condvar::new();
-
-/// The task body: count, and open the latch when the count reaches the
-/// round's target.
-#[inline]
-fn tick() {
-    // ORDERING: only the task that brings the count to the target opens the
-    // latch; the latch's mutex orders everything before it with the waiter.
-    if COUNTER.fetch_add(1, Ordering::Relaxed) + 1 == TARGET.load(Ordering::Relaxed) {
-        *DONE.lock().unwrap() = true;
-        DONE_CV.notify_one();
-    }
-}
-
-/// Resets the counter and the latch for a round of `n` tasks.
-fn reset(n: u64) {
-    COUNTER.store(0, Ordering::Relaxed);
-    TARGET.store(n, Ordering::Relaxed);
-    *DONE.lock().unwrap() = false;
-}
-
-/// Sleeps until the last task opened the latch.
-fn wait_latch() {
-    let mut done = DONE.lock().unwrap();
-    while !*done {
-        done = DONE_CV.wait(done).unwrap();
-    }
-}
-
-/// One spawn-to-completion round: `submit_all` hands the pool `n` tasks.
-fn spawn_round(n: u64, submit_all: impl FnOnce()) -> Duration {
-    reset(n);
-    let start = Instant::now();
-    submit_all();
-    wait_latch();
-    start.elapsed()
-}
-
-// ----- the floor: a bare crossbeam-channel worker loop ------------------------
-
-type Thunk = Box<dyn FnOnce() + Send>;
-
-/// One unbounded channel of boxed closures, `THREADS` threads receiving.
-struct BareLoop {
-    tx: Option<crossbeam_channel::Sender<Thunk>>,
-    workers: Vec<thread::JoinHandle<()>>,
-}
-
-impl BareLoop {
-    fn new(threads: usize) -> BareLoop {
-        let (tx, rx) = crossbeam_channel::unbounded::<Thunk>();
-        let workers = (0..threads)
-            .map(|_| {
-                let rx = rx.clone();
-                thread::spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        job();
-                    }
-                })
-            })
-            .collect();
-        BareLoop {
-            tx: Some(tx),
-            workers,
-        }
-    }
-
-    fn execute(&self, f: impl FnOnce() + Send + 'static) {
-        self.tx
-            .as_ref()
-            .expect("open until drop")
-            .send(Box::new(f))
-            .expect("workers alive");
-    }
-}
-
-impl Drop for BareLoop {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        for worker in self.workers.drain(..) {
-            worker.join().expect("bare worker panicked");
-        }
-    }
-}
-
-// ----- recording -------------------------------------------------------------
-
-/// Every round measured, in nanoseconds per task, by benchmark id.
-static SAMPLES: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
-
-/// A criterion group that also records every round, for the summary.
-struct Group<'c> {
-    inner: BenchmarkGroup<'c, WallTime>,
-    name: &'static str,
-}
-
-impl<'c> Group<'c> {
-    /// A group for rounds of `n` tasks, each round long enough that one
-    /// iteration per sample is plenty.
-    fn new(c: &'c mut Criterion, name: &'static str, n: u64) -> Group<'c> {
-        let mut inner = c.benchmark_group(name);
-        inner
-            .throughput(Throughput::Elements(n))
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(300))
-            .measurement_time(if n >= 1_000_000 {
-                Duration::from_secs(2)
-            } else {
-                Duration::from_millis(1500)
-            });
-        if n >= 100_000 {
-            inner.sampling_mode(SamplingMode::Flat);
-        }
-        Group { inner, name }
-    }
-
-    /// Registers `round` (one round's duration for `per_round` tasks) as
-    /// `id`, recording every round in nanoseconds per task.
-    fn bench(&mut self, id: &str, per_round: u64, mut round: impl FnMut() -> Duration) {
-        let key = format!("{}/{id}", self.name);
-        self.inner.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut rounds = Vec::with_capacity(iters as usize);
-                for _ in 0..iters {
-                    let took = round();
-                    total += took;
-                    rounds.push(took.as_secs_f64() * 1e9 / per_round as f64);
-                }
-                SAMPLES
-                    .lock()
-                    .unwrap()
-                    .entry(key.clone())
-                    .or_default()
-                    .extend(rounds);
-                total
-            })
-        });
-    }
-
-    fn finish(self) {
-        self.inner.finish();
-    }
+/// A group for rounds of `n` tasks, each round long enough that one
+/// iteration per sample is plenty.
+fn group<'c>(c: &'c mut Criterion, name: &'static str, n: u64) -> Group<'c> {
+    let measurement = if n >= 1_000_000 {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_millis(1500)
+    };
+    Group::new(c, name, n, measurement, n >= 100_000)
 }
 
 // ----- the pools ---------------------------------------------------------------
@@ -216,13 +78,10 @@ struct Pools {
 impl Pools {
     fn new() -> Pools {
         Pools {
-            drain: Arc::new(drainpool::ThreadPool::new(THREADS).expect("drainpool")),
-            rayon: rayon::ThreadPoolBuilder::new()
-                .num_threads(THREADS)
-                .build()
-                .expect("rayon"),
+            drain: Arc::new(new_drainpool()),
+            rayon: new_rayon(),
             tp: threadpool::ThreadPool::new(THREADS),
-            bare: BareLoop::new(THREADS),
+            bare: BareLoop::new(),
         }
     }
 }
@@ -236,7 +95,7 @@ fn spawn_to_completion(c: &mut Criterion, pools: &Pools, n: u64, name: &'static 
         tp,
         bare,
     } = pools;
-    let mut g = Group::new(c, name, n);
+    let mut g = group(c, name, n);
 
     g.bench("drainpool/free", n, || {
         spawn_round(n, || {
@@ -264,13 +123,7 @@ fn spawn_to_completion(c: &mut Criterion, pools: &Pools, n: u64, name: &'static 
 
     // Each task captures an `Arc` clone, as real tasks capture their inputs.
     let shared = Arc::new(());
-    let with_arc = || {
-        let s = shared.clone();
-        move || {
-            drop(s);
-            tick();
-        }
-    };
+    let with_arc = || common::with_arc(&shared, tick);
     g.bench("drainpool/arc", n, || {
         spawn_round(n, || {
             for _ in 0..n {
@@ -299,51 +152,12 @@ fn spawn_to_completion(c: &mut Criterion, pools: &Pools, n: u64, name: &'static 
 
 // ----- 2. submit-and-join ------------------------------------------------------
 
-/// The sum every submit-and-join and fan-out round must produce.
-fn expected_sum(n: u64) -> u64 {
-    n * (n - 1)
-}
-
-/// Times `round`, checking its result.
-fn timed_sum(n: u64, round: impl FnOnce() -> u64) -> Duration {
-    let start = Instant::now();
-    let sum = round();
-    let took = start.elapsed();
-    assert_eq!(sum, expected_sum(n));
-    took
-}
-
-fn drain_submit_join(pool: &drainpool::ThreadPool, n: u64) -> u64 {
-    let handles: Vec<_> = (0..n)
-        .map(|i| pool.submit(move || i * 2).expect("running pool accepts"))
-        .collect();
-    handles.into_iter().map(|h| h.join().expect("ran")).sum()
-}
-
-fn drain_submit_batch_join(pool: &drainpool::ThreadPool, n: u64) -> u64 {
-    let handles = pool
-        .submit_batch((0..n).map(|i| move || i * 2))
-        .expect("running pool accepts");
-    handles.into_iter().map(|h| h.join().expect("ran")).sum()
-}
-
-/// `rayon::scope` spawns writing into slots (call inside the pool).
-fn rayon_scope_slots(n: u64) -> u64 {
-    let mut slots = vec![0u64; n as usize];
-    rayon::scope(|s| {
-        for (i, slot) in slots.iter_mut().enumerate() {
-            s.spawn(move |_| *slot = i as u64 * 2);
-        }
-    });
-    slots.iter().sum()
-}
-
 fn submit_and_join(c: &mut Criterion, pools: &Pools) {
     let n = JOIN_N;
     let Pools {
         drain, rayon, tp, ..
     } = pools;
-    let mut g = Group::new(c, "submit_join_100k", n);
+    let mut g = group(c, "submit_join_100k", n);
     g.bench("drainpool/submit", n, || {
         timed_sum(n, || drain_submit_join(drain, n))
     });
@@ -395,7 +209,7 @@ fn submit_and_join(c: &mut Criterion, pools: &Pools) {
 fn fan_out(c: &mut Criterion, pools: &Pools) {
     let n = JOIN_N;
     let Pools { drain, rayon, .. } = pools;
-    let mut g = Group::new(c, "fan_out_100k", n);
+    let mut g = group(c, "fan_out_100k", n);
     g.bench("drainpool/submit", n, || {
         let inner = drain.clone();
         timed_sum(n, || {

@@ -23,119 +23,23 @@
 //! outside the timed parts. A closing summary prints every variant's median.
 //! Run with `cargo bench --bench suite_lifecycle` (about a minute).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+mod common;
+
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
+use common::{
+    Group, Hold, SAMPLES, THREADS, Thunk, bare_workers, new_drainpool, new_rayon, parked_drainpool,
+};
+use criterion::Criterion;
 
-/// Worker threads in every pool.
-const THREADS: usize = 2;
 /// Tasks queued for `shutdown_now`.
 const QUEUED: usize = 1_000_000;
 
-type Thunk = Box<dyn FnOnce() + Send>;
-
-/// Every round measured, in nanoseconds per unit, by benchmark id.
-static SAMPLES: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
-
-/// A criterion group that also records every round, for the summary.
-struct Group<'c> {
-    inner: BenchmarkGroup<'c, WallTime>,
-    name: &'static str,
-}
-
-impl<'c> Group<'c> {
-    fn new(c: &'c mut Criterion, name: &'static str, units: u64) -> Group<'c> {
-        let mut inner = c.benchmark_group(name);
-        inner
-            .throughput(Throughput::Elements(units))
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_millis(1500))
-            .sampling_mode(SamplingMode::Flat);
-        Group { inner, name }
-    }
-
-    /// Registers `round` as `id`: it sets up untimed, and returns the timed
-    /// part's duration for `units` units (tasks, or 1).
-    fn bench(&mut self, id: &str, units: u64, mut round: impl FnMut() -> Duration) {
-        let key = format!("{}/{id}", self.name);
-        self.inner.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut rounds = Vec::with_capacity(iters as usize);
-                for _ in 0..iters {
-                    let took = round();
-                    total += took;
-                    rounds.push(took.as_secs_f64() * 1e9 / units as f64);
-                }
-                SAMPLES
-                    .lock()
-                    .unwrap()
-                    .entry(key.clone())
-                    .or_default()
-                    .extend(rounds);
-                total
-            })
-        });
-    }
-
-    fn finish(self) {
-        self.inner.finish();
-    }
-}
-
-/// A drainpool with both workers parked on its empty queue: each has run a
-/// task (so both threads are up), then had a millisecond to block again.
-fn parked_pool() -> drainpool::ThreadPool {
-    let pool = drainpool::ThreadPool::new(THREADS).expect("drainpool");
-    let all = Arc::new(Barrier::new(THREADS + 1));
-    for _ in 0..THREADS {
-        let all = all.clone();
-        pool.execute(move || {
-            all.wait();
-        })
-        .expect("running pool accepts");
-    }
-    all.wait();
-    // Not synchronisation: time for the workers to go back to sleep, so
-    // that what is timed is the shutdown of an idle pool.
-    thread::sleep(Duration::from_millis(1));
-    pool
-}
-
-/// A latch that holds tasks until it is opened.
-#[derive(Default)]
-struct Hold {
-    started: AtomicUsize,
-    open: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Hold {
-    /// The body of a holding task: say so, then wait for the latch.
-    fn hold(&self) {
-        self.started.fetch_add(1, Ordering::SeqCst);
-        let mut open = self.open.lock().unwrap();
-        while !*open {
-            open = self.cv.wait(open).unwrap();
-        }
-    }
-
-    /// Waits until `n` holding tasks have started.
-    fn until_started(&self, n: usize) {
-        while self.started.load(Ordering::SeqCst) < n {
-            thread::yield_now();
-        }
-    }
-
-    fn release(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cv.notify_all();
-    }
+/// A group of rounds of `units` units each (tasks, or 1).
+fn group<'c>(c: &'c mut Criterion, name: &'static str, units: u64) -> Group<'c> {
+    Group::new(c, name, units, Duration::from_millis(1500), true)
 }
 
 /// Opens the latch when dropped: teardowns drop it before the pool, whose
@@ -148,25 +52,19 @@ impl Drop for Release {
     }
 }
 
-/// A drainpool whose workers are both held by `hold`.
+/// A drainpool whose workers are both held.
 fn held_pool() -> (drainpool::ThreadPool, Release) {
-    let pool = drainpool::ThreadPool::new(THREADS).expect("drainpool");
-    let hold = Arc::new(Hold::default());
-    for _ in 0..THREADS {
-        let hold = hold.clone();
-        pool.execute(move || hold.hold())
-            .expect("running pool accepts");
-    }
-    hold.until_started(THREADS);
+    let pool = new_drainpool();
+    let hold = Hold::start(|f| pool.execute(f).expect("running pool accepts"));
     (pool, Release(hold))
 }
 
 fn noop() {}
 
 fn idle_shutdown(c: &mut Criterion) {
-    let mut g = Group::new(c, "idle_shutdown", 1);
+    let mut g = group(c, "idle_shutdown", 1);
     g.bench("drainpool/shutdown+await_termination", 1, || {
-        let pool = parked_pool();
+        let pool = parked_drainpool();
         let start = Instant::now();
         pool.shutdown();
         assert!(pool.await_termination(Duration::from_secs(10)));
@@ -201,7 +99,7 @@ fn idle_shutdown(c: &mut Criterion) {
 }
 
 fn shutdown_now(c: &mut Criterion) {
-    let mut g = Group::new(c, "shutdown_now_1m", QUEUED as u64);
+    let mut g = group(c, "shutdown_now_1m", QUEUED as u64);
     g.bench("drainpool/execute", QUEUED as u64, || {
         let (pool, release) = held_pool();
         for _ in 0..QUEUED {
@@ -246,20 +144,15 @@ fn shutdown_now(c: &mut Criterion) {
 }
 
 fn new_pool(c: &mut Criterion) {
-    let mut g = Group::new(c, "new_2_threads", 1);
+    let mut g = group(c, "new_2_threads", 1);
     g.bench("drainpool/new+drop", 1, || {
         let start = Instant::now();
-        drop(drainpool::ThreadPool::new(THREADS).expect("drainpool"));
+        drop(new_drainpool());
         start.elapsed()
     });
     g.bench("rayon/build+drop", 1, || {
         let start = Instant::now();
-        drop(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(THREADS)
-                .build()
-                .expect("rayon"),
-        );
+        drop(new_rayon());
         start.elapsed()
     });
     g.bench("threadpool/new+drop", 1, || {
@@ -270,16 +163,7 @@ fn new_pool(c: &mut Criterion) {
     g.bench("bare/spawn+join", 1, || {
         let start = Instant::now();
         let (tx, rx) = crossbeam_channel::unbounded::<Thunk>();
-        let workers: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let rx = rx.clone();
-                thread::spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        job();
-                    }
-                })
-            })
-            .collect();
+        let workers = bare_workers(&rx);
         drop(tx);
         for w in workers {
             w.join().expect("bare worker panicked");

@@ -1,14 +1,14 @@
 //! The memory part of the performance suite: bytes per queued task.
 //!
-//! A counting global allocator (a thin wrapper over [`System`] that keeps
-//! the bytes and blocks allocated minus freed) measures what queueing
-//! 100k tasks behind held workers costs: every worker is blocked in a task
-//! waiting on a latch, so each task queued stays queued, and nothing else
-//! allocates or frees meanwhile. The difference in live bytes before and
-//! after, divided by the number of tasks, is the cost of a queued task: its
-//! boxed closure (if the closure is not zero-sized) plus the pool's own
-//! overhead. The table reports both, and the overhead beyond the closure,
-//! for:
+//! A counting global allocator (`common::Counting`, a thin wrapper over
+//! [`std::alloc::System`] that keeps the bytes and blocks allocated minus
+//! freed, switched on for the whole run) measures what queueing 100k tasks
+//! behind held workers costs: every worker is blocked in a task waiting on
+//! a latch, so each task queued stays queued, and nothing else allocates or
+//! frees meanwhile. The difference in live bytes before and after, divided
+//! by the number of tasks, is the cost of a queued task: its boxed closure
+//! (if the closure is not zero-sized) plus the pool's own overhead. The
+//! table reports both, and the overhead beyond the closure, for:
 //!
 //! - drainpool `execute` and `execute_batch`, with a capture-free closure
 //!   and with one capturing 32 bytes;
@@ -26,111 +26,19 @@
 //! Run with `cargo bench --bench suite_memory` (a second or two). It is a
 //! plain program, not a criterion benchmark: nothing is timed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod common;
+
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-/// Worker threads in every pool.
-const THREADS: usize = 2;
+use common::{BareLoop, Hold, THREADS, Thunk, live, new_drainpool, new_rayon};
+
 /// Tasks queued per measurement.
 const N: usize = 100_000;
 
-/// Counts live bytes and blocks; forwards everything to [`System`].
-struct Counting;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
-
-fn count(bytes: isize, blocks: isize) {
-    // ORDERING: Relaxed; the counters are read only while every other
-    // thread is blocked, after synchronising with them through a lock.
-    LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
-    LIVE_BLOCKS.fetch_add(blocks, Ordering::Relaxed);
-}
-
-// SAFETY: every method passes its arguments unchanged to `System` and
-// returns what `System` returned, so `System`'s guarantees are ours; the
-// bookkeeping around it only touches atomics and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            count(layout.size() as isize, 1);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            count(layout.size() as isize, 1);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: our caller upholds `GlobalAlloc::dealloc`'s contract: `ptr`
-        // came from this allocator, that is from `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as isize), -1);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::realloc`'s contract.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            count(new_size as isize - layout.size() as isize, 0);
-        }
-        new
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Live bytes and blocks now.
-fn live() -> (isize, isize) {
-    (
-        LIVE_BYTES.load(Ordering::Relaxed),
-        LIVE_BLOCKS.load(Ordering::Relaxed),
-    )
-}
-
-/// A latch that holds the workers until it is opened.
-#[derive(Default)]
-struct Hold {
-    started: AtomicUsize,
-    open: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Hold {
-    fn hold(&self) {
-        self.started.fetch_add(1, Ordering::SeqCst);
-        let mut open = self.open.lock().unwrap();
-        while !*open {
-            open = self.cv.wait(open).unwrap();
-        }
-    }
-
-    /// Waits until `n` holding tasks have started, and until each has
-    /// blocked (it holds the lock until its wait releases it).
-    fn until_held(&self, n: usize) {
-        while self.started.load(Ordering::SeqCst) < n {
-            thread::yield_now();
-        }
-        drop(self.open.lock().unwrap());
-    }
-
-    fn release(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cv.notify_all();
-    }
-}
+static ALLOCATOR: common::Counting = common::Counting;
 
 /// One row of the table.
 struct Row {
@@ -148,12 +56,7 @@ fn measure(
     spawn_hold: impl Fn(Thunk),
     queue: impl FnOnce(),
 ) -> Row {
-    let hold = Arc::new(Hold::default());
-    for _ in 0..THREADS {
-        let hold = hold.clone();
-        spawn_hold(Box::new(move || hold.hold()));
-    }
-    hold.until_held(THREADS);
+    let hold = Hold::start(spawn_hold);
     RAN.store(0, Ordering::Relaxed);
     let (bytes0, blocks0) = live();
     queue();
@@ -188,9 +91,10 @@ fn capture32(i: usize) -> impl FnOnce() + Send + 'static {
     }
 }
 
-type Thunk = Box<dyn FnOnce() + Send>;
-
 fn main() {
+    // Count every allocation from here on: each measurement is a difference
+    // of live bytes and blocks.
+    common::set_counting(true);
     let mut rows = Vec::new();
     let c32 = size_of_val(&capture32(0));
     assert_eq!(c32, 32);
@@ -202,7 +106,7 @@ fn main() {
         ("drainpool execute_batch, capture-free", 0, true),
         ("drainpool execute_batch, 32-byte capture", c32, true),
     ] {
-        let pool = drainpool::ThreadPool::new(THREADS).expect("drainpool");
+        let pool = new_drainpool();
         let spawn = |f: Thunk| pool.execute(f).expect("running pool accepts");
         let row = measure(what, closure, spawn, || match (closure, batch) {
             (0, false) => (0..N).for_each(|_| pool.execute(noop).expect("accepted")),
@@ -217,7 +121,7 @@ fn main() {
         ("drainpool submit, capture-free", 0),
         ("drainpool submit, 32-byte capture", c32),
     ] {
-        let pool = drainpool::ThreadPool::new(THREADS).expect("drainpool");
+        let pool = new_drainpool();
         let spawn = |f: Thunk| pool.execute(f).expect("running pool accepts");
         let mut handles = Vec::with_capacity(N);
         let row = measure(what, closure, spawn, || {
@@ -242,14 +146,8 @@ fn main() {
         ("bare channel, capture-free", 0),
         ("bare channel, 32-byte capture", c32),
     ] {
-        let (tx, rx) = crossbeam_channel::unbounded::<Thunk>();
-        let workers: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let rx = rx.clone();
-                thread::spawn(move || rx.iter().for_each(|job| job()))
-            })
-            .collect();
-        let spawn = |f: Thunk| tx.send(f).expect("workers alive");
+        let bare = BareLoop::new();
+        let spawn = |f: Thunk| bare.send(f);
         let row = measure(what, closure, spawn, || {
             for i in 0..N {
                 let job: Thunk = if closure == 0 {
@@ -257,12 +155,11 @@ fn main() {
                 } else {
                     Box::new(capture32(i))
                 };
-                tx.send(job).expect("workers alive");
+                bare.send(job);
             }
         });
         rows.push(row);
-        drop(tx);
-        workers.into_iter().for_each(|w| w.join().unwrap());
+        drop(bare);
     }
 
     // threadpool and rayon
@@ -292,10 +189,7 @@ fn main() {
         ("rayon spawn, capture-free", 0),
         ("rayon spawn, 32-byte capture", c32),
     ] {
-        let rayon = rayon::ThreadPoolBuilder::new()
-            .num_threads(THREADS)
-            .build()
-            .expect("rayon");
+        let rayon = new_rayon();
         let row = measure(
             what,
             closure,

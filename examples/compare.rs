@@ -33,15 +33,19 @@
 //!   switched on only while 100k tasks are queued behind held workers (so
 //!   it costs the timed scenarios one untaken branch per allocation).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Worker threads in every pool.
-const THREADS: usize = 2;
+use common::{
+    BareLoop, Hold, THREADS, Thunk, drain_submit_batch_join, drain_submit_join, new_drainpool,
+    new_rayon, parked_drainpool, rayon_scope_slots, spawn_round, tick, timed_sum,
+};
+
 /// Rounds per timed scenario; the best is kept.
 const ROUNDS: usize = 15;
 /// Repetitions per round of the scenarios that take microseconds.
@@ -53,237 +57,10 @@ const SMALL: u64 = 10_000;
 /// Tasks in submit-and-join, fan-out and the memory measurement.
 const MID: u64 = 100_000;
 
-// ----- a counting allocator, on only while memory is measured -----------------
-
-/// Forwards to [`System`]; while `COUNTING` is on, keeps the live bytes.
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-fn count(bytes: isize) {
-    // ORDERING: Relaxed everywhere; counting is switched on and the counters
-    // read by the one thread that allocates meanwhile (the workers are held).
-    if COUNTING.load(Ordering::Relaxed) {
-        LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every method passes its arguments unchanged to `System` and
-// returns what `System` returned, so `System`'s guarantees are ours; the
-// bookkeeping around it only touches atomics and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            count(layout.size() as isize);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            count(layout.size() as isize);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: our caller upholds `GlobalAlloc::dealloc`'s contract: `ptr`
-        // came from this allocator, that is from `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::realloc`'s contract.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            count(new_size as isize - layout.size() as isize);
-        }
-        new
-    }
-}
-
+/// Counts only while memory is measured (`common::set_counting`), so it
+/// costs the timed scenarios one untaken branch per allocation.
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-// ----- the task body and the latch ----------------------------------------------
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-static TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
-static DONE: Mutex<bool> = Mutex::new(false);
-static DONE_CV: Condvar = Condvar::new();
-
-/// The task body: count, and open the latch when the count reaches the
-/// round's target.
-#[inline]
-fn tick() {
-    // ORDERING: only the task that brings the count to the target opens the
-    // latch; the latch's mutex orders everything before it with the waiter.
-    if COUNTER.fetch_add(1, Ordering::Relaxed) + 1 == TARGET.load(Ordering::Relaxed) {
-        *DONE.lock().unwrap() = true;
-        DONE_CV.notify_one();
-    }
-}
-
-/// One spawn-to-completion round of `n` tasks handed over by `submit_all`.
-fn spawn_round(n: u64, submit_all: impl FnOnce()) -> Duration {
-    COUNTER.store(0, Ordering::Relaxed);
-    TARGET.store(n, Ordering::Relaxed);
-    *DONE.lock().unwrap() = false;
-    let start = Instant::now();
-    submit_all();
-    let mut done = DONE.lock().unwrap();
-    while !*done {
-        done = DONE_CV.wait(done).unwrap();
-    }
-    start.elapsed()
-}
-
-// ----- the floor: a bare crossbeam-channel worker loop --------------------------
-
-type Thunk = Box<dyn FnOnce() + Send>;
-
-struct BareLoop {
-    tx: Option<crossbeam_channel::Sender<Thunk>>,
-    workers: Vec<thread::JoinHandle<()>>,
-}
-
-impl BareLoop {
-    fn new() -> BareLoop {
-        let (tx, rx) = crossbeam_channel::unbounded::<Thunk>();
-        let workers = (0..THREADS)
-            .map(|_| {
-                let rx = rx.clone();
-                thread::spawn(move || rx.iter().for_each(|job| job()))
-            })
-            .collect();
-        BareLoop {
-            tx: Some(tx),
-            workers,
-        }
-    }
-
-    fn execute(&self, f: impl FnOnce() + Send + 'static) {
-        let tx = self.tx.as_ref().expect("open until drop");
-        tx.send(Box::new(f)).expect("workers alive");
-    }
-
-    /// Drops the sender and joins the workers.
-    fn end(mut self) {
-        drop(self.tx.take());
-        for worker in self.workers.drain(..) {
-            worker.join().expect("bare worker panicked");
-        }
-    }
-}
-
-// ----- holding workers -------------------------------------------------------------
-
-/// A latch that holds the workers until it is opened.
-#[derive(Default)]
-struct Hold {
-    started: AtomicUsize,
-    open: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Hold {
-    /// Hands `THREADS` holding tasks to `spawn` and waits until every one
-    /// has blocked (each holds the lock until its wait releases it).
-    fn start(spawn: impl Fn(Thunk)) -> Arc<Hold> {
-        let hold = Arc::new(Hold::default());
-        for _ in 0..THREADS {
-            let hold = hold.clone();
-            spawn(Box::new(move || {
-                hold.started.fetch_add(1, Ordering::SeqCst);
-                let mut open = hold.open.lock().unwrap();
-                while !*open {
-                    open = hold.cv.wait(open).unwrap();
-                }
-            }));
-        }
-        while hold.started.load(Ordering::SeqCst) < THREADS {
-            thread::yield_now();
-        }
-        drop(hold.open.lock().unwrap());
-        hold
-    }
-
-    fn release(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cv.notify_all();
-    }
-}
-
-// ----- scenarios ----------------------------------------------------------------------
-
-fn new_drainpool() -> drainpool::ThreadPool {
-    drainpool::ThreadPool::new(THREADS).expect("drainpool")
-}
-
-fn new_rayon() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(THREADS)
-        .build()
-        .expect("rayon")
-}
-
-fn drain_submit_join(pool: &drainpool::ThreadPool, n: u64) -> u64 {
-    let handles: Vec<_> = (0..n)
-        .map(|i| pool.submit(move || i * 2).expect("accepted"))
-        .collect();
-    handles.into_iter().map(|h| h.join().expect("ran")).sum()
-}
-
-fn drain_submit_batch_join(pool: &drainpool::ThreadPool, n: u64) -> u64 {
-    let handles = pool
-        .submit_batch((0..n).map(|i| move || i * 2))
-        .expect("accepted");
-    handles.into_iter().map(|h| h.join().expect("ran")).sum()
-}
-
-/// `rayon::scope` spawns writing into slots (call inside the pool).
-fn rayon_scope_slots(n: u64) -> u64 {
-    let mut slots = vec![0u64; n as usize];
-    rayon::scope(|s| {
-        for (i, slot) in slots.iter_mut().enumerate() {
-            s.spawn(move |_| *slot = i as u64 * 2);
-        }
-    });
-    slots.iter().sum()
-}
-
-/// Times `f`, checking it summed `0 + 2 + ... + 2(n-1)`.
-fn timed_sum(n: u64, f: impl FnOnce() -> u64) -> Duration {
-    let start = Instant::now();
-    let sum = f();
-    let took = start.elapsed();
-    assert_eq!(sum, n * (n - 1));
-    took
-}
-
-/// A drainpool with both workers parked on its empty queue.
-fn parked_drainpool() -> drainpool::ThreadPool {
-    let pool = new_drainpool();
-    let all = Arc::new(Barrier::new(THREADS + 1));
-    for _ in 0..THREADS {
-        let all = all.clone();
-        pool.execute(move || {
-            all.wait();
-        })
-        .expect("accepted");
-    }
-    all.wait();
-    // Not synchronisation: time for the workers to block again, so that
-    // what is timed is the shutdown of an idle pool.
-    thread::sleep(Duration::from_millis(1));
-    pool
-}
+static ALLOCATOR: common::Counting = common::Counting;
 
 /// Best times seen, by variant.
 #[derive(Default)]
@@ -308,13 +85,7 @@ fn round(best: &mut Best, drain: &Arc<drainpool::ThreadPool>, rayon: &rayon::Thr
     let tp = threadpool::ThreadPool::new(THREADS);
     let bare = BareLoop::new();
     let shared = Arc::new(());
-    let with_arc = || {
-        let s = shared.clone();
-        move || {
-            drop(s);
-            tick();
-        }
-    };
+    let with_arc = || common::with_arc(&shared, tick);
 
     for (n, drain_key, bare_key) in [
         (BIG, "spawn 1M/drainpool", "spawn 1M/bare"),
@@ -400,21 +171,21 @@ fn round(best: &mut Best, drain: &Arc<drainpool::ThreadPool>, rayon: &rayon::Thr
         all.wait();
         thread::sleep(Duration::from_millis(1));
         let start = Instant::now();
-        idle.end();
+        drop(idle); // drops the sender and joins the workers
         best.record("idle shutdown/bare", start.elapsed());
 
         let start = Instant::now();
         drop(new_drainpool());
         best.record("new/drainpool", start.elapsed());
         let start = Instant::now();
-        BareLoop::new().end();
+        drop(BareLoop::new());
         best.record("new/bare", start.elapsed());
         let start = Instant::now();
         drop(new_rayon());
         best.record("new/rayon", start.elapsed());
     }
 
-    bare.end();
+    drop(bare);
     tp.join();
 }
 
@@ -423,12 +194,13 @@ fn round(best: &mut Best, drain: &Arc<drainpool::ThreadPool>, rayon: &rayon::Thr
 /// Live bytes added per task by `queue`, which queues `MID` tasks while
 /// the workers are held by `hold`.
 fn bytes_per_task(hold: Arc<Hold>, queue: impl FnOnce()) -> f64 {
-    LIVE_BYTES.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
+    let (bytes0, _) = common::live();
+    common::set_counting(true);
     queue();
-    COUNTING.store(false, Ordering::Relaxed);
+    common::set_counting(false);
+    let (bytes1, _) = common::live();
     hold.release();
-    LIVE_BYTES.load(Ordering::Relaxed) as f64 / MID as f64
+    (bytes1 - bytes0) as f64 / MID as f64
 }
 
 /// A task capturing 32 bytes.
@@ -466,11 +238,11 @@ fn memory() -> Memory {
     drop(pool);
 
     let bare = BareLoop::new();
-    let hold = Hold::start(|f| bare.execute(f));
+    let hold = Hold::start(|f| bare.send(f));
     let bare0 = bytes_per_task(hold, || (0..MID).for_each(|_| bare.execute(noop)));
-    let hold = Hold::start(|f| bare.execute(f));
+    let hold = Hold::start(|f| bare.send(f));
     let bare32 = bytes_per_task(hold, || (0..MID).for_each(|i| bare.execute(capture32(i))));
-    bare.end();
+    drop(bare);
     Memory {
         execute,
         execute32: execute32 - 32.0,
@@ -556,28 +328,31 @@ fn main() {
                 target,
             );
         }
-        let (d10, p10) = (
-            b.per("spawn 10k/drainpool", SMALL),
-            b.per("spawn 10k/bare", SMALL),
-        );
-        row(
-            "spawn-to-completion, 10k capture-free tasks, per task",
-            ns(d10),
-            format!("bare crossbeam loop: {}", ns(p10)),
-            d10 / p10,
-            "≤ 1.5",
-        );
-        let (da, pa) = (
-            per_big("spawn arc 1M/drainpool"),
-            per_big("spawn arc 1M/bare"),
-        );
-        row(
-            "spawn-to-completion, 1M tasks capturing an `Arc`, per task",
-            ns(da),
-            format!("bare crossbeam loop: {}", ns(pa)),
-            da / pa,
-            "≤ 1.1",
-        );
+        for (scenario, ours, peer, units, target) in [
+            (
+                "spawn-to-completion, 10k capture-free tasks, per task",
+                "spawn 10k/drainpool",
+                "spawn 10k/bare",
+                SMALL,
+                "≤ 1.5",
+            ),
+            (
+                "spawn-to-completion, 1M tasks capturing an `Arc`, per task",
+                "spawn arc 1M/drainpool",
+                "spawn arc 1M/bare",
+                BIG,
+                "≤ 1.1",
+            ),
+        ] {
+            let (v, p) = (b.per(ours, units), b.per(peer, units));
+            row(
+                scenario,
+                ns(v),
+                format!("bare crossbeam loop: {}", ns(p)),
+                v / p,
+                target,
+            );
+        }
         let db = per_big("spawn 1M/drainpool batch");
         row(
             "`execute_batch` of 1M capture-free tasks, per task",
@@ -636,46 +411,45 @@ fn main() {
             i / ib,
             "≤ 1 ms",
         );
-        let (n, nb, nr) = (
-            b.per("new/drainpool", 1),
-            b.per("new/bare", 1),
-            b.per("new/rayon", 1),
-        );
-        row(
-            "`ThreadPool::new(2)` + drop",
-            us(n),
-            format!("spawn + join 2 threads: {}", us(nb)),
-            n / nb,
-            "—",
-        );
-        row(
-            "`ThreadPool::new(2)` + drop",
-            us(n),
-            format!("rayon build + drop (no join): {}", us(nr)),
-            n / nr,
-            "—",
-        );
-        row(
-            "memory: pool overhead per queued capture-free task",
-            format!("{:.0} B", mem.execute),
-            format!("bare crossbeam channel: {:.0} B", mem.bare),
-            mem.execute / mem.bare,
-            "≤ 64 B",
-        );
-        row(
-            "memory: overhead per queued task beyond a 32-byte closure",
-            format!("{:.0} B", mem.execute32),
-            format!("bare crossbeam channel: {:.0} B", mem.bare32),
-            mem.execute32 / mem.bare32,
-            "≤ 64 B",
-        );
-        row(
-            "memory: per queued `submit` task (cell + queue slot, handle not counted)",
-            format!("{:.0} B", mem.submit),
-            format!("bare crossbeam channel: {:.0} B", mem.bare),
-            mem.submit / mem.bare,
-            "≤ 64 B",
-        );
+        let n = b.per("new/drainpool", 1);
+        for (peer, key) in [
+            ("spawn + join 2 threads", "new/bare"),
+            ("rayon build + drop (no join)", "new/rayon"),
+        ] {
+            let p = b.per(key, 1);
+            row(
+                "`ThreadPool::new(2)` + drop",
+                us(n),
+                format!("{peer}: {}", us(p)),
+                n / p,
+                "—",
+            );
+        }
+        for (scenario, ours, bare) in [
+            (
+                "memory: pool overhead per queued capture-free task",
+                mem.execute,
+                mem.bare,
+            ),
+            (
+                "memory: overhead per queued task beyond a 32-byte closure",
+                mem.execute32,
+                mem.bare32,
+            ),
+            (
+                "memory: per queued `submit` task (cell + queue slot, handle not counted)",
+                mem.submit,
+                mem.bare,
+            ),
+        ] {
+            row(
+                scenario,
+                format!("{ours:.0} B"),
+                format!("bare crossbeam channel: {bare:.0} B"),
+                ours / bare,
+                "≤ 64 B",
+            );
+        }
         rows
     };
 

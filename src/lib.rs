@@ -66,6 +66,7 @@
 #![deny(unsafe_code)]
 
 mod builder;
+mod chunk;
 mod error;
 mod graceful;
 mod group;

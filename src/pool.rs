@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Hooks};
+use crate::chunk::{self, Chunks};
 use crate::error::{RejectReason, Rejected};
 use crate::graceful::ShutdownPolicy;
 use crate::group::{GroupInner, TaskGroup};
@@ -85,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: Lifecycle,
     pub(crate) gate: Gate,
     pub(crate) queue: Queue,
+    /// The chunks of batches that may still hold tasks (see `chunk.rs`).
+    chunks: Chunks,
     /// The room left in a bounded queue; `None` for an unbounded one.
     bound: Option<Bound>,
     /// The pool's task groups, for shutdown (resume the paused ones) and
@@ -145,6 +148,7 @@ impl Shared {
             lifecycle: Lifecycle::new(),
             gate: Gate::new(),
             queue: Queue::new(),
+            chunks: Chunks::new(),
             bound: builder.queue_capacity.map(Bound::new),
             groups: Mutex::new(Vec::new()),
             stop: StopState::new(),
@@ -248,11 +252,16 @@ impl Shared {
         if tasks.is_empty() {
             return Ok(());
         }
+        let size = chunk::chunk_size(tasks.len(), self.slots.len());
         match self.admit_many(tasks.len(), true) {
             Ok(mut pass) => {
-                for f in tasks {
-                    self.queue
-                        .push(Priority::Normal, Task::Plain(task::plain(None, f)));
+                if size > 1 {
+                    self.chunks.enqueue(&self.queue, chunk::calls(tasks, size));
+                } else {
+                    for f in tasks {
+                        self.queue
+                            .push(Priority::Normal, Task::Plain(task::plain(None, f)));
+                    }
                 }
                 pass.accept();
                 Ok(())
@@ -272,17 +281,24 @@ impl Shared {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
+        let size = chunk::chunk_size(tasks.len(), self.slots.len());
         match self.admit_many(tasks.len(), true) {
             Ok(mut pass) => {
-                let handles = tasks
-                    .into_iter()
-                    .map(|f| {
-                        let cell = Cell::new(None, self.id, Closure(f), None);
-                        self.queue
-                            .push(Priority::Normal, Task::Shared(SharedEntry(cell.clone())));
-                        TaskHandle::new(cell, self.clone())
-                    })
-                    .collect();
+                let mut handles = Vec::with_capacity(tasks.len());
+                let cells = tasks.into_iter().map(|f| {
+                    let cell = Cell::new(None, self.id, Closure(f), None);
+                    handles.push(TaskHandle::new(cell.clone(), self.clone()));
+                    SharedEntry(cell)
+                });
+                if size > 1 {
+                    // Made as they are queued, so the first chunks can start
+                    // while the rest are made.
+                    self.chunks.enqueue(&self.queue, chunk::cells(cells, size));
+                } else {
+                    for cell in cells {
+                        self.queue.push(Priority::Normal, Task::Shared(cell));
+                    }
+                }
                 pass.accept();
                 Ok(handles)
             }
@@ -321,6 +337,7 @@ impl Shared {
     }
 
     /// A worker or a drain took `n` tasks off the queue.
+    #[inline]
     pub(crate) fn taken_off_queue(&self, n: usize) {
         if let Some(bound) = &self.bound {
             bound.release(n);
@@ -394,16 +411,37 @@ impl Shared {
         };
         let stashed = pending.len();
         let mut popped = 0;
+        // Where the tasks of each chunk found in the queue end in `pending`.
+        let mut chunk_ends: Vec<(u64, usize)> = Vec::new();
         while let Some(task) = self.queue.drain_one() {
             match task {
                 Task::Wake => {}
                 // A group's tasks come back where its token stood.
                 Task::Group(group) => popped += self.hand_back_group(&group, &mut pending),
+                // So do a chunk's, if no worker has taken one of them yet
+                // (then this is the chunk's own entry, and its tasks were
+                // queued here); otherwise this is an extra entry asking for
+                // help, and the rest comes back with the chunks in hand.
+                Task::Chunk(chunk) => {
+                    if let Some(rest) = chunk.take_rest(true) {
+                        popped += rest.len();
+                        for task in rest {
+                            self.hand_back_one(task, &mut pending);
+                        }
+                        chunk_ends.push((chunk.header().seq(), pending.len()));
+                    }
+                }
                 task => {
                     popped += 1;
                     self.hand_back_one(task, &mut pending);
                 }
             }
+        }
+        // The rests of chunks that workers took off the queue.
+        let in_hand = self.chunks.take_all_rests();
+        if !in_hand.is_empty() {
+            popped += in_hand.iter().map(|(_, rest)| rest.len()).sum::<usize>();
+            pending = self.place_in_hand(pending, stashed, &chunk_ends, in_hand);
         }
         // Groups with no token queued (paused ones) still hold tasks.
         for group in self.live_groups() {
@@ -435,13 +473,64 @@ impl Shared {
         pending
     }
 
+    /// Puts the rests of chunks that workers took off the queue (`in_hand`,
+    /// by number) where they were queued, among the tasks `pending` that
+    /// `shutdown_now` found in the queue (after the first `stashed`; the
+    /// chunks among them end where `chunk_ends` says).
+    ///
+    /// A chunk a worker took is queued before every chunk still found in
+    /// the queue, except one taken while `shutdown_now` was emptying the
+    /// queue (the worker then starts none of its tasks): so each goes right
+    /// after the tasks of the last chunk found in the queue that was queued
+    /// before it, or first if there is none, and those of one place in the
+    /// order they were queued. Chunks are numbered in queue order, so this
+    /// is exact for chunks, and the tasks queued between two chunks of one
+    /// batch (by other threads, while it was queued) are the only ones
+    /// whose place relative to a taken chunk is not known.
+    fn place_in_hand(
+        self: &Arc<Self>,
+        pending: Vec<PendingTask>,
+        stashed: usize,
+        chunk_ends: &[(u64, usize)],
+        in_hand: Vec<(u64, Vec<Task>)>,
+    ) -> Vec<PendingTask> {
+        let mut inserts: Vec<(usize, Vec<PendingTask>)> = Vec::new();
+        for (seq, rest) in in_hand {
+            let before = chunk_ends.partition_point(|&(s, _)| s < seq);
+            let at = match before {
+                0 => stashed,
+                n => chunk_ends[n - 1].1,
+            };
+            let mut tasks = Vec::with_capacity(rest.len());
+            for task in rest {
+                self.hand_back_one(task, &mut tasks);
+            }
+            match inserts.last_mut() {
+                Some((last, more)) if *last == at => more.append(&mut tasks),
+                _ => inserts.push((at, tasks)),
+            }
+        }
+        // In number order, so the places only grow.
+        let extra: usize = inserts.iter().map(|(_, tasks)| tasks.len()).sum();
+        let mut placed = Vec::with_capacity(pending.len() + extra);
+        let mut inserts = inserts.into_iter().peekable();
+        for (i, task) in pending.into_iter().enumerate() {
+            while let Some((_, tasks)) = inserts.next_if(|(at, _)| *at == i) {
+                placed.extend(tasks);
+            }
+            placed.push(task);
+        }
+        placed.extend(inserts.flat_map(|(_, tasks)| tasks));
+        placed
+    }
+
     /// Adds a never-started task to `pending`, unless it was claimed already
     /// (a cancelled or helped submitted task).
     fn hand_back_one(self: &Arc<Self>, task: Task, pending: &mut Vec<PendingTask>) -> bool {
         let keep = match &task {
             Task::Plain(_) => true,
             Task::Shared(entry) => entry.0.hand_back(),
-            Task::Group(_) | Task::Wake => false,
+            Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
         };
         if keep {
             pending.push(PendingTask::new(task, self.clone()));
@@ -599,6 +688,7 @@ impl Shared {
     // ----- accounting ---------------------------------------------------
 
     /// A task ended on worker `index` (or elsewhere, `None`).
+    #[inline]
     pub(crate) fn count_end(&self, index: Option<usize>, panicked: bool, returned: bool) {
         match index {
             Some(i) if !returned => self.slots[i].record_end(panicked),
@@ -918,6 +1008,23 @@ impl ThreadPool {
     /// all come back in the error, in order. With a bounded queue, blocks
     /// until there is room for the whole batch.
     ///
+    /// A large batch is queued in chunks of consecutive tasks (up to 128,
+    /// and at most a quarter of each worker's share), one queue entry per
+    /// chunk: that is what makes a batch cheaper per task than `execute`.
+    /// A worker runs the tasks of the chunk it took one after the other,
+    /// each as if `execute`d on its own (counted, shown by
+    /// [`running_tasks`](Self::running_tasks), its panic reported); an idle
+    /// worker joins in on a chunk another one is running. Every task still
+    /// counts alone: in a bounded queue's capacity (a task leaves the queue
+    /// when it starts), in [`stats`](Self::stats), for
+    /// [`wait_idle`](Self::wait_idle); and
+    /// [`shutdown_now`](Self::shutdown_now) hands back every task of the
+    /// batch that has not started, also the rest of a chunk a worker is in
+    /// the middle of, in order. One difference: a worker takes the next
+    /// queue entry only when its chunk is done, so a
+    /// [`Priority::High`] task queued meanwhile
+    /// starts once a worker has finished the chunk it is running.
+    ///
     /// # Errors
     ///
     /// [`Rejected`] holding every task: [`RejectReason::Shutdown`] as for
@@ -954,6 +1061,8 @@ impl ThreadPool {
 
     /// Like [`submit`](Self::submit) for each closure of `tasks`, passing
     /// the pool's intake once; returns the handles in the order given.
+    /// Queued in chunks like [`execute_batch`](Self::execute_batch); each
+    /// handle still stands for its one task (cancel it, join it).
     ///
     /// # Errors
     ///

@@ -19,7 +19,8 @@
 //! it takes (while any High or Low task is queued), it looks from the
 //! lowest level up instead, so a task at the head of a lower level waits
 //! for at most 8 takes of each worker: a low level is slowed by busy higher
-//! ones, never starved.
+//! ones, never starved. A chunk of a large batch (see `chunk.rs`) is one
+//! entry, one take: its worker runs all its tasks before taking again.
 //!
 //! A pool whose tasks are all Normal (the default) pays one load of a
 //! counter nobody writes for the other levels. A High or Low entry also puts
@@ -38,7 +39,9 @@ use crate::task::Task;
 /// level is slowed by busy higher ones but never starved, every 8th task a
 /// worker takes (while any High or Low task is queued) it looks from the
 /// lowest level up instead: a task at the head of a lower level waits for
-/// at most 8 takes of each worker.
+/// at most 8 takes of each worker. (A large
+/// [`execute_batch`](crate::ThreadPool::execute_batch) is taken in chunks
+/// of up to 128 tasks, a chunk in one take.)
 ///
 /// Set it per task with [`TaskBuilder::priority`](crate::TaskBuilder::priority)
 /// or per group with [`TaskGroup::set_priority`](crate::TaskGroup::set_priority).

@@ -41,7 +41,10 @@
 //!   strands an accepted task.
 //! - **Every task is claimed once.** A queued submit cell is claimed with a
 //!   state change under its own lock, by exactly one of: a worker, a joiner
-//!   helping, `cancel`, `shutdown_now`'s `PendingTask`.
+//!   helping, `cancel`, `shutdown_now`'s `PendingTask`. A task in a chunk of
+//!   a batch is taken out of the chunk under the chunk's lock, one at a
+//!   time, by a worker about to start it or by `shutdown_now` (see
+//!   `chunk.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -69,6 +72,7 @@ pub enum PoolState {
 }
 
 impl PoolState {
+    #[inline]
     fn from_u8(v: u8) -> PoolState {
         match v {
             0 => PoolState::Running,
@@ -97,6 +101,7 @@ impl Lifecycle {
     }
 
     /// The current state.
+    #[inline]
     pub(crate) fn get(&self) -> PoolState {
         // ORDERING: SeqCst pairs with the SeqCst slot increment in
         // `Gate::enter` (see the module docs: Dekker between intake and

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::chunk::ChunkRef;
 use crate::error::{Rejected, panic_message};
 use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{SharedEntry, TaskHandle};
@@ -52,6 +53,7 @@ impl TaskId {
 
     /// A fresh id. Each thread takes ids from a block of its own, so the
     /// submit path does not touch a shared counter per task.
+    #[inline]
     pub(crate) fn next() -> TaskId {
         const BLOCK: u64 = 1024;
         static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
@@ -215,6 +217,9 @@ pub(crate) enum Task {
     Shared(SharedEntry),
     /// A group's token: its next task is in the group's mailbox.
     Group(Arc<GroupInner>),
+    /// Many tasks of one batch (see `chunk.rs`); never handed out as one
+    /// task: `shutdown_now` takes its tasks out one by one.
+    Chunk(ChunkRef),
     /// No work: wakes a worker blocked on an empty queue so that it sees the
     /// pool is shutting down. Each exiting worker sends one on, so a worker
     /// that blocked just before shutdown is always woken.
@@ -264,7 +269,9 @@ impl PendingTask {
         let id = match &task {
             Task::Plain(t) => t.id().unwrap_or_else(TaskId::next),
             Task::Shared(t) => t.0.header().id,
-            Task::Group(_) | Task::Wake => unreachable!("tokens and wake-ups are not tasks"),
+            Task::Group(_) | Task::Chunk(_) | Task::Wake => {
+                unreachable!("tokens, chunks and wake-ups are not tasks")
+            }
         };
         PendingTask {
             id,
@@ -290,7 +297,7 @@ impl PendingTask {
         match self.task() {
             Task::Plain(t) => t.name().map(|n| &**n),
             Task::Shared(t) => t.0.header().name.as_deref(),
-            Task::Group(_) | Task::Wake => unreachable!(),
+            Task::Group(_) | Task::Chunk(_) | Task::Wake => unreachable!(),
         }
     }
 
@@ -339,7 +346,7 @@ impl PendingTask {
     pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
         let taken = match self.task() {
             Task::Shared(entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
-            Task::Plain(_) | Task::Group(_) | Task::Wake => None,
+            Task::Plain(_) | Task::Group(_) | Task::Chunk(_) | Task::Wake => None,
         };
         match taken.map(|any| any.downcast::<JobCall<J>>()) {
             Some(Ok(job)) => {

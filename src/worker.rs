@@ -38,9 +38,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::chunk::ChunkRef;
 use crate::group::GroupInner;
-use crate::handle::{self, CancelOutcome, Outcome, SharedTask};
+use crate::handle::{self, CancelOutcome, Outcome, SharedEntry, SharedTask};
 use crate::pool::Shared;
+use crate::queue::Priority;
 use crate::state::PoolState;
 use crate::stop::StopState;
 use crate::task::{PlainTask, RunningTask, Task, TaskId};
@@ -149,6 +151,7 @@ impl WorkerSlot {
     /// Counts a task this worker ran. Single writer (the slot's worker), so
     /// a load and a store replace a locked read-modify-write; readers order
     /// it with fences (see `Shared::notify_idle_waiters`).
+    #[inline]
     pub(crate) fn record_end(&self, panicked: bool) {
         let counter = if panicked {
             &self.panicked
@@ -251,6 +254,7 @@ struct SlotGuard<'a> {
 }
 
 impl<'a> SlotGuard<'a> {
+    #[inline]
     fn enter(slot: &'a WorkerSlot, id: TaskId, name: Option<&Arc<str>>, at: Site) -> Self {
         let outer = match at.nested {
             false => {
@@ -269,6 +273,18 @@ impl Drop for SlotGuard<'_> {
             None => self.slot.end_top(),
             Some(outer) => self.slot.end(outer),
         }
+    }
+}
+
+/// Marks a slot idle again at the end of a task taken from the queue, also
+/// if bookkeeping unwinds: `SlotGuard` for a task that is never nested.
+#[must_use = "the slot is marked idle when this is dropped"]
+struct TopGuard<'a>(&'a WorkerSlot);
+
+impl Drop for TopGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.end_top();
     }
 }
 
@@ -323,6 +339,7 @@ impl Clock {
         }
     }
 
+    #[inline]
     fn stamp(&mut self, shared: &Shared) -> u64 {
         if self.left > 0 {
             self.left -= 1;
@@ -371,12 +388,19 @@ fn work(shared: &Arc<Shared>, index: usize) {
                 }
             }
         };
-        let at = Site {
-            index,
-            started: clock.stamp(shared),
-            nested: false,
+        let processed = match task {
+            Task::Chunk(chunk) => catch_unwind(AssertUnwindSafe(|| {
+                run_chunk(shared, index, &mut clock, chunk);
+            })),
+            task => {
+                let at = Site {
+                    index,
+                    started: clock.stamp(shared),
+                    nested: false,
+                };
+                catch_unwind(AssertUnwindSafe(|| process(shared, at, task)))
+            }
         };
-        let processed = catch_unwind(AssertUnwindSafe(|| process(shared, at, task)));
         if let Err(payload) = processed {
             // Only our own bookkeeping or a value's Drop can get here; the
             // task itself ran under its own catch_unwind.
@@ -429,7 +453,127 @@ fn process(shared: &Shared, at: Site, task: Task) {
                 run_in_group(shared, at, &group, task);
             }
         }
-        Task::Wake => {}
+        // Taken apart by `work`, which stamps each of its tasks.
+        Task::Chunk(_) | Task::Wake => {}
+    }
+}
+
+/// Runs the tasks of a chunk taken from the queue, one by one, until it is
+/// empty (other workers may be taking from it too) or the pool is
+/// `Stopping` (then `shutdown_now` hands the rest back).
+fn run_chunk(shared: &Shared, index: usize, clock: &mut Clock, chunk: ChunkRef) {
+    // Should our own bookkeeping unwind mid-chunk, the rest goes back into
+    // the queue instead of waiting for a `shutdown_now` that may never come.
+    struct Requeue<'a> {
+        shared: &'a Shared,
+        chunk: ChunkRef,
+    }
+    impl Drop for Requeue<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() && !self.chunk.header().is_empty() {
+                self.shared
+                    .queue
+                    .push(Priority::Normal, Task::Chunk(self.chunk.clone()));
+            }
+        }
+    }
+    let requeue = Requeue { shared, chunk };
+    let mut runner = ChunkRunner {
+        shared,
+        index,
+        clock,
+        chunk: &requeue.chunk,
+        until_check: 0,
+    };
+    requeue.chunk.run(&mut runner);
+}
+
+/// Tasks of a chunk between two looks at whether idle workers could help.
+const HELP_STRIDE: u32 = 16;
+
+/// A worker running the tasks of one chunk: what the chunk's own loop (in
+/// `chunk.rs`, generic over the closure type) calls around each task, so
+/// that the whole loop is compiled for that type, task call included.
+pub(crate) struct ChunkRunner<'a> {
+    shared: &'a Shared,
+    index: usize,
+    clock: &'a mut Clock,
+    chunk: &'a ChunkRef,
+    until_check: u32,
+}
+
+impl ChunkRunner<'_> {
+    /// Whether the next task of the chunk may start: not once the pool is
+    /// `Stopping`, when the rest is `shutdown_now`'s to hand back.
+    #[inline]
+    pub(crate) fn may_start(&self) -> bool {
+        self.shared.lifecycle.get() < PoolState::Stopping
+    }
+
+    /// Runs `f`, a task just taken out of the chunk with `left` more behind
+    /// it: what `run_plain` does for an unnamed task, without the box.
+    #[inline]
+    pub(crate) fn run<F: FnOnce()>(&mut self, left: usize, f: F) {
+        let shared = self.shared;
+        shared.taken_off_queue(1);
+        self.offer_help(left);
+        let at = Site {
+            index: self.index,
+            started: self.clock.stamp(shared),
+            nested: false,
+        };
+        let id = TaskId::next();
+        let slot = &shared.slots[at.index];
+        // Never nested (a chunk is only ever run from the queue), so the
+        // slot goes from idle to this task and back.
+        slot.begin_top(id, None, at.started);
+        let guard = TopGuard(slot);
+        let result = catch_unwind(AssertUnwindSafe(f));
+        shared.count_end(Some(at.index), result.is_err(), false);
+        if let Err(payload) = result {
+            let thread = Some(slot.thread_name().to_owned());
+            shared.report_panic(id, None, thread, payload);
+        }
+        drop(guard);
+    }
+
+    /// Runs a submitted task just taken out of the chunk, with `left` more
+    /// behind it, unless its cell was claimed meanwhile (cancelled through
+    /// its handle, or run by a joiner helping).
+    #[inline]
+    pub(crate) fn run_cell(&mut self, left: usize, entry: &SharedEntry) {
+        self.shared.taken_off_queue(1);
+        self.offer_help(left);
+        if !entry.0.header().is_claimed() {
+            let at = Site {
+                index: self.index,
+                started: self.clock.stamp(self.shared),
+                nested: false,
+            };
+            run_shared(self.shared, Some(at), &entry.0);
+        }
+    }
+
+    /// If the chunk has tasks left and nothing else is queued, puts another
+    /// entry for it in the queue, so that an idle worker joins in instead
+    /// of waiting for this one to finish the chunk alone. Looked at on the
+    /// first task and then every few: the question is not free.
+    #[inline]
+    fn offer_help(&mut self, left: usize) {
+        if self.until_check == 0 {
+            self.until_check = HELP_STRIDE;
+            let threads = self.shared.slots.len();
+            if left > 0
+                && threads > 1
+                && self.shared.queue.is_empty()
+                && self.chunk.header().add_entry(threads)
+            {
+                self.shared
+                    .queue
+                    .push(Priority::Normal, Task::Chunk(self.chunk.clone()));
+            }
+        }
+        self.until_check -= 1;
     }
 }
 
@@ -456,7 +600,7 @@ fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, task: Task) 
                 run_shared(shared, Some(at), &entry.0);
             }
         }
-        Task::Group(_) | Task::Wake => {}
+        Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
     }
 }
 
@@ -586,7 +730,7 @@ pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
         Task::Shared(entry) => {
             run_shared(shared, None, &entry.0);
         }
-        Task::Group(_) | Task::Wake => {}
+        Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
     }
 }
 
@@ -607,7 +751,7 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
             }
             CancelOutcome::Running | CancelOutcome::Finished => false,
         },
-        Task::Group(_) | Task::Wake => false,
+        Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
     }
 }
 
@@ -627,7 +771,7 @@ pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
             }
             CancelOutcome::Running | CancelOutcome::Finished => false,
         },
-        Task::Group(_) | Task::Wake => false,
+        Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
     };
     if cancelled {
         shared.count_cancelled(true);

@@ -644,6 +644,16 @@ fn produce(round: &Round, mut rng: Rng) -> Held {
     held
 }
 
+/// The length of a batch: mostly small (one queue entry per task), now and
+/// then large enough to be queued in chunks on any number of workers.
+fn batch_len(rng: &mut Rng) -> usize {
+    if rng.next().is_multiple_of(4) {
+        1 + (rng.next() % 64) as usize
+    } else {
+        1 + (rng.next() % 8) as usize
+    }
+}
+
 fn draw_kind(rng: &mut Rng) -> Kind {
     match rng.next() % 100 {
         0..60 => Kind::Quick,
@@ -727,7 +737,7 @@ fn step(round: &Round, rng: &mut Rng, held: &mut Held, op: Op) {
             }
         }
         Op::ExecuteBatch => {
-            let n = 1 + (rng.next() % 8) as usize;
+            let n = batch_len(rng);
             let trackers: Vec<Tracker> = (0..n)
                 .map(|_| Tracker::new(env, draw_kind(rng), None))
                 .collect();
@@ -749,7 +759,7 @@ fn step(round: &Round, rng: &mut Rng, held: &mut Held, op: Op) {
             }
         }
         Op::SubmitBatch => {
-            let n = 1 + (rng.next() % 8) as usize;
+            let n = batch_len(rng);
             let trackers: Vec<Tracker> = (0..n)
                 .map(|_| Tracker::new(env, draw_kind(rng), None))
                 .collect();

@@ -211,6 +211,9 @@ impl<T: Item> ChunkTasks for Chunk<T> {
             let Some((task, left)) = self.rest.lock().pop(&self.header) else {
                 return;
             };
+            if left == 0 {
+                runner.emptied_chunk();
+            }
             task.run(runner, left);
         }
     }
@@ -261,6 +264,8 @@ pub(crate) fn cells(
 /// worker is running.
 pub(crate) struct Chunks {
     inner: Mutex<Register>,
+    /// Chunks emptied by workers since the register was last pruned.
+    emptied: AtomicUsize,
 }
 
 struct Register {
@@ -270,6 +275,14 @@ struct Register {
     next_seq: u64,
     /// Prune emptied chunks when `live` reaches this length.
     prune_at: usize,
+}
+
+impl Register {
+    /// Forgets the chunks with no task left.
+    fn prune(&mut self) {
+        self.live.retain(|c| !c.header().is_empty());
+        self.prune_at = (self.live.len() * 2).max(Chunks::PRUNE_FLOOR);
+    }
 }
 
 impl Chunks {
@@ -282,6 +295,25 @@ impl Chunks {
                 next_seq: 0,
                 prune_at: Chunks::PRUNE_FLOOR,
             }),
+            emptied: AtomicUsize::new(0),
+        }
+    }
+
+    /// A worker took the last task out of a chunk. Once half the register
+    /// may be empty chunks, prunes it, if its lock is free (a batch being
+    /// queued holds it; then a later call does it): so a pool that ran a
+    /// large batch does not keep its chunks' shells until the next one.
+    pub(crate) fn note_emptied(&self) {
+        // ORDERING: Relaxed: a heuristic count; pruning looks at each chunk.
+        let emptied = self.emptied.fetch_add(1, Ordering::Relaxed) + 1;
+        if emptied < Chunks::PRUNE_FLOOR {
+            return;
+        }
+        if let Some(mut register) = self.inner.try_lock()
+            && emptied * 2 >= register.live.len()
+        {
+            self.emptied.store(0, Ordering::Relaxed);
+            register.prune();
         }
     }
 
@@ -291,8 +323,7 @@ impl Chunks {
     pub(crate) fn enqueue<T: Item>(&self, queue: &Queue, parts: impl Iterator<Item = Vec<T>>) {
         let mut register = self.inner.lock();
         if register.live.len() >= register.prune_at {
-            register.live.retain(|c| !c.header().is_empty());
-            register.prune_at = (register.live.len() * 2).max(Chunks::PRUNE_FLOOR);
+            register.prune();
         }
         for part in parts {
             let seq = register.next_seq;
@@ -330,5 +361,62 @@ impl Drop for Chunks {
         for (_, rest) in self.take_all_rests() {
             rest.into_iter().for_each(unwind::drop_quietly);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop() {}
+
+    #[test]
+    fn the_register_forgets_emptied_chunks() {
+        let queue = Queue::new();
+        let chunks = Chunks::new();
+        chunks.enqueue(&queue, calls(vec![noop as fn(); 2000], 2));
+        assert_eq!(chunks.inner.lock().live.len(), 1000);
+        while let Some(task) = queue.drain_one() {
+            let Task::Chunk(chunk) = task else {
+                panic!("only chunks were queued")
+            };
+            assert_eq!(chunk.take_rest(false).map(|rest| rest.len()), Some(2));
+            chunks.note_emptied();
+        }
+        assert!(chunks.inner.lock().live.len() < Chunks::PRUNE_FLOOR);
+        assert!(chunks.take_all_rests().is_empty());
+    }
+
+    #[test]
+    fn chunks_are_numbered_and_handed_back_in_queue_order() {
+        let queue = Queue::new();
+        let chunks = Chunks::new();
+        chunks.enqueue(&queue, calls(vec![noop as fn(); 10], 4));
+        chunks.enqueue(&queue, calls(vec![noop as fn(); 3], 4));
+        let rests = chunks.take_all_rests();
+        let seqs: Vec<u64> = rests.iter().map(|(seq, _)| *seq).collect();
+        let sizes: Vec<usize> = rests.iter().map(|(_, rest)| rest.len()).collect();
+        assert_eq!(seqs, [0, 1, 2, 3]);
+        assert_eq!(sizes, [4, 4, 2, 3]);
+        // Their entries are still queued, now empty.
+        let mut entries = 0;
+        while let Some(task) = queue.drain_one() {
+            let Task::Chunk(chunk) = task else {
+                panic!("only chunks were queued")
+            };
+            assert!(chunk.header().is_empty());
+            entries += 1;
+        }
+        assert_eq!(entries, 4);
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_size(1, 2), 1);
+        assert_eq!(chunk_size(15, 2), 1);
+        assert_eq!(chunk_size(64, 2), 8);
+        assert_eq!(chunk_size(64, 1), 16);
+        assert_eq!(chunk_size(1_000_000, 2), MAX_CHUNK);
+        assert_eq!(chunk_size(100, 0), 25);
     }
 }

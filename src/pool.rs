@@ -87,7 +87,7 @@ pub(crate) struct Shared {
     pub(crate) gate: Gate,
     pub(crate) queue: Queue,
     /// The chunks of batches that may still hold tasks (see `chunk.rs`).
-    chunks: Chunks,
+    pub(crate) chunks: Chunks,
     /// The room left in a bounded queue; `None` for an unbounded one.
     bound: Option<Bound>,
     /// The pool's task groups, for shutdown (resume the paused ones) and

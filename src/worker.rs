@@ -537,6 +537,13 @@ impl ChunkRunner<'_> {
         drop(guard);
     }
 
+    /// The chunk's last task was just taken out: the pool's register of
+    /// chunks may forget it.
+    #[inline]
+    pub(crate) fn emptied_chunk(&self) {
+        self.shared.chunks.note_emptied();
+    }
+
     /// Runs a submitted task just taken out of the chunk, with `left` more
     /// behind it, unless its cell was claimed meanwhile (cancelled through
     /// its handle, or run by a joiner helping).

@@ -200,6 +200,10 @@ fn current_outside_a_pool_never_fires() {
 fn current_in_a_task_fires_on_shutdown_now() {
     let pool = ThreadPool::new(2).unwrap();
     let (token_tx, token_rx) = mpsc::channel();
+    // The task keeps its callback registered until the test has checked it
+    // ran: dropping it earlier (as soon as the sleep wakes) may unregister
+    // it before `shutdown_now` gets to it, which `on_stop` allows.
+    let (checked_tx, checked_rx) = mpsc::channel::<()>();
     let hits = counter();
     let callback_hits = hits.clone();
     let handle = pool
@@ -210,6 +214,7 @@ fn current_in_a_task_fires_on_shutdown_now() {
             });
             token_tx.send(token.clone()).unwrap();
             let slept = token.sleep(WAIT);
+            let _ = checked_rx.recv_timeout(WAIT);
             drop(cb);
             (slept, token.is_stop_requested())
         })
@@ -224,6 +229,7 @@ fn current_in_a_task_fires_on_shutdown_now() {
     // The request is raised (and its callbacks have run) when shutdown_now returns.
     assert!(token.is_stop_requested());
     assert_eq!(count(&hits), 1);
+    checked_tx.send(()).unwrap();
 
     let (slept, seen) = handle.join().unwrap();
     assert_eq!(slept, Err(Interrupted));

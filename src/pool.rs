@@ -200,6 +200,25 @@ impl Shared {
         }
     }
 
+    /// `execute` of an unnamed task at Normal priority: the hot path, kept
+    /// small enough to inline. Anything else (a bounded queue, a refusal)
+    /// takes the general path.
+    #[inline]
+    pub(crate) fn execute_unnamed<F>(&self, f: F, block: bool) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        if self.bound.is_none()
+            && let Some(mut pass) = self.gate.enter(&self.lifecycle, 1)
+        {
+            self.queue.push_normal(Task::Plain(task::unnamed(f)));
+            pass.accept();
+            return Ok(());
+        }
+        // Refused (or bounded): the general path decides, and counts.
+        self.execute(None, Priority::Normal, f, block)
+    }
+
     pub(crate) fn submit<C: Call>(
         self: &Arc<Self>,
         name: Option<Arc<str>>,
@@ -943,7 +962,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.execute(None, Priority::Normal, f, true)
+        self.shared.execute_unnamed(f, true)
     }
 
     /// Like [`execute`](Self::execute), but never blocks.
@@ -956,7 +975,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.execute(None, Priority::Normal, f, false)
+        self.shared.execute_unnamed(f, false)
     }
 
     /// Runs `f` on a worker and returns a [`TaskHandle`] for its result.

@@ -104,6 +104,13 @@ impl Queue {
         }
     }
 
+    /// Appends `task` at Normal priority.
+    #[inline]
+    pub(crate) fn push_normal(&self, task: Task) {
+        self.send(Priority::Normal, task);
+    }
+
+    #[inline]
     fn send(&self, priority: Priority, task: Task) {
         // Cannot fail: unbounded, and `self` holds every receiver.
         if self.level(priority).tx.send(task).is_err() {
@@ -117,10 +124,17 @@ impl Queue {
     }
 
     /// The next entry by the rule; `turn` is the worker's take counter.
+    #[inline(always)]
     pub(crate) fn try_take(&self, turn: &mut u32) -> Option<Task> {
         if self.elsewhere.load(Ordering::Relaxed) == 0 {
             return self.level(Priority::Normal).rx.try_recv().ok();
         }
+        self.try_take_by_rule(turn)
+    }
+
+    /// `try_take` when some level other than Normal has entries.
+    #[inline(never)]
+    fn try_take_by_rule(&self, turn: &mut u32) -> Option<Task> {
         loop {
             let lowest_first = turn.wrapping_add(1).is_multiple_of(STARVATION_TURN);
             let order = if lowest_first {

@@ -197,11 +197,24 @@ pub(crate) struct Gate {
 
 #[cfg(not(loom))]
 thread_local! {
-    static GATE_SLOT: usize = {
-        // Not modelled (it only spreads threads over slots): plain std.
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % GATE_SLOTS
-    };
+    /// The calling thread's slot, assigned on its first pass (`usize::MAX`
+    /// until then); const-initialised so reading it is a plain load.
+    static GATE_SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// The calling thread's slot of the gate.
+#[cfg(not(loom))]
+#[inline]
+fn gate_slot() -> usize {
+    let slot = GATE_SLOT.with(std::cell::Cell::get);
+    if slot != usize::MAX {
+        return slot;
+    }
+    // Not modelled (it only spreads threads over slots): plain std.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let slot = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % GATE_SLOTS;
+    GATE_SLOT.with(|s| s.set(slot));
+    slot
 }
 
 // Loom's threads share one OS thread, and so std's thread-locals: give each
@@ -213,6 +226,11 @@ loom::lazy_static! {
 #[cfg(loom)]
 loom::thread_local! {
     static GATE_SLOT: usize = NEXT_GATE_SLOT.fetch_add(1, Ordering::Relaxed) % GATE_SLOTS;
+}
+
+#[cfg(loom)]
+fn gate_slot() -> usize {
+    GATE_SLOT.with(|s| *s)
 }
 
 /// Proof of being inside the gate; leaving happens on drop, also on unwind.
@@ -244,12 +262,13 @@ impl Gate {
     }
 
     /// Enters the gate, for `tasks` tasks, if the pool is still `Running`.
+    #[inline]
     pub(crate) fn enter<'a>(
         &'a self,
         lifecycle: &'a Lifecycle,
         tasks: u64,
     ) -> Option<GatePass<'a>> {
-        let slot = GATE_SLOT.with(|s| *s);
+        let slot = gate_slot();
         // ORDERING: SeqCst increment, then SeqCst state load: see the module
         // docs. If we read Running, the shutdown side's later sum sees us.
         self.slots[slot]
@@ -275,7 +294,7 @@ impl Gate {
     /// decide the drain is over, so whatever the holder still enqueues
     /// (`shutdown` re-queuing paused groups) is drained too.
     pub(crate) fn hold<'a>(&'a self, lifecycle: &'a Lifecycle) -> GatePass<'a> {
-        let slot = GATE_SLOT.with(|s| *s);
+        let slot = gate_slot();
         // ORDERING: SeqCst, before the caller moves the state (see `enter`).
         self.slots[slot].0.fetch_add(1, Ordering::SeqCst);
         dekker_fence();
@@ -321,6 +340,7 @@ impl Gate {
 }
 
 impl Drop for GatePass<'_> {
+    #[inline]
     fn drop(&mut self) {
         let slot = &self.gate.slots[self.slot].0;
         // ORDERING: SeqCst (at least Release) so that the enqueue before it
@@ -330,9 +350,19 @@ impl Drop for GatePass<'_> {
         slot.fetch_sub(given_back * ACCEPTED_ONE + 1, Ordering::SeqCst);
         dekker_fence();
         if self.lifecycle.get() != PoolState::Running {
-            let _guard = self.gate.lock.lock();
-            self.gate.cleared.notify_all();
+            self.gate.notify_cleared();
         }
+    }
+}
+
+impl Gate {
+    /// Wakes `wait_clear` callers: out of line, it only happens once the
+    /// pool is shutting down.
+    #[cold]
+    #[inline(never)]
+    fn notify_cleared(&self) {
+        let _guard = self.lock.lock();
+        self.cleared.notify_all();
     }
 }
 

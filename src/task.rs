@@ -55,20 +55,26 @@ impl TaskId {
     /// submit path does not touch a shared counter per task.
     #[inline]
     pub(crate) fn next() -> TaskId {
-        const BLOCK: u64 = 1024;
-        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
         thread_local! {
             static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
         }
         RANGE.with(|range| {
             let (mut next, mut end) = range.get();
             if next == end {
-                next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
-                end = next + BLOCK;
+                let block = TaskId::block();
+                (next, end) = (block.start, block.end);
             }
             range.set((next + 1, end));
             TaskId(next)
         })
+    }
+
+    /// A block of fresh ids, for a thread (or a worker) to hand out alone.
+    pub(crate) fn block() -> std::ops::Range<u64> {
+        const BLOCK: u64 = 1024;
+        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+        let start = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+        start..start + BLOCK
     }
 }
 
@@ -107,13 +113,20 @@ pub(crate) fn plain<F: FnOnce() + Send + 'static>(
     f: F,
 ) -> Box<dyn PlainTask> {
     match name {
-        None => Box::new(Bare(f)),
+        None => unnamed(f),
         Some(name) => Box::new(Named {
             id: TaskId::next(),
             name,
             f,
         }),
     }
+}
+
+/// Boxes an unnamed `f` for the queue (no allocation if it captures
+/// nothing).
+#[inline]
+pub(crate) fn unnamed<F: FnOnce() + Send + 'static>(f: F) -> Box<dyn PlainTask> {
+    Box::new(Bare(f))
 }
 
 impl<F: FnOnce() + Send + 'static> PlainTask for Bare<F> {

@@ -151,7 +151,7 @@ impl WorkerSlot {
     /// Counts a task this worker ran. Single writer (the slot's worker), so
     /// a load and a store replace a locked read-modify-write; readers order
     /// it with fences (see `Shared::notify_idle_waiters`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_end(&self, panicked: bool) {
         let counter = if panicked {
             &self.panicked
@@ -162,11 +162,10 @@ impl WorkerSlot {
     }
 
     /// Shows a task taken from the queue (the slot was idle).
-    #[inline]
+    #[inline(always)]
     fn begin_top(&self, id: TaskId, name: Option<&Arc<str>>, started: u64) {
         if name.is_some() || self.named.load(Ordering::Relaxed) {
-            *self.name.lock() = name.cloned();
-            self.named.store(name.is_some(), Ordering::Relaxed);
+            self.set_name(name);
         }
         self.started.store(started, Ordering::Relaxed);
         // ORDERING: Release publishes `started` and `name` to
@@ -174,8 +173,15 @@ impl WorkerSlot {
         self.current.store(id.as_u64(), Ordering::Release);
     }
 
+    /// Shows `name` (named tasks are the slow path: a lock).
+    #[inline(never)]
+    fn set_name(&self, name: Option<&Arc<str>>) {
+        *self.name.lock() = name.cloned();
+        self.named.store(name.is_some(), Ordering::Relaxed);
+    }
+
     /// Marks the slot idle again after a task taken from the queue.
-    #[inline]
+    #[inline(always)]
     fn end_top(&self) {
         // ORDERING: Release, so a reader that sees the slot idle also sees
         // the task's counts (stored before).
@@ -300,7 +306,19 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
     });
     log::debug!("{}: started", shared.slots[index].thread_name());
     shared.run_thread_hook(true, index);
-    work(&shared, index);
+    // Tasks run under their own `catch_unwind`; this one is for the pool's
+    // bookkeeping around them (or a `Drop` of a task's result), caught once
+    // for the whole loop rather than once per task: a panic there is logged
+    // and the loop starts again, so the worker never dies with the pool
+    // still counting on it.
+    while let Err(payload) = catch_unwind(AssertUnwindSafe(|| work(&shared, index))) {
+        log::error!(
+            "{}: a panic escaped a task's cleanup (a Drop of its result?): {}",
+            shared.slots[index].thread_name(),
+            unwind::message(payload.as_ref())
+        );
+        unwind::drop_quietly(payload);
+    }
     shared.run_thread_hook(false, index);
     log::debug!("{}: exiting", shared.slots[index].thread_name());
     // Pass the wake on: a worker that blocked just before shutdown began may
@@ -366,7 +384,9 @@ impl Clock {
 
 fn work(shared: &Arc<Shared>, index: usize) {
     let mut clock = Clock::new();
+    let mut ids = IdBlock::new();
     let mut turn = 0u32;
+    let slot = &shared.slots[index];
     loop {
         if shared.lifecycle.get() >= PoolState::Stopping {
             return;
@@ -388,30 +408,84 @@ fn work(shared: &Arc<Shared>, index: usize) {
                 }
             }
         };
-        let processed = match task {
-            Task::Chunk(chunk) => catch_unwind(AssertUnwindSafe(|| {
-                run_chunk(shared, index, &mut clock, chunk);
-            })),
+        match task {
+            // The hot path, kept flat: no call that is not needed.
+            Task::Plain(task) => {
+                shared.taken_off_queue(1);
+                let started = clock.stamp(shared);
+                match task.name() {
+                    None => {
+                        let id = ids.next();
+                        slot.begin_top(id, None, started);
+                        let guard = TopGuard(slot);
+                        let result = catch_unwind(AssertUnwindSafe(move || task.call()));
+                        slot.record_end(result.is_err());
+                        if let Err(payload) = result {
+                            report_worker_panic(shared, index, id, None, payload);
+                        }
+                        drop(guard);
+                    }
+                    Some(_) => {
+                        let at = Site {
+                            index,
+                            started,
+                            nested: false,
+                        };
+                        run_plain(shared, Some(at), task, None);
+                    }
+                }
+            }
+            Task::Chunk(chunk) => run_chunk(shared, index, &mut clock, chunk),
             task => {
                 let at = Site {
                     index,
                     started: clock.stamp(shared),
                     nested: false,
                 };
-                catch_unwind(AssertUnwindSafe(|| process(shared, at, task)))
+                process(shared, at, task);
             }
-        };
-        if let Err(payload) = processed {
-            // Only our own bookkeeping or a value's Drop can get here; the
-            // task itself ran under its own catch_unwind.
-            log::error!(
-                "{}: a panic escaped a task's cleanup (a Drop of its result?): {}",
-                shared.slots[index].thread_name(),
-                unwind::message(payload.as_ref())
-            );
-            unwind::drop_quietly(payload);
         }
     }
+}
+
+/// Ids for the unnamed tasks a worker runs, taken a block at a time so that
+/// starting a task costs an increment, not a look-up of a thread-local.
+struct IdBlock {
+    next: u64,
+    end: u64,
+}
+
+impl IdBlock {
+    fn new() -> IdBlock {
+        IdBlock { next: 0, end: 0 }
+    }
+
+    #[inline]
+    fn next(&mut self) -> TaskId {
+        if self.next == self.end {
+            let block = TaskId::block();
+            self.next = block.start;
+            self.end = block.end;
+        }
+        let id = self.next;
+        self.next += 1;
+        TaskId::from_raw(id)
+    }
+}
+
+/// Hands the panic of a task that ran on worker `index` to the panic
+/// handler: out of line, so the hot path stays small.
+#[cold]
+#[inline(never)]
+fn report_worker_panic(
+    shared: &Shared,
+    index: usize,
+    id: TaskId,
+    name: Option<Arc<str>>,
+    payload: Box<dyn std::any::Any + Send + 'static>,
+) {
+    let thread = Some(shared.slots[index].thread_name().to_owned());
+    shared.report_panic(id, name, thread, payload);
 }
 
 /// Where a task runs: on worker `.0`, stamped as started at `.1`; `None`

@@ -428,6 +428,9 @@ impl Shared {
         } else {
             self.take_stashed()
         };
+        // Sized once for what is queued (each chunk counts one: a hint), so
+        // a million handed-back tasks are not copied a dozen times over.
+        pending.reserve(self.queue.len());
         let stashed = pending.len();
         let mut popped = 0;
         // Where the tasks of each chunk found in the queue end in `pending`.

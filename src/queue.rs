@@ -112,8 +112,11 @@ impl Queue {
 
     #[inline]
     fn send(&self, priority: Priority, task: Task) {
-        // Cannot fail: unbounded, and `self` holds every receiver.
-        if self.level(priority).tx.send(task).is_err() {
+        // Cannot fail: unbounded, and `self` holds every receiver. (The
+        // error is forgotten, not dropped: that keeps the drop glue of a
+        // `Task` off the hot path.)
+        if let Err(lost) = self.level(priority).tx.send(task) {
+            std::mem::forget(lost);
             unreachable!("the pool's queue lost its receiver");
         }
     }
@@ -173,10 +176,22 @@ impl Queue {
     }
 
     /// Takes any entry, High first: for drains.
+    #[inline]
     pub(crate) fn drain_one(&self) -> Option<Task> {
+        // ORDERING: an entry of another level is counted before it is sent
+        // (see `push`), so a zero count means those levels are empty.
+        if self.elsewhere.load(Ordering::SeqCst) == 0 {
+            return self.level(Priority::Normal).rx.try_recv().ok();
+        }
         [Priority::High, Priority::Normal, Priority::Low]
             .into_iter()
             .find_map(|p| self.try_take_at(p))
+    }
+
+    /// Entries queued now, of every level (a chunk or a group's token
+    /// counts one): a size hint for drains.
+    pub(crate) fn len(&self) -> usize {
+        self.levels.iter().map(|l| l.rx.len()).sum()
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -211,7 +211,7 @@ impl Shared {
         if self.bound.is_none()
             && let Some(mut pass) = self.gate.enter(&self.lifecycle, 1)
         {
-            self.queue.push_normal(Task::Plain(task::unnamed(f)));
+            self.queue.push_normal(task::unnamed_entry(f));
             pass.accept();
             return Ok(());
         }
@@ -550,7 +550,7 @@ impl Shared {
     /// (a cancelled or helped submitted task).
     fn hand_back_one(self: &Arc<Self>, task: Task, pending: &mut Vec<PendingTask>) -> bool {
         let keep = match &task {
-            Task::Plain(_) => true,
+            Task::Plain(_) | Task::Inline(_) => true,
             Task::Shared(entry) => entry.0.hand_back(),
             Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
         };

@@ -29,6 +29,7 @@ use crate::chunk::ChunkRef;
 use crate::error::{Rejected, panic_message};
 use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{SharedEntry, TaskHandle};
+use crate::inline::Inline;
 use crate::pool::{Shared, ThreadPool};
 use crate::queue::Priority;
 use crate::worker;
@@ -129,6 +130,20 @@ pub(crate) fn unnamed<F: FnOnce() + Send + 'static>(f: F) -> Box<dyn PlainTask> 
     Box::new(Bare(f))
 }
 
+/// The queue entry of an unnamed `execute`d closure: in place if it is at
+/// most two words (no allocation at all), boxed otherwise.
+#[inline]
+pub(crate) fn unnamed_entry<F: FnOnce() + Send + 'static>(f: F) -> Task {
+    // A capture-free closure boxes for free, and a box is the smaller entry.
+    if std::mem::size_of::<F>() == 0 {
+        return Task::Plain(unnamed(f));
+    }
+    match Inline::new(f) {
+        Ok(inline) => Task::Inline(inline),
+        Err(f) => Task::Plain(unnamed(f)),
+    }
+}
+
 impl<F: FnOnce() + Send + 'static> PlainTask for Bare<F> {
     fn id(&self) -> Option<TaskId> {
         None
@@ -226,6 +241,8 @@ pub trait Job: Send + 'static {
 pub(crate) enum Task {
     /// From `execute`.
     Plain(Box<dyn PlainTask>),
+    /// From `execute`: an unnamed closure of at most two words, in place.
+    Inline(Inline),
     /// From `submit`: a cell shared with its handle.
     Shared(SharedEntry),
     /// A group's token: its next task is in the group's mailbox.
@@ -281,6 +298,7 @@ impl PendingTask {
     pub(crate) fn new(task: Task, shared: Arc<Shared>) -> PendingTask {
         let id = match &task {
             Task::Plain(t) => t.id().unwrap_or_else(TaskId::next),
+            Task::Inline(_) => TaskId::next(),
             Task::Shared(t) => t.0.header().id,
             Task::Group(_) | Task::Chunk(_) | Task::Wake => {
                 unreachable!("tokens, chunks and wake-ups are not tasks")
@@ -309,6 +327,7 @@ impl PendingTask {
     pub fn name(&self) -> Option<&str> {
         match self.task() {
             Task::Plain(t) => t.name().map(|n| &**n),
+            Task::Inline(_) => None,
             Task::Shared(t) => t.0.header().name.as_deref(),
             Task::Group(_) | Task::Chunk(_) | Task::Wake => unreachable!(),
         }
@@ -359,7 +378,7 @@ impl PendingTask {
     pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
         let taken = match self.task() {
             Task::Shared(entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
-            Task::Plain(_) | Task::Group(_) | Task::Chunk(_) | Task::Wake => None,
+            Task::Plain(_) | Task::Inline(_) | Task::Group(_) | Task::Chunk(_) | Task::Wake => None,
         };
         match taken.map(|any| any.downcast::<JobCall<J>>()) {
             Some(Ok(job)) => {

@@ -386,7 +386,6 @@ fn work(shared: &Arc<Shared>, index: usize) {
     let mut clock = Clock::new();
     let mut ids = IdBlock::new();
     let mut turn = 0u32;
-    let slot = &shared.slots[index];
     loop {
         if shared.lifecycle.get() >= PoolState::Stopping {
             return;
@@ -410,21 +409,16 @@ fn work(shared: &Arc<Shared>, index: usize) {
         };
         match task {
             // The hot path, kept flat: no call that is not needed.
+            Task::Inline(task) => {
+                shared.taken_off_queue(1);
+                let started = clock.stamp(shared);
+                run_top(shared, index, ids.next(), started, move || task.call());
+            }
             Task::Plain(task) => {
                 shared.taken_off_queue(1);
                 let started = clock.stamp(shared);
                 match task.name() {
-                    None => {
-                        let id = ids.next();
-                        slot.begin_top(id, None, started);
-                        let guard = TopGuard(slot);
-                        let result = catch_unwind(AssertUnwindSafe(move || task.call()));
-                        slot.record_end(result.is_err());
-                        if let Err(payload) = result {
-                            report_worker_panic(shared, index, id, None, payload);
-                        }
-                        drop(guard);
-                    }
+                    None => run_top(shared, index, ids.next(), started, move || task.call()),
                     Some(_) => {
                         let at = Site {
                             index,
@@ -473,6 +467,22 @@ impl IdBlock {
     }
 }
 
+/// Runs `call`, an unnamed task with no handle that worker `index` took
+/// from the queue (so the slot goes from idle to it and back), and counts
+/// its end: the hot path, always inlined.
+#[inline(always)]
+fn run_top<C: FnOnce()>(shared: &Shared, index: usize, id: TaskId, started: u64, call: C) {
+    let slot = &shared.slots[index];
+    slot.begin_top(id, None, started);
+    let guard = TopGuard(slot);
+    let result = catch_unwind(AssertUnwindSafe(call));
+    slot.record_end(result.is_err());
+    if let Err(payload) = result {
+        report_worker_panic(shared, index, id, None, payload);
+    }
+    drop(guard);
+}
+
 /// Hands the panic of a task that ran on worker `index` to the panic
 /// handler: out of line, so the hot path stays small.
 #[cold]
@@ -507,6 +517,10 @@ fn process(shared: &Shared, at: Site, task: Task) {
         Task::Plain(task) => {
             shared.taken_off_queue(1);
             run_plain(shared, Some(at), task, None);
+        }
+        Task::Inline(task) => {
+            shared.taken_off_queue(1);
+            run_call(shared, Some(at), TaskId::next(), None, move || task.call());
         }
         Task::Shared(entry) => {
             shared.taken_off_queue(1);
@@ -591,24 +605,10 @@ impl ChunkRunner<'_> {
         let shared = self.shared;
         shared.taken_off_queue(1);
         self.offer_help(left);
-        let at = Site {
-            index: self.index,
-            started: self.clock.stamp(shared),
-            nested: false,
-        };
-        let id = TaskId::next();
-        let slot = &shared.slots[at.index];
+        let started = self.clock.stamp(shared);
         // Never nested (a chunk is only ever run from the queue), so the
         // slot goes from idle to this task and back.
-        slot.begin_top(id, None, at.started);
-        let guard = TopGuard(slot);
-        let result = catch_unwind(AssertUnwindSafe(f));
-        shared.count_end(Some(at.index), result.is_err(), false);
-        if let Err(payload) = result {
-            let thread = Some(slot.thread_name().to_owned());
-            shared.report_panic(id, None, thread, payload);
-        }
-        drop(guard);
+        run_top(shared, self.index, TaskId::next(), started, f);
     }
 
     /// The chunk's last task was just taken out: the pool's register of
@@ -671,9 +671,13 @@ fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, task: Task) 
     match task {
         Task::Plain(task) => {
             group.task_started();
-            if let Some(panicked) = run_plain(shared, Some(at), task, None) {
-                group.record_end(panicked, false);
-            }
+            let panicked = run_plain(shared, Some(at), task, None);
+            group.record_end(panicked, false);
+        }
+        Task::Inline(task) => {
+            group.task_started();
+            let panicked = run_call(shared, Some(at), TaskId::next(), None, move || task.call());
+            group.record_end(panicked, false);
         }
         // The cell counts its end in its group itself (see `run_shared`).
         Task::Shared(entry) => {
@@ -697,17 +701,24 @@ fn swap_context_group(group: Option<Arc<GroupInner>>) -> Option<Arc<GroupInner>>
 
 /// Runs an `execute`d task; `id` is the one already given to it, if any.
 /// Returns whether it panicked.
-fn run_plain(
-    shared: &Shared,
-    at: At,
-    task: Box<dyn PlainTask>,
-    id: Option<TaskId>,
-) -> Option<bool> {
+fn run_plain(shared: &Shared, at: At, task: Box<dyn PlainTask>, id: Option<TaskId>) -> bool {
     let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
     let name = task.name().cloned();
+    run_call(shared, at, id, name, move || task.call())
+}
+
+/// Runs `call`, the closure of an `execute`d task with this id and name,
+/// and counts its end. Returns whether it panicked.
+fn run_call<C: FnOnce()>(
+    shared: &Shared,
+    at: At,
+    id: TaskId,
+    name: Option<Arc<str>>,
+    call: C,
+) -> bool {
     let index = at.map(|at| at.index);
     let guard = at.map(|at| SlotGuard::enter(&shared.slots[at.index], id, name.as_ref(), at));
-    let result = catch_unwind(AssertUnwindSafe(move || task.call()));
+    let result = catch_unwind(AssertUnwindSafe(call));
     // A plain task runs off the workers only as a PendingTask: returned.
     let returned = index.is_none();
     let panicked = result.is_err();
@@ -720,7 +731,7 @@ fn run_plain(
         }
     }
     drop(guard);
-    Some(panicked)
+    panicked
 }
 
 /// Claims and runs a submitted task; false if someone else claimed it.
@@ -808,6 +819,9 @@ pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
         Task::Plain(task) => {
             run_plain(shared, None, task, Some(id));
         }
+        Task::Inline(task) => {
+            run_call(shared, None, id, None, move || task.call());
+        }
         Task::Shared(entry) => {
             run_shared(shared, None, &entry.0);
         }
@@ -820,6 +834,12 @@ pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
 pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> bool {
     match task {
         Task::Plain(task) => {
+            unwind::drop_quietly(task);
+            shared.count_cancelled(false);
+            group.record_cancelled(false);
+            true
+        }
+        Task::Inline(task) => {
             unwind::drop_quietly(task);
             shared.count_cancelled(false);
             group.record_cancelled(false);
@@ -840,6 +860,10 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
 pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
     let cancelled = match task {
         Task::Plain(task) => {
+            unwind::drop_quietly(task);
+            true
+        }
+        Task::Inline(task) => {
             unwind::drop_quietly(task);
             true
         }

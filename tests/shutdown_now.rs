@@ -594,3 +594,55 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
         "only {rounds_with_returns} of {ROUNDS} rounds handed tasks back"
     );
 }
+
+// Closures of every size (none, one, two and three words: stored in the
+// queue entry or boxed) come back, run or drop exactly once, and are counted.
+#[test]
+fn handed_back_closures_of_every_size_run_or_drop_once() {
+    let gate = Gate::new();
+    let pool = held_pool(&gate);
+    let drops = DropCounter::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    fn nothing() {}
+    for i in 0..40usize {
+        let tracked = drops.tracked();
+        let runs = runs.clone();
+        let extra = [i as u64; 1];
+        match i % 4 {
+            0 => pool.execute(nothing).unwrap(),
+            1 => pool.execute(move || drop(tracked)).unwrap(),
+            2 => pool
+                .execute(move || {
+                    drop(tracked);
+                    runs.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap(),
+            _ => pool
+                .execute(move || {
+                    drop(tracked);
+                    runs.fetch_add(usize::from(extra[0] < 40), Ordering::SeqCst);
+                })
+                .unwrap(),
+        }
+    }
+    // Tracked values not moved into a closure (the capture-free case) are
+    // dropped here: 10 of them.
+    assert_eq!(drops.count(), 10);
+    let pending = pool.shutdown_now();
+    assert_eq!(pending.len(), 40);
+    let mut ran = 0;
+    for (i, task) in pending.into_iter().enumerate() {
+        if i % 3 == 0 {
+            task.run();
+            ran += 1;
+        } // else dropped: cancelled
+    }
+    assert_eq!(drops.count(), 40, "every capture dropped exactly once");
+    let expected_runs = (0..40).filter(|i| i % 3 == 0 && i % 4 >= 2).count();
+    assert_eq!(runs.load(Ordering::SeqCst), expected_runs);
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    let stats = pool.stats();
+    assert_eq!(stats.completed, 1 + ran as u64);
+    assert_eq!(stats.cancelled, 40 - ran as u64);
+}

@@ -87,11 +87,11 @@ impl fmt::Display for TaskId {
 
 /// A fire-and-forget task as it sits in the queue.
 ///
-/// An unnamed task is the closure alone: in the queue entry itself if it is
-/// at most two words ([`Inline`]), else boxed ([`Bare`]); it gets its id
-/// only when someone can see it (the worker that starts it, or
-/// `shutdown_now` handing it back), since `execute` returns none. A named
-/// task carries its id and name ([`Named`]).
+/// An unnamed task is the closure alone ([`Bare`]): boxing a closure that
+/// captures nothing allocates nothing, and the task gets its id only when
+/// someone can see it (the worker that starts it, or `shutdown_now` handing
+/// it back), since `execute` returns none. A named task carries its id and
+/// name ([`Named`]).
 pub(crate) trait PlainTask: Send {
     fn id(&self) -> Option<TaskId>;
     fn name(&self) -> Option<&Arc<str>>;
@@ -131,10 +131,13 @@ pub(crate) fn unnamed<F: FnOnce() + Send + 'static>(f: F) -> Box<dyn PlainTask> 
 }
 
 /// The queue entry of an unnamed `execute`d closure: in place if it is at
-/// most two words (no allocation at all, capture-free ones included), boxed
-/// otherwise.
+/// most two words (no allocation at all), boxed otherwise.
 #[inline]
 pub(crate) fn unnamed_entry<F: FnOnce() + Send + 'static>(f: F) -> Task {
+    // A capture-free closure boxes for free, and a box is the smaller entry.
+    if std::mem::size_of::<F>() == 0 {
+        return Task::Plain(unnamed(f));
+    }
     match Inline::new(f) {
         Ok(inline) => Task::Inline(inline),
         Err(f) => Task::Plain(unnamed(f)),

@@ -130,8 +130,9 @@ pub(crate) fn unnamed<F: FnOnce() + Send + 'static>(f: F) -> Box<dyn PlainTask> 
     Box::new(Bare(f))
 }
 
-/// The queue entry of an unnamed `execute`d closure: in place if it is at
-/// most two words (no allocation at all), boxed otherwise.
+/// The queue entry of an unnamed `execute`d closure: in place if it is one
+/// word (no allocation at all), boxed otherwise (capture-free ones box for
+/// free).
 #[inline]
 pub(crate) fn unnamed_entry<F: FnOnce() + Send + 'static>(f: F) -> Task {
     // A capture-free closure boxes for free, and a box is the smaller entry.
@@ -241,7 +242,7 @@ pub trait Job: Send + 'static {
 pub(crate) enum Task {
     /// From `execute`.
     Plain(Box<dyn PlainTask>),
-    /// From `execute`: an unnamed closure of at most two words, in place.
+    /// From `execute`: an unnamed closure of one word, in place.
     Inline(Inline),
     /// From `submit`: a cell shared with its handle.
     Shared(SharedEntry),

@@ -595,8 +595,9 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
     );
 }
 
-// Closures of every size (none, one, two and three words: stored in the
-// queue entry or boxed) come back, run or drop exactly once, and are counted.
+// Closures of every size (none, one, two and three words: boxed, stored in
+// the queue entry, boxed, boxed) come back, run or drop exactly once, and
+// are counted.
 #[test]
 fn handed_back_closures_of_every_size_run_or_drop_once() {
     let gate = Gate::new();

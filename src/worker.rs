@@ -31,6 +31,7 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,7 +63,12 @@ thread_local! {
     /// `StopToken::current`; set only on a worker. Not a field of `CONTEXT`:
     /// it is set and restored around every submitted task, and swapping a
     /// `Cell` costs a fraction of borrowing the context mutably twice.
-    static CURRENT_TASK: Cell<Option<Arc<dyn SharedTask>>> = const { Cell::new(None) };
+    ///
+    /// `ManuallyDrop`, so that the slot needs no destructor and each access
+    /// skips the check for one: `run_shared` always puts back what it found,
+    /// ending with `None`, so there is nothing to drop at thread exit.
+    static CURRENT_TASK: Cell<ManuallyDrop<Option<Arc<dyn SharedTask>>>> =
+        const { Cell::new(ManuallyDrop::new(None)) };
 }
 
 /// True if the calling thread is a worker of the pool `pool_id`.
@@ -87,8 +93,8 @@ pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
             states.push(group.stop_state().clone());
         }
         let task = CURRENT_TASK.with(|current| {
-            let task = current.take();
-            let copy = task.clone();
+            let task = current.replace(ManuallyDrop::new(None));
+            let copy = Option::clone(&task);
             current.set(task);
             copy
         });
@@ -695,7 +701,7 @@ impl Drop for ContextTask {
 }
 
 fn swap_context_task(task: Option<Arc<dyn SharedTask>>) -> Option<Arc<dyn SharedTask>> {
-    CURRENT_TASK.with(|current| current.replace(task))
+    ManuallyDrop::into_inner(CURRENT_TASK.with(|current| current.replace(ManuallyDrop::new(task))))
 }
 
 /// Runs a queued task on the calling worker, for a joiner that would

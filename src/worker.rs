@@ -666,17 +666,32 @@ fn run_plain(
 /// Claims and runs a submitted task, unless someone else claimed it.
 fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) {
     let header = task.header();
-    let index = at.map(|at| at.index);
-    let guard =
-        at.map(|at| SlotGuard::enter(&shared.slots[at.index], header.id, header.name.as_ref(), at));
-    let context = index.map(|_| ContextTask::enter(task.clone()));
     let tally = Tally {
         shared: Some(shared),
-        index,
+        index: at.map(|at| at.index),
     };
-    task.run(tally);
-    drop(context);
-    drop(guard);
+    // The guards drop in reverse order: the current task is restored
+    // before the slot shows the end.
+    match at {
+        // Taken from the queue: the slot goes from idle to this task and
+        // back, with nothing to save (`TopGuard`, as for a chunk's task).
+        Some(at) if !at.nested => {
+            let slot = &shared.slots[at.index];
+            slot.begin_top(header.id, header.name.as_ref(), at.started);
+            let _idle = TopGuard(slot);
+            let _current = ContextTask::enter(task.clone());
+            task.run(tally);
+        }
+        Some(at) => {
+            let slot = &shared.slots[at.index];
+            let _restore = SlotGuard::enter(slot, header.id, header.name.as_ref(), at);
+            let _current = ContextTask::enter(task.clone());
+            task.run(tally);
+        }
+        None => {
+            task.run(tally);
+        }
+    }
 }
 
 /// Makes a submitted task the thread's current one (for

@@ -543,10 +543,20 @@ impl<T> TaskHandle<T> {
 }
 
 impl<T> Drop for TaskHandle<T> {
+    #[inline]
     fn drop(&mut self) {
-        if self.joined {
-            return;
+        // The check inline, the rest out of line: most handles were joined.
+        if !self.joined {
+            self.drop_unjoined();
         }
+    }
+}
+
+impl<T> TaskHandle<T> {
+    /// Lets the task go on alone; a panic it already had, which nobody
+    /// will see now, goes to the pool's panic handler.
+    #[inline(never)]
+    fn drop_unjoined(&mut self) {
         if let Some(payload) = self.cell.detach() {
             let header = self.cell.header();
             self.shared

@@ -56,6 +56,7 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    #[inline]
     pub(crate) fn is_claimed(&self) -> bool {
         self.claimed.load(Ordering::Acquire)
     }
@@ -88,6 +89,7 @@ pub(crate) enum Ran {
 }
 
 impl Tally<'_> {
+    #[inline]
     fn ended(self, header: &Header, panicked: bool, returned: bool) {
         if let Some(shared) = self.shared {
             shared.count_end(self.index, panicked, returned);
@@ -99,6 +101,7 @@ impl Tally<'_> {
 
     /// A panic with no handle left to tell: to the panic handler (already
     /// counted by `ended`).
+    #[cold]
     fn orphan(self, header: &Header, payload: Box<dyn Any + Send + 'static>) {
         match self.shared {
             Some(shared) => {

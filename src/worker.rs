@@ -702,6 +702,7 @@ struct ContextTask {
 }
 
 impl ContextTask {
+    #[inline]
     fn enter(task: Arc<dyn SharedTask>) -> ContextTask {
         ContextTask {
             outer: swap_context_task(Some(task)),
@@ -710,11 +711,13 @@ impl ContextTask {
 }
 
 impl Drop for ContextTask {
+    #[inline]
     fn drop(&mut self) {
         swap_context_task(self.outer.take());
     }
 }
 
+#[inline]
 fn swap_context_task(task: Option<Arc<dyn SharedTask>>) -> Option<Arc<dyn SharedTask>> {
     ManuallyDrop::into_inner(CURRENT_TASK.with(|current| current.replace(ManuallyDrop::new(task))))
 }

@@ -480,7 +480,6 @@ impl<T> TaskHandle<T> {
     /// assert_eq!(outer.join().unwrap(), 42);
     /// ```
     pub fn join(mut self) -> Result<T, TaskError> {
-        self.joined = true;
         // Only the handle holds the cell: its queue entry is gone, and so is
         // every runner (each holds a reference while it runs), so the task
         // has ended. `get_mut`'s Acquire check of the count pairs with the
@@ -490,9 +489,13 @@ impl<T> TaskHandle<T> {
         if let Some(cell) = Arc::get_mut(&mut self.cell)
             && let Some(result) = cell.take_unshared()
         {
+            self.joined = true;
             return result;
         }
         self.help();
+        // Only now: should our own bookkeeping unwind out of `help`, the
+        // drop still detaches the handle (a later panic gets reported).
+        self.joined = true;
         self.cell.join()
     }
 

@@ -376,7 +376,6 @@ impl TaskGroup {
         let maker = CellMaker {
             name,
             call,
-            pool_id: self.shared.id,
             group: self.inner.clone(),
         };
         match self.enqueue(block, maker) {
@@ -610,14 +609,13 @@ impl<F: FnOnce() + Send + 'static> MakeTask for PlainMaker<F> {
 struct CellMaker<C> {
     name: Option<Arc<str>>,
     call: C,
-    pool_id: u64,
     group: Arc<GroupInner>,
 }
 
 impl<C: Call> MakeTask for CellMaker<C> {
     type Made = Arc<Cell<C, C::Output>>;
     fn make(self) -> (Task, Self::Made) {
-        let cell = Cell::new(self.name, self.pool_id, self.call, Some(self.group));
+        let cell = Cell::new(self.name, self.call, Some(self.group));
         (Task::Shared(SharedEntry(cell.clone())), cell)
     }
 }

@@ -33,47 +33,84 @@ use crate::group::GroupInner;
 use crate::pool::Shared;
 use crate::state::deadline_after;
 use crate::stop::StopState;
-use crate::sync::{AtomicBool, Condvar, Mutex, OnceLock, Ordering};
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 use crate::task::{Call, TaskId};
 use crate::unwind;
 use crate::worker;
 
 /// What every cell has, whatever its closure and result types.
+///
+/// Kept small, since every queued task holds one: no pool id (the handle
+/// has the pool), and the stop source, rarely made, lives under the slot's
+/// lock instead of in a `OnceLock` of its own (112 bytes for the whole
+/// `Arc` with a one-word closure and result, down from 128).
 pub(crate) struct Header {
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
-    pub(crate) pool_id: u64,
     /// Set once the closure has been taken (run or cancelled); lets a worker
     /// skip a dead entry without taking the lock.
     claimed: AtomicBool,
-    /// The task's own stop source, made on first use.
-    stop: OnceLock<Arc<StopState>>,
     /// The group it was submitted to, which counts its end wherever it
     /// happens (worker, helping joiner, cancel, `PendingTask`).
     pub(crate) group: Option<Arc<GroupInner>>,
 }
 
 impl Header {
+    #[inline]
     pub(crate) fn is_claimed(&self) -> bool {
         self.claimed.load(Ordering::Acquire)
     }
-
-    pub(crate) fn stop_state(&self) -> Arc<StopState> {
-        self.stop.get_or_init(StopState::new).clone()
-    }
 }
 
-/// How a run ended, told to the runner before the result is published so
-/// that statistics never lag behind a joined handle.
-pub(crate) enum Outcome {
-    /// It was claimed and is about to run (told before the user code).
-    Started,
-    /// It ran to the end or panicked. `returned`: it had been handed back by
-    /// `shutdown_now` first, so the pool counts it as run elsewhere.
-    Ended { panicked: bool, returned: bool },
-    /// Panicked with no handle left to tell: report this payload to the
-    /// panic handler (already counted by the `Panicked` report before it).
-    Orphan(Box<dyn Any + Send + 'static>),
+/// Where a run is counted: the pool, and the worker it runs on.
+///
+/// A plain struct rather than a callback, so that the cell counts a run's
+/// start and end with direct calls (this is on every submitted task's
+/// path). The end is counted before the result is published, so that
+/// statistics never lag behind a joined handle.
+#[derive(Clone, Copy)]
+pub(crate) struct Tally<'a> {
+    /// The pool whose counts and panic handler the run goes to; `None` only
+    /// in the loom models, which count nothing.
+    pub(crate) shared: Option<&'a Shared>,
+    /// The worker running it; `None` off the pool's threads (a
+    /// `PendingTask` run by the program).
+    pub(crate) index: Option<usize>,
+}
+
+/// What a claim to run found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// It ran here (to the end or a panic). `returned`: it had been handed
+    /// back by `shutdown_now` first, so the pool counts it as run elsewhere.
+    Here { returned: bool },
+    /// Someone else had claimed it already.
+    Lost,
+}
+
+impl Tally<'_> {
+    #[inline]
+    fn ended(self, header: &Header, panicked: bool, returned: bool) {
+        if let Some(shared) = self.shared {
+            shared.count_end(self.index, panicked, returned);
+        }
+        if let Some(group) = &header.group {
+            group.record_end(panicked, returned);
+        }
+    }
+
+    /// A panic with no handle left to tell: to the panic handler (already
+    /// counted by `ended`).
+    #[cold]
+    fn orphan(self, header: &Header, payload: Box<dyn Any + Send + 'static>) {
+        match self.shared {
+            Some(shared) => {
+                let thread = self.index.map(|i| shared.slots[i].thread_name().to_owned());
+                shared.report_panic(header.id, header.name.clone(), thread, payload);
+            }
+            None => unwind::drop_quietly(payload),
+        }
+    }
 }
 
 /// What `cancel` found.
@@ -91,8 +128,10 @@ pub(crate) enum CancelOutcome {
 /// A cell as the queue and the workers see it.
 pub(crate) trait SharedTask: Send + Sync {
     fn header(&self) -> &Header;
-    /// Claims and runs the task; false if it was claimed already.
-    fn run(&self, report: &mut dyn FnMut(Outcome)) -> bool;
+    /// The task's own stop source, made on first use.
+    fn stop_state(&self) -> Arc<StopState>;
+    /// Claims and runs the task, counting it in `tally`.
+    fn run(&self, tally: Tally<'_>) -> Ran;
     /// Claims the task and drops its closure, resolving the handle as
     /// cancelled. If it is running, raises its stop flag when `stop_running`
     /// (a handle's cancel); the queue and `PendingTask` pass false, since the
@@ -111,7 +150,11 @@ pub(crate) trait SharedTask: Send + Sync {
 pub(crate) trait HandleOps<T>: SharedTask {
     fn wait(&self, deadline: Option<Instant>) -> bool;
     fn is_finished(&self) -> bool;
-    fn take(&self) -> Result<T, TaskError>;
+    /// Waits for the end and takes the result, under one lock.
+    fn join(&self) -> Result<T, TaskError>;
+    /// Takes the result without the lock, given the handle's reference is
+    /// the only one left; `None` if there is no result (then `join`).
+    fn take_unshared(&mut self) -> Option<Result<T, TaskError>>;
     /// The handle is going away unjoined; returns a panic nobody saw.
     fn detach(&self) -> Option<Box<dyn Any + Send + 'static>>;
 }
@@ -125,6 +168,10 @@ enum Stage<F, T> {
 
 struct Slot<F, T> {
     stage: Stage<F, T>,
+    /// The task's own stop source, made on first use (by
+    /// `StopToken::current` inside the task, or a cancel that finds it
+    /// running). Kept after the end, so a token handed out stays the one.
+    stop: Option<Arc<StopState>>,
     /// False once the handle is dropped (or never given out).
     handle_alive: bool,
     /// Handed back by `shutdown_now`; decided under the lock, so a cancel or
@@ -143,23 +190,17 @@ where
     F: Call<Output = T>,
     T: Send + 'static,
 {
-    pub(crate) fn new(
-        name: Option<Arc<str>>,
-        pool_id: u64,
-        f: F,
-        group: Option<Arc<GroupInner>>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(name: Option<Arc<str>>, f: F, group: Option<Arc<GroupInner>>) -> Arc<Self> {
         Arc::new(Cell {
             header: Header {
                 id: TaskId::next(),
                 name,
-                pool_id,
                 claimed: AtomicBool::new(false),
-                stop: OnceLock::new(),
                 group,
             },
             slot: Mutex::new(Slot {
                 stage: Stage::Queued(f),
+                stop: None,
                 handle_alive: true,
                 returned: false,
             }),
@@ -182,7 +223,15 @@ where
         &self.header
     }
 
-    fn run(&self, report: &mut dyn FnMut(Outcome)) -> bool {
+    fn stop_state(&self) -> Arc<StopState> {
+        self.slot
+            .lock()
+            .stop
+            .get_or_insert_with(StopState::new)
+            .clone()
+    }
+
+    fn run(&self, tally: Tally<'_>) -> Ran {
         let (f, returned) = {
             let mut slot = self.slot.lock();
             match mem::replace(&mut slot.stage, Stage::Running) {
@@ -194,16 +243,15 @@ where
                 }
                 other => {
                     slot.stage = other;
-                    return false;
+                    return Ran::Lost;
                 }
             }
         };
-        report(Outcome::Started);
+        if let Some(group) = &self.header.group {
+            group.task_started();
+        }
         let result = catch_unwind(AssertUnwindSafe(move || f.call())).map_err(TaskError::Panicked);
-        report(Outcome::Ended {
-            panicked: result.is_err(),
-            returned,
-        });
+        tally.ended(&self.header, result.is_err(), returned);
         let mut slot = self.slot.lock();
         if slot.handle_alive {
             self.publish(&mut slot, result);
@@ -215,11 +263,11 @@ where
                 // Drop is user code, and this may be the program's thread
                 // running a PendingTask).
                 Ok(value) => unwind::drop_quietly(value),
-                Err(TaskError::Panicked(payload)) => report(Outcome::Orphan(payload)),
+                Err(TaskError::Panicked(payload)) => tally.orphan(&self.header, payload),
                 Err(TaskError::Cancelled) => {}
             }
         }
-        true
+        Ran::Here { returned }
     }
 
     fn cancel(&self, stop_running: bool) -> CancelOutcome {
@@ -241,9 +289,11 @@ where
                 CancelOutcome::Cancelled { returned }
             }
             Stage::Running => {
-                drop(slot);
                 if stop_running {
-                    self.header.stop_state().request();
+                    let stop = slot.stop.get_or_insert_with(StopState::new).clone();
+                    drop(slot);
+                    // Callbacks are user code: not under our lock.
+                    stop.request();
                 }
                 CancelOutcome::Running
             }
@@ -308,12 +358,33 @@ where
         matches!(self.slot.lock().stage, Stage::Done(_) | Stage::Taken)
     }
 
-    fn take(&self) -> Result<T, TaskError> {
+    fn join(&self) -> Result<T, TaskError> {
         let mut slot = self.slot.lock();
+        // No lost wake-up: as in `wait`, the stage is tested under the lock
+        // the result is published and notified under. A result already
+        // there (the common case for a joiner that submitted many tasks
+        // first) costs this one lock and no condvar.
+        while !matches!(slot.stage, Stage::Done(_) | Stage::Taken) {
+            self.done.wait(&mut slot);
+        }
         slot.handle_alive = false;
         match mem::replace(&mut slot.stage, Stage::Taken) {
             Stage::Done(result) => result,
-            _ => unreachable!("take is called after wait returned true"),
+            _ => unreachable!("tested under the same lock"),
+        }
+    }
+
+    fn take_unshared(&mut self) -> Option<Result<T, TaskError>> {
+        let slot = self.slot.get_mut();
+        match mem::replace(&mut slot.stage, Stage::Taken) {
+            Stage::Done(result) => {
+                slot.handle_alive = false;
+                Some(result)
+            }
+            other => {
+                slot.stage = other;
+                None
+            }
         }
     }
 
@@ -409,10 +480,23 @@ impl<T> TaskHandle<T> {
     /// assert_eq!(outer.join().unwrap(), 42);
     /// ```
     pub fn join(mut self) -> Result<T, TaskError> {
+        // Only the handle holds the cell: its queue entry is gone, and so is
+        // every runner (each holds a reference while it runs), so the task
+        // has ended. `get_mut`'s Acquire check of the count pairs with the
+        // Release decrements of those references, after the result was
+        // published: it can be read without the lock, one atomic operation
+        // instead of two on the joiner's path.
+        if let Some(cell) = Arc::get_mut(&mut self.cell)
+            && let Some(result) = cell.take_unshared()
+        {
+            self.joined = true;
+            return result;
+        }
         self.help();
-        self.cell.wait(None);
+        // Only now: should our own bookkeeping unwind out of `help`, the
+        // drop still detaches the handle (a later panic gets reported).
         self.joined = true;
-        self.cell.take()
+        self.cell.join()
     }
 
     /// Waits up to `timeout` for the task to end; true if it has.
@@ -457,7 +541,7 @@ impl<T> TaskHandle<T> {
 
     fn help(&self) {
         let header = self.cell.header();
-        if !header.is_claimed() && worker::is_worker_of(header.pool_id) {
+        if !header.is_claimed() && worker::is_worker_of(self.shared.id) {
             let task: Arc<dyn SharedTask> = self.cell.clone();
             worker::run_inline(&task);
         }
@@ -465,10 +549,20 @@ impl<T> TaskHandle<T> {
 }
 
 impl<T> Drop for TaskHandle<T> {
+    #[inline]
     fn drop(&mut self) {
-        if self.joined {
-            return;
+        // The check inline, the rest out of line: most handles were joined.
+        if !self.joined {
+            self.drop_unjoined();
         }
+    }
+}
+
+impl<T> TaskHandle<T> {
+    /// Lets the task go on alone; a panic it already had, which nobody
+    /// will see now, goes to the pool's panic handler.
+    #[inline(never)]
+    fn drop_unjoined(&mut self) {
         if let Some(payload) = self.cell.detach() {
             let header = self.cell.header();
             self.shared

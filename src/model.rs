@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use crate::error::TaskError;
-use crate::handle::{self, CancelOutcome, HandleOps, Outcome};
+use crate::handle::{self, CancelOutcome, HandleOps, Ran, Tally};
 use crate::state::{Gate, Lifecycle};
 use crate::task::Closure;
 
@@ -104,7 +104,7 @@ pub struct Cell(Arc<dyn HandleOps<u32>>);
 
 impl Cell {
     pub fn new(f: impl FnOnce() -> u32 + Send + 'static) -> Cell {
-        Cell(handle::Cell::new(None, 0, Closure(f), None))
+        Cell(handle::Cell::new(None, Closure(f), None))
     }
 
     /// A worker that took the cell's entry from the queue, or a joiner
@@ -113,13 +113,14 @@ impl Cell {
         if self.0.header().is_claimed() {
             return End::Lost;
         }
-        let mut end = End::Lost;
-        self.0.run(&mut |outcome| {
-            if let Outcome::Ended { returned, .. } = outcome {
-                end = End::Ran { returned };
-            }
-        });
-        end
+        let tally = Tally {
+            shared: None,
+            index: None,
+        };
+        match self.0.run(tally) {
+            Ran::Here { returned } => End::Ran { returned },
+            Ran::Lost => End::Lost,
+        }
     }
 
     /// `shutdown_now` found the cell's entry in the queue: true if it is
@@ -148,8 +149,7 @@ impl Cell {
 
     /// The handle's `join`: waits for the end, takes the result.
     pub fn join(&self) -> Result<u32, TaskError> {
-        self.0.wait(None);
-        self.0.take()
+        self.0.join()
     }
 
     pub fn is_finished(&self) -> bool {
@@ -158,6 +158,6 @@ impl Cell {
 
     /// The task's own stop flag (raised by a cancel that found it running).
     pub fn stop_requested(&self) -> bool {
-        self.0.header().stop_state().is_requested()
+        self.0.stop_state().is_requested()
     }
 }

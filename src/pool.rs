@@ -228,7 +228,7 @@ impl Shared {
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         match self.admit(block) {
             Ok(pass) => {
-                let cell = Cell::new(name, self.id, f, None);
+                let cell = Cell::new(name, f, None);
                 self.enqueue(priority, Task::Shared(SharedEntry(cell.clone())), pass);
                 Ok(TaskHandle::new(cell, self.clone()))
             }
@@ -305,7 +305,7 @@ impl Shared {
             Ok(mut pass) => {
                 let mut handles = Vec::with_capacity(tasks.len());
                 let cells = tasks.into_iter().map(|f| {
-                    let cell = Cell::new(None, self.id, Closure(f), None);
+                    let cell = Cell::new(None, Closure(f), None);
                     handles.push(TaskHandle::new(cell.clone(), self.clone()));
                     SharedEntry(cell)
                 });

@@ -18,14 +18,12 @@
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex};
 #[cfg(not(loom))]
-pub(crate) use std::sync::OnceLock;
-#[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::thread::{ThreadId, current as current_thread};
 
 #[cfg(loom)]
-pub(crate) use self::model::{Condvar, Mutex, OnceLock};
+pub(crate) use self::model::{Condvar, Mutex};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 // Loom's threads are coroutines on one OS thread: std's ids would all match.
@@ -62,6 +60,12 @@ mod model {
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
             Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0
+                .get_mut()
+                .expect("loom mutexes are not poisoned here")
         }
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
@@ -118,23 +122,6 @@ mod model {
         pub(crate) fn notify_all(&self) -> bool {
             self.0.notify_all();
             true
-        }
-    }
-
-    /// `std::sync::OnceLock`'s `get_or_init`, over a loom mutex: std's
-    /// would block the one OS thread loom's coroutines share.
-    #[derive(Debug)]
-    pub(crate) struct OnceLock<T>(Mutex<Option<T>>);
-
-    impl<T: Clone> OnceLock<T> {
-        pub(crate) fn new() -> Self {
-            OnceLock(Mutex::new(None))
-        }
-
-        /// Clones the value out (the one caller, `Header::stop_state`,
-        /// clones it anyway).
-        pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> T {
-            self.0.lock().get_or_insert_with(init).clone()
         }
     }
 }

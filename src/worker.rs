@@ -30,7 +30,8 @@
 //! assert_eq!(ran.load(Ordering::Relaxed), 100); // the drain ran them all
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,7 +41,7 @@ use parking_lot::Mutex;
 
 use crate::chunk::ChunkRef;
 use crate::group::GroupInner;
-use crate::handle::{self, CancelOutcome, Outcome, SharedEntry, SharedTask};
+use crate::handle::{self, CancelOutcome, SharedEntry, SharedTask, Tally};
 use crate::pool::Shared;
 use crate::queue::Priority;
 use crate::state::PoolState;
@@ -52,14 +53,22 @@ use crate::unwind;
 struct Context {
     shared: Arc<Shared>,
     index: usize,
-    /// The submitted task running now, for `StopToken::current`.
-    task: Option<Arc<dyn SharedTask>>,
     /// The group of the task running now, for `StopToken::current`.
     group: Option<Arc<GroupInner>>,
 }
 
 thread_local! {
     static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+    /// The submitted task running on this thread now, for
+    /// `StopToken::current`; set only on a worker. Not a field of `CONTEXT`:
+    /// it is set and restored around every submitted task, and swapping a
+    /// `Cell` costs a fraction of borrowing the context mutably twice.
+    ///
+    /// `ManuallyDrop`, so that the slot needs no destructor and each access
+    /// skips the check for one: `run_shared` always puts back what it found,
+    /// ending with `None`, so there is nothing to drop at thread exit.
+    static CURRENT_TASK: Cell<ManuallyDrop<Option<Arc<dyn SharedTask>>>> =
+        const { Cell::new(ManuallyDrop::new(None)) };
 }
 
 /// True if the calling thread is a worker of the pool `pool_id`.
@@ -83,7 +92,13 @@ pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
         if let Some(group) = &ctx.group {
             states.push(group.stop_state().clone());
         }
-        if let Some(task) = &ctx.task {
+        let task = CURRENT_TASK.with(|current| {
+            let task = current.replace(ManuallyDrop::new(None));
+            let copy = Option::clone(&task);
+            current.set(task);
+            copy
+        });
+        if let Some(task) = &task {
             let header = task.header();
             // A group task run by a joiner: its group is not the context's.
             if let Some(group) = &header.group
@@ -91,7 +106,7 @@ pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
             {
                 states.push(group.stop_state().clone());
             }
-            states.push(header.stop_state());
+            states.push(task.stop_state());
         }
         states
     })
@@ -300,7 +315,6 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
         *c.borrow_mut() = Some(Context {
             shared: shared.clone(),
             index,
-            task: None,
             group: None,
         })
     });
@@ -734,33 +748,35 @@ fn run_call<C: FnOnce()>(
     panicked
 }
 
-/// Claims and runs a submitted task; false if someone else claimed it.
-fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) -> bool {
+/// Claims and runs a submitted task, unless someone else claimed it.
+fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) {
     let header = task.header();
-    let index = at.map(|at| at.index);
-    let guard =
-        at.map(|at| SlotGuard::enter(&shared.slots[at.index], header.id, header.name.as_ref(), at));
-    let context = index.map(|_| ContextTask::enter(task.clone()));
-    let ran = task.run(&mut |outcome| match outcome {
-        Outcome::Started => {
-            if let Some(group) = &header.group {
-                group.task_started();
-            }
+    let tally = Tally {
+        shared: Some(shared),
+        index: at.map(|at| at.index),
+    };
+    // The guards drop in reverse order: the current task is restored
+    // before the slot shows the end.
+    match at {
+        // Taken from the queue: the slot goes from idle to this task and
+        // back, with nothing to save (`TopGuard`, as for a chunk's task).
+        Some(at) if !at.nested => {
+            let slot = &shared.slots[at.index];
+            slot.begin_top(header.id, header.name.as_ref(), at.started);
+            let _idle = TopGuard(slot);
+            let _current = ContextTask::enter(task.clone());
+            task.run(tally);
         }
-        Outcome::Ended { panicked, returned } => {
-            shared.count_end(index, panicked, returned);
-            if let Some(group) = &header.group {
-                group.record_end(panicked, returned);
-            }
+        Some(at) => {
+            let slot = &shared.slots[at.index];
+            let _restore = SlotGuard::enter(slot, header.id, header.name.as_ref(), at);
+            let _current = ContextTask::enter(task.clone());
+            task.run(tally);
         }
-        Outcome::Orphan(payload) => {
-            let thread = index.map(|i| shared.slots[i].thread_name().to_owned());
-            shared.report_panic(header.id, header.name.clone(), thread, payload);
+        None => {
+            task.run(tally);
         }
-    });
-    drop(context);
-    drop(guard);
-    ran
+    }
 }
 
 /// Makes a submitted task the thread's current one (for
@@ -771,6 +787,7 @@ struct ContextTask {
 }
 
 impl ContextTask {
+    #[inline]
     fn enter(task: Arc<dyn SharedTask>) -> ContextTask {
         ContextTask {
             outer: swap_context_task(Some(task)),
@@ -779,19 +796,15 @@ impl ContextTask {
 }
 
 impl Drop for ContextTask {
+    #[inline]
     fn drop(&mut self) {
         swap_context_task(self.outer.take());
     }
 }
 
+#[inline]
 fn swap_context_task(task: Option<Arc<dyn SharedTask>>) -> Option<Arc<dyn SharedTask>> {
-    CONTEXT.with(|c| {
-        let mut c = c.borrow_mut();
-        match c.as_mut() {
-            Some(ctx) => std::mem::replace(&mut ctx.task, task),
-            None => None,
-        }
-    })
+    ManuallyDrop::into_inner(CURRENT_TASK.with(|current| current.replace(ManuallyDrop::new(task))))
 }
 
 /// Runs a queued task on the calling worker, for a joiner that would

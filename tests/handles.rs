@@ -65,6 +65,34 @@ fn join_returns_the_panic_payload() {
     assert_eq!(payload.downcast_ref::<u8>(), Some(&17));
 }
 
+/// Once the pool has terminated, a handle holds the only reference to its
+/// task's cell, and `join` reads the result without the cell's lock: each
+/// end (a value, a panic, a cancel) still comes out once, and the value is
+/// the caller's to drop.
+#[test]
+fn join_after_termination_gives_each_end_once() {
+    let pool = TestPool::new(1);
+    let hold = Gate::occupying(&pool, 1);
+    let drops = DropCounter::default();
+    let value = {
+        let tracked = drops.tracked();
+        pool.submit(move || tracked).unwrap()
+    };
+    let panicked = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+    let cancelled = pool.submit(|| 7).unwrap();
+    assert!(cancelled.cancel());
+    hold.release();
+    pool.shutdown();
+    assert!(pool.await_termination(WAIT));
+
+    let tracked = value.join().expect("it ran");
+    assert_eq!(drops.count(), 0, "the value is handed over, not dropped");
+    drop(tracked);
+    assert_eq!(drops.count(), 1);
+    assert_eq!(panicked.join().unwrap_err().panic_message(), Some("boom"));
+    assert!(cancelled.join().unwrap_err().is_cancelled());
+}
+
 #[test]
 fn cancelling_a_queued_task_drops_it_at_once_and_it_never_runs() {
     let pool = TestPool::new(1);

@@ -226,10 +226,23 @@ impl Shared {
         f: C,
         block: bool,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
-        match self.admit(block) {
-            Ok(pass) => {
+        // The hot path (an unbounded pool that is running) passes the gate
+        // inline; a bounded queue or a refusal takes the general path, which
+        // decides (the state only moves forward: a refusal here is final).
+        let inline = match &self.bound {
+            None => self.gate.enter(&self.lifecycle, 1),
+            Some(_) => None,
+        };
+        let pass = match inline {
+            Some(pass) => Ok(pass),
+            None => self.admit(block),
+        };
+        match pass {
+            Ok(mut pass) => {
                 let cell = Cell::new(name, f, None);
-                self.enqueue(priority, Task::Shared(SharedEntry(cell.clone())), pass);
+                self.queue
+                    .push(priority, Task::Shared(SharedEntry(cell.clone())));
+                pass.accept();
                 Ok(TaskHandle::new(cell, self.clone()))
             }
             Err(reason) => Err(self.reject(reason, f)),

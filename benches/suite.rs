@@ -11,8 +11,9 @@
 //!    `benches/spawn.rs`): every pool is timed to the same end and pays one
 //!    wake-up per round. Two closure shapes: capture-free (`free`: the
 //!    zero-sized `tick` fn item, so the pool's own cost is all that is
-//!    measured) and capturing an `Arc` clone (`arc`: one allocation per task
-//!    everywhere, and a refcount moving between threads). Peers: rayon
+//!    measured) and capturing an `Arc` clone (`arc`: a refcount moving
+//!    between threads, and one allocation per task in every pool but
+//!    drainpool, which keeps a one-word closure in its queue entry). Peers: rayon
 //!    `ThreadPool::spawn`, `threadpool::ThreadPool::execute`, and the floor,
 //!    a bare crossbeam-channel loop (one channel of boxed closures, no
 //!    bookkeeping). drainpool also runs the whole round as one

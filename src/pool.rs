@@ -561,6 +561,7 @@ impl Shared {
 
     /// Adds a never-started task to `pending`, unless it was claimed already
     /// (a cancelled or helped submitted task).
+    #[inline]
     fn hand_back_one(self: &Arc<Self>, task: Task, pending: &mut Vec<PendingTask>) -> bool {
         let keep = match &task {
             Task::Plain(_) | Task::Inline(_) => true,

@@ -296,6 +296,7 @@ pub struct PendingTask {
 }
 
 impl PendingTask {
+    #[inline]
     pub(crate) fn new(task: Task, shared: Arc<Shared>) -> PendingTask {
         let id = match &task {
             Task::Plain(t) => t.id().unwrap_or_else(TaskId::next),

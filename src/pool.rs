@@ -958,6 +958,9 @@ impl ThreadPool {
     /// the queue is full. If `f` panics, the panic goes to the
     /// [`panic_handler`](Builder::panic_handler) (by default, `log::error!`).
     ///
+    /// A closure that captures nothing or a single word (an `Arc`, an index,
+    /// a `Box`) is queued without allocating; a larger one is boxed once.
+    ///
     /// # Errors
     ///
     /// [`Rejected`] with [`RejectReason::Shutdown`], holding `f`, if the pool

@@ -193,7 +193,11 @@ impl Shared {
     {
         match self.admit(block) {
             Ok(pass) => {
-                self.enqueue(priority, Task::Plain(task::plain(name, f)), pass);
+                let task = match name {
+                    None => task::unnamed_entry(f),
+                    Some(name) => Task::Plain(task::plain(Some(name), f)),
+                };
+                self.enqueue(priority, task, pass);
                 Ok(())
             }
             Err(reason) => Err(self.reject(reason, f)),

@@ -11,7 +11,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{BRIEF, DropCounter, Gate, Latch, TestPool, WAIT, bounded_join, bump, spawn};
-use drainpool::{PendingTask, RejectReason, TaskError, ThreadPool};
+use drainpool::{PendingTask, Priority, RejectReason, TaskError, ThreadPool};
 
 /// The queue bound of the single-worker tests.
 const CAPACITY: usize = 2;
@@ -348,4 +348,68 @@ fn producers_blocked_on_a_full_queue_race_shutdown() {
     }
     assert!(total_rejected > 0, "the stop caught producers mid-way");
     assert!(total_returned > 0, "shutdown_now found queued tasks");
+}
+
+// One-word closures (kept in their queue entries, not boxed) through the
+// general intake path: a bounded queue, every priority, with and without a
+// name. Those that ran ran once; the rest come back from shutdown_now; every
+// capture is dropped exactly once.
+#[test]
+fn one_word_closures_at_every_priority_run_or_come_back_once() {
+    let pool = ThreadPool::builder()
+        .threads(1)
+        .queue_capacity(64)
+        .build()
+        .unwrap();
+    let hold = Gate::occupying(&pool, 1);
+    let drops = DropCounter::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let priorities = [Priority::High, Priority::Normal, Priority::Low];
+    for i in 0..30usize {
+        let tracked = drops.tracked(); // one word: the closure is inline
+        let task = pool.task().priority(priorities[i % 3]);
+        let task = if i % 2 == 0 {
+            task
+        } else {
+            task.name(format!("t{i}"))
+        };
+        task.try_execute(move || drop(tracked)).unwrap();
+    }
+    // Ten more that run: the held worker is released first.
+    hold.release();
+    for _ in 0..10 {
+        pool.execute(bump(&runs)).unwrap();
+    }
+    assert!(pool.wait_idle(WAIT));
+    assert_eq!(runs.load(Ordering::SeqCst), 10);
+    assert_eq!(drops.count(), 30, "the 30 ran, each capture dropped once");
+    let stats = pool.stats();
+    assert_eq!(stats.completed, 41);
+
+    // And handed back: queued behind a held worker, then shutdown_now.
+    let hold = Gate::occupying(&pool, 1);
+    let drops = DropCounter::default();
+    for i in 0..30usize {
+        let tracked = drops.tracked();
+        pool.task()
+            .priority(priorities[i % 3])
+            .try_execute(move || drop(tracked))
+            .unwrap();
+    }
+    let pending = pool.shutdown_now();
+    hold.release();
+    assert_eq!(pending.len(), 30);
+    assert_eq!(drops.count(), 0, "none ran, none dropped yet");
+    let mut ran = 0;
+    for (i, task) in pending.into_iter().enumerate() {
+        if i % 2 == 0 {
+            task.run();
+            ran += 1;
+        }
+    }
+    assert_eq!(drops.count(), 30);
+    assert!(pool.await_termination(WAIT));
+    let stats = pool.stats();
+    assert_eq!(stats.completed, 42 + ran);
+    assert_eq!(stats.cancelled, 30 - ran);
 }

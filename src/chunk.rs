@@ -148,7 +148,7 @@ impl<F: FnOnce() + Send + 'static> Item for Executed<F> {
     }
 
     fn into_task(self) -> Task {
-        Task::Plain(task::plain(None, self.0))
+        task::plain(None, self.0)
     }
 }
 

@@ -602,7 +602,7 @@ struct PlainMaker<F> {
 impl<F: FnOnce() + Send + 'static> MakeTask for PlainMaker<F> {
     type Made = ();
     fn make(self) -> (Task, ()) {
-        (Task::Plain(task::plain(self.name, self.f)), ())
+        (task::plain(self.name, self.f), ())
     }
 }
 

@@ -195,7 +195,7 @@ impl Shared {
             Ok(pass) => {
                 let task = match name {
                     None => task::unnamed_entry(f),
-                    Some(name) => Task::Plain(task::plain(Some(name), f)),
+                    Some(name) => task::plain(Some(name), f),
                 };
                 self.enqueue(priority, task, pass);
                 Ok(())
@@ -295,8 +295,7 @@ impl Shared {
                     self.chunks.enqueue(&self.queue, chunk::calls(tasks, size));
                 } else {
                     for f in tasks {
-                        self.queue
-                            .push(Priority::Normal, Task::Plain(task::plain(None, f)));
+                        self.queue.push(Priority::Normal, task::plain(None, f));
                     }
                 }
                 pass.accept();
@@ -568,7 +567,7 @@ impl Shared {
     #[inline]
     fn hand_back_one(self: &Arc<Self>, task: Task, pending: &mut Vec<PendingTask>) -> bool {
         let keep = match &task {
-            Task::Plain(_) | Task::Inline(_) => true,
+            Task::Plain(_) | Task::Named(_) | Task::Inline(_) => true,
             Task::Shared(entry) => entry.0.hand_back(),
             Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
         };

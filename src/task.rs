@@ -108,18 +108,15 @@ pub(crate) struct Named<F> {
     f: F,
 }
 
-/// Boxes `f` for the queue, with its name if it has one.
-pub(crate) fn plain<F: FnOnce() + Send + 'static>(
-    name: Option<Arc<str>>,
-    f: F,
-) -> Box<dyn PlainTask> {
+/// The queue entry of `f`, boxed, with its name if it has one.
+pub(crate) fn plain<F: FnOnce() + Send + 'static>(name: Option<Arc<str>>, f: F) -> Task {
     match name {
-        None => unnamed(f),
-        Some(name) => Box::new(Named {
+        None => Task::Plain(unnamed(f)),
+        Some(name) => Task::Named(Box::new(Named {
             id: TaskId::next(),
             name,
             f,
-        }),
+        })),
     }
 }
 
@@ -240,8 +237,11 @@ pub trait Job: Send + 'static {
 
 /// One entry of the queue.
 pub(crate) enum Task {
-    /// From `execute`.
+    /// From `execute`, without a name.
     Plain(Box<dyn PlainTask>),
+    /// From `execute`, with a name (its own variant, so that a worker
+    /// running an unnamed one never asks for a name).
+    Named(Box<dyn PlainTask>),
     /// From `execute`: an unnamed closure of one word, in place.
     Inline(Inline),
     /// From `submit`: a cell shared with its handle.
@@ -299,7 +299,7 @@ impl PendingTask {
     #[inline]
     pub(crate) fn new(task: Task, shared: Arc<Shared>) -> PendingTask {
         let id = match &task {
-            Task::Plain(t) => t.id().unwrap_or_else(TaskId::next),
+            Task::Plain(t) | Task::Named(t) => t.id().unwrap_or_else(TaskId::next),
             Task::Inline(_) => TaskId::next(),
             Task::Shared(t) => t.0.header().id,
             Task::Group(_) | Task::Chunk(_) | Task::Wake => {
@@ -328,7 +328,7 @@ impl PendingTask {
     /// [`TaskBuilder::name`].
     pub fn name(&self) -> Option<&str> {
         match self.task() {
-            Task::Plain(t) => t.name().map(|n| &**n),
+            Task::Plain(t) | Task::Named(t) => t.name().map(|n| &**n),
             Task::Inline(_) => None,
             Task::Shared(t) => t.0.header().name.as_deref(),
             Task::Group(_) | Task::Chunk(_) | Task::Wake => unreachable!(),
@@ -380,7 +380,12 @@ impl PendingTask {
     pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
         let taken = match self.task() {
             Task::Shared(entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
-            Task::Plain(_) | Task::Inline(_) | Task::Group(_) | Task::Chunk(_) | Task::Wake => None,
+            Task::Plain(_)
+            | Task::Named(_)
+            | Task::Inline(_)
+            | Task::Group(_)
+            | Task::Chunk(_)
+            | Task::Wake => None,
         };
         match taken.map(|any| any.downcast::<JobCall<J>>()) {
             Some(Ok(job)) => {

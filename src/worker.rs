@@ -431,17 +431,7 @@ fn work(shared: &Arc<Shared>, index: usize) {
             Task::Plain(task) => {
                 shared.taken_off_queue(1);
                 let started = clock.stamp(shared);
-                match task.name() {
-                    None => run_top(shared, index, ids.next(), started, move || task.call()),
-                    Some(_) => {
-                        let at = Site {
-                            index,
-                            started,
-                            nested: false,
-                        };
-                        run_plain(shared, Some(at), task, None);
-                    }
-                }
+                run_top(shared, index, ids.next(), started, move || task.call());
             }
             Task::Chunk(chunk) => run_chunk(shared, index, &mut clock, chunk),
             task => {
@@ -528,7 +518,7 @@ struct Site {
 
 fn process(shared: &Shared, at: Site, task: Task) {
     match task {
-        Task::Plain(task) => {
+        Task::Plain(task) | Task::Named(task) => {
             shared.taken_off_queue(1);
             run_plain(shared, Some(at), task, None);
         }
@@ -683,7 +673,7 @@ fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, task: Task) 
     }
     let _in_group = InGroup(swap_context_group(Some(group.clone())));
     match task {
-        Task::Plain(task) => {
+        Task::Plain(task) | Task::Named(task) => {
             group.task_started();
             let panicked = run_plain(shared, Some(at), task, None);
             group.record_end(panicked, false);
@@ -829,7 +819,7 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
 /// Runs a task handed back by `shutdown_now` on the calling thread.
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
-        Task::Plain(task) => {
+        Task::Plain(task) | Task::Named(task) => {
             run_plain(shared, None, task, Some(id));
         }
         Task::Inline(task) => {
@@ -846,7 +836,7 @@ pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
 /// still to run (a submitted one may have been cancelled or run already).
 pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> bool {
     match task {
-        Task::Plain(task) => {
+        Task::Plain(task) | Task::Named(task) => {
             unwind::drop_quietly(task);
             shared.count_cancelled(false);
             group.record_cancelled(false);
@@ -872,7 +862,7 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
 /// Cancels a task handed back by `shutdown_now` that will not run now.
 pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
     let cancelled = match task {
-        Task::Plain(task) => {
+        Task::Plain(task) | Task::Named(task) => {
             unwind::drop_quietly(task);
             true
         }

@@ -400,6 +400,7 @@ fn work(shared: &Arc<Shared>, index: usize) {
     let mut clock = Clock::new();
     let mut ids = IdBlock::new();
     let mut turn = 0u32;
+    let slot = &shared.slots[index];
     loop {
         if shared.lifecycle.get() >= PoolState::Stopping {
             return;
@@ -426,12 +427,16 @@ fn work(shared: &Arc<Shared>, index: usize) {
             Task::Inline(task) => {
                 shared.taken_off_queue(1);
                 let started = clock.stamp(shared);
-                run_top(shared, index, ids.next(), started, move || task.call());
+                run_top(shared, slot, index, ids.next(), started, move || {
+                    task.call()
+                });
             }
             Task::Plain(task) => {
                 shared.taken_off_queue(1);
                 let started = clock.stamp(shared);
-                run_top(shared, index, ids.next(), started, move || task.call());
+                run_top(shared, slot, index, ids.next(), started, move || {
+                    task.call()
+                });
             }
             Task::Chunk(chunk) => run_chunk(shared, index, &mut clock, chunk),
             task => {
@@ -471,12 +476,19 @@ impl IdBlock {
     }
 }
 
-/// Runs `call`, an unnamed task with no handle that worker `index` took
-/// from the queue (so the slot goes from idle to it and back), and counts
-/// its end: the hot path, always inlined.
+/// Runs `call`, an unnamed task with no handle that worker `index` (whose
+/// `slot` the caller looked up once, outside its loop) took from the queue
+/// (so the slot goes from idle to it and back), and counts its end: the hot
+/// path, always inlined.
 #[inline(always)]
-fn run_top<C: FnOnce()>(shared: &Shared, index: usize, id: TaskId, started: u64, call: C) {
-    let slot = &shared.slots[index];
+fn run_top<C: FnOnce()>(
+    shared: &Shared,
+    slot: &WorkerSlot,
+    index: usize,
+    id: TaskId,
+    started: u64,
+    call: C,
+) {
     slot.begin_top(id, None, started);
     let guard = TopGuard(slot);
     let result = catch_unwind(AssertUnwindSafe(call));
@@ -612,7 +624,8 @@ impl ChunkRunner<'_> {
         let started = self.clock.stamp(shared);
         // Never nested (a chunk is only ever run from the queue), so the
         // slot goes from idle to this task and back.
-        run_top(shared, self.index, TaskId::next(), started, f);
+        let slot = &shared.slots[self.index];
+        run_top(shared, slot, self.index, TaskId::next(), started, f);
     }
 
     /// The chunk's last task was just taken out: the pool's register of

@@ -193,11 +193,7 @@ impl Shared {
     {
         match self.admit(block) {
             Ok(pass) => {
-                let task = match name {
-                    None => task::unnamed_entry(f),
-                    Some(name) => task::plain(Some(name), f),
-                };
-                self.enqueue(priority, task, pass);
+                self.enqueue(priority, task::plain(name, f), pass);
                 Ok(())
             }
             Err(reason) => Err(self.reject(reason, f)),
@@ -215,7 +211,7 @@ impl Shared {
         if self.bound.is_none()
             && let Some(mut pass) = self.gate.enter(&self.lifecycle, 1)
         {
-            self.queue.push_normal(task::unnamed_entry(f));
+            self.queue.push_normal(task::plain(None, f));
             pass.accept();
             return Ok(());
         }

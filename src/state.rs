@@ -239,16 +239,16 @@ pub(crate) struct GatePass<'a> {
     gate: &'a Gate,
     lifecycle: &'a Lifecycle,
     slot: usize,
-    /// Tasks counted as accepted on entry.
-    claimed: u64,
-    accepted: bool,
+    /// Tasks counted as accepted on entry and given back on drop: zero once
+    /// they were enqueued (`accept`).
+    give_back: u64,
 }
 
 impl GatePass<'_> {
     /// Records that the task(s) were enqueued; if this is never called, the
     /// count taken on entry is given back when the pass is dropped.
     pub(crate) fn accept(&mut self) {
-        self.accepted = true;
+        self.give_back = 0;
     }
 }
 
@@ -279,8 +279,7 @@ impl Gate {
             gate: self,
             lifecycle,
             slot,
-            claimed: tasks,
-            accepted: false,
+            give_back: tasks,
         };
         if lifecycle.get() == PoolState::Running {
             Some(pass)
@@ -302,8 +301,7 @@ impl Gate {
             gate: self,
             lifecycle,
             slot,
-            claimed: 0,
-            accepted: true,
+            give_back: 0,
         }
     }
 
@@ -346,8 +344,7 @@ impl Drop for GatePass<'_> {
         // ORDERING: SeqCst (at least Release) so that the enqueue before it
         // is visible to whoever reads the new value. We subtract only what
         // `enter` added.
-        let given_back = if self.accepted { 0 } else { self.claimed };
-        slot.fetch_sub(given_back * ACCEPTED_ONE + 1, Ordering::SeqCst);
+        slot.fetch_sub(self.give_back * ACCEPTED_ONE + 1, Ordering::SeqCst);
         dekker_fence();
         if self.lifecycle.get() != PoolState::Running {
             self.gate.notify_cleared();

@@ -92,22 +92,23 @@ impl Queue {
     }
 
     /// Appends `task` at `priority`.
+    #[inline]
     pub(crate) fn push(&self, priority: Priority, task: Task) {
-        if priority != Priority::Normal {
-            // ORDERING: counted before it is visible, so a worker that sees
-            // the entry also sees a non-zero count.
-            self.elsewhere.fetch_add(1, Ordering::SeqCst);
+        if priority == Priority::Normal {
             self.send(priority, task);
-            self.send(Priority::Normal, Task::Wake); // idle workers block there
         } else {
-            self.send(priority, task);
+            self.push_elsewhere(priority, task);
         }
     }
 
-    /// Appends `task` at Normal priority.
-    #[inline]
-    pub(crate) fn push_normal(&self, task: Task) {
-        self.send(Priority::Normal, task);
+    /// `push` at High or Low: out of line, so the Normal case stays small.
+    #[inline(never)]
+    fn push_elsewhere(&self, priority: Priority, task: Task) {
+        // ORDERING: counted before it is visible, so a worker that sees the
+        // entry also sees a non-zero count.
+        self.elsewhere.fetch_add(1, Ordering::SeqCst);
+        self.send(priority, task);
+        self.send(Priority::Normal, Task::Wake); // idle workers block there
     }
 
     #[inline]

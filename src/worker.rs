@@ -46,7 +46,7 @@ use crate::pool::Shared;
 use crate::queue::Priority;
 use crate::state::PoolState;
 use crate::stop::StopState;
-use crate::task::{PlainTask, RunningTask, Task, TaskId};
+use crate::task::{RunningTask, Task, TaskId};
 use crate::unwind;
 
 /// What the current thread is doing for a pool, if it is a worker.
@@ -530,13 +530,9 @@ struct Site {
 
 fn process(shared: &Shared, at: Site, task: Task) {
     match task {
-        Task::Plain(task) | Task::Named(task) => {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
             shared.taken_off_queue(1);
             run_plain(shared, Some(at), task, None);
-        }
-        Task::Inline(task) => {
-            shared.taken_off_queue(1);
-            run_call(shared, Some(at), TaskId::next(), None, move || task.call());
         }
         Task::Shared(entry) => {
             shared.taken_off_queue(1);
@@ -686,14 +682,9 @@ fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, task: Task) 
     }
     let _in_group = InGroup(swap_context_group(Some(group.clone())));
     match task {
-        Task::Plain(task) | Task::Named(task) => {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
             group.task_started();
             let panicked = run_plain(shared, Some(at), task, None);
-            group.record_end(panicked, false);
-        }
-        Task::Inline(task) => {
-            group.task_started();
-            let panicked = run_call(shared, Some(at), TaskId::next(), None, move || task.call());
             group.record_end(panicked, false);
         }
         // The cell counts its end in its group itself (see `run_shared`).
@@ -716,12 +707,23 @@ fn swap_context_group(group: Option<Arc<GroupInner>>) -> Option<Arc<GroupInner>>
     })
 }
 
-/// Runs an `execute`d task; `id` is the one already given to it, if any.
-/// Returns whether it panicked.
-fn run_plain(shared: &Shared, at: At, task: Box<dyn PlainTask>, id: Option<TaskId>) -> bool {
-    let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
-    let name = task.name().cloned();
-    run_call(shared, at, id, name, move || task.call())
+/// Runs an `execute`d task (a `Plain`, `Named` or `Inline` entry); `id`
+/// is the one already given to it, if any. Returns whether it panicked.
+fn run_plain(shared: &Shared, at: At, task: Task, id: Option<TaskId>) -> bool {
+    match task {
+        Task::Plain(task) | Task::Named(task) => {
+            let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
+            let name = task.name().cloned();
+            run_call(shared, at, id, name, move || task.call())
+        }
+        Task::Inline(task) => {
+            let id = id.unwrap_or_else(TaskId::next);
+            run_call(shared, at, id, None, move || task.call())
+        }
+        Task::Shared(_) | Task::Group(_) | Task::Chunk(_) | Task::Wake => {
+            unreachable!("only execute'd tasks run as plain ones")
+        }
+    }
 }
 
 /// Runs `call`, the closure of an `execute`d task with this id and name,
@@ -832,11 +834,8 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
 /// Runs a task handed back by `shutdown_now` on the calling thread.
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
-        Task::Plain(task) | Task::Named(task) => {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
             run_plain(shared, None, task, Some(id));
-        }
-        Task::Inline(task) => {
-            run_call(shared, None, id, None, move || task.call());
         }
         Task::Shared(entry) => {
             run_shared(shared, None, &entry.0);
@@ -849,13 +848,7 @@ pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
 /// still to run (a submitted one may have been cancelled or run already).
 pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> bool {
     match task {
-        Task::Plain(task) | Task::Named(task) => {
-            unwind::drop_quietly(task);
-            shared.count_cancelled(false);
-            group.record_cancelled(false);
-            true
-        }
-        Task::Inline(task) => {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
             unwind::drop_quietly(task);
             shared.count_cancelled(false);
             group.record_cancelled(false);
@@ -875,11 +868,7 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
 /// Cancels a task handed back by `shutdown_now` that will not run now.
 pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
     let cancelled = match task {
-        Task::Plain(task) | Task::Named(task) => {
-            unwind::drop_quietly(task);
-            true
-        }
-        Task::Inline(task) => {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
             unwind::drop_quietly(task);
             true
         }

@@ -57,25 +57,42 @@ impl TaskId {
     #[inline]
     pub(crate) fn next() -> TaskId {
         thread_local! {
-            static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+            static IDS: Cell<IdBlock> = const { Cell::new(IdBlock::new()) };
         }
-        RANGE.with(|range| {
-            let (mut next, mut end) = range.get();
-            if next == end {
-                let block = TaskId::block();
-                (next, end) = (block.start, block.end);
-            }
-            range.set((next + 1, end));
-            TaskId(next)
+        IDS.with(|ids| {
+            let mut block = ids.get();
+            let id = block.next();
+            ids.set(block);
+            id
         })
     }
+}
 
-    /// A block of fresh ids, for a thread (or a worker) to hand out alone.
-    pub(crate) fn block() -> std::ops::Range<u64> {
+/// Fresh ids taken from the process-wide counter a block at a time, for
+/// one thread to hand out alone (`TaskId::next`, and a worker's own for
+/// the unnamed tasks it runs): an increment per id, not a shared counter.
+#[derive(Clone, Copy)]
+pub(crate) struct IdBlock {
+    next: u64,
+    end: u64,
+}
+
+impl IdBlock {
+    pub(crate) const fn new() -> IdBlock {
+        IdBlock { next: 0, end: 0 }
+    }
+
+    #[inline]
+    pub(crate) fn next(&mut self) -> TaskId {
         const BLOCK: u64 = 1024;
         static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
-        let start = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
-        start..start + BLOCK
+        if self.next == self.end {
+            self.next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+            self.end = self.next + BLOCK;
+        }
+        let id = self.next;
+        self.next += 1;
+        TaskId(id)
     }
 }
 

@@ -46,7 +46,7 @@ use crate::pool::Shared;
 use crate::queue::Priority;
 use crate::state::PoolState;
 use crate::stop::StopState;
-use crate::task::{RunningTask, Task, TaskId};
+use crate::task::{IdBlock, RunningTask, Task, TaskId};
 use crate::unwind;
 
 /// What the current thread is doing for a pool, if it is a worker.
@@ -438,7 +438,7 @@ fn work(shared: &Arc<Shared>, index: usize) {
                     task.call()
                 });
             }
-            Task::Chunk(chunk) => run_chunk(shared, index, &mut clock, chunk),
+            Task::Chunk(chunk) => run_chunk(shared, index, &mut clock, &mut ids, chunk),
             task => {
                 let at = Site {
                     index,
@@ -448,31 +448,6 @@ fn work(shared: &Arc<Shared>, index: usize) {
                 process(shared, at, task);
             }
         }
-    }
-}
-
-/// Ids for the unnamed tasks a worker runs, taken a block at a time so that
-/// starting a task costs an increment, not a look-up of a thread-local.
-struct IdBlock {
-    next: u64,
-    end: u64,
-}
-
-impl IdBlock {
-    fn new() -> IdBlock {
-        IdBlock { next: 0, end: 0 }
-    }
-
-    #[inline]
-    fn next(&mut self) -> TaskId {
-        if self.next == self.end {
-            let block = TaskId::block();
-            self.next = block.start;
-            self.end = block.end;
-        }
-        let id = self.next;
-        self.next += 1;
-        TaskId::from_raw(id)
     }
 }
 
@@ -561,7 +536,7 @@ fn process(shared: &Shared, at: Site, task: Task) {
 /// Runs the tasks of a chunk taken from the queue, one by one, until it is
 /// empty (other workers may be taking from it too) or the pool is
 /// `Stopping` (then `shutdown_now` hands the rest back).
-fn run_chunk(shared: &Shared, index: usize, clock: &mut Clock, chunk: ChunkRef) {
+fn run_chunk(shared: &Shared, index: usize, clock: &mut Clock, ids: &mut IdBlock, chunk: ChunkRef) {
     // Should our own bookkeeping unwind mid-chunk, the rest goes back into
     // the queue instead of waiting for a `shutdown_now` that may never come.
     struct Requeue<'a> {
@@ -581,7 +556,9 @@ fn run_chunk(shared: &Shared, index: usize, clock: &mut Clock, chunk: ChunkRef) 
     let mut runner = ChunkRunner {
         shared,
         index,
+        slot: &shared.slots[index],
         clock,
+        ids,
         chunk: &requeue.chunk,
         until_check: 0,
     };
@@ -597,7 +574,9 @@ const HELP_STRIDE: u32 = 16;
 pub(crate) struct ChunkRunner<'a> {
     shared: &'a Shared,
     index: usize,
+    slot: &'a WorkerSlot,
     clock: &'a mut Clock,
+    ids: &'a mut IdBlock,
     chunk: &'a ChunkRef,
     until_check: u32,
 }
@@ -620,8 +599,8 @@ impl ChunkRunner<'_> {
         let started = self.clock.stamp(shared);
         // Never nested (a chunk is only ever run from the queue), so the
         // slot goes from idle to this task and back.
-        let slot = &shared.slots[self.index];
-        run_top(shared, slot, self.index, TaskId::next(), started, f);
+        let id = self.ids.next();
+        run_top(shared, self.slot, self.index, id, started, f);
     }
 
     /// The chunk's last task was just taken out: the pool's register of

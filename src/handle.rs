@@ -105,8 +105,7 @@ impl Tally<'_> {
     fn orphan(self, header: &Header, payload: Box<dyn Any + Send + 'static>) {
         match self.shared {
             Some(shared) => {
-                let thread = self.index.map(|i| shared.slots[i].thread_name().to_owned());
-                shared.report_panic(header.id, header.name.clone(), thread, payload);
+                shared.report_panic(header.id, header.name.clone(), self.index, payload);
             }
             None => unwind::drop_quietly(payload),
         }

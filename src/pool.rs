@@ -797,17 +797,22 @@ impl Shared {
         }
     }
 
+    /// Hands a panic nobody can join to the panic handler; `worker` is the
+    /// index of the worker it happened on, if any (its thread is named in
+    /// the report). Out of line: off every hot path.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn report_panic(
         &self,
         id: TaskId,
         name: Option<Arc<str>>,
-        thread: Option<String>,
+        worker: Option<usize>,
         payload: Box<dyn std::any::Any + Send + 'static>,
     ) {
         let panic = TaskPanic {
             id,
             name,
-            thread,
+            thread: worker.map(|i| self.slots[i].thread_name().to_owned()),
             payload,
         };
         let what = format_args!("pool {}: the panic handler", self.id);

@@ -469,24 +469,9 @@ fn run_top<C: FnOnce()>(
     let result = catch_unwind(AssertUnwindSafe(call));
     slot.record_end(result.is_err());
     if let Err(payload) = result {
-        report_worker_panic(shared, index, id, None, payload);
+        shared.report_panic(id, None, Some(index), payload);
     }
     drop(guard);
-}
-
-/// Hands the panic of a task that ran on worker `index` to the panic
-/// handler: out of line, so the hot path stays small.
-#[cold]
-#[inline(never)]
-fn report_worker_panic(
-    shared: &Shared,
-    index: usize,
-    id: TaskId,
-    name: Option<Arc<str>>,
-    payload: Box<dyn std::any::Any + Send + 'static>,
-) {
-    let thread = Some(shared.slots[index].thread_name().to_owned());
-    shared.report_panic(id, name, thread, payload);
 }
 
 /// Where a task runs: on worker `.0`, stamped as started at `.1`; `None`
@@ -724,8 +709,7 @@ fn run_call<C: FnOnce()>(
         Ok(()) => shared.count_end(index, false, returned),
         Err(payload) => {
             shared.count_end(index, true, returned);
-            let thread = index.map(|i| shared.slots[i].thread_name().to_owned());
-            shared.report_panic(id, name, thread, payload);
+            shared.report_panic(id, name, index, payload);
         }
     }
     drop(guard);

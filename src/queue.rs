@@ -131,7 +131,7 @@ impl Queue {
     #[inline(always)]
     pub(crate) fn try_take(&self, turn: &mut u32) -> Option<Task> {
         if self.elsewhere.load(Ordering::Relaxed) == 0 {
-            return self.level(Priority::Normal).rx.try_recv().ok();
+            return self.try_take_at(Priority::Normal);
         }
         self.try_take_by_rule(turn)
     }
@@ -158,6 +158,7 @@ impl Queue {
         }
     }
 
+    #[inline]
     fn try_take_at(&self, priority: Priority) -> Option<Task> {
         match self.level(priority).rx.try_recv() {
             Ok(task) => {
@@ -182,7 +183,7 @@ impl Queue {
         // ORDERING: an entry of another level is counted before it is sent
         // (see `push`), so a zero count means those levels are empty.
         if self.elsewhere.load(Ordering::SeqCst) == 0 {
-            return self.level(Priority::Normal).rx.try_recv().ok();
+            return self.try_take_at(Priority::Normal);
         }
         [Priority::High, Priority::Normal, Priority::Low]
             .into_iter()

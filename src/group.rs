@@ -50,7 +50,7 @@ use crate::error::{RejectReason, Rejected};
 use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::pool::Shared;
 use crate::queue::Priority;
-use crate::state::{PoolState, deadline_after};
+use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::stop::{StopState, StopToken};
 use crate::task::{self, Call, Closure, Job, JobCall, PendingTask, Task, TaskBuilder};
 
@@ -291,7 +291,7 @@ impl TaskGroup {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.execute_named(None, f, true)
+        self.execute_named(None, f, WhenFull::Wait)
     }
 
     /// Like [`ThreadPool::try_execute`](crate::ThreadPool::try_execute),
@@ -305,7 +305,7 @@ impl TaskGroup {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.execute_named(None, f, false)
+        self.execute_named(None, f, WhenFull::Refuse)
     }
 
     /// Like [`ThreadPool::submit`](crate::ThreadPool::submit), into this
@@ -319,7 +319,7 @@ impl TaskGroup {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_call(None, Closure(f), true)
+        self.submit_call(None, Closure(f), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -334,7 +334,7 @@ impl TaskGroup {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_call(None, Closure(f), false)
+        self.submit_call(None, Closure(f), WhenFull::Refuse)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -345,7 +345,7 @@ impl TaskGroup {
     ///
     /// As [`execute`](Self::execute).
     pub fn submit_job<J: Job>(&self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
-        self.submit_call(None, JobCall(job), true)
+        self.submit_call(None, JobCall(job), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -358,12 +358,12 @@ impl TaskGroup {
         &self,
         name: Option<Arc<str>>,
         f: F,
-        block: bool,
+        when_full: WhenFull,
     ) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue(block, PlainMaker { name, f })
+        self.enqueue(when_full, PlainMaker { name, f })
             .map_err(|(reason, maker)| self.shared.reject(reason, maker.f))
     }
 
@@ -371,14 +371,14 @@ impl TaskGroup {
         &self,
         name: Option<Arc<str>>,
         call: C,
-        block: bool,
+        when_full: WhenFull,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         let maker = CellMaker {
             name,
             call,
             group: self.inner.clone(),
         };
-        match self.enqueue(block, maker) {
+        match self.enqueue(when_full, maker) {
             Ok(cell) => Ok(TaskHandle::new(cell, self.shared.clone())),
             Err((reason, maker)) => Err(self.shared.reject(reason, maker.call)),
         }
@@ -387,8 +387,12 @@ impl TaskGroup {
     /// Admits a task into the pool and this group's mailbox; the maker
     /// builds the entry once admitted, so a refused task is handed back as
     /// it came.
-    fn enqueue<M: MakeTask>(&self, block: bool, maker: M) -> Result<M::Made, (RejectReason, M)> {
-        let mut pass = match self.shared.admit(block) {
+    fn enqueue<M: MakeTask>(
+        &self,
+        when_full: WhenFull,
+        maker: M,
+    ) -> Result<M::Made, (RejectReason, M)> {
+        let mut pass = match self.shared.admit(when_full) {
             Ok(pass) => pass,
             Err(reason) => return Err((reason, maker)),
         };

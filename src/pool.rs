@@ -34,7 +34,7 @@ use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::queue::{Priority, Queue};
 use crate::signal::Relay;
-use crate::state::{Bound, Gate, GatePass, Lifecycle, PoolState, deadline_after};
+use crate::state::{Bound, Gate, GatePass, Lifecycle, PoolState, WhenFull, deadline_after};
 use crate::stop::StopState;
 use crate::task::{
     self, Call, Closure, Job, JobCall, PendingTask, RunningTask, Task, TaskBuilder, TaskId,
@@ -186,12 +186,12 @@ impl Shared {
         name: Option<Arc<str>>,
         priority: Priority,
         f: F,
-        block: bool,
+        when_full: WhenFull,
     ) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
     {
-        match self.admit(block) {
+        match self.admit(when_full) {
             Ok(pass) => {
                 self.enqueue(priority, task::plain(name, f), pass);
                 Ok(())
@@ -205,7 +205,7 @@ impl Shared {
     /// general path's, the pass went through the stack: 18 more
     /// instructions per task, callgrind).
     #[inline]
-    pub(crate) fn execute_unnamed<F>(&self, f: F, block: bool) -> Result<(), Rejected<F>>
+    pub(crate) fn execute_unnamed<F>(&self, f: F, when_full: WhenFull) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
     {
@@ -214,7 +214,7 @@ impl Shared {
             pass.accept();
             return Ok(());
         }
-        self.execute(None, Priority::Normal, f, block)
+        self.execute(None, Priority::Normal, f, when_full)
     }
 
     pub(crate) fn submit<C: Call>(
@@ -222,9 +222,9 @@ impl Shared {
         name: Option<Arc<str>>,
         priority: Priority,
         f: C,
-        block: bool,
+        when_full: WhenFull,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
-        match self.admit(block) {
+        match self.admit(when_full) {
             Ok(pass) => {
                 let cell = Cell::new(name, f, None);
                 self.enqueue(priority, Task::Shared(SharedEntry(cell.clone())), pass);
@@ -240,10 +240,10 @@ impl Shared {
     /// The common case passes inline (`pass_unbounded`); a bounded queue or
     /// a refusal takes `admit_many`, which decides and counts.
     #[inline]
-    pub(crate) fn admit(&self, block: bool) -> Result<GatePass<'_>, RejectReason> {
+    pub(crate) fn admit(&self, when_full: WhenFull) -> Result<GatePass<'_>, RejectReason> {
         match self.pass_unbounded() {
             Some(pass) => Ok(pass),
-            None => self.admit_many(1, block),
+            None => self.admit_many(1, when_full),
         }
     }
 
@@ -262,12 +262,14 @@ impl Shared {
     /// places reserved in a bounded queue, or none. Out of line: a single
     /// task comes here only from a bounded queue or a refusal.
     #[inline(never)]
-    fn admit_many(&self, n: usize, block: bool) -> Result<GatePass<'_>, RejectReason> {
+    fn admit_many(&self, n: usize, when_full: WhenFull) -> Result<GatePass<'_>, RejectReason> {
         // Room first, outside the gate: a submitter waiting for room is not
         // counted as accepted meanwhile (and shutdown wakes it through the
         // bound, not the gate).
         if let Some(bound) = &self.bound {
-            bound.reserve(&self.lifecycle, n, block)?;
+            bound.reserve(&self.lifecycle, n, when_full, || {
+                worker::is_worker_of(self.id)
+            })?;
         }
         match self.gate.enter(&self.lifecycle, n as u64) {
             Some(pass) => Ok(pass),
@@ -290,7 +292,7 @@ impl Shared {
             return Ok(());
         }
         let size = chunk::chunk_size(tasks.len(), self.slots.len());
-        match self.admit_many(tasks.len(), true) {
+        match self.admit_many(tasks.len(), WhenFull::Wait) {
             Ok(mut pass) => {
                 if size > 1 {
                     self.chunks.enqueue(&self.queue, chunk::calls(tasks, size));
@@ -318,7 +320,7 @@ impl Shared {
             return Ok(Vec::new());
         }
         let size = chunk::chunk_size(tasks.len(), self.slots.len());
-        match self.admit_many(tasks.len(), true) {
+        match self.admit_many(tasks.len(), WhenFull::Wait) {
             Ok(mut pass) => {
                 let mut handles = Vec::with_capacity(tasks.len());
                 let cells = tasks.into_iter().map(|f| {
@@ -992,7 +994,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.execute_unnamed(f, true)
+        self.shared.execute_unnamed(f, WhenFull::Wait)
     }
 
     /// Like [`execute`](Self::execute), but never blocks.
@@ -1005,7 +1007,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.execute_unnamed(f, false)
+        self.shared.execute_unnamed(f, WhenFull::Refuse)
     }
 
     /// Runs `f` on a worker and returns a [`TaskHandle`] for its result.
@@ -1030,7 +1032,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         self.shared
-            .submit(None, Priority::Normal, Closure(f), true)
+            .submit(None, Priority::Normal, Closure(f), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -1045,7 +1047,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         self.shared
-            .submit(None, Priority::Normal, Closure(f), false)
+            .submit(None, Priority::Normal, Closure(f), WhenFull::Refuse)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -1144,7 +1146,7 @@ impl ThreadPool {
     /// As [`execute`](Self::execute); the [`Rejected`] holds `job`.
     pub fn submit_job<J: Job>(&self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
         self.shared
-            .submit(None, Priority::Normal, JobCall(job), true)
+            .submit(None, Priority::Normal, JobCall(job), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 

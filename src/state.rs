@@ -46,6 +46,7 @@
 //!   time, by a worker about to start it or by `shutdown_now` (see
 //!   `chunk.rs`).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::error::RejectReason;
@@ -365,20 +366,44 @@ impl Gate {
 
 /// The room left in a bounded queue ([`Builder::queue_capacity`]).
 ///
-/// A submitter reserves a place before it enters the gate and enqueues; a
-/// worker gives it back when it takes the task off the queue (so does
-/// `shutdown_now`'s drain, and a refusal at the gate). Only bounded pools have one, so an unbounded pool's submit path
-/// touches no shared counter for it. The queue itself is always an
-/// unbounded channel: internal entries (wake-ups) never compete with tasks
-/// for room, and a worker never blocks on a full queue.
+/// A submitter reserves a place before it enters the gate and enqueues. The
+/// place comes back when the task's end is decided (see the runtime notes):
+/// a worker taking a plain task, the claim of a submitted task's cell (run,
+/// cancel), a hand-back by `shutdown_now`, a group's cancel, or a refusal at
+/// the gate. So a cancelled task gives its room back at once, not when a
+/// worker skips its dead entry. Only bounded pools have one, so an unbounded
+/// pool's submit path touches no shared counter for it. The queue itself is
+/// always an unbounded channel: internal entries (wake-ups) never compete
+/// with tasks for room, and a worker never blocks on a full queue.
+///
+/// Waiters are served in the order they came: a submitter that finds others
+/// waiting joins the end of the line instead of taking a place that frees
+/// up, so a batch waiting for many places is not starved by single
+/// submitters that each need one.
 ///
 /// [`Builder::queue_capacity`]: crate::Builder::queue_capacity
 pub(crate) struct Bound {
     capacity: usize,
     queued: AtomicUsize,
+    /// Submitters in `line`, readable without the lock.
     waiters: AtomicUsize,
-    lock: Mutex<()>,
+    line: Mutex<Line>,
     room: Condvar,
+}
+
+/// The submitters waiting for room, by ticket, in arrival order.
+struct Line {
+    next_ticket: u64,
+    waiting: VecDeque<u64>,
+}
+
+/// What a reservation may do when the queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WhenFull {
+    /// Refuse at once with `QueueFull` (`try_execute`, `try_submit`).
+    Refuse,
+    /// Wait for room, in line (`execute`, `submit`, batches).
+    Wait,
 }
 
 impl Bound {
@@ -387,7 +412,10 @@ impl Bound {
             capacity,
             queued: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
-            lock: Mutex::new(()),
+            line: Mutex::new(Line {
+                next_ticket: 0,
+                waiting: VecDeque::new(),
+            }),
             room: Condvar::new(),
         }
     }
@@ -408,46 +436,73 @@ impl Bound {
         false
     }
 
-    /// Reserves a place; if the queue is full, waits for one (`block`) or
-    /// fails with `QueueFull`. A waiter gives up with `Shutdown` as soon as
-    /// the pool stops taking work.
-    /// Reserves `n` places at once (a batch); more than the capacity can
-    /// never fit and fails with `QueueFull` at once.
+    /// Reserves `n` places at once (one task, or a whole batch).
+    ///
+    /// A pool that no longer runs refuses with `Shutdown` first, whatever
+    /// the room (a caller must not retry a shut-down pool). Otherwise, if
+    /// the places are free and nobody is waiting, they are taken; if not,
+    /// `Refuse` (and a batch larger than the capacity, which could never
+    /// fit) fails with `QueueFull`, and `Wait` joins the line, unless
+    /// `on_own_worker` says the caller is one of the pool's workers: there
+    /// waiting could wait for itself (on a one-thread pool it always would),
+    /// so it fails with `QueueFull` at once and logs a warning. A waiter
+    /// gives up with `Shutdown` as soon as the pool stops taking work.
     pub(crate) fn reserve(
         &self,
         lifecycle: &Lifecycle,
         n: usize,
-        block: bool,
+        when_full: WhenFull,
+        on_own_worker: impl FnOnce() -> bool,
     ) -> Result<(), RejectReason> {
-        if self.try_take(n) {
+        if lifecycle.get() != PoolState::Running {
+            return Err(RejectReason::Shutdown);
+        }
+        if self.waiters.load(Ordering::SeqCst) == 0 && self.try_take(n) {
             return Ok(());
         }
-        if !block || n > self.capacity {
+        if when_full == WhenFull::Refuse || n > self.capacity {
             return Err(RejectReason::QueueFull);
         }
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
+        if on_own_worker() {
+            log::warn!(
+                "a blocking submit from one of the pool's own workers found its bounded queue \
+                 full; refusing with QueueFull instead of waiting for itself"
+            );
+            return Err(RejectReason::QueueFull);
         }
+        self.wait_in_line(lifecycle, n)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wait_in_line(&self, lifecycle: &Lifecycle, n: usize) -> Result<(), RejectReason> {
         // ORDERING: SeqCst registration before the checks below, against the
         // SeqCst release-then-load of `waiters` in `release` (Dekker): either
         // we see the freed place, or the releaser sees us and notifies.
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let _waiting = Waiting(&self.waiters);
-        let mut guard = self.lock.lock();
-        // No lost wake-up: releases and `wake_all` notify under `lock`, and
-        // we check under it.
-        loop {
+        let mut line = self.line.lock();
+        let ticket = line.next_ticket;
+        line.next_ticket += 1;
+        line.waiting.push_back(ticket);
+        // No lost wake-up: releases, `wake_all` and a served waiter leaving
+        // the head of the line all notify under `line`'s lock, and we check
+        // under it.
+        let outcome = loop {
             if lifecycle.get() != PoolState::Running {
-                return Err(RejectReason::Shutdown);
+                break Err(RejectReason::Shutdown);
             }
-            if self.try_take(n) {
-                return Ok(());
+            if line.waiting.front() == Some(&ticket) && self.try_take(n) {
+                break Ok(());
             }
-            self.room.wait(&mut guard);
+            self.room.wait(&mut line);
+        };
+        if let Some(at) = line.waiting.iter().position(|&t| t == ticket) {
+            line.waiting.remove(at);
         }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        // The next in line may fit in what is left.
+        self.room.notify_all();
+        outcome
     }
 
     /// Submitters waiting for room now.
@@ -462,14 +517,14 @@ impl Bound {
         }
         self.queued.fetch_sub(n, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _guard = self.lock.lock();
+            let _line = self.line.lock();
             self.room.notify_all();
         }
     }
 
     /// Wakes every waiting submitter, to look at the state (shutdown).
     pub(crate) fn wake_all(&self) {
-        let _guard = self.lock.lock();
+        let _line = self.line.lock();
         self.room.notify_all();
     }
 }

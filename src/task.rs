@@ -32,6 +32,7 @@ use crate::handle::{SharedEntry, TaskHandle};
 use crate::inline::Inline;
 use crate::pool::{Shared, ThreadPool};
 use crate::queue::Priority;
+use crate::state::WhenFull;
 use crate::worker;
 
 /// A task's identity, unique within the process.
@@ -482,26 +483,29 @@ impl<'p> TaskBuilder<'p> {
         }
     }
 
-    fn execute_as<F>(self, f: F, block: bool) -> Result<(), Rejected<F>>
+    fn execute_as<F>(self, f: F, when_full: WhenFull) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
     {
         match self.target {
-            Target::Pool(pool) => pool.shared().execute(self.name, self.priority, f, block),
-            Target::Group(group) => group.execute_named(self.name, f, block),
+            Target::Pool(pool) => pool
+                .shared()
+                .execute(self.name, self.priority, f, when_full),
+            Target::Group(group) => group.execute_named(self.name, f, when_full),
         }
     }
 
     fn submit_as<C: Call>(
         self,
         call: C,
-        block: bool,
+        when_full: WhenFull,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         match self.target {
-            Target::Pool(pool) => pool
-                .shared_arc()
-                .submit(self.name, self.priority, call, block),
-            Target::Group(group) => group.submit_call(self.name, call, block),
+            Target::Pool(pool) => {
+                pool.shared_arc()
+                    .submit(self.name, self.priority, call, when_full)
+            }
+            Target::Group(group) => group.submit_call(self.name, call, when_full),
         }
     }
 
@@ -530,7 +534,7 @@ impl<'p> TaskBuilder<'p> {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.execute_as(f, true)
+        self.execute_as(f, WhenFull::Wait)
     }
 
     /// Like [`ThreadPool::try_execute`], with this builder's options.
@@ -542,7 +546,7 @@ impl<'p> TaskBuilder<'p> {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.execute_as(f, false)
+        self.execute_as(f, WhenFull::Refuse)
     }
 
     /// Like [`ThreadPool::submit`], with this builder's options.
@@ -555,7 +559,7 @@ impl<'p> TaskBuilder<'p> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_as(Closure(f), true)
+        self.submit_as(Closure(f), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -565,7 +569,7 @@ impl<'p> TaskBuilder<'p> {
     ///
     /// As [`ThreadPool::submit_job`].
     pub fn submit_job<J: Job>(self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
-        self.submit_as(JobCall(job), true)
+        self.submit_as(JobCall(job), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -579,7 +583,7 @@ impl<'p> TaskBuilder<'p> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_as(Closure(f), false)
+        self.submit_as(Closure(f), WhenFull::Refuse)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 }

@@ -1496,3 +1496,36 @@ fn a_burst_of_100_shutdown_now_signals_hands_every_task_back_once() {
     assert_eq!((stats.completed, stats.cancelled), (152, 150));
     assert!(pool.shutdown_now().is_empty());
 }
+
+// ----- regressions: names and blocking that is not detected --------------------
+
+/// Regression (issue 12, defect 12): a worker's blocking `execute` into its
+/// own pool's full bounded queue blocked forever (on a one-thread pool
+/// nothing else could ever make room). It returns `QueueFull` at once, with
+/// the task handed back, for every intake form.
+#[test]
+fn a_workers_blocking_submit_into_its_own_full_queue_returns_at_once() {
+    let pool = Arc::new(TestPool::build(
+        ThreadPool::builder().threads(1).queue_capacity(1),
+    ));
+    let inner = pool.clone();
+    let reasons = pool
+        .submit(move || {
+            inner.execute(|| ()).expect("room for one");
+            let group = inner.group("g");
+            [
+                inner.execute(|| ()).unwrap_err().reason(),
+                inner.submit(|| ()).unwrap_err().reason(),
+                inner.task().name("n").execute(|| ()).unwrap_err().reason(),
+                group.execute(|| ()).unwrap_err().reason(),
+                group.submit(|| ()).unwrap_err().reason(),
+                inner.execute_batch(vec![|| ()]).unwrap_err().reason(),
+            ]
+        })
+        .unwrap();
+    let reasons = bounded_join(reasons).unwrap();
+    assert!(
+        reasons.iter().all(|r| *r == RejectReason::QueueFull),
+        "{reasons:?}"
+    );
+}

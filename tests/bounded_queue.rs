@@ -413,3 +413,96 @@ fn one_word_closures_at_every_priority_run_or_come_back_once() {
     assert_eq!(stats.completed, 42 + ran);
     assert_eq!(stats.cancelled, 30 - ran);
 }
+
+// ----- regressions: room and refusals -----------------------------------------
+
+/// Regression (issue 12, defect 10): on a full bounded queue after
+/// `shutdown`, `try_execute` and `try_submit` said `QueueFull`; a caller
+/// must not retry a shut-down pool: the reason is `Shutdown`.
+#[test]
+fn a_full_queue_after_shutdown_refuses_with_shutdown() {
+    let fillers = Arc::new(AtomicUsize::new(0));
+    let (pool, hold) = full_pool(&fillers);
+    let group = pool.group("g");
+    pool.shutdown();
+    let reasons = [
+        pool.try_execute(|| ()).unwrap_err().reason(),
+        pool.try_submit(|| ()).unwrap_err().reason(),
+        pool.task()
+            .name("n")
+            .try_execute(|| ())
+            .unwrap_err()
+            .reason(),
+        pool.task()
+            .name("n")
+            .try_submit(|| ())
+            .unwrap_err()
+            .reason(),
+        group.try_execute(|| ()).unwrap_err().reason(),
+        group.try_submit(|| ()).unwrap_err().reason(),
+        pool.execute_batch(vec![|| (); CAPACITY + 1])
+            .unwrap_err()
+            .reason(),
+    ];
+    assert!(
+        reasons.iter().all(|r| *r == RejectReason::Shutdown),
+        "{reasons:?}"
+    );
+    drop(hold);
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(fillers.load(Ordering::SeqCst), CAPACITY);
+}
+
+/// Regression (issue 12, defect 13): a batch waiting for room starved
+/// behind single submitters (8 tasks at capacity 8 waited 3 s while ~21,000
+/// single tasks got in). Waiters get room in the order they came.
+#[test]
+fn a_batch_waiting_for_room_is_not_starved_by_single_submitters() {
+    use std::sync::atomic::AtomicBool;
+    const ROOM: usize = 8;
+    let pool = Arc::new(TestPool::build(
+        ThreadPool::builder().threads(2).queue_capacity(ROOM),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let singles = Arc::new(AtomicUsize::new(0));
+    // Two submitters of single tasks slower to run than to submit: the
+    // queue stays full, and each place a worker frees is wanted at once.
+    let single_submitters: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, stop, singles) = (pool.clone(), stop.clone(), singles.clone());
+            spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if pool.execute(|| common::spin(5000)).is_err() {
+                        break;
+                    }
+                    singles.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + WAIT;
+    while singles.load(Ordering::SeqCst) < 100 {
+        assert!(Instant::now() < deadline, "the single submitter got stuck");
+        thread::yield_now();
+    }
+    let batch = {
+        let (pool, singles) = (pool.clone(), singles.clone());
+        spawn(move || {
+            let before = singles.load(Ordering::SeqCst);
+            let accepted = pool
+                .execute_batch(vec![|| common::spin(5000); ROOM])
+                .is_ok();
+            (accepted, singles.load(Ordering::SeqCst) - before)
+        })
+    };
+    let (accepted, overtaken) = batch.join("the batch waiting for room");
+    assert!(accepted);
+    stop.store(true, Ordering::SeqCst);
+    for submitter in single_submitters {
+        submitter.join("a single submitter");
+    }
+    assert!(
+        overtaken <= 4 * ROOM,
+        "{overtaken} single tasks got in while the batch waited"
+    );
+}

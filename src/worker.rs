@@ -318,6 +318,9 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
             group: None,
         })
     });
+    // Whatever happens from here on (a panicking exit hook or logger
+    // included), the pool learns that this worker is gone.
+    let _exit = Exit(&shared);
     log::debug!("{}: started", shared.slots[index].thread_name());
     shared.run_thread_hook(true, index);
     // Tasks run under their own `catch_unwind`; this one is for the pool's
@@ -333,15 +336,26 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
         );
         unwind::drop_quietly(payload);
     }
+    // Pass the wake on, before our exit hook: a worker that blocked just
+    // before shutdown began may not have been woken by the one sent then
+    // (this one may have taken them all), and it must reach its own exit
+    // whatever our hook does.
+    shared.send_wakes(1);
     shared.run_thread_hook(false, index);
     log::debug!("{}: exiting", shared.slots[index].thread_name());
-    // Pass the wake on: a worker that blocked just before shutdown began may
-    // not have been woken by the one sent then.
-    shared.send_wakes(1);
-    // The context stays until after `worker_exited`, so that `on_terminated`
-    // (run here by the last worker) is also seen as running inside the pool.
-    shared.worker_exited(1);
-    CONTEXT.with(|c| c.borrow_mut().take());
+}
+
+/// Counts its worker out of the pool when dropped, also on unwind.
+struct Exit<'a>(&'a Shared);
+
+impl Drop for Exit<'_> {
+    fn drop(&mut self) {
+        // The context stays until after `worker_exited`, so that
+        // `on_terminated` (run here by the last worker) is also seen as
+        // running inside the pool.
+        self.0.worker_exited(1);
+        CONTEXT.with(|c| c.borrow_mut().take());
+    }
 }
 
 /// A worker's own view of the time, for the start stamps of its tasks.

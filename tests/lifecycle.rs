@@ -572,3 +572,43 @@ fn a_thread_that_cannot_spawn_is_a_build_error_without_leaks() {
         }
     }
 }
+
+/// Regression (issue 12, defect 11): one exiting worker consumed every
+/// shutdown wake-up and passed one on only after its exit hook, so with
+/// hooks that wait for each other the workers reached their hooks in waves
+/// of 1 to 3 and the drop took 6 to 26 s. Each worker reaches its exit on
+/// its own.
+#[test]
+fn workers_reach_their_exit_hooks_independently() {
+    use std::sync::Condvar;
+    const THREADS: usize = 16;
+    let inside = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let alone = Arc::new(AtomicUsize::new(0));
+    let pool = {
+        let (inside, alone) = (inside.clone(), alone.clone());
+        ThreadPool::builder()
+            .threads(THREADS)
+            .on_thread_exit(move |_| {
+                let (count, changed) = &*inside;
+                let mut count = count.lock().unwrap();
+                *count += 1;
+                changed.notify_all();
+                let (count, waited) = changed
+                    .wait_timeout_while(count, Duration::from_secs(2), |n| *n < THREADS)
+                    .unwrap();
+                drop(count);
+                if waited.timed_out() {
+                    alone.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let dropped = common::spawn(move || drop(pool));
+    dropped.join_within("the drop", Duration::from_secs(120));
+    assert_eq!(
+        alone.load(Ordering::SeqCst),
+        0,
+        "some workers waited in their exit hook for others that never came"
+    );
+}

@@ -400,7 +400,7 @@ impl TaskGroup {
             let mut mailbox = self.inner.mailbox.lock();
             if mailbox.cancelled {
                 drop(mailbox);
-                self.shared.taken_off_queue(1); // give the reservation back
+                self.shared.release_room(1); // give the reservation back
                 drop(pass);
                 self.shared.notify_idle_waiters();
                 return Err((RejectReason::Cancelled, maker));
@@ -429,7 +429,8 @@ impl TaskGroup {
     pub fn cancel(&self) -> usize {
         let tasks = self.close();
         let taken = tasks.len();
-        self.shared.taken_off_queue(taken);
+        // Each task cancelled here gives its room back as it is counted; a
+        // dead entry (cancelled through its handle) gave it already.
         let mut dropped = 0;
         for task in tasks {
             if crate::worker::cancel_queued(&self.shared, &self.inner, task) {
@@ -469,7 +470,6 @@ impl TaskGroup {
     /// ```
     pub fn cancel_returning(&self) -> Vec<PendingTask> {
         let tasks = self.close();
-        self.shared.taken_off_queue(tasks.len());
         let pending = self.shared.hand_back_tasks(tasks);
         self.inner.handed_back(pending.len());
         pending
@@ -525,7 +525,18 @@ impl TaskGroup {
     /// has ended (completed, panicked, cancelled, or handed back by
     /// `shutdown_now`); true if that happened. `Duration::MAX` waits
     /// forever. A paused group's queued tasks have not ended.
+    ///
+    /// Called from a task of this group, which cannot end while it waits,
+    /// it returns false at once and logs a warning.
     pub fn wait(&self, timeout: Duration) -> bool {
+        if crate::worker::is_in_group(&self.inner) {
+            log::warn!(
+                "group {}: wait called from one of its own tasks, which cannot end while it \
+                 waits; returning false instead of waiting for itself",
+                self.inner.name
+            );
+            return false;
+        }
         let deadline = deadline_after(timeout);
         self.inner.waiters.fetch_add(1, Ordering::SeqCst);
         let mut mailbox = self.inner.mailbox.lock();

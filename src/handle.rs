@@ -78,6 +78,19 @@ pub(crate) struct Tally<'a> {
     pub(crate) index: Option<usize>,
 }
 
+/// Who claims a cell to run it: that decides whether a handed-back task
+/// may be run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// The pool: a worker that took the entry from the queue, or a joiner
+    /// helping. It may run a task only while the task is the pool's: never
+    /// one `shutdown_now` handed back, which belongs to its `PendingTask`.
+    Pool,
+    /// The holder of the task's `PendingTask`: it runs only a handed-back
+    /// task.
+    Holder,
+}
+
 /// What a claim to run found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ran {
@@ -89,6 +102,15 @@ pub(crate) enum Ran {
 }
 
 impl Tally<'_> {
+    /// The task was claimed to run while still the pool's (not handed
+    /// back): its place in a bounded queue is free from now on.
+    #[inline]
+    fn left_queue(self) {
+        if let Some(shared) = self.shared {
+            shared.release_room(1);
+        }
+    }
+
     #[inline]
     fn ended(self, header: &Header, panicked: bool, returned: bool) {
         if let Some(shared) = self.shared {
@@ -129,8 +151,9 @@ pub(crate) trait SharedTask: Send + Sync {
     fn header(&self) -> &Header;
     /// The task's own stop source, made on first use.
     fn stop_state(&self) -> Arc<StopState>;
-    /// Claims and runs the task, counting it in `tally`.
-    fn run(&self, tally: Tally<'_>) -> Ran;
+    /// Claims and runs the task for `runner`, counting it in `tally`;
+    /// `Ran::Lost` if it was claimed already or is not `runner`'s to run.
+    fn run(&self, tally: Tally<'_>, runner: Runner) -> Ran;
     /// Claims the task and drops its closure, resolving the handle as
     /// cancelled. If it is running, raises its stop flag when `stop_running`
     /// (a handle's cancel); the queue and `PendingTask` pass false, since the
@@ -230,9 +253,14 @@ where
             .clone()
     }
 
-    fn run(&self, tally: Tally<'_>) -> Ran {
+    fn run(&self, tally: Tally<'_>, runner: Runner) -> Ran {
         let (f, returned) = {
             let mut slot = self.slot.lock();
+            // A handed-back task is its holder's alone; any other is the
+            // pool's alone (never both, never neither).
+            if slot.returned != (runner == Runner::Holder) {
+                return Ran::Lost;
+            }
             match mem::replace(&mut slot.stage, Stage::Running) {
                 Stage::Queued(f) => {
                     // Under the lock, so that whoever sees `claimed` false
@@ -246,6 +274,9 @@ where
                 }
             }
         };
+        if !returned {
+            tally.left_queue();
+        }
         if let Some(group) = &self.header.group {
             group.task_started();
         }
@@ -465,6 +496,11 @@ impl<T> TaskHandle<T> {
     /// [`TaskError::Panicked`] with the payload if the task panicked;
     /// [`TaskError::Cancelled`] if it was cancelled before it started.
     ///
+    /// # Panics
+    ///
+    /// If called from inside the task itself (a task that got hold of its
+    /// own handle): it would wait for itself forever.
+    ///
     /// # Examples
     ///
     /// ```
@@ -491,6 +527,13 @@ impl<T> TaskHandle<T> {
             self.joined = true;
             return result;
         }
+        if worker::is_running(self.cell.header()) {
+            panic!(
+                "task {}: join called from inside the task itself, which would wait for itself \
+                 forever",
+                self.id()
+            );
+        }
         self.help();
         // Only now: should our own bookkeeping unwind out of `help`, the
         // drop still detaches the handle (a later panic gets reported).
@@ -499,10 +542,24 @@ impl<T> TaskHandle<T> {
     }
 
     /// Waits up to `timeout` for the task to end; true if it has.
-    /// `Duration::MAX` waits forever. Helps like [`join`](Self::join) when
-    /// called from a worker of the same pool.
+    /// `Duration::MAX` waits forever; `Duration::ZERO` polls. Helps like
+    /// [`join`](Self::join) when called from a worker of the same pool
+    /// (with a timeout above zero).
+    ///
+    /// Called from inside the task itself, it returns false at once and
+    /// logs a warning: the task cannot end while it waits.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.help();
+        if worker::is_running(self.cell.header()) {
+            log::warn!(
+                "task {}: wait_timeout called from inside the task itself; returning false \
+                 instead of waiting for itself",
+                self.id()
+            );
+            return false;
+        }
+        if !timeout.is_zero() {
+            self.help();
+        }
         self.cell.wait(deadline_after(timeout))
     }
 

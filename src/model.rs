@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use crate::error::TaskError;
-use crate::handle::{self, CancelOutcome, HandleOps, Ran, Tally};
+use crate::handle::{self, CancelOutcome, HandleOps, Ran, Runner, Tally};
 use crate::state::{Gate, Lifecycle};
 use crate::task::Closure;
 
@@ -108,16 +108,26 @@ impl Cell {
     }
 
     /// A worker that took the cell's entry from the queue, or a joiner
-    /// helping: skips it if claimed, else claims and runs it.
+    /// helping: skips it if claimed, else claims and runs it (never once it
+    /// was handed back).
     pub fn run(&self) -> End {
         if self.0.header().is_claimed() {
             return End::Lost;
         }
+        self.run_as(Runner::Pool)
+    }
+
+    /// The program runs the task's `PendingTask` (after `hand_back`).
+    pub fn run_pending(&self) -> End {
+        self.run_as(Runner::Holder)
+    }
+
+    fn run_as(&self, runner: Runner) -> End {
         let tally = Tally {
             shared: None,
             index: None,
         };
-        match self.0.run(tally) {
+        match self.0.run(tally, runner) {
             Ran::Here { returned } => End::Ran { returned },
             Ran::Lost => End::Lost,
         }

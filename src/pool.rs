@@ -274,7 +274,7 @@ impl Shared {
         match self.gate.enter(&self.lifecycle, n as u64) {
             Some(pass) => Ok(pass),
             None => {
-                self.taken_off_queue(n); // give the room back
+                self.release_room(n); // give the room back
                 // The gate counted us as accepted optimistically; that was
                 // taken back when the pass dropped, which may make the pool
                 // idle.
@@ -375,9 +375,12 @@ impl Shared {
         self.groups.lock().clone()
     }
 
-    /// A worker or a drain took `n` tasks off the queue.
+    /// `n` tasks stopped being the queue's: their end was decided (a plain
+    /// task taken by a worker, a submitted task's cell claimed, a cancel, a
+    /// hand-back) or they were refused after all. Their places in a bounded
+    /// queue are free again.
     #[inline]
-    pub(crate) fn taken_off_queue(&self, n: usize) {
+    pub(crate) fn release_room(&self, n: usize) {
         if let Some(bound) = &self.bound {
             bound.release(n);
         }
@@ -452,21 +455,19 @@ impl Shared {
         // a million handed-back tasks are not copied a dozen times over.
         pending.reserve(self.queue.len());
         let stashed = pending.len();
-        let mut popped = 0;
         // Where the tasks of each chunk found in the queue end in `pending`.
         let mut chunk_ends: Vec<(u64, usize)> = Vec::new();
         while let Some(task) = self.queue.drain_one() {
             match task {
                 Task::Wake => {}
                 // A group's tasks come back where its token stood.
-                Task::Group(group) => popped += self.hand_back_group(&group, &mut pending),
+                Task::Group(group) => self.hand_back_group(&group, &mut pending),
                 // So do a chunk's, if no worker has taken one of them yet
                 // (then this is the chunk's own entry, and its tasks were
                 // queued here); otherwise this is an extra entry asking for
                 // help, and the rest comes back with the chunks in hand.
                 Task::Chunk(chunk) => {
                     if let Some(rest) = chunk.take_rest(true) {
-                        popped += rest.len();
                         for task in rest {
                             self.hand_back_one(task, &mut pending);
                         }
@@ -474,7 +475,6 @@ impl Shared {
                     }
                 }
                 task => {
-                    popped += 1;
                     self.hand_back_one(task, &mut pending);
                 }
             }
@@ -482,15 +482,16 @@ impl Shared {
         // The rests of chunks that workers took off the queue.
         let in_hand = self.chunks.take_all_rests();
         if !in_hand.is_empty() {
-            popped += in_hand.iter().map(|(_, rest)| rest.len()).sum::<usize>();
             pending = self.place_in_hand(pending, stashed, &chunk_ends, in_hand);
         }
         // Groups with no token queued (paused ones) still hold tasks.
         for group in self.live_groups() {
-            popped += self.hand_back_group(&group, &mut pending);
+            self.hand_back_group(&group, &mut pending);
         }
+        // Each task handed back here was the pool's until now (dead entries
+        // gave their room back when they were claimed).
         let taken = pending.len() - stashed;
-        self.taken_off_queue(popped);
+        self.release_room(taken);
         self.counters
             .returned
             .fetch_add(taken as u64, Ordering::SeqCst);
@@ -591,6 +592,7 @@ impl Shared {
         for task in tasks {
             self.hand_back_one(task, &mut pending);
         }
+        self.release_room(pending.len());
         self.counters
             .returned
             .fetch_add(pending.len() as u64, Ordering::SeqCst);
@@ -598,21 +600,14 @@ impl Shared {
         pending
     }
 
-    /// Empties `group`'s mailbox into `pending`; returns how many entries
-    /// left the queue.
-    fn hand_back_group(
-        self: &Arc<Self>,
-        group: &GroupInner,
-        pending: &mut Vec<PendingTask>,
-    ) -> usize {
-        let tasks = group.take_all();
-        let entries = tasks.len();
-        let returned = tasks
+    /// Empties `group`'s mailbox into `pending`.
+    fn hand_back_group(self: &Arc<Self>, group: &GroupInner, pending: &mut Vec<PendingTask>) {
+        let returned = group
+            .take_all()
             .into_iter()
             .map(|task| usize::from(self.hand_back_one(task, pending)))
             .sum();
         group.handed_back(returned);
-        entries
     }
 
     /// Tasks kept by `shutdown_now_to_stash` that no `shutdown_now` has
@@ -747,6 +742,9 @@ impl Shared {
         }
     }
 
+    /// A task that will never start was cancelled: while still the pool's
+    /// (then its room comes back now, not when a worker skips its dead
+    /// entry), or after `shutdown_now` handed it back (`returned`).
     pub(crate) fn count_cancelled(&self, returned: bool) {
         let counter = if returned {
             &self.counters.cancelled_returned
@@ -755,6 +753,7 @@ impl Shared {
         };
         counter.fetch_add(1, Ordering::SeqCst);
         if !returned {
+            self.release_room(1);
             self.notify_idle_waiters();
         }
     }

@@ -41,7 +41,7 @@ use parking_lot::Mutex;
 
 use crate::chunk::ChunkRef;
 use crate::group::GroupInner;
-use crate::handle::{self, CancelOutcome, SharedEntry, SharedTask, Tally};
+use crate::handle::{self, CancelOutcome, Header, Runner, SharedEntry, SharedTask, Tally};
 use crate::pool::Shared;
 use crate::queue::Priority;
 use crate::state::PoolState;
@@ -60,15 +60,21 @@ struct Context {
 thread_local! {
     static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
     /// The submitted task running on this thread now, for
-    /// `StopToken::current`; set only on a worker. Not a field of `CONTEXT`:
-    /// it is set and restored around every submitted task, and swapping a
-    /// `Cell` costs a fraction of borrowing the context mutably twice.
+    /// `StopToken::current`; set on a worker, and around a handed-back task
+    /// run by the program. Not a field of `CONTEXT`: it is set and restored
+    /// around every submitted task, and swapping a `Cell` costs a fraction
+    /// of borrowing the context mutably twice.
     ///
     /// `ManuallyDrop`, so that the slot needs no destructor and each access
-    /// skips the check for one: `run_shared` always puts back what it found,
-    /// ending with `None`, so there is nothing to drop at thread exit.
+    /// skips the check for one: every run puts back what it found, ending
+    /// with `None`, so there is nothing to drop at thread exit.
     static CURRENT_TASK: Cell<ManuallyDrop<Option<Arc<dyn SharedTask>>>> =
         const { Cell::new(ManuallyDrop::new(None)) };
+    /// True while the innermost run on this thread is a task handed back by
+    /// `shutdown_now` and run through its `PendingTask`: that task is the
+    /// program's now, not the pool's, and not the thread's (which may be a
+    /// worker of another pool, in the middle of a task of its own).
+    static ELSEWHERE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// True if the calling thread is a worker of the pool `pool_id`.
@@ -80,36 +86,79 @@ pub(crate) fn is_worker_of(pool_id: u64) -> bool {
     })
 }
 
-/// The stop sources a task running on this thread observes: the pool's, and
-/// the task's own for a submitted task. Empty outside a worker.
+/// A copy of the submitted task running on this thread, if any.
+fn current_task() -> Option<Arc<dyn SharedTask>> {
+    CURRENT_TASK.with(|current| {
+        let task = current.replace(ManuallyDrop::new(None));
+        let copy = Option::clone(&task);
+        current.set(task);
+        copy
+    })
+}
+
+/// The stop sources the task running on this thread observes, decided by
+/// the innermost run alone (never by what runs around it):
+///
+/// - a task of a pool, run by a worker of that pool (taken from the queue
+///   or helped by a joiner): the pool's stop, its group's, and for a
+///   submitted task its own;
+/// - a handed-back task run through its `PendingTask`, on any thread: its
+///   group's and its own (a plain one has neither, and never fires);
+/// - anything else: none.
 pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
+    let task = current_task();
+    if ELSEWHERE.with(Cell::get) {
+        return task.map_or_else(Vec::new, |task| own_stop_states(&*task));
+    }
     CONTEXT.with(|c| {
         let c = c.borrow();
         let Some(ctx) = c.as_ref() else {
             return Vec::new();
         };
         let mut states = vec![ctx.shared.stop.clone()];
-        if let Some(group) = &ctx.group {
-            states.push(group.stop_state().clone());
-        }
-        let task = CURRENT_TASK.with(|current| {
-            let task = current.replace(ManuallyDrop::new(None));
-            let copy = Option::clone(&task);
-            current.set(task);
-            copy
-        });
-        if let Some(task) = &task {
-            let header = task.header();
-            // A group task run by a joiner: its group is not the context's.
-            if let Some(group) = &header.group
-                && !ctx.group.as_ref().is_some_and(|g| Arc::ptr_eq(g, group))
-            {
-                states.push(group.stop_state().clone());
-            }
-            states.push(task.stop_state());
+        match &task {
+            Some(task) => states.extend(own_stop_states(&**task)),
+            // A plain task: the group whose mailbox it came from.
+            None => states.extend(ctx.group.as_ref().map(|g| g.stop_state().clone())),
         }
         states
     })
+}
+
+/// A submitted task's group's stop and its own.
+fn own_stop_states(task: &dyn SharedTask) -> Vec<Arc<StopState>> {
+    let mut states = Vec::with_capacity(2);
+    if let Some(group) = &task.header().group {
+        states.push(group.stop_state().clone());
+    }
+    states.push(task.stop_state());
+    states
+}
+
+/// True if the calling thread is running the submitted task `header`
+/// belongs to (innermost run): a wait for it here would wait for itself.
+pub(crate) fn is_running(header: &Header) -> bool {
+    current_task().is_some_and(|task| std::ptr::eq(task.header(), header))
+}
+
+/// True if the calling thread is running a task of `group` (a plain one
+/// from its mailbox, or a submitted one): waiting for the group here would
+/// wait for itself.
+pub(crate) fn is_in_group(group: &Arc<GroupInner>) -> bool {
+    let in_context = CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|ctx| ctx.group.as_ref())
+            .is_some_and(|g| Arc::ptr_eq(g, group))
+    });
+    in_context
+        || (!ELSEWHERE.with(Cell::get)
+            && current_task().is_some_and(|task| {
+                task.header()
+                    .group
+                    .as_ref()
+                    .is_some_and(|g| Arc::ptr_eq(g, group))
+            }))
 }
 
 /// A worker's own line: its counters and the task it is running.
@@ -439,14 +488,14 @@ fn work(shared: &Arc<Shared>, index: usize) {
         match task {
             // The hot path, kept flat: no call that is not needed.
             Task::Inline(task) => {
-                shared.taken_off_queue(1);
+                shared.release_room(1);
                 let started = clock.stamp(shared);
                 run_top(shared, slot, index, ids.next(), started, move || {
                     task.call()
                 });
             }
             Task::Plain(task) => {
-                shared.taken_off_queue(1);
+                shared.release_room(1);
                 let started = clock.stamp(shared);
                 run_top(shared, slot, index, ids.next(), started, move || {
                     task.call()
@@ -505,11 +554,12 @@ struct Site {
 fn process(shared: &Shared, at: Site, task: Task) {
     match task {
         task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
-            shared.taken_off_queue(1);
+            shared.release_room(1);
             run_plain(shared, Some(at), task, None);
         }
+        // Its room comes back when its cell is claimed (see `Cell::run`):
+        // a dead entry (cancelled, or helped by a joiner) gave it already.
         Task::Shared(entry) => {
-            shared.taken_off_queue(1);
             if !entry.0.header().is_claimed() {
                 run_shared(shared, Some(at), &entry.0);
             }
@@ -523,7 +573,6 @@ fn process(shared: &Shared, at: Site, task: Task) {
                 shared.send_token(group.clone());
             }
             if let Some(task) = task {
-                shared.taken_off_queue(1);
                 run_in_group(shared, at, &group, task);
             }
         }
@@ -593,7 +642,7 @@ impl ChunkRunner<'_> {
     #[inline]
     pub(crate) fn run<F: FnOnce()>(&mut self, left: usize, f: F) {
         let shared = self.shared;
-        shared.taken_off_queue(1);
+        shared.release_room(1);
         self.offer_help(left);
         let started = self.clock.stamp(shared);
         // Never nested (a chunk is only ever run from the queue), so the
@@ -614,7 +663,7 @@ impl ChunkRunner<'_> {
     /// its handle, or run by a joiner helping).
     #[inline]
     pub(crate) fn run_cell(&mut self, left: usize, entry: &SharedEntry) {
-        self.shared.taken_off_queue(1);
+        // Its room comes back when its cell is claimed (see `Cell::run`).
         self.offer_help(left);
         if !entry.0.header().is_claimed() {
             let at = Site {
@@ -661,6 +710,7 @@ fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, task: Task) 
     let _in_group = InGroup(swap_context_group(Some(group.clone())));
     match task {
         task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+            shared.release_room(1);
             group.task_started();
             let panicked = run_plain(shared, Some(at), task, None);
             group.record_end(panicked, false);
@@ -730,7 +780,9 @@ fn run_call<C: FnOnce()>(
     panicked
 }
 
-/// Claims and runs a submitted task, unless someone else claimed it.
+/// Claims and runs a submitted task, unless someone else claimed it. `at`
+/// is its place on a worker of its pool; `None` for a handed-back task run
+/// through its `PendingTask`.
 fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) {
     let header = task.header();
     let tally = Tally {
@@ -747,17 +799,44 @@ fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) {
             slot.begin_top(header.id, header.name.as_ref(), at.started);
             let _idle = TopGuard(slot);
             let _current = ContextTask::enter(task.clone());
-            task.run(tally);
+            task.run(tally, Runner::Pool);
         }
+        // Helped by a joiner on a worker of its pool.
         Some(at) => {
             let slot = &shared.slots[at.index];
             let _restore = SlotGuard::enter(slot, header.id, header.name.as_ref(), at);
-            let _current = ContextTask::enter(task.clone());
-            task.run(tally);
+            let _frame = Frame::enter(Some(task.clone()), false);
+            task.run(tally, Runner::Pool);
         }
         None => {
-            task.run(tally);
+            let _frame = Frame::enter(Some(task.clone()), true);
+            task.run(tally, Runner::Holder);
         }
+    }
+}
+
+/// A run nested inside another on this thread (a joiner helping) or off
+/// the pool's workers (a handed-back task): makes `task` the current one,
+/// and says whether it runs as a handed-back task, until dropped; then
+/// restores what it found, also on unwind.
+struct Frame {
+    outer_task: Option<Arc<dyn SharedTask>>,
+    outer_elsewhere: bool,
+}
+
+impl Frame {
+    fn enter(task: Option<Arc<dyn SharedTask>>, elsewhere: bool) -> Frame {
+        Frame {
+            outer_task: swap_context_task(task),
+            outer_elsewhere: ELSEWHERE.with(|e| e.replace(elsewhere)),
+        }
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        swap_context_task(self.outer_task.take());
+        ELSEWHERE.with(|e| e.set(self.outer_elsewhere));
     }
 }
 
@@ -812,6 +891,9 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
         task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+            // Not the thread's task: its token is its own (which nothing
+            // can raise), not the one of whatever runs around it.
+            let _frame = Frame::enter(None, true);
             run_plain(shared, None, task, Some(id));
         }
         Task::Shared(entry) => {

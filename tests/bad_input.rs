@@ -1529,3 +1529,15 @@ fn a_workers_blocking_submit_into_its_own_full_queue_returns_at_once() {
         "{reasons:?}"
     );
 }
+
+/// Regression (issue 12, defect 12): `TaskGroup::wait` from a task of that
+/// group waited for itself, forever. It returns false at once.
+#[test]
+fn group_wait_from_a_task_of_that_group_returns_at_once() {
+    let pool = TestPool::new(2);
+    let group = pool.group("self");
+    let inner = group.clone();
+    let waited = group.submit(move || inner.wait(Duration::MAX)).unwrap();
+    assert!(!bounded_join(waited).unwrap());
+    assert!(group.wait(WAIT));
+}

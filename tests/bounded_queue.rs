@@ -506,3 +506,42 @@ fn a_batch_waiting_for_room_is_not_starved_by_single_submitters() {
         "{overtaken} single tasks got in while the batch waited"
     );
 }
+
+/// Regression (issue 12, defect 8): two queued tasks cancelled through their
+/// handles kept their room in a bounded queue until a worker skipped their
+/// dead entries: `stats().queued` said 0 while `try_submit` said `QueueFull`.
+/// The room comes back when the task's end is decided.
+#[test]
+fn cancelled_tasks_give_their_room_back_at_once() {
+    let pool = TestPool::build(ThreadPool::builder().threads(1).queue_capacity(CAPACITY));
+    let busy = Gate::occupying(&pool, 1);
+    let handles: Vec<_> = (0..CAPACITY).map(|_| pool.submit(|| ()).unwrap()).collect();
+    let refused = pool.try_execute(|| ()).unwrap_err();
+    assert_eq!(refused.reason(), RejectReason::QueueFull);
+    for handle in &handles {
+        assert!(handle.cancel());
+    }
+    assert_eq!(pool.stats().queued, 0);
+    let group = pool.group("g");
+    let in_group: Vec<_> = (0..CAPACITY)
+        .map(|_| {
+            group
+                .try_submit(|| ())
+                .expect("the room of the cancelled tasks")
+        })
+        .collect();
+    for handle in &in_group {
+        assert!(handle.cancel());
+    }
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..CAPACITY {
+        pool.try_execute(bump(&ran))
+            .expect("the room of the cancelled group tasks");
+    }
+    busy.release();
+    assert!(pool.wait_idle(WAIT));
+    assert_eq!(ran.load(Ordering::SeqCst), CAPACITY);
+    let stats = pool.stats();
+    assert_eq!(stats.cancelled, 2 * CAPACITY as u64);
+    assert_eq!(stats.queued, 0);
+}

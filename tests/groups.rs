@@ -1517,3 +1517,41 @@ fn cancel_returning_hands_one_jobs_rest_back_and_the_books_add_up() {
     assert_eq!((stats.completed, stats.cancelled), (3, 1));
     assert!(pool.wait_idle(WAIT));
 }
+
+// ----- regressions: a group's tasks stranded or disturbed -----------------------
+
+/// Regression (issue 12, defect 4): a worker running a task of group `g1`
+/// that joins a task outside the group runs that task inline; the helped
+/// task used to observe `g1`'s stop token, so `g1.cancel()` interrupted a
+/// task that is not in `g1`.
+#[test]
+fn a_task_helped_by_a_joining_group_task_does_not_see_that_groups_cancel() {
+    let pool = TestPool::new(1);
+    let g1 = pool.group("g1");
+    let (handle_tx, handle_rx) = mpsc::channel::<TaskHandle<bool>>();
+    let joiner = g1
+        .submit(move || {
+            let helped = handle_rx.recv_timeout(WAIT).expect("the handle arrives");
+            helped.join()
+        })
+        .unwrap();
+    let started = Latch::default();
+    let go_on = Latch::default();
+    let helped = pool
+        .submit({
+            let (started, go_on) = (started.clone(), go_on.clone());
+            move || {
+                let token = StopToken::current();
+                started.open();
+                go_on.wait();
+                token.is_stop_requested()
+            }
+        })
+        .unwrap();
+    handle_tx.send(helped).unwrap();
+    started.expect_open(); // running inline on the joiner's worker
+    g1.cancel();
+    go_on.open();
+    let seen_stop = bounded_join(joiner).unwrap().unwrap();
+    assert!(!seen_stop, "a task outside g1 saw g1's cancel");
+}

@@ -515,3 +515,121 @@ fn concurrent_cancels_resolve_each_task_exactly_once() {
         assert_eq!(stats.completed, (ran + WORKERS) as u64);
     }
 }
+
+// ----- regressions: whose task a run belongs to -------------------------------
+
+/// Regression (issue 12, defect 3): a `PendingTask` run on a worker of
+/// another pool ran under the *outer* task's stop token: cancelling the
+/// outer task's handle interrupted it, cancelling its own did not.
+#[test]
+fn a_pending_task_run_on_another_pools_worker_observes_its_own_token() {
+    use drainpool::Interrupted;
+    let a = TestPool::new(1);
+    let busy = Gate::occupying(&a, 1);
+    let (started_tx, started) = mpsc::channel();
+    let inner = a
+        .submit(move || {
+            started_tx.send(()).unwrap();
+            StopToken::current().sleep(Duration::MAX)
+        })
+        .unwrap();
+    let mut pending = a.shutdown_now();
+    busy.release();
+    assert_eq!(pending.len(), 1);
+    let pending = pending.pop().unwrap();
+    let b = TestPool::new(1);
+    let outer = b.submit(move || pending.run()).unwrap();
+    started
+        .recv_timeout(WAIT)
+        .expect("the handed-back task started on b's worker");
+    assert!(!outer.cancel(), "the outer task is running");
+    assert!(
+        !inner.wait_timeout(BRIEF),
+        "cancelling the outer task interrupted the task it runs"
+    );
+    assert!(!inner.cancel(), "the inner task is running");
+    assert_eq!(bounded_join(inner).unwrap(), Err(Interrupted));
+    bounded_join(outer).unwrap();
+}
+
+/// A `PendingTask` run by the program's own thread also observes its own
+/// handle's cancel.
+#[test]
+fn a_pending_task_run_by_the_program_observes_its_own_handles_cancel() {
+    use drainpool::Interrupted;
+    let pool = TestPool::new(1);
+    let busy = Gate::occupying(&pool, 1);
+    let (started_tx, started) = mpsc::channel();
+    let handle = pool
+        .submit(move || {
+            started_tx.send(()).unwrap();
+            StopToken::current().sleep(Duration::MAX)
+        })
+        .unwrap();
+    let pending = pool.shutdown_now().pop().expect("handed back");
+    busy.release();
+    let runner = common::spawn(move || pending.run());
+    started.recv_timeout(WAIT).expect("it started");
+    assert!(!handle.cancel());
+    assert_eq!(bounded_join(handle).unwrap(), Err(Interrupted));
+    runner.join("the program's run of the pending task");
+}
+
+/// Regression (issue 12, defect 12): `wait_timeout(Duration::ZERO)` from a
+/// worker ran the queued task inline instead of polling.
+#[test]
+fn wait_timeout_zero_from_a_worker_polls_without_running_the_task() {
+    let pool = TestPool::new(1);
+    let (handle_tx, handle_rx) = mpsc::channel::<TaskHandle<()>>();
+    let outer = pool
+        .submit(move || {
+            let queued = handle_rx.recv_timeout(WAIT).expect("the handle arrives");
+            let ended = queued.wait_timeout(Duration::ZERO);
+            (ended, queued)
+        })
+        .unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let queued = pool
+        .submit({
+            let ran = ran.clone();
+            move || ran.store(true, Ordering::SeqCst)
+        })
+        .unwrap();
+    handle_tx.send(queued).unwrap();
+    let (ended, queued) = bounded_join(outer).unwrap();
+    assert!(!ended, "a zero wait ran the queued task instead of polling");
+    bounded_join(queued).unwrap();
+    assert!(ran.load(Ordering::SeqCst));
+}
+
+/// Regression (issue 12, defect 12): a task waiting on its own handle
+/// blocked forever. `wait_timeout` now returns false at once, and `join`
+/// panics with a message that says why.
+#[test]
+fn a_task_waiting_on_its_own_handle_returns_at_once() {
+    let pool = TestPool::new(2);
+    let (handle_tx, handle_rx) = mpsc::channel::<TaskHandle<Option<String>>>();
+    let (outcome_tx, outcome) = mpsc::channel();
+    let me = pool
+        .submit(move || {
+            let me = handle_rx.recv_timeout(WAIT).expect("the handle arrives");
+            let waited = me.wait_timeout(Duration::MAX);
+            let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| me.join()));
+            let message = joined.err().and_then(|payload| {
+                payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            });
+            outcome_tx.send((waited, message)).unwrap();
+            None
+        })
+        .unwrap();
+    handle_tx.send(me).unwrap();
+    let (waited, message) = outcome
+        .recv_timeout(WAIT)
+        .expect("a wait on its own handle returned");
+    assert!(!waited);
+    let message = message.expect("join of its own handle panics");
+    assert!(message.contains("the task itself"), "{message}");
+}

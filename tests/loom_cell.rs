@@ -122,7 +122,7 @@ fn a_handed_back_task_run_by_the_program_vs_its_handles_cancel() {
             let cell = cell.clone();
             loom::thread::spawn(move || cell.cancel())
         };
-        let ran = cell.run();
+        let ran = cell.run_pending();
         let cancelled = canceller.join().unwrap();
         let joined = cell.join();
         check(&[ran, cancelled], runs.load(SeqCst), joined);
@@ -157,5 +157,38 @@ fn two_runners_and_a_joiner() {
         let joined = joiner.join().unwrap();
         check(&ends, runs.load(SeqCst), joined);
         assert!(cell.is_finished());
+    });
+}
+
+/// A joiner helping (or a worker) races `shutdown_now` handing the task
+/// back, whose program then runs the `PendingTask`: the task runs exactly
+/// once, and never by the pool once it was handed back (issue 12, defect 5:
+/// the joiner used to run a handed-back task, and the program's run or
+/// `into_job` then found it gone).
+#[test]
+fn a_joiner_helping_never_runs_a_handed_back_task() {
+    loom::model(|| {
+        let (cell, runs) = counted();
+        let helper = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.run())
+        };
+        let stopper = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.hand_back().then(|| cell.run_pending()))
+        };
+        let joined = cell.join();
+        let helped = helper.join().unwrap();
+        let handed = stopper.join().unwrap();
+        let mut ends = vec![helped];
+        ends.extend(handed);
+        check(&ends, runs.load(SeqCst), joined);
+        match handed {
+            Some(held) => {
+                assert_eq!(helped, End::Lost);
+                assert_eq!(held, End::Ran { returned: true });
+            }
+            None => assert_eq!(helped, End::Ran { returned: false }),
+        }
     });
 }

@@ -647,3 +647,59 @@ fn handed_back_closures_of_every_size_run_or_drop_once() {
     assert_eq!(stats.completed, 1 + ran as u64);
     assert_eq!(stats.cancelled, 40 - ran as u64);
 }
+
+// ----- regressions ------------------------------------------------------------
+
+/// Regression (issue 12, defect 5): a task handed back by `shutdown_now`
+/// was still run by a running task that joined its handle (the joiner helped
+/// and ran it inline), so the program's `into_job` failed. Never both, never
+/// neither: the handed-back task is the program's alone.
+#[test]
+fn a_handed_back_task_is_never_also_run_by_a_joiner() {
+    use common::Latch;
+    use drainpool::Job;
+    use std::sync::atomic::AtomicBool;
+
+    struct Chunk(Arc<AtomicBool>);
+    impl Job for Chunk {
+        type Output = ();
+        fn run(self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    let pool = common::TestPool::new(1);
+    let started = Latch::default();
+    let go_on = Latch::default();
+    let (handle_tx, handle_rx) = mpsc::channel::<TaskHandle<()>>();
+    let joiner = pool
+        .submit({
+            let (started, go_on) = (started.clone(), go_on.clone());
+            move || {
+                started.open();
+                let queued = handle_rx.recv_timeout(WAIT).expect("the handle arrives");
+                go_on.wait();
+                // Long enough to show it is not run here; not the program's.
+                let ended = queued.wait_timeout(Duration::from_millis(200));
+                (ended, queued)
+            }
+        })
+        .unwrap();
+    started.expect_open();
+    let ran = Arc::new(AtomicBool::new(false));
+    let queued = pool.submit_job(Chunk(ran.clone())).unwrap();
+    handle_tx.send(queued).unwrap();
+    let mut pending = pool.shutdown_now();
+    assert_eq!(pending.len(), 1);
+    go_on.open();
+    let (ended, queued) = bounded_join(joiner).unwrap();
+    assert!(!ended, "the joiner ran a task that had been handed back");
+    let job: Chunk = pending
+        .pop()
+        .unwrap()
+        .into_job()
+        .expect("handed back, so the program's to take");
+    assert!(!ran.load(Ordering::SeqCst));
+    assert!(bounded_join(queued).unwrap_err().is_cancelled());
+    drop(job);
+}

@@ -437,9 +437,14 @@ impl Shared {
                 self.id
             );
             self.close_intake();
-            if !to_stash {
-                self.stop.request(); // callbacks are user code: not under our lock
-            }
+        }
+        if !to_stash {
+            // Every caller, not only the first: none may return before the
+            // running tasks can see the stop (the first may still be on its
+            // way here). Callbacks are user code: not under our lock. (A
+            // stashing call raises it at its end instead, once the stash
+            // lock is released: a callback may call `shutdown_now`.)
+            self.stop.request();
         }
         // Submitters that read `Running` before the state moved finish their
         // enqueue first; after this no task can enter the queue.

@@ -703,3 +703,76 @@ fn a_handed_back_task_is_never_also_run_by_a_joiner() {
     assert!(bounded_join(queued).unwrap_err().is_cancelled());
     drop(job);
 }
+
+/// A logger that is slow on one line: the one the first `shutdown_now`
+/// logs between moving the state and raising the stop. A slow logger is
+/// what real programs have; here it widens that window to 20 µs.
+struct SlowAtShutdownNow;
+
+impl log::Log for SlowAtShutdownNow {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.target().starts_with("drainpool")
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record
+            .args()
+            .to_string()
+            .contains("shutdown_now: intake closed")
+        {
+            let until = std::time::Instant::now() + Duration::from_micros(20);
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn slow_logger_at_the_first_shutdown_now() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&SlowAtShutdownNow).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+}
+
+/// Regression (issue 12, defect 6): of two threads calling `shutdown_now`
+/// at once, the one that did not move the state could return while a
+/// running task's `StopToken::current()` still read false (about 1 round in
+/// 20,000; every few rounds with a slow logger). Every call returns with
+/// the stop raised.
+#[test]
+fn every_shutdown_now_returns_with_the_stop_raised() {
+    slow_logger_at_the_first_shutdown_now();
+    for round in 0..2000 {
+        let pool = Arc::new(ThreadPool::new(1).unwrap());
+        let (token_tx, token_rx) = mpsc::channel();
+        pool.execute(move || {
+            let token = StopToken::current();
+            token_tx.send(token.clone()).unwrap();
+            let _ = token.sleep(WAIT);
+        })
+        .unwrap();
+        let token = token_rx.recv_timeout(WAIT).expect("the task started");
+        let barrier = Arc::new(Barrier::new(2));
+        let other = {
+            let (pool, barrier, token) = (pool.clone(), barrier.clone(), token.clone());
+            spawn(move || {
+                barrier.wait();
+                drop(pool.shutdown_now());
+                token.is_stop_requested()
+            })
+        };
+        barrier.wait();
+        drop(pool.shutdown_now());
+        let mine = token.is_stop_requested();
+        let theirs = other.join("the other shutdown_now");
+        assert!(
+            mine && theirs,
+            "round {round}: mine {mine}, theirs {theirs}"
+        );
+        assert!(pool.await_termination(WAIT));
+    }
+}

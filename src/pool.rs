@@ -1249,10 +1249,11 @@ impl Drop for ThreadPool {
         let stashed = self.shared.stash.lock().take();
         drop(stashed); // never-started tasks nobody can ask for now: cancel
         self.shared.shutdown();
-        // `shutdown` queued paused groups again, so their tokens keep them
-        // reachable; the list can go, which also breaks any cycle through a
-        // task that captured its own group.
-        drop(std::mem::take(&mut *self.shared.groups.lock()));
+        // The list of groups stays: a `shutdown_now` still to come (the drop
+        // policy's, or a `ShutdownHandle`'s) must find every group holding
+        // tasks, also one whose token a worker holds right now. A task that
+        // captured its own group makes a cycle only while it is queued, and
+        // a terminated pool has no queued task.
         if worker::is_worker_of(self.shared.id) {
             log::warn!(
                 "pool {}: dropped from its own worker; shutting down without waiting",

@@ -1555,3 +1555,77 @@ fn a_task_helped_by_a_joining_group_task_does_not_see_that_groups_cancel() {
     let seen_stop = bounded_join(joiner).unwrap().unwrap();
     assert!(!seen_stop, "a task outside g1 saw g1's cancel");
 }
+
+/// A group of 2,000 submitted tasks on a pool that is dropped at once: every
+/// handle resolves and the group's books add up, however the drop meets the
+/// workers.
+fn drop_with_a_full_group_strands_nothing(round: usize, stop_now_during_drop: bool) {
+    use drainpool::ShutdownPolicy;
+    const TASKS: u64 = 2000;
+    let builder = ThreadPool::builder().threads(2);
+    let builder = if stop_now_during_drop {
+        builder
+    } else {
+        builder.drop_policy(ShutdownPolicy::new(Duration::ZERO, WAIT))
+    };
+    let pool = builder.build().unwrap();
+    let group = pool.group("job");
+    let handles: Vec<TaskHandle<u64>> = (0..TASKS)
+        .map(|i| {
+            group
+                .submit(move || {
+                    spin(50);
+                    i
+                })
+                .unwrap()
+        })
+        .collect();
+    let requester = stop_now_during_drop.then(|| {
+        let handle = pool.shutdown_handle();
+        spawn(move || handle.request_shutdown_now())
+    });
+    drop(pool);
+    if let Some(requester) = requester {
+        requester.join("the shutdown_now request");
+    }
+    for handle in &handles {
+        assert!(
+            handle.wait_timeout(WAIT),
+            "round {round}: task {} never resolved: {:?}",
+            handle.id(),
+            group.progress()
+        );
+    }
+    // The tokens the requests' shutdown_now took back may still be dropping.
+    assert!(group.wait(WAIT), "round {round}: {:?}", group.progress());
+    let p = group.progress();
+    assert_eq!(p.submitted, TASKS);
+    assert_eq!((p.queued, p.running), (0, 0), "round {round}: {p:?}");
+    assert_eq!(
+        p.completed + p.panicked + p.cancelled + p.returned,
+        TASKS,
+        "round {round}: {p:?}"
+    );
+}
+
+/// Regression (issue 12, defect 1): the drop emptied the pool's list of
+/// groups while a worker held a group's token between taking it from the
+/// queue and putting it back; the drop policy's `shutdown_now` then found
+/// the group neither in the queue nor in the list, and ~1,800 handles never
+/// resolved (about 1 round in 30).
+#[test]
+fn shutdown_now_of_a_drop_policy_strands_no_group_task() {
+    for round in 0..150 {
+        drop_with_a_full_group_strands_nothing(round, false);
+    }
+}
+
+/// Regression (issue 12, defect 1): the same, with the `shutdown_now`
+/// requested through a `ShutdownHandle` (a second signal) while a plain
+/// drop drains.
+#[test]
+fn shutdown_now_requested_during_a_plain_drop_strands_no_group_task() {
+    for round in 0..150 {
+        drop_with_a_full_group_strands_nothing(round, true);
+    }
+}

@@ -58,9 +58,12 @@ use crate::worker::{self, WorkerSlot};
 /// Dropping the pool is `shutdown` followed by waiting for termination and
 /// joining the threads, like the end of a [`std::thread::scope`]: accepted
 /// work is never silently abandoned. A [`Builder::drop_policy`] bounds that
-/// wait with an escalating [`shutdown_gracefully`](Self::shutdown_gracefully). Dropped from one of its own workers
-/// (where waiting would deadlock), it only calls `shutdown`, logs a warning,
-/// and the pool terminates once that task ends.
+/// wait with an escalating [`shutdown_gracefully`](Self::shutdown_gracefully).
+/// Dropped from one of its own workers, or inside a stop callback (a
+/// [`StopToken::on_stop`](crate::StopToken::on_stop) callback, which a task
+/// dropping its `StopCallback` may be waiting for), where waiting could
+/// deadlock, it only calls `shutdown` and logs a warning; the pool
+/// terminates once its tasks end.
 ///
 /// # Examples
 ///
@@ -1257,6 +1260,14 @@ impl Drop for ThreadPool {
         if worker::is_worker_of(self.shared.id) {
             log::warn!(
                 "pool {}: dropped from its own worker; shutting down without waiting",
+                self.shared.id
+            );
+            return;
+        }
+        if crate::stop::in_stop_callback() {
+            log::warn!(
+                "pool {}: dropped inside a stop callback; shutting down without waiting (a task \
+                 dropping that callback may be waiting for it)",
                 self.shared.id
             );
             return;

@@ -44,6 +44,34 @@ use crate::unwind::call_logged;
 
 type Callback = Box<dyn FnOnce() + Send + 'static>;
 
+std::thread_local! {
+    /// How many stop callbacks this thread is running now (they nest: a
+    /// callback may request another stop).
+    static IN_CALLBACK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// True while the calling thread runs a stop callback: a wait there may
+/// wait for a thread that is waiting for the callback (a task dropping its
+/// `StopCallback`), so the pool does not wait there (see `ThreadPool`'s
+/// `Drop`).
+pub(crate) fn in_stop_callback() -> bool {
+    IN_CALLBACK.with(|depth| depth.get() > 0)
+}
+
+/// Runs a stop callback, marked as such for `in_stop_callback`; a panic in
+/// it is caught and logged.
+fn run_callback(callback: Callback) {
+    struct Marked;
+    impl Drop for Marked {
+        fn drop(&mut self) {
+            IN_CALLBACK.with(|depth| depth.set(depth.get() - 1));
+        }
+    }
+    IN_CALLBACK.with(|depth| depth.set(depth.get() + 1));
+    let _marked = Marked;
+    call_logged("a stop callback", callback);
+}
+
 /// The shared state of one stop source: a flag, its callbacks, and a
 /// channel that disconnects when the stop is requested.
 pub(crate) struct StopState {
@@ -107,7 +135,7 @@ impl StopState {
                 reg.running = Some((id, me));
                 (id, callback)
             };
-            call_logged("a stop callback", callback);
+            run_callback(callback);
             let mut reg = self.registry.lock();
             debug_assert_eq!(reg.running.map(|r| r.0), Some(id));
             reg.running = None;
@@ -126,7 +154,7 @@ impl StopState {
         // we run it here ourselves. Either way it runs exactly once.
         if self.is_requested() {
             drop(reg);
-            call_logged("a stop callback", f);
+            run_callback(f);
             return None;
         }
         let id = reg.next_id;

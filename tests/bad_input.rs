@@ -1541,3 +1541,50 @@ fn group_wait_from_a_task_of_that_group_returns_at_once() {
     assert!(!bounded_join(waited).unwrap());
     assert!(group.wait(WAIT));
 }
+
+/// Regression (issue 12, defect 12): dropping the pool inside a stop
+/// callback deadlocked when a task of the pool was unregistering that very
+/// callback (its drop waits for the running callback, which waited for the
+/// pool to terminate). The drop only shuts down then, like a drop from a
+/// worker.
+#[test]
+fn dropping_the_pool_inside_a_stop_callback_does_not_deadlock() {
+    let source = StopSource::new();
+    let slot = Arc::new(Mutex::new(None::<ThreadPool>));
+    let (registered_tx, registered) = mpsc::channel();
+    let token = source.token();
+    let in_callback = slot.clone();
+    let terminated = Arc::new(AtomicBool::new(false));
+    let pool = {
+        let terminated = terminated.clone();
+        ThreadPool::builder()
+            .threads(1)
+            .on_terminated(move || terminated.store(true, SeqCst))
+            .build()
+            .unwrap()
+    };
+    pool.execute(move || {
+        let callback = token.on_stop(move || {
+            let last = in_callback
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            drop(last); // the last handle on the pool
+        });
+        registered_tx.send(()).unwrap();
+        let _ = token.sleep(WAIT);
+        drop(callback); // waits for the callback if it is running
+    })
+    .unwrap();
+    *slot.lock().unwrap() = Some(pool);
+    registered
+        .recv_timeout(WAIT)
+        .expect("the callback registered");
+    let requester = spawn(move || source.request_stop());
+    assert!(requester.join("request_stop whose callback drops the pool"));
+    let deadline = Instant::now() + WAIT;
+    while !terminated.load(SeqCst) {
+        assert!(Instant::now() < deadline, "the pool never terminated");
+        thread::yield_now();
+    }
+}

@@ -630,14 +630,27 @@ impl Shared {
 
     /// The relay of this pool's `ShutdownHandle`s, started on first use.
     pub(crate) fn relay(self: &Arc<Self>) -> Arc<Relay> {
-        self.relay
+        let relay = self
+            .relay
             .get_or_init(|| {
                 let name = format!("{}-relay", self.thread_prefix());
                 Relay::start(self, name).unwrap_or_else(|e| {
                     panic!("drainpool: could not start the ShutdownHandle relay: {e}")
                 })
             })
-            .clone()
+            .clone();
+        // The relay thread may have looked at the state before termination
+        // and blocked, and `terminate` may have looked for a relay before
+        // it was published (it is published only once its thread runs).
+        // ORDERING: SeqCst fence between publishing the relay and reading
+        // the state, against `terminate`'s between storing Terminated and
+        // reading the relay (Dekker): one of the two sees the other, and
+        // rings.
+        fence(Ordering::SeqCst);
+        if self.lifecycle.get() == PoolState::Terminated {
+            relay.ring();
+        }
+        relay
     }
 
     fn thread_prefix(&self) -> &str {

@@ -32,6 +32,7 @@
 //! [`ThreadPool::shutdown_now`]: crate::ThreadPool::shutdown_now
 //! [`TaskHandle::cancel`]: crate::TaskHandle::cancel
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
@@ -88,7 +89,10 @@ pub(crate) struct StopState {
 #[derive(Default)]
 struct Registry {
     next_id: u64,
-    callbacks: Vec<(u64, Callback)>,
+    /// By id, so in registration order: `request` takes the first and
+    /// `unregister` any one in logarithmic time (a vector made both
+    /// quadratic over many callbacks).
+    callbacks: BTreeMap<u64, Callback>,
     /// The callback `request_stop` is running now, and on which thread.
     running: Option<(u64, ThreadId)>,
 }
@@ -128,10 +132,9 @@ impl StopState {
         loop {
             let (id, callback) = {
                 let mut reg = self.registry.lock();
-                if reg.callbacks.is_empty() {
+                let Some((id, callback)) = reg.callbacks.pop_first() else {
                     break;
-                }
-                let (id, callback) = reg.callbacks.remove(0);
+                };
                 reg.running = Some((id, me));
                 (id, callback)
             };
@@ -159,7 +162,7 @@ impl StopState {
         }
         let id = reg.next_id;
         reg.next_id += 1;
-        reg.callbacks.push((id, f));
+        reg.callbacks.insert(id, f);
         Some(id)
     }
 
@@ -169,8 +172,7 @@ impl StopState {
     fn unregister(&self, id: u64) {
         let me = current_thread().id();
         let mut reg = self.registry.lock();
-        if let Some(pos) = reg.callbacks.iter().position(|(i, _)| *i == id) {
-            let (_, callback) = reg.callbacks.remove(pos);
+        if let Some(callback) = reg.callbacks.remove(&id) {
             drop(reg);
             drop(callback); // user code (captures) runs outside our lock
             return;

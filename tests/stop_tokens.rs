@@ -657,3 +657,29 @@ fn many_sources_linked_into_one_pool_task_token_fire_once() {
     assert!(pool.await_termination(WAIT));
     assert_eq!(count(&hits), 1);
 }
+
+/// Regression (issue 12, defect 13): `request_stop` with many callbacks
+/// took them from the front of a vector, one by one: quadratic (10k: 15 ms,
+/// 40k: 273 ms, so 400k would take about half a minute). Linear, it runs
+/// 400k callbacks well within the bound.
+#[test]
+fn request_stop_with_many_callbacks_is_linear() {
+    const CALLBACKS: usize = 400_000;
+    let source = StopSource::new();
+    let token = source.token();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let callbacks: Vec<StopCallback> = (0..CALLBACKS).map(|_| token.on_stop(bump(&ran))).collect();
+    let requester = common::spawn(move || source.request_stop());
+    assert!(requester.join("request_stop of 400k callbacks"));
+    assert_eq!(ran.load(Ordering::SeqCst), CALLBACKS);
+    let dropper = common::spawn(move || drop(callbacks));
+    dropper.join("dropping 400k ran callbacks");
+    // Unregistering as many that never ran is linear too.
+    let unrun: Vec<StopCallback> = (0..CALLBACKS)
+        .map(|_| StopSource::new().token())
+        .take(1)
+        .flat_map(|token| (0..CALLBACKS).map(move |_| token.on_stop(|| ())))
+        .collect();
+    let dropper = common::spawn(move || drop(unrun));
+    dropper.join("dropping 400k callbacks that never ran");
+}

@@ -86,7 +86,10 @@ impl Builder {
         self
     }
 
-    /// Names the threads `{prefix}-{index}`, index from 0.
+    /// Names the threads `{prefix}-{index}`, index from 0 (and the relay
+    /// thread of [`ThreadPool::shutdown_handle`] `{prefix}-relay`). A prefix
+    /// with a NUL byte makes [`build`](Builder::build) fail with
+    /// [`BuildError::InvalidThreadName`].
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
         self.thread_name = Some(prefix.into());
         self
@@ -179,8 +182,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroThreads`], [`BuildError::ZeroQueueCapacity`], or
-    /// [`BuildError::Spawn`] if the operating system refused a thread; then
+    /// [`BuildError::ZeroThreads`], [`BuildError::TooManyThreads`],
+    /// [`BuildError::ZeroQueueCapacity`], [`BuildError::InvalidThreadName`],
+    /// or [`BuildError::Spawn`] if the operating system refused a thread; then
     /// the threads already started are stopped and joined first, and
     /// `on_terminated` is not called.
     pub fn build(mut self) -> Result<ThreadPool, BuildError> {
@@ -197,6 +201,9 @@ impl Builder {
         };
         if self.queue_capacity == Some(0) {
             return Err(BuildError::ZeroQueueCapacity);
+        }
+        if let Some(name) = self.thread_name.as_ref().filter(|n| n.contains('\0')) {
+            return Err(BuildError::InvalidThreadName { name: name.clone() });
         }
         let shared = Arc::new(Shared::new(&mut self, threads, Instant::now()));
         for index in 0..threads {

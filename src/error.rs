@@ -45,6 +45,12 @@ pub enum BuildError {
         /// The most a pool may have.
         max: usize,
     },
+    /// The [`Builder::thread_name`](crate::Builder::thread_name) prefix
+    /// holds a NUL byte, which no thread name may contain.
+    InvalidThreadName {
+        /// The prefix as it was given.
+        name: String,
+    },
     /// The operating system refused to spawn worker thread `index`.
     Spawn {
         /// The index of the worker that could not be spawned.
@@ -66,6 +72,9 @@ impl fmt::Display for BuildError {
                     f,
                     "{requested} threads asked for; a pool may have at most {max}"
                 )
+            }
+            BuildError::InvalidThreadName { name } => {
+                write!(f, "thread name prefix {name:?} holds a NUL byte")
             }
             BuildError::Spawn { index, source } => {
                 write!(f, "could not spawn worker thread {index}: {source}")

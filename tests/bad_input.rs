@@ -1588,3 +1588,20 @@ fn dropping_the_pool_inside_a_stop_callback_does_not_deadlock() {
         thread::yield_now();
     }
 }
+
+/// Regression (issue 12, defect 9): a thread name with a NUL byte made
+/// `build()` panic (in `std::thread::Builder::spawn`) instead of returning
+/// an error.
+#[test]
+fn a_thread_name_with_a_nul_byte_is_a_build_error() {
+    let err = ThreadPool::builder()
+        .threads(2)
+        .thread_name("bad\0name")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, BuildError::InvalidThreadName { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("NUL"), "{err}");
+}

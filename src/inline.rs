@@ -40,6 +40,7 @@
 
 #![allow(unsafe_code)]
 
+use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 
 /// Words of room in an [`Inline`] (see the module docs for why one).
@@ -89,12 +90,26 @@ unsafe fn drop_in<F>(room: &mut Room) {
 
 /// A closure of at most [`WORDS`] words, stored in place.
 ///
-/// The compiler sees only plain words here, so it takes `Inline` for `Send`
-/// whatever it holds: [`new`](Inline::new) is what requires `F: Send`.
+/// Its `Send` and `Sync` are stated below, not inferred: the compiler sees
+/// only plain words in the room and would take any closure for both.
 pub(crate) struct Inline {
     room: Room,
     vtable: &'static VTable,
+    /// Opts out of the inferred `Send` and `Sync` (a raw pointer has
+    /// neither), so that the impls below are the only ones.
+    _not_inferred: PhantomData<*const ()>,
 }
+
+// SAFETY: the room holds a closure of a type `F: Send` (`new` requires it),
+// so moving the room to another thread, where it is called or dropped,
+// moves an `F`, which is allowed.
+unsafe impl Send for Inline {}
+
+// SAFETY: a shared `&Inline` gives no access to the closure: calling takes
+// `self` by value and dropping needs `&mut`, and no method reads the room
+// through `&self`. Sharing one between threads lets them do nothing with
+// the `F` inside, whatever `F` is.
+unsafe impl Sync for Inline {}
 
 impl Inline {
     /// Whether closures of type `F` fit.
@@ -117,6 +132,7 @@ impl Inline {
         Ok(Inline {
             room,
             vtable: &VTableOf::<F>::VTABLE,
+            _not_inferred: PhantomData,
         })
     }
 

@@ -337,11 +337,26 @@ impl StopToken {
 /// `IN_USE` and back; the waiter, when its wait ends, moves it to
 /// `RETURNED`, spinning only while a use is in progress (a notify and a
 /// `try_lock`: microseconds). After that nobody touches them again.
+///
+/// The two are kept as pointers, not as addresses in a `usize`: the
+/// references made from them carry the provenance of the borrows they came
+/// from (Miri's strict provenance checks that).
 struct Loan {
     state: AtomicU8,
-    condvar: usize,
-    raw: usize,
+    condvar: *const Condvar,
+    raw: *const RawMutex,
 }
+
+// SAFETY: the pointers are only turned into references inside `with`,
+// under the `IN_USE` state that keeps the waiter's borrows alive (see
+// there), on whichever thread holds the loan; what they point to,
+// `Condvar` and `RawMutex`, is `Sync`. So the loan may move to, and be
+// shared with, the stop callback's thread and the confirmer thread.
+#[allow(unsafe_code)]
+unsafe impl Send for Loan {}
+// SAFETY: as for `Send`: every use goes through the `state` protocol.
+#[allow(unsafe_code)]
+unsafe impl Sync for Loan {}
 
 const LENT: u8 = 0;
 const IN_USE: u8 = 1;
@@ -362,12 +377,7 @@ impl Loan {
         // `condvar_wait` borrows for its whole call. That call ends only
         // after `CondvarWaker::drop` has moved `state` to RETURNED, which it
         // cannot do while we hold IN_USE. So both are alive here.
-        let (condvar, raw) = unsafe {
-            (
-                &*(self.condvar as *const Condvar),
-                &*(self.raw as *const RawMutex),
-            )
-        };
+        let (condvar, raw) = unsafe { (&*self.condvar, &*self.raw) };
         let result = f(condvar, raw);
         self.state.store(LENT, Ordering::Release);
         Some(result)
@@ -470,8 +480,8 @@ impl CondvarWaker {
         let raw: &RawMutex = unsafe { mutex.raw() };
         let loan = Arc::new(Loan {
             state: AtomicU8::new(LENT),
-            condvar: condvar as *const Condvar as usize,
-            raw: raw as *const RawMutex as usize,
+            condvar: std::ptr::from_ref(condvar),
+            raw: std::ptr::from_ref(raw),
         });
         let for_callback = loan.clone();
         let registration = token.on_stop(move || {

@@ -32,9 +32,9 @@ use parking_lot::Mutex;
 use crate::error::BuildError;
 use crate::graceful::ShutdownPolicy;
 use crate::pool::{Shared, ThreadPool};
+use crate::runtime::worker;
 use crate::state::PoolState;
 use crate::task::TaskPanic;
-use crate::worker;
 
 type PanicHandler = Arc<dyn Fn(TaskPanic) + Send + Sync + 'static>;
 type ThreadHook = Arc<dyn Fn(usize) + Send + Sync + 'static>;

@@ -37,9 +37,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::pool::{Shared, ThreadPool};
+use crate::runtime::worker;
 use crate::state::{PoolState, deadline_after};
 use crate::task::{PendingTask, RunningTask};
-use crate::worker;
 
 /// The time budget of each step of a graceful shutdown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

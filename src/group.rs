@@ -49,7 +49,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{RejectReason, Rejected};
 use crate::handle::{Cell, SharedEntry, TaskHandle};
 use crate::pool::Shared;
-use crate::queue::Priority;
+use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::stop::{StopState, StopToken};
 use crate::task::{self, Call, Closure, Job, JobCall, PendingTask, Task, TaskBuilder};
@@ -433,7 +433,7 @@ impl TaskGroup {
         // dead entry (cancelled through its handle) gave it already.
         let mut dropped = 0;
         for task in tasks {
-            if crate::worker::cancel_queued(&self.shared, &self.inner, task) {
+            if crate::runtime::worker::cancel_queued(&self.shared, &self.inner, task) {
                 dropped += 1;
             }
         }
@@ -529,7 +529,7 @@ impl TaskGroup {
     /// Called from a task of this group, which cannot end while it waits,
     /// it returns false at once and logs a warning.
     pub fn wait(&self, timeout: Duration) -> bool {
-        if crate::worker::is_in_group(&self.inner) {
+        if crate::runtime::worker::is_in_group(&self.inner) {
             log::warn!(
                 "group {}: wait called from one of its own tasks, which cannot end while it \
                  waits; returning false instead of waiting for itself",

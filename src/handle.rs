@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 use crate::error::TaskError;
 use crate::group::GroupInner;
 use crate::pool::Shared;
+use crate::runtime::worker;
 use crate::state::deadline_after;
 use crate::stop::StopState;
 use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 use crate::task::{Call, TaskId};
 use crate::unwind;
-use crate::worker;
 
 /// What every cell has, whatever its closure and result types.
 ///

@@ -69,7 +69,6 @@
 #![deny(unsafe_code)]
 
 mod builder;
-mod chunk;
 mod error;
 mod graceful;
 mod group;
@@ -78,9 +77,8 @@ mod inline;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod model;
-mod ordered;
 mod pool;
-mod queue;
+mod runtime;
 pub mod signal;
 mod state;
 mod stop;
@@ -88,17 +86,16 @@ mod sync;
 mod task;
 mod unwind;
 mod wait;
-mod worker;
 
 pub use builder::Builder;
 pub use error::{BuildError, Interrupted, RejectReason, Rejected, TaskError, WaitError};
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::{GroupProgress, TaskGroup};
 pub use handle::TaskHandle;
-pub use ordered::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};
 pub use pool::{PoolStats, ThreadPool};
-pub use queue::Priority;
+pub use runtime::queue::Priority;
 pub use signal::ShutdownHandle;
+pub use signal::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};
 pub use state::PoolState;
 pub use stop::{StopCallback, StopSource, StopToken};
 pub use task::{Job, PendingTask, RunningTask, TaskBuilder, TaskId, TaskPanic};

@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Hooks};
-use crate::chunk::{self, Chunks};
 use crate::error::{RejectReason, Rejected};
 use crate::graceful::ShutdownPolicy;
 use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{Cell, SharedEntry, TaskHandle};
-use crate::queue::{Priority, Queue};
+use crate::runtime::chunk::{self, Chunks};
+use crate::runtime::queue::{Priority, Queue};
+use crate::runtime::worker::{self, WorkerSlot};
 use crate::signal::Relay;
 use crate::state::{Bound, Gate, GatePass, Lifecycle, PoolState, WhenFull, deadline_after};
 use crate::stop::StopState;
@@ -41,7 +42,6 @@ use crate::task::{
     TaskPanic,
 };
 use crate::unwind::{call_logged, drop_quietly};
-use crate::worker::{self, WorkerSlot};
 
 /// A pool of worker threads that stops cleanly.
 ///

@@ -283,7 +283,7 @@ impl StopToken {
     /// It builds the token (a small allocation): take it once at the start
     /// of a task and keep it, rather than calling this in a hot loop.
     pub fn current() -> StopToken {
-        StopToken::from_states(crate::worker::current_stop_states())
+        StopToken::from_states(crate::runtime::worker::current_stop_states())
     }
 
     pub(crate) fn from_states(mut states: Vec<Arc<StopState>>) -> StopToken {

@@ -25,15 +25,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::chunk::ChunkRef;
 use crate::error::{Rejected, panic_message};
 use crate::group::{GroupInner, TaskGroup};
 use crate::handle::{SharedEntry, TaskHandle};
 use crate::inline::Inline;
 use crate::pool::{Shared, ThreadPool};
-use crate::queue::Priority;
+use crate::runtime::chunk::ChunkRef;
+use crate::runtime::queue::Priority;
+use crate::runtime::worker;
 use crate::state::WhenFull;
-use crate::worker;
 
 /// A task's identity, unique within the process.
 ///

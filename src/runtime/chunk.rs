@@ -44,10 +44,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use crate::handle::SharedEntry;
-use crate::queue::{Priority, Queue};
+use crate::runtime::queue::{Priority, Queue};
+use crate::runtime::worker::ChunkRunner;
 use crate::task::{self, Task};
 use crate::unwind;
-use crate::worker::ChunkRunner;
 
 /// The most tasks in one chunk.
 ///

@@ -39,11 +39,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::chunk::ChunkRef;
 use crate::group::GroupInner;
 use crate::handle::{self, CancelOutcome, Header, Runner, SharedEntry, SharedTask, Tally};
 use crate::pool::Shared;
-use crate::queue::Priority;
+use crate::runtime::chunk::ChunkRef;
+use crate::runtime::queue::Priority;
 use crate::state::PoolState;
 use crate::stop::StopState;
 use crate::task::{IdBlock, RunningTask, Task, TaskId};

@@ -58,7 +58,9 @@ use std::sync::atomic::{AtomicU8, Ordering, fence};
 use std::sync::{Arc, Weak};
 use std::thread;
 
-pub use crate::ordered::{
+mod ordered;
+
+pub use self::ordered::{
     OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport, on_signals,
 };
 pub use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};

@@ -31,7 +31,8 @@ use parking_lot::Mutex;
 
 use crate::error::BuildError;
 use crate::graceful::ShutdownPolicy;
-use crate::pool::{Shared, ThreadPool};
+use crate::pool::ThreadPool;
+use crate::runtime::Shared;
 use crate::runtime::worker;
 use crate::state::PoolState;
 use crate::task::TaskPanic;

@@ -36,7 +36,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::pool::{Shared, ThreadPool};
+use crate::pool::ThreadPool;
+use crate::runtime::Shared;
 use crate::runtime::worker;
 use crate::state::{PoolState, deadline_after};
 use crate::task::{PendingTask, RunningTask};

@@ -48,7 +48,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{RejectReason, Rejected};
 use crate::handle::{Cell, SharedEntry, TaskHandle};
-use crate::pool::Shared;
+use crate::runtime::Shared;
 use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::stop::{StopState, StopToken};

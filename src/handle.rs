@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::TaskError;
 use crate::group::GroupInner;
-use crate::pool::Shared;
+use crate::runtime::Shared;
 use crate::runtime::worker;
 use crate::state::deadline_after;
 use crate::stop::StopState;

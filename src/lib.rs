@@ -92,7 +92,8 @@ pub use error::{BuildError, Interrupted, RejectReason, Rejected, TaskError, Wait
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::{GroupProgress, TaskGroup};
 pub use handle::TaskHandle;
-pub use pool::{PoolStats, ThreadPool};
+pub use pool::ThreadPool;
+pub use runtime::PoolStats;
 pub use runtime::queue::Priority;
 pub use signal::ShutdownHandle;
 pub use signal::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};

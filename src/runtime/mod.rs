@@ -2,5 +2,12 @@
 //! chunks of batches.
 
 pub(crate) mod chunk;
+pub(crate) mod intake;
+pub(crate) mod ledger;
 pub(crate) mod queue;
+pub(crate) mod shared;
+pub(crate) mod shutdown;
 pub(crate) mod worker;
+
+pub use ledger::PoolStats;
+pub(crate) use shared::Shared;

@@ -41,7 +41,7 @@ use parking_lot::Mutex;
 
 use crate::group::GroupInner;
 use crate::handle::{self, CancelOutcome, Header, Runner, SharedEntry, SharedTask, Tally};
-use crate::pool::Shared;
+use crate::runtime::Shared;
 use crate::runtime::chunk::ChunkRef;
 use crate::runtime::queue::Priority;
 use crate::state::PoolState;

@@ -65,7 +65,8 @@ pub use self::ordered::{
 };
 pub use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 
-use crate::pool::{Shared, ThreadPool};
+use crate::pool::ThreadPool;
+use crate::runtime::Shared;
 use crate::state::PoolState;
 
 const SHUTDOWN: u8 = 1;

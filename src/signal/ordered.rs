@@ -53,7 +53,8 @@ use parking_lot::Mutex;
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::graceful::{self, ShutdownPolicy, ShutdownReport, StuckTask};
-use crate::pool::{Shared, ThreadPool};
+use crate::pool::ThreadPool;
+use crate::runtime::Shared;
 use crate::stop::{StopSource, StopToken};
 use crate::task::TaskId;
 use crate::unwind;

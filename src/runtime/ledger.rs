@@ -1,0 +1,201 @@
+//! The ledger: the counts of tasks' ends, the statistics made of them, and
+//! the waiters for idleness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::time::Instant;
+
+use crate::runtime::Shared;
+use crate::runtime::worker::WorkerSlot;
+use crate::state::Bound;
+use crate::task::{TaskId, TaskPanic};
+use crate::unwind::call_logged;
+
+impl Shared {
+    // ----- accounting ---------------------------------------------------
+
+    /// A task ended on worker `index` (or elsewhere, `None`).
+    #[inline]
+    pub(crate) fn count_end(&self, index: Option<usize>, panicked: bool, returned: bool) {
+        match index {
+            Some(i) if !returned => self.slots[i].record_end(panicked),
+            _ => {
+                debug_assert!(returned, "only handed-back tasks run off the workers");
+                let counter = if panicked {
+                    &self.counters.returned_panicked
+                } else {
+                    &self.counters.returned_completed
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A task that will never start was cancelled: while still the pool's
+    /// (then its room comes back now, not when a worker skips its dead
+    /// entry), or after `shutdown_now` handed it back (`returned`).
+    pub(crate) fn count_cancelled(&self, returned: bool) {
+        let counter = if returned {
+            &self.counters.cancelled_returned
+        } else {
+            &self.counters.cancelled_queued
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        if !returned {
+            self.release_room(1);
+            self.notify_idle_waiters();
+        }
+    }
+
+    /// Tasks accepted and not yet ended, never an underestimate: the ended
+    /// counts are read before the accepted count, and both only grow.
+    pub(crate) fn outstanding(&self) -> u64 {
+        let ended = self
+            .slots
+            .iter()
+            .map(|s| s.completed() + s.panicked())
+            .sum::<u64>()
+            + self.counters.cancelled_queued.load(Ordering::SeqCst)
+            + self.counters.returned.load(Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.gate.accepted().saturating_sub(ended)
+    }
+
+    pub(crate) fn active(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_busy()).count()
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        let outstanding = usize::try_from(self.outstanding()).unwrap_or(usize::MAX);
+        outstanding.saturating_sub(self.active())
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let c = &self.counters;
+        PoolStats {
+            threads: self.live.load(Ordering::SeqCst),
+            queued: self.queued(),
+            active: self.active(),
+            completed: self.slots.iter().map(WorkerSlot::completed).sum::<u64>()
+                + c.returned_completed.load(Ordering::SeqCst),
+            panicked: self.slots.iter().map(WorkerSlot::panicked).sum::<u64>()
+                + c.returned_panicked.load(Ordering::SeqCst),
+            cancelled: c.cancelled_queued.load(Ordering::SeqCst)
+                + c.cancelled_returned.load(Ordering::SeqCst),
+            rejected: c.rejected.load(Ordering::SeqCst),
+            blocked_submitters: self.bound.as_ref().map_or(0, Bound::waiting),
+        }
+    }
+
+    /// Hands a panic nobody can join to the panic handler; `worker` is the
+    /// index of the worker it happened on, if any (its thread is named in
+    /// the report). Out of line: off every hot path.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn report_panic(
+        &self,
+        id: TaskId,
+        name: Option<Arc<str>>,
+        worker: Option<usize>,
+        payload: Box<dyn std::any::Any + Send + 'static>,
+    ) {
+        let panic = TaskPanic {
+            id,
+            name,
+            thread: worker.map(|i| self.slots[i].thread_name().to_owned()),
+            payload,
+        };
+        let what = format_args!("pool {}: the panic handler", self.id);
+        match &self.hooks.panic_handler {
+            Some(handler) => call_logged(what, || handler(panic)),
+            None => call_logged(what, || {
+                log::error!("pool {}: {panic}", self.id);
+                drop(panic);
+            }),
+        };
+    }
+
+    // ----- idleness -----------------------------------------------------
+
+    /// Wakes `wait_idle` callers, if there are any and the pool is idle.
+    pub(crate) fn notify_idle_waiters(&self) {
+        // ORDERING: the fence orders this thread's earlier stores (counters,
+        // slot cleared) before the loads that follow (Dekker with `wait_idle`,
+        // which bumps the count and fences before reading; and between two
+        // workers going idle at once: at least one of them sees both slots
+        // clear, so the last one out always notifies).
+        fence(Ordering::SeqCst);
+        if self.idle.count.load(Ordering::Relaxed) > 0 && self.is_idle() {
+            let _guard = self.idle.lock.lock();
+            self.idle.cond.notify_all();
+        }
+    }
+
+    pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
+        struct Registered<'a>(&'a AtomicUsize);
+        impl Drop for Registered<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.idle.count.fetch_add(1, Ordering::SeqCst);
+        let _registered = Registered(&self.idle.count);
+        fence(Ordering::SeqCst);
+        let mut guard = self.idle.lock.lock();
+        // No lost wake-up: a worker that ends the last task either is seen by
+        // the check below, or sees our registration (the fences) and then
+        // notifies under `lock`, which it cannot take between our check and
+        // our wait.
+        loop {
+            if self.is_idle() {
+                return true;
+            }
+            match deadline {
+                None => self.idle.cond.wait(&mut guard),
+                Some(d) => {
+                    if self.idle.cond.wait_until(&mut guard, d).timed_out() {
+                        return self.is_idle();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Nothing queued or running: every accepted task has ended, and every
+    /// worker has finished its bookkeeping (a task is counted as ended just
+    /// before its worker's slot is cleared; the worker notifies waiters only
+    /// after that, from its idle path).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.outstanding() == 0 && self.active() == 0
+    }
+}
+
+/// A snapshot of a pool's counters; from [`ThreadPool::stats`].
+///
+/// Counts are exact at quiescence; while tasks are moving, `queued` and
+/// `active` are momentary. At quiescence, every task ever accepted is
+/// `completed + panicked + cancelled`, or was handed back by
+/// `shutdown_now` and is still held as a [`PendingTask`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Worker threads that have not exited.
+    pub threads: usize,
+    /// Tasks accepted and not yet started.
+    pub queued: usize,
+    /// Tasks running now.
+    pub active: usize,
+    /// Tasks that ran to the end (also those run from a [`PendingTask`]).
+    pub completed: u64,
+    /// Tasks that panicked.
+    pub panicked: u64,
+    /// Tasks that will never start: cancelled through their handle, or
+    /// handed back by `shutdown_now` and dropped.
+    pub cancelled: u64,
+    /// Tasks refused (and handed back inside [`Rejected`]).
+    pub rejected: u64,
+    /// Submitters blocked waiting for room in a bounded queue: the pool's
+    /// backpressure. Their tasks are not counted anywhere else until they
+    /// are accepted.
+    pub blocked_submitters: usize,
+}

@@ -1,0 +1,131 @@
+//! [`Shared`]: what a pool's workers, handles and pending tasks share.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::builder::{Builder, Hooks};
+use crate::graceful::ShutdownPolicy;
+use crate::group::GroupInner;
+use crate::runtime::chunk::Chunks;
+use crate::runtime::queue::Queue;
+use crate::runtime::worker::WorkerSlot;
+use crate::signal::Relay;
+use crate::state::{Bound, Gate, Lifecycle};
+use crate::stop::StopState;
+use crate::task::PendingTask;
+use crate::unwind::drop_quietly;
+
+/// What the pool's workers, handles and pending tasks share.
+pub(crate) struct Shared {
+    /// Unique per pool in the process; tells a pool's own workers apart.
+    pub(crate) id: u64,
+    pub(crate) lifecycle: Lifecycle,
+    pub(crate) gate: Gate,
+    pub(crate) queue: Queue,
+    /// The chunks of batches that may still hold tasks (see `chunk.rs`).
+    pub(crate) chunks: Chunks,
+    /// The room left in a bounded queue; `None` for an unbounded one.
+    pub(crate) bound: Option<Bound>,
+    /// The pool's task groups, for shutdown (resume the paused ones) and
+    /// `shutdown_now` (empty their mailboxes). Held strongly: a paused
+    /// group whose every handle was dropped still holds accepted tasks.
+    /// Settled groups are pruned as new ones come, and all when the
+    /// `ThreadPool` is dropped (not at termination: a `shutdown_now` still
+    /// draining may need them; found by tests/stress.rs).
+    pub(crate) groups: Mutex<Vec<Arc<GroupInner>>>,
+    /// The pool-wide stop source, raised by `shutdown_now`.
+    pub(crate) stop: Arc<StopState>,
+    pub(crate) slots: Box<[WorkerSlot]>,
+    /// Workers that have not exited yet.
+    pub(crate) live: AtomicUsize,
+    pub(crate) counters: Counters,
+    pub(crate) idle: IdleWaiters,
+    pub(crate) hooks: Hooks,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) epoch: Instant,
+    pub(crate) drop_policy: Option<ShutdownPolicy>,
+    /// Made by the first `shutdown_handle`.
+    pub(crate) relay: OnceLock<Arc<Relay>>,
+    /// Tasks handed back by a `shutdown_now` requested through a
+    /// `ShutdownHandle`, kept for the program's next `shutdown_now`. `None`
+    /// once the `ThreadPool` is dropped: nobody can ask then, and keeping
+    /// them here would be a reference cycle (a `PendingTask` holds the pool).
+    pub(crate) stash: Mutex<Option<Vec<PendingTask>>>,
+}
+
+/// End-state counts kept outside the workers' slots (rare events).
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Tasks handed back by `shutdown_now`.
+    pub(crate) returned: AtomicU64,
+    /// Handed-back tasks later run with `PendingTask::run` (or a joiner).
+    pub(crate) returned_completed: AtomicU64,
+    pub(crate) returned_panicked: AtomicU64,
+    /// Cancelled while still the pool's (handle cancel of a queued task).
+    pub(crate) cancelled_queued: AtomicU64,
+    /// Handed-back tasks cancelled (dropped `PendingTask`, or their handle).
+    pub(crate) cancelled_returned: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+}
+
+/// Waiters of `wait_idle`.
+pub(crate) struct IdleWaiters {
+    pub(crate) count: AtomicUsize,
+    pub(crate) lock: Mutex<()>,
+    pub(crate) cond: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn new(builder: &mut Builder, threads: usize, epoch: Instant) -> Shared {
+        static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+        let prefix = builder.thread_name.as_deref().unwrap_or("drainpool");
+        Shared {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            lifecycle: Lifecycle::new(),
+            gate: Gate::new(),
+            queue: Queue::new(),
+            chunks: Chunks::new(),
+            bound: builder.queue_capacity.map(Bound::new),
+            groups: Mutex::new(Vec::new()),
+            stop: StopState::new(),
+            slots: (0..threads)
+                .map(|i| WorkerSlot::new(format!("{prefix}-{i}")))
+                .collect(),
+            live: AtomicUsize::new(threads),
+            counters: Counters::default(),
+            idle: IdleWaiters {
+                count: AtomicUsize::new(0),
+                lock: Mutex::new(()),
+                cond: Condvar::new(),
+            },
+            hooks: builder.take_hooks(),
+            threads: Mutex::new(Vec::with_capacity(threads)),
+            epoch,
+            drop_policy: builder.drop_policy,
+            relay: OnceLock::new(),
+            stash: Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    pub(crate) fn add_thread(&self, handle: JoinHandle<()>) {
+        self.threads.lock().push(handle);
+    }
+
+    pub(crate) fn nanos_since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Only reachable with tasks still queued if workers never ran them
+        // (e.g. a failed build); their handles must not wait forever.
+        while let Some(task) = self.queue.drain_one() {
+            drop_quietly(task);
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The lifecycle: `shutdown`, `shutdown_now` and what it hands back, the
+//! workers' exit and termination.
+
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+use std::time::Duration;
+
+use crate::group::GroupInner;
+use crate::runtime::Shared;
+use crate::runtime::worker::{self};
+use crate::signal::Relay;
+use crate::state::{PoolState, deadline_after};
+use crate::task::{PendingTask, RunningTask, Task};
+use crate::unwind::call_logged;
+
+impl Shared {
+    // ----- lifecycle ----------------------------------------------------
+
+    pub(crate) fn shutdown(&self) {
+        // Inside the gate until the paused groups are queued again: a worker
+        // that finds the queue empty meanwhile waits for us before it calls
+        // the drain over (found by tests/groups.rs).
+        let _hold = self.gate.hold(&self.lifecycle);
+        if self.lifecycle.advance(PoolState::ShuttingDown) == PoolState::Running {
+            log::debug!(
+                "pool {}: shutdown: intake closed, draining {} queued task(s)",
+                self.id,
+                self.queued()
+            );
+            self.close_intake();
+            // A drain runs everything accepted, also what paused groups hold.
+            for group in self.live_groups() {
+                group.resume_for_shutdown(self);
+            }
+            self.send_wakes(self.slots.len());
+        }
+    }
+
+    pub(crate) fn shutdown_now(self: &Arc<Self>) -> Vec<PendingTask> {
+        self.stop_now(false)
+    }
+
+    /// `shutdown_now` for a `ShutdownHandle` or a second signal, where no
+    /// caller can receive the tasks: they go to the stash, for the
+    /// program's next `shutdown_now` (or the graceful shutdown's report).
+    pub(crate) fn shutdown_now_to_stash(self: &Arc<Self>) {
+        let unkept = self.stop_now(true);
+        drop(unkept); // the pool was dropped: nobody can ask for them; cancel
+    }
+
+    pub(crate) fn stop_now(self: &Arc<Self>, to_stash: bool) -> Vec<PendingTask> {
+        // Going to the stash, its lock is held from before the pool can
+        // terminate until every task taken back is in, so whoever looks at
+        // the stash after termination waits for them instead of missing them.
+        let mut stash = to_stash.then(|| self.stash.lock());
+        let first = self.lifecycle.advance(PoolState::Stopping) < PoolState::Stopping;
+        if first {
+            log::debug!(
+                "pool {}: shutdown_now: intake closed, stop requested",
+                self.id
+            );
+            self.close_intake();
+        }
+        if !to_stash {
+            // Every caller, not only the first: none may return before the
+            // running tasks can see the stop (the first may still be on its
+            // way here). Callbacks are user code: not under our lock. (A
+            // stashing call raises it at its end instead, once the stash
+            // lock is released: a callback may call `shutdown_now`.)
+            self.stop.request();
+        }
+        // Submitters that read `Running` before the state moved finish their
+        // enqueue first; after this no task can enter the queue.
+        self.gate.wait_clear();
+        // Tasks an earlier, stashed call took back come first: they were
+        // submitted before anything still in the queue.
+        let mut pending = if to_stash {
+            Vec::new()
+        } else {
+            self.take_stashed()
+        };
+        // Sized once for what is queued (each chunk counts one: a hint), so
+        // a million handed-back tasks are not copied a dozen times over.
+        pending.reserve(self.queue.len());
+        let stashed = pending.len();
+        // Where the tasks of each chunk found in the queue end in `pending`.
+        let mut chunk_ends: Vec<(u64, usize)> = Vec::new();
+        while let Some(task) = self.queue.drain_one() {
+            match task {
+                Task::Wake => {}
+                // A group's tasks come back where its token stood.
+                Task::Group(group) => self.hand_back_group(&group, &mut pending),
+                // So do a chunk's, if no worker has taken one of them yet
+                // (then this is the chunk's own entry, and its tasks were
+                // queued here); otherwise this is an extra entry asking for
+                // help, and the rest comes back with the chunks in hand.
+                Task::Chunk(chunk) => {
+                    if let Some(rest) = chunk.take_rest(true) {
+                        for task in rest {
+                            self.hand_back_one(task, &mut pending);
+                        }
+                        chunk_ends.push((chunk.header().seq(), pending.len()));
+                    }
+                }
+                task => {
+                    self.hand_back_one(task, &mut pending);
+                }
+            }
+        }
+        // The rests of chunks that workers took off the queue.
+        let in_hand = self.chunks.take_all_rests();
+        if !in_hand.is_empty() {
+            pending = self.place_in_hand(pending, stashed, &chunk_ends, in_hand);
+        }
+        // Groups with no token queued (paused ones) still hold tasks.
+        for group in self.live_groups() {
+            self.hand_back_group(&group, &mut pending);
+        }
+        // Each task handed back here was the pool's until now (dead entries
+        // gave their room back when they were claimed).
+        let taken = pending.len() - stashed;
+        self.release_room(taken);
+        self.counters
+            .returned
+            .fetch_add(taken as u64, Ordering::SeqCst);
+        if let Some(kept) = stash.as_mut().and_then(|stash| stash.as_mut()) {
+            kept.append(&mut pending);
+        }
+        drop(stash);
+        if first {
+            if to_stash {
+                self.stop.request();
+            }
+            self.lifecycle.notify_waiters(); // a graceful drain wait moves on
+        }
+        self.send_wakes(self.slots.len());
+        self.notify_idle_waiters();
+        if taken > 0 {
+            log::debug!(
+                "pool {}: shutdown_now: handed back {taken} never-started task(s)",
+                self.id
+            );
+        }
+        pending
+    }
+
+    /// Puts the rests of chunks that workers took off the queue (`in_hand`,
+    /// by number) where they were queued, among the tasks `pending` that
+    /// `shutdown_now` found in the queue (after the first `stashed`; the
+    /// chunks among them end where `chunk_ends` says).
+    ///
+    /// A chunk a worker took is queued before every chunk still found in
+    /// the queue, except one taken while `shutdown_now` was emptying the
+    /// queue (the worker then starts none of its tasks): so each goes right
+    /// after the tasks of the last chunk found in the queue that was queued
+    /// before it, or first if there is none, and those of one place in the
+    /// order they were queued. Chunks are numbered in queue order, so this
+    /// is exact for chunks, and the tasks queued between two chunks of one
+    /// batch (by other threads, while it was queued) are the only ones
+    /// whose place relative to a taken chunk is not known.
+    pub(crate) fn place_in_hand(
+        self: &Arc<Self>,
+        pending: Vec<PendingTask>,
+        stashed: usize,
+        chunk_ends: &[(u64, usize)],
+        in_hand: Vec<(u64, Vec<Task>)>,
+    ) -> Vec<PendingTask> {
+        let mut inserts: Vec<(usize, Vec<PendingTask>)> = Vec::new();
+        for (seq, rest) in in_hand {
+            let before = chunk_ends.partition_point(|&(s, _)| s < seq);
+            let at = match before {
+                0 => stashed,
+                n => chunk_ends[n - 1].1,
+            };
+            let mut tasks = Vec::with_capacity(rest.len());
+            for task in rest {
+                self.hand_back_one(task, &mut tasks);
+            }
+            match inserts.last_mut() {
+                Some((last, more)) if *last == at => more.append(&mut tasks),
+                _ => inserts.push((at, tasks)),
+            }
+        }
+        // In number order, so the places only grow.
+        let extra: usize = inserts.iter().map(|(_, tasks)| tasks.len()).sum();
+        let mut placed = Vec::with_capacity(pending.len() + extra);
+        let mut inserts = inserts.into_iter().peekable();
+        for (i, task) in pending.into_iter().enumerate() {
+            while let Some((_, tasks)) = inserts.next_if(|(at, _)| *at == i) {
+                placed.extend(tasks);
+            }
+            placed.push(task);
+        }
+        placed.extend(inserts.flat_map(|(_, tasks)| tasks));
+        placed
+    }
+
+    /// Adds a never-started task to `pending`, unless it was claimed already
+    /// (a cancelled or helped submitted task).
+    #[inline]
+    pub(crate) fn hand_back_one(
+        self: &Arc<Self>,
+        task: Task,
+        pending: &mut Vec<PendingTask>,
+    ) -> bool {
+        let keep = match &task {
+            Task::Plain(_) | Task::Named(_) | Task::Inline(_) => true,
+            Task::Shared(entry) => entry.0.hand_back(),
+            Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
+        };
+        if keep {
+            pending.push(PendingTask::new(task, self.clone()));
+        }
+        keep
+    }
+
+    /// Hands back the never-started ones among `tasks` (taken out of a
+    /// cancelled group's mailbox), counting them as returned.
+    pub(crate) fn hand_back_tasks(
+        self: &Arc<Self>,
+        tasks: impl IntoIterator<Item = Task>,
+    ) -> Vec<PendingTask> {
+        let mut pending = Vec::new();
+        for task in tasks {
+            self.hand_back_one(task, &mut pending);
+        }
+        self.release_room(pending.len());
+        self.counters
+            .returned
+            .fetch_add(pending.len() as u64, Ordering::SeqCst);
+        self.notify_idle_waiters();
+        pending
+    }
+
+    /// Empties `group`'s mailbox into `pending`.
+    pub(crate) fn hand_back_group(
+        self: &Arc<Self>,
+        group: &GroupInner,
+        pending: &mut Vec<PendingTask>,
+    ) {
+        let returned = group
+            .take_all()
+            .into_iter()
+            .map(|task| usize::from(self.hand_back_one(task, pending)))
+            .sum();
+        group.handed_back(returned);
+    }
+
+    /// Tasks kept by `shutdown_now_to_stash` that no `shutdown_now` has
+    /// returned yet.
+    pub(crate) fn take_stashed(&self) -> Vec<PendingTask> {
+        self.stash
+            .lock()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The relay of this pool's `ShutdownHandle`s, started on first use.
+    pub(crate) fn relay(self: &Arc<Self>) -> Arc<Relay> {
+        let relay = self
+            .relay
+            .get_or_init(|| {
+                let name = format!("{}-relay", self.thread_prefix());
+                Relay::start(self, name).unwrap_or_else(|e| {
+                    panic!("drainpool: could not start the ShutdownHandle relay: {e}")
+                })
+            })
+            .clone();
+        // The relay thread may have looked at the state before termination
+        // and blocked, and `terminate` may have looked for a relay before
+        // it was published (it is published only once its thread runs).
+        // ORDERING: SeqCst fence between publishing the relay and reading
+        // the state, against `terminate`'s between storing Terminated and
+        // reading the relay (Dekker): one of the two sees the other, and
+        // rings.
+        fence(Ordering::SeqCst);
+        if self.lifecycle.get() == PoolState::Terminated {
+            relay.ring();
+        }
+        relay
+    }
+
+    pub(crate) fn thread_prefix(&self) -> &str {
+        let first = self.slots[0].thread_name();
+        first.rsplit_once('-').map_or(first, |(prefix, _)| prefix)
+    }
+
+    /// Wakes submitters blocked on a full bounded queue, to be refused.
+    pub(crate) fn close_intake(&self) {
+        if let Some(bound) = &self.bound {
+            bound.wake_all();
+        }
+    }
+
+    /// Puts `n` wake-ups in the queue, for workers blocked on it.
+    pub(crate) fn send_wakes(&self, n: usize) {
+        for _ in 0..n {
+            self.queue.push_wake();
+        }
+    }
+
+    /// Called by a worker that found the queue empty while the pool is past
+    /// `Running`: true when it may exit.
+    pub(crate) fn drain_is_over(&self) -> bool {
+        // Order matters (see state.rs): first wait out the submitters that
+        // were admitted before the state moved, then look at the queue.
+        self.gate.wait_clear();
+        self.queue.is_empty()
+    }
+
+    /// `n` workers have exited (or, for a failed build, will never start).
+    pub(crate) fn worker_exited(&self, n: usize) {
+        if self.live.fetch_sub(n, Ordering::AcqRel) == n {
+            self.terminate();
+        }
+    }
+
+    pub(crate) fn take_on_terminated(&self) -> Option<Box<dyn FnOnce() + Send + 'static>> {
+        self.hooks.on_terminated.lock().take()
+    }
+
+    pub(crate) fn terminate(&self) {
+        if let Some(hook) = self.take_on_terminated() {
+            call_logged(format_args!("pool {}: on_terminated", self.id), hook);
+        }
+        log::debug!("pool {}: terminated", self.id);
+        self.lifecycle.set_terminated();
+        self.notify_idle_waiters();
+        // ORDERING: pairs with the fence in the relay thread (see signal.rs).
+        fence(Ordering::SeqCst);
+        if let Some(relay) = self.relay.get() {
+            relay.ring(); // let it see the pool is gone and exit
+        }
+    }
+
+    pub(crate) fn run_thread_hook(&self, start: bool, index: usize) {
+        let hook = if start {
+            &self.hooks.on_thread_start
+        } else {
+            &self.hooks.on_thread_exit
+        };
+        if let Some(hook) = hook {
+            let what = format_args!(
+                "{}: on_thread_{}",
+                self.slots[index].thread_name(),
+                if start { "start" } else { "exit" }
+            );
+            call_logged(what, || hook(index));
+        }
+    }
+
+    pub(crate) fn await_termination(&self, timeout: Duration) -> bool {
+        if self.lifecycle.get() == PoolState::Terminated {
+            return true;
+        }
+        if worker::is_worker_of(self.id) {
+            log::warn!(
+                "pool {}: await_termination called from the pool's own worker; returning false \
+                 instead of deadlocking",
+                self.id
+            );
+            return false;
+        }
+        self.lifecycle.wait_terminated(deadline_after(timeout))
+    }
+
+    pub(crate) fn running_tasks(&self) -> Vec<RunningTask> {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.running(self))
+            .collect()
+    }
+}

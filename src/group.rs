@@ -47,8 +47,9 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{RejectReason, Rejected};
-use crate::handle::{Cell, SharedEntry, TaskHandle};
+use crate::handle::TaskHandle;
 use crate::runtime::Shared;
+use crate::runtime::cell::{Cell, SharedEntry};
 use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::stop::{StopState, StopToken};

@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use crate::error::TaskError;
-use crate::handle::{self, CancelOutcome, HandleOps, Ran, Runner, Tally};
+use crate::runtime::cell::{self, CancelOutcome, HandleOps, Ran, Runner, Tally};
 use crate::state::{Gate, Lifecycle};
 use crate::task::Closure;
 
@@ -104,7 +104,7 @@ pub struct Cell(Arc<dyn HandleOps<u32>>);
 
 impl Cell {
     pub fn new(f: impl FnOnce() -> u32 + Send + 'static) -> Cell {
-        Cell(handle::Cell::new(None, Closure(f), None))
+        Cell(cell::Cell::new(None, Closure(f), None))
     }
 
     /// A worker that took the cell's entry from the queue, or a joiner

@@ -27,10 +27,11 @@ use std::time::Duration;
 
 use crate::error::{Rejected, panic_message};
 use crate::group::{GroupInner, TaskGroup};
-use crate::handle::{SharedEntry, TaskHandle};
+use crate::handle::TaskHandle;
 use crate::inline::Inline;
 use crate::pool::ThreadPool;
 use crate::runtime::Shared;
+use crate::runtime::cell::SharedEntry;
 use crate::runtime::chunk::ChunkRef;
 use crate::runtime::queue::Priority;
 use crate::runtime::worker;

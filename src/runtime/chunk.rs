@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::handle::SharedEntry;
+use crate::runtime::cell::SharedEntry;
 use crate::runtime::queue::{Priority, Queue};
 use crate::runtime::worker::ChunkRunner;
 use crate::task::{self, Task};

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{RejectReason, Rejected};
 use crate::group::GroupInner;
-use crate::handle::{Cell, SharedEntry, TaskHandle};
+use crate::handle::TaskHandle;
 use crate::runtime::Shared;
+use crate::runtime::cell::{Cell, SharedEntry};
 use crate::runtime::chunk::{self};
 use crate::runtime::queue::Priority;
 use crate::runtime::worker::{self};

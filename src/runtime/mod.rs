@@ -11,3 +11,4 @@ pub(crate) mod worker;
 
 pub use ledger::PoolStats;
 pub(crate) use shared::Shared;
+pub(crate) mod cell;

@@ -40,8 +40,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::group::GroupInner;
-use crate::handle::{self, CancelOutcome, Header, Runner, SharedEntry, SharedTask, Tally};
 use crate::runtime::Shared;
+use crate::runtime::cell;
+use crate::runtime::cell::{CancelOutcome, Header, Runner, SharedEntry, SharedTask, Tally};
 use crate::runtime::chunk::ChunkRef;
 use crate::runtime::queue::Priority;
 use crate::state::PoolState;
@@ -915,7 +916,7 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
         }
         Task::Shared(entry) => match entry.0.cancel(false) {
             CancelOutcome::Cancelled { returned } => {
-                handle::count_cancelled(shared, entry.0.header(), returned);
+                cell::count_cancelled(shared, entry.0.header(), returned);
                 true
             }
             CancelOutcome::Running | CancelOutcome::Finished => false,

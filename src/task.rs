@@ -26,13 +26,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{Rejected, panic_message};
-use crate::group::{GroupInner, TaskGroup};
+use crate::group::TaskGroup;
 use crate::handle::TaskHandle;
 use crate::inline::Inline;
 use crate::pool::ThreadPool;
 use crate::runtime::Shared;
 use crate::runtime::cell::SharedEntry;
 use crate::runtime::chunk::ChunkRef;
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::worker;
 use crate::state::WhenFull;

@@ -6,18 +6,19 @@
 //! that helps, a cancel, or the `PendingTask` that `shutdown_now` handed back
 //! (see [`Runner`] for who may run it when).
 
-use crate::error::TaskError;
-use crate::group::GroupInner;
-use crate::runtime::Shared;
-use crate::stop::StopState;
-use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
-use crate::task::{Call, TaskId};
-use crate::unwind;
 use std::any::{Any, TypeId};
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
+
+use crate::error::TaskError;
+use crate::runtime::Shared;
+use crate::runtime::mailbox::GroupInner;
+use crate::stop::StopState;
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
+use crate::task::{Call, TaskId};
+use crate::unwind;
 
 /// What every cell has, whatever its closure and result types.
 ///

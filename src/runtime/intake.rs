@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::error::{RejectReason, Rejected};
-use crate::group::GroupInner;
 use crate::handle::TaskHandle;
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, SharedEntry};
 use crate::runtime::chunk::{self};
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::worker::{self};
 use crate::state::{GatePass, WhenFull};

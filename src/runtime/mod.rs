@@ -12,3 +12,4 @@ pub(crate) mod worker;
 pub use ledger::PoolStats;
 pub(crate) use shared::Shared;
 pub(crate) mod cell;
+pub(crate) mod mailbox;

@@ -9,8 +9,8 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Hooks};
 use crate::graceful::ShutdownPolicy;
-use crate::group::GroupInner;
 use crate::runtime::chunk::Chunks;
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Queue;
 use crate::runtime::worker::WorkerSlot;
 use crate::signal::Relay;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
-use crate::group::GroupInner;
 use crate::runtime::Shared;
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::worker::{self};
 use crate::signal::Relay;
 use crate::state::{PoolState, deadline_after};

@@ -39,11 +39,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::group::GroupInner;
 use crate::runtime::Shared;
 use crate::runtime::cell;
 use crate::runtime::cell::{CancelOutcome, Header, Runner, SharedEntry, SharedTask, Tally};
 use crate::runtime::chunk::ChunkRef;
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::state::PoolState;
 use crate::stop::StopState;

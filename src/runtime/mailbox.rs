@@ -1,0 +1,163 @@
+//! A group's mailbox: its queued tasks in submission order, its pause and
+//! cancel flags, its counts, and the token that stands for it in the pool's
+//! queue (see the `TaskGroup` docs for how a group queues its tasks).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::runtime::Shared;
+use crate::runtime::queue::Priority;
+use crate::stop::StopState;
+use crate::task::Task;
+
+/// What a group's tasks, its handles and the pool share.
+pub(crate) struct GroupInner {
+    pub(crate) name: Arc<str>,
+    /// A `Priority` as its discriminant.
+    pub(crate) priority: AtomicU8,
+    pub(crate) mailbox: Mutex<Mailbox>,
+    pub(crate) changed: Condvar,
+    pub(crate) waiters: AtomicUsize,
+    pub(crate) stop: Arc<StopState>,
+    pub(crate) submitted: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) returned: AtomicU64,
+    pub(crate) running: AtomicUsize,
+}
+
+pub(crate) struct Mailbox {
+    pub(crate) tasks: VecDeque<Task>,
+    pub(crate) paused: bool,
+    pub(crate) cancelled: bool,
+    /// The group's token is in the pool's queue (or in a worker's hand).
+    /// Invariant: tasks non-empty and not paused implies scheduled.
+    pub(crate) scheduled: bool,
+}
+
+impl GroupInner {
+    pub(crate) fn ended(&self) -> u64 {
+        self.completed.load(Ordering::SeqCst)
+            + self.panicked.load(Ordering::SeqCst)
+            + self.cancelled.load(Ordering::SeqCst)
+            + self.returned.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.ended() >= self.submitted.load(Ordering::SeqCst)
+    }
+
+    /// A task of the group ran to its end (`returned`: it had been handed
+    /// back first, and was counted then). It stops counting as running
+    /// before it counts as ended, so whoever sees it ended (`wait`) never
+    /// sees it still running.
+    pub(crate) fn record_end(&self, panicked: bool, returned: bool) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        if !returned {
+            let counter = if panicked {
+                &self.panicked
+            } else {
+                &self.completed
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        self.notify();
+    }
+
+    /// A queued task of the group will never start.
+    pub(crate) fn record_cancelled(&self, returned: bool) {
+        if returned {
+            return;
+        }
+        self.cancelled.fetch_add(1, Ordering::SeqCst);
+        self.notify();
+    }
+
+    pub(crate) fn record_returned(&self, n: u64) {
+        self.returned.fetch_add(n, Ordering::SeqCst);
+        self.notify();
+    }
+
+    pub(crate) fn priority(&self) -> Priority {
+        match self.priority.load(Ordering::Relaxed) {
+            0 => Priority::High,
+            1 => Priority::Normal,
+            _ => Priority::Low,
+        }
+    }
+
+    pub(crate) fn stop_state(&self) -> &Arc<StopState> {
+        &self.stop
+    }
+
+    pub(crate) fn notify(&self) {
+        // ORDERING: the counter RMWs above are SeqCst, and so is this load
+        // and the waiter's registration (Dekker with `TaskGroup::wait`).
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.mailbox.lock();
+            self.changed.notify_all();
+        }
+    }
+
+    /// Takes the first task for a worker that took the group's token; the
+    /// second value says whether the token must go back into the queue.
+    pub(crate) fn take_next(&self) -> (Option<Task>, bool) {
+        let mut mailbox = self.mailbox.lock();
+        if mailbox.paused || mailbox.tasks.is_empty() {
+            mailbox.scheduled = false;
+            return (None, false);
+        }
+        let task = mailbox.tasks.pop_front();
+        let more = !mailbox.tasks.is_empty();
+        mailbox.scheduled = more;
+        (task, more)
+    }
+
+    /// Every task still in the mailbox, for `shutdown_now`.
+    pub(crate) fn take_all(&self) -> VecDeque<Task> {
+        let mut mailbox = self.mailbox.lock();
+        mailbox.scheduled = false;
+        std::mem::take(&mut mailbox.tasks)
+    }
+
+    /// Counts tasks handed back by `shutdown_now`.
+    pub(crate) fn handed_back(&self, n: usize) {
+        if n > 0 {
+            self.record_returned(n as u64);
+        }
+    }
+
+    /// A task of the group starts (whoever claimed it: a worker, a joiner,
+    /// the program through a `PendingTask`).
+    pub(crate) fn task_started(&self) {
+        self.running.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// True when the pool no longer needs to keep the group: nothing queued,
+    /// nothing running, and no handle on it but the pool's.
+    pub(crate) fn is_settled(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) == 1
+            && self.running.load(Ordering::SeqCst) == 0
+            && self.mailbox.lock().tasks.is_empty()
+    }
+
+    /// Unpauses; true if the group's token must be sent.
+    pub(crate) fn unpause(&self) -> bool {
+        let mut mailbox = self.mailbox.lock();
+        mailbox.paused = false;
+        let send = !mailbox.tasks.is_empty() && !mailbox.scheduled;
+        mailbox.scheduled |= send;
+        send
+    }
+
+    /// `shutdown` resumes paused groups so the drain runs everything.
+    pub(crate) fn resume_for_shutdown(self: &Arc<Self>, shared: &Shared) {
+        if self.unpause() {
+            shared.send_token(self.clone());
+        }
+    }
+}

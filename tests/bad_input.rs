@@ -1563,8 +1563,11 @@ fn dropping_the_pool_inside_a_stop_callback_does_not_deadlock() {
             .build()
             .unwrap()
     };
+    let running = Latch::default();
+    let in_task = running.clone();
     pool.execute(move || {
         let callback = token.on_stop(move || {
+            running.open();
             let last = in_callback
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -1573,7 +1576,10 @@ fn dropping_the_pool_inside_a_stop_callback_does_not_deadlock() {
         });
         registered_tx.send(()).unwrap();
         let _ = token.sleep(WAIT);
-        drop(callback); // waits for the callback if it is running
+        // Dropped before the requester reached it, the callback would just
+        // be unregistered unrun; the deadlock needs it running.
+        in_task.wait();
+        drop(callback); // waits for the running callback
     })
     .unwrap();
     *slot.lock().unwrap() = Some(pool);

@@ -37,10 +37,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::pool::ThreadPool;
+use crate::runtime::PendingTask;
 use crate::runtime::Shared;
 use crate::runtime::worker;
 use crate::state::{PoolState, deadline_after};
-use crate::task::{PendingTask, RunningTask};
+use crate::task::RunningTask;
 
 /// The time budget of each step of a graceful shutdown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -48,13 +48,16 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{RejectReason, Rejected};
 use crate::handle::TaskHandle;
+use crate::runtime::PendingTask;
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, SharedEntry};
+use crate::runtime::entry::{self, Task};
 use crate::runtime::mailbox::{GroupInner, Mailbox};
 use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::stop::{StopState, StopToken};
-use crate::task::{self, Call, Closure, Job, JobCall, PendingTask, Task, TaskBuilder};
+use crate::task::{Call, Closure, Job, JobCall};
+use crate::task_builder::TaskBuilder;
 
 /// A named set of tasks of one pool, cancelled, paused and waited for as
 /// one; from [`ThreadPool::group`](crate::ThreadPool::group).
@@ -470,7 +473,7 @@ struct PlainMaker<F> {
 impl<F: FnOnce() + Send + 'static> MakeTask for PlainMaker<F> {
     type Made = ();
     fn make(self) -> (Task, ()) {
-        (task::plain(self.name, self.f), ())
+        (entry::plain(self.name, self.f), ())
     }
 }
 

@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_queue_entry_stays_three_words() {
-        assert!(mem::size_of::<crate::task::Task>() <= 3 * mem::size_of::<usize>());
+        assert!(mem::size_of::<crate::runtime::entry::Task>() <= 3 * mem::size_of::<usize>());
     }
 
     #[test]

@@ -84,6 +84,7 @@ mod state;
 mod stop;
 mod sync;
 mod task;
+mod task_builder;
 mod unwind;
 mod wait;
 
@@ -93,13 +94,15 @@ pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::{GroupProgress, TaskGroup};
 pub use handle::TaskHandle;
 pub use pool::ThreadPool;
+pub use runtime::PendingTask;
 pub use runtime::PoolStats;
 pub use runtime::queue::Priority;
 pub use signal::ShutdownHandle;
 pub use signal::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};
 pub use state::PoolState;
 pub use stop::{StopCallback, StopSource, StopToken};
-pub use task::{Job, PendingTask, RunningTask, TaskBuilder, TaskId, TaskPanic};
+pub use task::{Job, RunningTask, TaskId, TaskPanic};
+pub use task_builder::TaskBuilder;
 
 #[cfg(test)]
 mod auto_traits {

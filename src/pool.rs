@@ -26,11 +26,13 @@ use crate::builder::Builder;
 use crate::error::Rejected;
 use crate::group::TaskGroup;
 use crate::handle::TaskHandle;
+use crate::runtime::PendingTask;
 use crate::runtime::queue::Priority;
 use crate::runtime::worker::{self};
 use crate::runtime::{PoolStats, Shared};
 use crate::state::{PoolState, WhenFull, deadline_after};
-use crate::task::{Closure, Job, JobCall, PendingTask, RunningTask, TaskBuilder};
+use crate::task::{Closure, Job, JobCall, RunningTask};
+use crate::task_builder::TaskBuilder;
 
 /// A pool of worker threads that stops cleanly.
 ///
@@ -124,7 +126,7 @@ impl ThreadPool {
     ///
     /// # Errors
     ///
-    /// [`Rejected`] with [`RejectReason::Shutdown`], holding `f`, if the pool
+    /// [`Rejected`] with [`RejectReason::Shutdown`](crate::RejectReason::Shutdown), holding `f`, if the pool
     /// is shutting down, also when shutdown begins while this call waits for
     /// room in a full queue.
     ///
@@ -150,8 +152,8 @@ impl ThreadPool {
     ///
     /// # Errors
     ///
-    /// [`Rejected`] holding `f`: [`RejectReason::QueueFull`] if the bounded
-    /// queue is full, [`RejectReason::Shutdown`] if the pool is shutting down.
+    /// [`Rejected`] holding `f`: [`RejectReason::QueueFull`](crate::RejectReason::QueueFull) if the bounded
+    /// queue is full, [`RejectReason::Shutdown`](crate::RejectReason::Shutdown) if the pool is shutting down.
     pub fn try_execute<F>(&self, f: F) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -227,8 +229,8 @@ impl ThreadPool {
     ///
     /// # Errors
     ///
-    /// [`Rejected`] holding every task: [`RejectReason::Shutdown`] as for
-    /// `execute`; [`RejectReason::QueueFull`] if the batch is larger than a
+    /// [`Rejected`] holding every task: [`RejectReason::Shutdown`](crate::RejectReason::Shutdown) as for
+    /// `execute`; [`RejectReason::QueueFull`](crate::RejectReason::QueueFull) if the batch is larger than a
     /// bounded queue's capacity (it could never fit).
     ///
     /// # Examples
@@ -315,7 +317,7 @@ impl ThreadPool {
     /// with [`await_termination`](Self::await_termination).
     ///
     /// Submitters blocked on a full bounded queue wake with
-    /// [`RejectReason::Shutdown`].
+    /// [`RejectReason::Shutdown`](crate::RejectReason::Shutdown).
     pub fn shutdown(&self) {
         self.shared.shutdown();
     }

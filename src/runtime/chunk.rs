@@ -44,9 +44,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use crate::runtime::cell::SharedEntry;
+use crate::runtime::entry::{self, Task};
 use crate::runtime::queue::{Priority, Queue};
 use crate::runtime::worker::ChunkRunner;
-use crate::task::{self, Task};
 use crate::unwind;
 
 /// The most tasks in one chunk.
@@ -148,7 +148,7 @@ impl<F: FnOnce() + Send + 'static> Item for Executed<F> {
     }
 
     fn into_task(self) -> Task {
-        task::plain(None, self.0)
+        entry::plain(None, self.0)
     }
 }
 

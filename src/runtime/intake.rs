@@ -9,11 +9,12 @@ use crate::handle::TaskHandle;
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, SharedEntry};
 use crate::runtime::chunk::{self};
+use crate::runtime::entry::{self, Task};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::worker::{self};
 use crate::state::{GatePass, WhenFull};
-use crate::task::{self, Call, Closure, Task};
+use crate::task::{Call, Closure};
 
 impl Shared {
     // ----- intake -------------------------------------------------------
@@ -30,7 +31,7 @@ impl Shared {
     {
         match self.admit(when_full) {
             Ok(pass) => {
-                self.enqueue(priority, task::plain(name, f), pass);
+                self.enqueue(priority, entry::plain(name, f), pass);
                 Ok(())
             }
             Err(reason) => Err(self.reject(reason, f)),
@@ -47,7 +48,7 @@ impl Shared {
         F: FnOnce() + Send + 'static,
     {
         if let Some(mut pass) = self.pass_unbounded() {
-            self.queue.push(Priority::Normal, task::plain(None, f));
+            self.queue.push(Priority::Normal, entry::plain(None, f));
             pass.accept();
             return Ok(());
         }
@@ -139,7 +140,7 @@ impl Shared {
                     self.chunks.enqueue(&self.queue, chunk::calls(tasks, size));
                 } else {
                     for f in tasks {
-                        self.queue.push(Priority::Normal, task::plain(None, f));
+                        self.queue.push(Priority::Normal, entry::plain(None, f));
                     }
                 }
                 pass.accept();

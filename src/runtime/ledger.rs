@@ -170,12 +170,12 @@ impl Shared {
     }
 }
 
-/// A snapshot of a pool's counters; from [`ThreadPool::stats`].
+/// A snapshot of a pool's counters; from [`ThreadPool::stats`](crate::ThreadPool::stats).
 ///
 /// Counts are exact at quiescence; while tasks are moving, `queued` and
 /// `active` are momentary. At quiescence, every task ever accepted is
 /// `completed + panicked + cancelled`, or was handed back by
-/// `shutdown_now` and is still held as a [`PendingTask`].
+/// `shutdown_now` and is still held as a [`PendingTask`](crate::PendingTask).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
@@ -185,14 +185,14 @@ pub struct PoolStats {
     pub queued: usize,
     /// Tasks running now.
     pub active: usize,
-    /// Tasks that ran to the end (also those run from a [`PendingTask`]).
+    /// Tasks that ran to the end (also those run from a [`PendingTask`](crate::PendingTask)).
     pub completed: u64,
     /// Tasks that panicked.
     pub panicked: u64,
     /// Tasks that will never start: cancelled through their handle, or
     /// handed back by `shutdown_now` and dropped.
     pub cancelled: u64,
-    /// Tasks refused (and handed back inside [`Rejected`]).
+    /// Tasks refused (and handed back inside [`Rejected`](crate::Rejected)).
     pub rejected: u64,
     /// Submitters blocked waiting for room in a bounded queue: the pool's
     /// backpressure. Their tasks are not counted anywhere else until they

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::{Condvar, Mutex};
 
 use crate::runtime::Shared;
+use crate::runtime::entry::Task;
 use crate::runtime::queue::Priority;
 use crate::stop::StopState;
-use crate::task::Task;
 
 /// What a group's tasks, its handles and the pool share.
 pub(crate) struct GroupInner {

@@ -12,4 +12,8 @@ pub(crate) mod worker;
 pub use ledger::PoolStats;
 pub(crate) use shared::Shared;
 pub(crate) mod cell;
+pub(crate) mod entry;
 pub(crate) mod mailbox;
+pub(crate) mod pending;
+
+pub use pending::PendingTask;

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::task::Task;
+use crate::runtime::entry::Task;
 
 /// How urgent a task or a group is.
 ///

@@ -9,6 +9,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Hooks};
 use crate::graceful::ShutdownPolicy;
+use crate::runtime::PendingTask;
 use crate::runtime::chunk::Chunks;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Queue;
@@ -16,7 +17,6 @@ use crate::runtime::worker::WorkerSlot;
 use crate::signal::Relay;
 use crate::state::{Bound, Gate, Lifecycle};
 use crate::stop::StopState;
-use crate::task::PendingTask;
 use crate::unwind::drop_quietly;
 
 /// What the pool's workers, handles and pending tasks share.

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
+use crate::runtime::PendingTask;
 use crate::runtime::Shared;
+use crate::runtime::entry::Task;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::worker::{self};
 use crate::signal::Relay;
 use crate::state::{PoolState, deadline_after};
-use crate::task::{PendingTask, RunningTask, Task};
+use crate::task::RunningTask;
 use crate::unwind::call_logged;
 
 impl Shared {

@@ -43,11 +43,12 @@ use crate::runtime::Shared;
 use crate::runtime::cell;
 use crate::runtime::cell::{CancelOutcome, Header, Runner, SharedEntry, SharedTask, Tally};
 use crate::runtime::chunk::ChunkRef;
+use crate::runtime::entry::Task;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::state::PoolState;
 use crate::stop::StopState;
-use crate::task::{IdBlock, RunningTask, Task, TaskId};
+use crate::task::{IdBlock, RunningTask, TaskId};
 use crate::unwind;
 
 /// What the current thread is doing for a pool, if it is a worker.

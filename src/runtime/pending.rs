@@ -1,0 +1,183 @@
+//! [`PendingTask`]: a task `shutdown_now` handed back, the program's now.
+
+use std::any::TypeId;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::runtime::Shared;
+use crate::runtime::entry::Task;
+use crate::runtime::worker;
+use crate::task::{Job, JobCall, TaskId};
+
+/// A task that was accepted but never started, handed back by
+/// [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now).
+///
+/// Keep it, run it on the calling thread with [`run`](PendingTask::run), or
+/// drop it. Dropping it cancels it: its handle, if any, resolves
+/// `Err(TaskError::Cancelled)` and the pool counts it as cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::ThreadPool;
+/// use std::sync::mpsc;
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// let (started_tx, started_rx) = mpsc::channel();
+/// let (release_tx, release_rx) = mpsc::channel::<()>();
+/// pool.execute(move || {
+///     started_tx.send(()).unwrap();
+///     release_rx.recv().ok();
+/// })
+/// .unwrap();
+/// started_rx.recv().unwrap(); // the only worker is busy now
+/// let handle = pool.task().name("late").submit(|| 1 + 1).unwrap();
+/// let pending = pool.shutdown_now();
+/// release_tx.send(()).unwrap();
+/// assert_eq!(pending.len(), 1);
+/// assert_eq!(pending[0].name(), Some("late"));
+/// for task in pending {
+///     task.run(); // on this thread; the handle gets the result
+/// }
+/// assert_eq!(handle.join().unwrap(), 2);
+/// ```
+pub struct PendingTask {
+    id: TaskId,
+    task: Option<Task>,
+    shared: Arc<Shared>,
+}
+
+impl PendingTask {
+    #[inline]
+    pub(crate) fn new(task: Task, shared: Arc<Shared>) -> PendingTask {
+        let id = match &task {
+            Task::Plain(t) | Task::Named(t) => t.id().unwrap_or_else(TaskId::next),
+            Task::Inline(_) => TaskId::next(),
+            Task::Shared(t) => t.0.header().id,
+            Task::Group(_) | Task::Chunk(_) | Task::Wake => {
+                unreachable!("tokens, chunks and wake-ups are not tasks")
+            }
+        };
+        PendingTask {
+            id,
+            task: Some(task),
+            shared,
+        }
+    }
+
+    fn task(&self) -> &Task {
+        self.task
+            .as_ref()
+            .expect("a PendingTask holds its task until consumed")
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The task's name, if it was given one with
+    /// [`TaskBuilder::name`](crate::TaskBuilder::name).
+    pub fn name(&self) -> Option<&str> {
+        match self.task() {
+            Task::Plain(t) | Task::Named(t) => t.name().map(|n| &**n),
+            Task::Inline(_) => None,
+            Task::Shared(t) => t.0.header().name.as_deref(),
+            Task::Group(_) | Task::Chunk(_) | Task::Wake => unreachable!(),
+        }
+    }
+
+    /// Gives back the [`Job`] value of a task submitted with
+    /// [`ThreadPool::submit_job`](crate::ThreadPool::submit_job), so it can be kept and submitted again
+    /// later. Its handle resolves `Err(TaskError::Cancelled)` (it never ran
+    /// in the pool), and the pool counts it as cancelled.
+    ///
+    /// # Errors
+    ///
+    /// The `PendingTask` itself, unchanged, if it is not a job of type `J`
+    /// (a closure, or a job of another type), or if it was meanwhile run
+    /// or cancelled through its handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Job, ThreadPool};
+    /// use std::sync::mpsc;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct Chunk(u32);
+    /// impl Job for Chunk {
+    ///     type Output = u32;
+    ///     fn run(self) -> u32 {
+    ///         self.0 * 2
+    ///     }
+    /// }
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started_rx) = mpsc::channel();
+    /// let (release_tx, release_rx) = mpsc::channel::<()>();
+    /// pool.execute(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     release_rx.recv().ok();
+    /// })
+    /// .unwrap();
+    /// started_rx.recv().unwrap(); // the only worker is busy
+    /// let handle = pool.submit_job(Chunk(7)).unwrap();
+    /// let mut pending = pool.shutdown_now();
+    /// release_tx.send(()).unwrap();
+    /// let chunk: Chunk = pending.pop().unwrap().into_job().unwrap();
+    /// assert_eq!(chunk, Chunk(7)); // ours again: save it, resubmit it later
+    /// assert!(handle.join().unwrap_err().is_cancelled());
+    /// ```
+    pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
+        let taken = match self.task() {
+            Task::Shared(entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
+            Task::Plain(_)
+            | Task::Named(_)
+            | Task::Inline(_)
+            | Task::Group(_)
+            | Task::Chunk(_)
+            | Task::Wake => None,
+        };
+        match taken.map(|any| any.downcast::<JobCall<J>>()) {
+            Some(Ok(job)) => {
+                self.task = None; // taken: nothing left to cancel on drop
+                self.shared.count_cancelled(true);
+                Ok(job.0)
+            }
+            Some(Err(_)) => unreachable!("take_back checked the type"),
+            None => Err(self),
+        }
+    }
+
+    /// Runs the task on the calling thread, now. A submitted task's handle
+    /// receives the result; a panic of an `execute`d task goes to the pool's
+    /// panic handler, as it would have on a worker. The pool's `completed`
+    /// or `panicked` count includes it.
+    pub fn run(mut self) {
+        let task = self
+            .task
+            .take()
+            .expect("a PendingTask holds its task until consumed");
+        worker::run_elsewhere(&self.shared, task, self.id);
+    }
+}
+
+impl Drop for PendingTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            worker::cancel_returned(&self.shared, task);
+        }
+    }
+}
+
+impl fmt::Debug for PendingTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("PendingTask");
+        d.field("id", &self.id);
+        if self.task.is_some() {
+            d.field("name", &self.name());
+        }
+        d.finish_non_exhaustive()
+    }
+}

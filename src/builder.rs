@@ -27,30 +27,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use parking_lot::Mutex;
-
 use crate::error::BuildError;
 use crate::graceful::ShutdownPolicy;
 use crate::pool::ThreadPool;
-use crate::runtime::Shared;
 use crate::runtime::worker;
+use crate::runtime::{Hooks, Shared};
 use crate::state::PoolState;
 use crate::task::TaskPanic;
-
-type PanicHandler = Arc<dyn Fn(TaskPanic) + Send + Sync + 'static>;
-type ThreadHook = Arc<dyn Fn(usize) + Send + Sync + 'static>;
-type TerminatedHook = Box<dyn FnOnce() + Send + 'static>;
-
-/// The user code a pool calls at the edges of its life. Each hook runs
-/// under `catch_unwind` with no pool lock held; a panic is logged and the
-/// pool goes on.
-#[derive(Default)]
-pub(crate) struct Hooks {
-    pub(crate) panic_handler: Option<PanicHandler>,
-    pub(crate) on_thread_start: Option<ThreadHook>,
-    pub(crate) on_thread_exit: Option<ThreadHook>,
-    pub(crate) on_terminated: Mutex<Option<TerminatedHook>>,
-}
 
 /// Configures and builds a [`ThreadPool`]; from [`ThreadPool::builder`].
 ///
@@ -175,10 +158,6 @@ impl Builder {
         self
     }
 
-    pub(crate) fn take_hooks(&mut self) -> Hooks {
-        std::mem::take(&mut self.hooks)
-    }
-
     /// Builds the pool and starts its threads.
     ///
     /// # Errors
@@ -206,7 +185,14 @@ impl Builder {
         if let Some(name) = self.thread_name.as_ref().filter(|n| n.contains('\0')) {
             return Err(BuildError::InvalidThreadName { name: name.clone() });
         }
-        let shared = Arc::new(Shared::new(&mut self, threads, Instant::now()));
+        let prefix = self.thread_name.as_deref().unwrap_or("drainpool");
+        let shared = Arc::new(Shared::new(
+            prefix,
+            threads,
+            self.queue_capacity,
+            std::mem::take(&mut self.hooks),
+            Instant::now(),
+        ));
         for index in 0..threads {
             let mut spawn =
                 thread::Builder::new().name(shared.slots[index].thread_name().to_owned());
@@ -217,13 +203,13 @@ impl Builder {
             match spawn.spawn(move || worker::main(for_worker, index)) {
                 Ok(handle) => shared.add_thread(handle),
                 Err(source) => {
-                    abandon_build(ThreadPool::from_shared(shared), threads - index);
+                    abandon_build(ThreadPool::from_shared(shared, None), threads - index);
                     return Err(BuildError::Spawn { index, source });
                 }
             }
         }
         log::debug!("pool {}: started {threads} worker(s)", shared.id);
-        Ok(ThreadPool::from_shared(shared))
+        Ok(ThreadPool::from_shared(shared, self.drop_policy))
     }
 }
 
@@ -237,6 +223,32 @@ fn abandon_build(pool: ThreadPool, unstarted: usize) {
     shared.send_wakes(shared.slots.len());
     shared.worker_exited(unstarted);
     drop(pool);
+}
+
+impl ThreadPool {
+    /// A pool with `threads` workers and default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroThreads`](crate::BuildError::ZeroThreads) if
+    /// `threads` is 0; [`BuildError::Spawn`](crate::BuildError::Spawn) if a
+    /// thread could not be spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(4).unwrap();
+    /// assert_eq!(pool.threads(), 4);
+    /// assert!(drainpool::ThreadPool::new(0).is_err());
+    /// ```
+    pub fn new(threads: usize) -> Result<ThreadPool, crate::BuildError> {
+        Builder::new().threads(threads).build()
+    }
+
+    /// A [`Builder`] to configure a pool.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
 }
 
 impl Default for Builder {

@@ -36,7 +36,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::pool::ThreadPool;
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
 use crate::runtime::worker;
@@ -72,7 +71,7 @@ impl ShutdownPolicy {
 pub type StuckTask = RunningTask;
 
 /// What a graceful shutdown achieved; from
-/// [`ThreadPool::shutdown_gracefully`]. Its `Display` is a few lines meant
+/// [`ThreadPool::shutdown_gracefully`](crate::ThreadPool::shutdown_gracefully). Its `Display` is a few lines meant
 /// for a log, naming every stuck and every never-started task.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -118,20 +117,6 @@ impl fmt::Display for ShutdownReport {
             }
         }
         Ok(())
-    }
-}
-
-impl ThreadPool {
-    /// Shuts the pool down in escalating steps (see the [module
-    /// docs](crate::ShutdownPolicy)): drain for up to `policy.drain()`, then
-    /// interrupt for up to `policy.interrupt()`, then log and report what is
-    /// stuck. Returns after about `drain + interrupt` at most.
-    ///
-    /// Called from one of the pool's own workers, where waiting for the pool
-    /// cannot work, it calls `shutdown`, logs a warning and returns at once
-    /// with `terminated == false`.
-    pub fn shutdown_gracefully(&self, policy: ShutdownPolicy) -> ShutdownReport {
-        shutdown_gracefully(self.shared_arc(), policy)
     }
 }
 

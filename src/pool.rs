@@ -22,8 +22,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::builder::Builder;
 use crate::error::Rejected;
+use crate::graceful::{self, ShutdownPolicy, ShutdownReport};
 use crate::group::TaskGroup;
 use crate::handle::TaskHandle;
 use crate::runtime::PendingTask;
@@ -48,7 +48,7 @@ use crate::task_builder::TaskBuilder;
 ///
 /// Dropping the pool is `shutdown` followed by waiting for termination and
 /// joining the threads, like the end of a [`std::thread::scope`]: accepted
-/// work is never silently abandoned. A [`Builder::drop_policy`] bounds that
+/// work is never silently abandoned. A [`Builder::drop_policy`](crate::Builder::drop_policy) bounds that
 /// wait with an escalating [`shutdown_gracefully`](Self::shutdown_gracefully).
 /// Dropped from one of its own workers, or inside a stop callback (a
 /// [`StopToken::on_stop`](crate::StopToken::on_stop) callback, which a task
@@ -71,35 +71,19 @@ use crate::task_builder::TaskBuilder;
 /// ```
 pub struct ThreadPool {
     shared: Arc<Shared>,
+    /// The bound on `Drop`'s wait ([`Builder::drop_policy`]).
+    drop_policy: Option<ShutdownPolicy>,
 }
 
 impl ThreadPool {
-    /// A pool with `threads` workers and default settings.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::ZeroThreads`](crate::BuildError::ZeroThreads) if
-    /// `threads` is 0; [`BuildError::Spawn`](crate::BuildError::Spawn) if a
-    /// thread could not be spawned.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = drainpool::ThreadPool::new(4).unwrap();
-    /// assert_eq!(pool.threads(), 4);
-    /// assert!(drainpool::ThreadPool::new(0).is_err());
-    /// ```
-    pub fn new(threads: usize) -> Result<ThreadPool, crate::BuildError> {
-        Builder::new().threads(threads).build()
-    }
-
-    /// A [`Builder`] to configure a pool.
-    pub fn builder() -> Builder {
-        Builder::new()
-    }
-
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> ThreadPool {
-        ThreadPool { shared }
+    pub(crate) fn from_shared(
+        shared: Arc<Shared>,
+        drop_policy: Option<ShutdownPolicy>,
+    ) -> ThreadPool {
+        ThreadPool {
+            shared,
+            drop_policy,
+        }
     }
 
     pub(crate) fn shared(&self) -> &Shared {
@@ -117,9 +101,9 @@ impl ThreadPool {
 
     /// Runs `f` on a worker; fire and forget.
     ///
-    /// With a bounded queue ([`Builder::queue_capacity`]) this blocks while
+    /// With a bounded queue ([`Builder::queue_capacity`](crate::Builder::queue_capacity)) this blocks while
     /// the queue is full. If `f` panics, the panic goes to the
-    /// [`panic_handler`](Builder::panic_handler) (by default, `log::error!`).
+    /// [`panic_handler`](crate::Builder::panic_handler) (by default, `log::error!`).
     ///
     /// A closure that captures nothing or a single word (an `Arc`, an index,
     /// a `Box`) is queued without allocating; a larger one is boxed once.
@@ -391,6 +375,20 @@ impl ThreadPool {
     }
 }
 
+impl ThreadPool {
+    /// Shuts the pool down in escalating steps (see the [module
+    /// docs](crate::ShutdownPolicy)): drain for up to `policy.drain()`, then
+    /// interrupt for up to `policy.interrupt()`, then log and report what is
+    /// stuck. Returns after about `drain + interrupt` at most.
+    ///
+    /// Called from one of the pool's own workers, where waiting for the pool
+    /// cannot work, it calls `shutdown`, logs a warning and returns at once
+    /// with `terminated == false`.
+    pub fn shutdown_gracefully(&self, policy: ShutdownPolicy) -> ShutdownReport {
+        graceful::shutdown_gracefully(&self.shared, policy)
+    }
+}
+
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         let stashed = self.shared.stash.lock().take();
@@ -416,7 +414,7 @@ impl Drop for ThreadPool {
             );
             return;
         }
-        match self.shared.drop_policy {
+        match self.drop_policy {
             None => {
                 self.shared.lifecycle.wait_terminated(None);
             }

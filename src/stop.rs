@@ -35,7 +35,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -44,6 +44,19 @@ use crate::sync::{AtomicBool, Condvar, Mutex, Ordering, ThreadId, current_thread
 use crate::unwind::call_logged;
 
 type Callback = Box<dyn FnOnce() + Send + 'static>;
+
+/// Where [`StopToken::current`] finds the stop sources of the task running
+/// on the calling thread. The runtime knows (its workers' thread-locals),
+/// but sits above this module: it hands its function in when a pool is
+/// built, so that this module never names it. Until then no thread runs a
+/// pool task, and `current` is a token that never fires.
+static CURRENT_SOURCES: OnceLock<fn() -> Vec<Arc<StopState>>> = OnceLock::new();
+
+/// Sets where [`StopToken::current`] looks (see [`CURRENT_SOURCES`]); the
+/// first call wins, and every pool passes the same function.
+pub(crate) fn find_current_sources_with(current: fn() -> Vec<Arc<StopState>>) {
+    let _ = CURRENT_SOURCES.set(current);
+}
 
 std::thread_local! {
     /// How many stop callbacks this thread is running now (they nest: a
@@ -283,7 +296,10 @@ impl StopToken {
     /// It builds the token (a small allocation): take it once at the start
     /// of a task and keep it, rather than calling this in a hot loop.
     pub fn current() -> StopToken {
-        StopToken::from_states(crate::runtime::worker::current_stop_states())
+        let sources = CURRENT_SOURCES
+            .get()
+            .map_or_else(Vec::new, |current| current());
+        StopToken::from_states(sources)
     }
 
     pub(crate) fn from_states(mut states: Vec<Arc<StopState>>) -> StopToken {

@@ -10,10 +10,11 @@ pub(crate) mod shutdown;
 pub(crate) mod worker;
 
 pub use ledger::PoolStats;
-pub(crate) use shared::Shared;
+pub(crate) use shared::{Hooks, Shared};
 pub(crate) mod cell;
 pub(crate) mod entry;
 pub(crate) mod mailbox;
 pub(crate) mod pending;
 
 pub use pending::PendingTask;
+pub(crate) mod relay;

@@ -7,17 +7,31 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::builder::{Builder, Hooks};
-use crate::graceful::ShutdownPolicy;
 use crate::runtime::PendingTask;
 use crate::runtime::chunk::Chunks;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Queue;
+use crate::runtime::relay::Relay;
 use crate::runtime::worker::WorkerSlot;
-use crate::signal::Relay;
 use crate::state::{Bound, Gate, Lifecycle};
 use crate::stop::StopState;
+use crate::task::TaskPanic;
 use crate::unwind::drop_quietly;
+
+pub(crate) type PanicHandler = Arc<dyn Fn(TaskPanic) + Send + Sync + 'static>;
+pub(crate) type ThreadHook = Arc<dyn Fn(usize) + Send + Sync + 'static>;
+pub(crate) type TerminatedHook = Box<dyn FnOnce() + Send + 'static>;
+
+/// The user code a pool calls at the edges of its life. Each hook runs
+/// under `catch_unwind` with no pool lock held; a panic is logged and the
+/// pool goes on.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) panic_handler: Option<PanicHandler>,
+    pub(crate) on_thread_start: Option<ThreadHook>,
+    pub(crate) on_thread_exit: Option<ThreadHook>,
+    pub(crate) on_terminated: Mutex<Option<TerminatedHook>>,
+}
 
 /// What the pool's workers, handles and pending tasks share.
 pub(crate) struct Shared {
@@ -47,7 +61,6 @@ pub(crate) struct Shared {
     pub(crate) hooks: Hooks,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) epoch: Instant,
-    pub(crate) drop_policy: Option<ShutdownPolicy>,
     /// Made by the first `shutdown_handle`.
     pub(crate) relay: OnceLock<Arc<Relay>>,
     /// Tasks handed back by a `shutdown_now` requested through a
@@ -80,16 +93,24 @@ pub(crate) struct IdleWaiters {
 }
 
 impl Shared {
-    pub(crate) fn new(builder: &mut Builder, threads: usize, epoch: Instant) -> Shared {
+    /// The state of a pool of `threads` workers named `{prefix}-{index}`,
+    /// with a queue of `capacity` tasks (`None`: unbounded).
+    pub(crate) fn new(
+        prefix: &str,
+        threads: usize,
+        capacity: Option<usize>,
+        hooks: Hooks,
+        epoch: Instant,
+    ) -> Shared {
         static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
-        let prefix = builder.thread_name.as_deref().unwrap_or("drainpool");
+        crate::stop::find_current_sources_with(crate::runtime::worker::current_stop_states);
         Shared {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             lifecycle: Lifecycle::new(),
             gate: Gate::new(),
             queue: Queue::new(),
             chunks: Chunks::new(),
-            bound: builder.queue_capacity.map(Bound::new),
+            bound: capacity.map(Bound::new),
             groups: Mutex::new(Vec::new()),
             stop: StopState::new(),
             slots: (0..threads)
@@ -102,10 +123,9 @@ impl Shared {
                 lock: Mutex::new(()),
                 cond: Condvar::new(),
             },
-            hooks: builder.take_hooks(),
+            hooks,
             threads: Mutex::new(Vec::with_capacity(threads)),
             epoch,
-            drop_policy: builder.drop_policy,
             relay: OnceLock::new(),
             stash: Mutex::new(Some(Vec::new())),
         }

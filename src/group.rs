@@ -46,12 +46,11 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::{RejectReason, Rejected};
+use crate::error::Rejected;
 use crate::handle::TaskHandle;
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
-use crate::runtime::cell::{Cell, SharedEntry};
-use crate::runtime::entry::{self, Task};
+use crate::runtime::entry::Task;
 use crate::runtime::mailbox::{GroupInner, Mailbox};
 use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
@@ -141,7 +140,7 @@ impl TaskGroup {
     ///
     /// # Errors
     ///
-    /// As `ThreadPool::execute`, and [`RejectReason::Cancelled`] once the
+    /// As `ThreadPool::execute`, and [`RejectReason::Cancelled`](crate::RejectReason::Cancelled) once the
     /// group was cancelled.
     pub fn execute<F>(&self, f: F) -> Result<(), Rejected<F>>
     where
@@ -207,7 +206,7 @@ impl TaskGroup {
 
     /// A [`TaskBuilder`] for a named task of this group.
     pub fn task(&self) -> TaskBuilder<'_> {
-        TaskBuilder::for_group(self)
+        TaskBuilder::for_group(&self.shared, &self.inner)
     }
 
     pub(crate) fn execute_named<F>(
@@ -219,8 +218,8 @@ impl TaskGroup {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue(when_full, PlainMaker { name, f })
-            .map_err(|(reason, maker)| self.shared.reject(reason, maker.f))
+        self.shared
+            .execute_in_group(&self.inner, name, f, when_full)
     }
 
     pub(crate) fn submit_call<C: Call>(
@@ -229,50 +228,9 @@ impl TaskGroup {
         call: C,
         when_full: WhenFull,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
-        let maker = CellMaker {
-            name,
-            call,
-            group: self.inner.clone(),
-        };
-        match self.enqueue(when_full, maker) {
-            Ok(cell) => Ok(TaskHandle::new(cell, self.shared.clone())),
-            Err((reason, maker)) => Err(self.shared.reject(reason, maker.call)),
-        }
-    }
-
-    /// Admits a task into the pool and this group's mailbox; the maker
-    /// builds the entry once admitted, so a refused task is handed back as
-    /// it came.
-    fn enqueue<M: MakeTask>(
-        &self,
-        when_full: WhenFull,
-        maker: M,
-    ) -> Result<M::Made, (RejectReason, M)> {
-        let mut pass = match self.shared.admit(when_full) {
-            Ok(pass) => pass,
-            Err(reason) => return Err((reason, maker)),
-        };
-        let (made, send_token) = {
-            let mut mailbox = self.inner.mailbox.lock();
-            if mailbox.cancelled {
-                drop(mailbox);
-                self.shared.release_room(1); // give the reservation back
-                drop(pass);
-                self.shared.notify_idle_waiters();
-                return Err((RejectReason::Cancelled, maker));
-            }
-            let (task, made) = maker.make();
-            mailbox.tasks.push_back(task);
-            self.inner.submitted.fetch_add(1, Ordering::SeqCst);
-            let send = !mailbox.paused && !mailbox.scheduled;
-            mailbox.scheduled |= send;
-            (made, send)
-        };
-        if send_token {
-            self.shared.send_token(self.inner.clone());
-        }
-        pass.accept();
-        Ok(made)
+        self.shared
+            .submit_in_group(&self.inner, name, call, when_full)
+            .map(|cell| TaskHandle::new(cell, self.shared.clone()))
     }
 
     /// Cancels the group: every task not yet started is dropped without
@@ -456,37 +414,5 @@ impl fmt::Debug for TaskGroup {
             .field("name", &self.inner.name)
             .field("progress", &self.progress())
             .finish()
-    }
-}
-
-/// Builds a queue entry once the task is admitted.
-trait MakeTask {
-    type Made;
-    fn make(self) -> (Task, Self::Made);
-}
-
-struct PlainMaker<F> {
-    name: Option<Arc<str>>,
-    f: F,
-}
-
-impl<F: FnOnce() + Send + 'static> MakeTask for PlainMaker<F> {
-    type Made = ();
-    fn make(self) -> (Task, ()) {
-        (entry::plain(self.name, self.f), ())
-    }
-}
-
-struct CellMaker<C> {
-    name: Option<Arc<str>>,
-    call: C,
-    group: Arc<GroupInner>,
-}
-
-impl<C: Call> MakeTask for CellMaker<C> {
-    type Made = Arc<Cell<C, C::Output>>;
-    fn make(self) -> (Task, Self::Made) {
-        let cell = Cell::new(self.name, self.call, Some(self.group));
-        (Task::Shared(SharedEntry(cell.clone())), cell)
     }
 }

@@ -168,6 +168,7 @@ impl ThreadPool {
     {
         self.shared
             .submit(None, Priority::Normal, Closure(f), WhenFull::Wait)
+            .map(|cell| TaskHandle::new(cell, self.shared.clone()))
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -183,6 +184,7 @@ impl ThreadPool {
     {
         self.shared
             .submit(None, Priority::Normal, Closure(f), WhenFull::Refuse)
+            .map(|cell| TaskHandle::new(cell, self.shared.clone()))
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -268,7 +270,14 @@ impl ThreadPool {
         I::Item: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.submit_batch(tasks.into_iter().collect())
+        self.shared
+            .submit_batch(tasks.into_iter().collect())
+            .map(|cells| {
+                cells
+                    .into_iter()
+                    .map(|cell| TaskHandle::new(cell, self.shared.clone()))
+                    .collect()
+            })
     }
 
     /// Runs `job` on a worker and returns a [`TaskHandle`] for its output:
@@ -282,6 +291,7 @@ impl ThreadPool {
     pub fn submit_job<J: Job>(&self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
         self.shared
             .submit(None, Priority::Normal, JobCall(job), WhenFull::Wait)
+            .map(|cell| TaskHandle::new(cell, self.shared.clone()))
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -293,7 +303,7 @@ impl ThreadPool {
 
     /// A [`TaskBuilder`], to give a task a name before submitting it.
     pub fn task(&self) -> TaskBuilder<'_> {
-        TaskBuilder::new(self)
+        TaskBuilder::new(&self.shared)
     }
 
     /// Stops intake and lets every accepted task run: idempotent and

@@ -4,15 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::Rejected;
-use crate::group::TaskGroup;
 use crate::handle::TaskHandle;
-use crate::pool::ThreadPool;
+use crate::runtime::Shared;
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::state::WhenFull;
 use crate::task::{Call, Closure, Job, JobCall};
 
 /// Builds a task with options before handing it to the pool; from
-/// [`ThreadPool::task`].
+/// [`ThreadPool::task`](crate::ThreadPool::task).
 ///
 /// # Examples
 ///
@@ -37,22 +37,22 @@ pub struct TaskBuilder<'p> {
 
 /// Where a built task goes.
 enum Target<'p> {
-    Pool(&'p ThreadPool),
-    Group(&'p TaskGroup),
+    Pool(&'p Arc<Shared>),
+    Group(&'p Arc<Shared>, &'p Arc<GroupInner>),
 }
 
 impl<'p> TaskBuilder<'p> {
-    pub(crate) fn new(pool: &'p ThreadPool) -> Self {
+    pub(crate) fn new(shared: &'p Arc<Shared>) -> Self {
         TaskBuilder {
-            target: Target::Pool(pool),
+            target: Target::Pool(shared),
             name: None,
             priority: Priority::Normal,
         }
     }
 
-    pub(crate) fn for_group(group: &'p TaskGroup) -> Self {
+    pub(crate) fn for_group(shared: &'p Arc<Shared>, group: &'p Arc<GroupInner>) -> Self {
         TaskBuilder {
-            target: Target::Group(group),
+            target: Target::Group(shared, group),
             name: None,
             priority: Priority::Normal,
         }
@@ -63,10 +63,8 @@ impl<'p> TaskBuilder<'p> {
         F: FnOnce() + Send + 'static,
     {
         match self.target {
-            Target::Pool(pool) => pool
-                .shared()
-                .execute(self.name, self.priority, f, when_full),
-            Target::Group(group) => group.execute_named(self.name, f, when_full),
+            Target::Pool(shared) => shared.execute(self.name, self.priority, f, when_full),
+            Target::Group(shared, group) => shared.execute_in_group(group, self.name, f, when_full),
         }
     }
 
@@ -75,16 +73,20 @@ impl<'p> TaskBuilder<'p> {
         call: C,
         when_full: WhenFull,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
-        match self.target {
-            Target::Pool(pool) => {
-                pool.shared_arc()
-                    .submit(self.name, self.priority, call, when_full)
-            }
-            Target::Group(group) => group.submit_call(self.name, call, when_full),
-        }
+        let (shared, cell) = match self.target {
+            Target::Pool(shared) => (
+                shared,
+                shared.submit(self.name, self.priority, call, when_full),
+            ),
+            Target::Group(shared, group) => (
+                shared,
+                shared.submit_in_group(group, self.name, call, when_full),
+            ),
+        };
+        cell.map(|cell| TaskHandle::new(cell, shared.clone()))
     }
 
-    /// Names the task: the name shows in [`ThreadPool::running_tasks`],
+    /// Names the task: the name shows in [`ThreadPool::running_tasks`](crate::ThreadPool::running_tasks),
     /// panic reports, [`PendingTask::name`](crate::PendingTask::name) and shutdown reports.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(Arc::from(name.into()));
@@ -93,18 +95,18 @@ impl<'p> TaskBuilder<'p> {
 
     /// The task's [`Priority`] (default Normal; the rule is in its docs).
     /// A group's tasks run in the group's order at
-    /// the group's priority ([`TaskGroup::set_priority`]), so for a task of
+    /// the group's priority ([`TaskGroup::set_priority`](crate::TaskGroup::set_priority)), so for a task of
     /// a group this setting has no effect.
     pub fn priority(mut self, priority: Priority) -> Self {
         self.priority = priority;
         self
     }
 
-    /// Like [`ThreadPool::execute`], with this builder's options.
+    /// Like [`ThreadPool::execute`](crate::ThreadPool::execute), with this builder's options.
     ///
     /// # Errors
     ///
-    /// As [`ThreadPool::execute`].
+    /// As [`ThreadPool::execute`](crate::ThreadPool::execute).
     pub fn execute<F>(self, f: F) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -112,11 +114,11 @@ impl<'p> TaskBuilder<'p> {
         self.execute_as(f, WhenFull::Wait)
     }
 
-    /// Like [`ThreadPool::try_execute`], with this builder's options.
+    /// Like [`ThreadPool::try_execute`](crate::ThreadPool::try_execute), with this builder's options.
     ///
     /// # Errors
     ///
-    /// As [`ThreadPool::try_execute`].
+    /// As [`ThreadPool::try_execute`](crate::ThreadPool::try_execute).
     pub fn try_execute<F>(self, f: F) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -124,11 +126,11 @@ impl<'p> TaskBuilder<'p> {
         self.execute_as(f, WhenFull::Refuse)
     }
 
-    /// Like [`ThreadPool::submit`], with this builder's options.
+    /// Like [`ThreadPool::submit`](crate::ThreadPool::submit), with this builder's options.
     ///
     /// # Errors
     ///
-    /// As [`ThreadPool::submit`].
+    /// As [`ThreadPool::submit`](crate::ThreadPool::submit).
     pub fn submit<F, T>(self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -138,21 +140,21 @@ impl<'p> TaskBuilder<'p> {
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
-    /// Like [`ThreadPool::submit_job`], with this builder's options.
+    /// Like [`ThreadPool::submit_job`](crate::ThreadPool::submit_job), with this builder's options.
     ///
     /// # Errors
     ///
-    /// As [`ThreadPool::submit_job`].
+    /// As [`ThreadPool::submit_job`](crate::ThreadPool::submit_job).
     pub fn submit_job<J: Job>(self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
         self.submit_as(JobCall(job), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
-    /// Like [`ThreadPool::try_submit`], with this builder's options.
+    /// Like [`ThreadPool::try_submit`](crate::ThreadPool::try_submit), with this builder's options.
     ///
     /// # Errors
     ///
-    /// As [`ThreadPool::try_submit`].
+    /// As [`ThreadPool::try_submit`](crate::ThreadPool::try_submit).
     pub fn try_submit<F, T>(self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -167,7 +169,7 @@ impl fmt::Debug for TaskBuilder<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let target = match &self.target {
             Target::Pool(_) => "pool".to_owned(),
-            Target::Group(group) => format!("group {}", group.name()),
+            Target::Group(_, group) => format!("group {}", group.name),
         };
         f.debug_struct("TaskBuilder")
             .field("target", &target)

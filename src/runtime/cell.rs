@@ -150,6 +150,9 @@ pub(crate) trait SharedTask: Send + Sync {
     fn take_back(&self, want: TypeId) -> Option<Box<dyn Any + Send>>;
 }
 
+/// A cell as its handle sees it, whatever its closure type.
+pub(crate) type CellRef<T> = Arc<dyn HandleOps<T>>;
+
 /// A cell as its handle sees it.
 pub(crate) trait HandleOps<T>: SharedTask {
     fn wait(&self, deadline: Option<Instant>) -> bool;

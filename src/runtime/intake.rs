@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::error::{RejectReason, Rejected};
-use crate::handle::TaskHandle;
 use crate::runtime::Shared;
-use crate::runtime::cell::{Cell, SharedEntry};
+use crate::runtime::cell::{Cell, CellRef, SharedEntry};
 use crate::runtime::chunk::{self};
 use crate::runtime::entry::{self, Task};
 use crate::runtime::mailbox::GroupInner;
@@ -61,12 +60,12 @@ impl Shared {
         priority: Priority,
         f: C,
         when_full: WhenFull,
-    ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
+    ) -> Result<Arc<Cell<C, C::Output>>, Rejected<C>> {
         match self.admit(when_full) {
             Ok(pass) => {
                 let cell = Cell::new(name, f, None);
                 self.enqueue(priority, Task::Shared(SharedEntry(cell.clone())), pass);
-                Ok(TaskHandle::new(cell, self.clone()))
+                Ok(cell)
             }
             Err(reason) => Err(self.reject(reason, f)),
         }
@@ -153,7 +152,7 @@ impl Shared {
     pub(crate) fn submit_batch<F, T>(
         self: &Arc<Self>,
         tasks: Vec<F>,
-    ) -> Result<Vec<TaskHandle<T>>, Rejected<Vec<F>>>
+    ) -> Result<Vec<CellRef<T>>, Rejected<Vec<F>>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -167,7 +166,7 @@ impl Shared {
                 let mut handles = Vec::with_capacity(tasks.len());
                 let cells = tasks.into_iter().map(|f| {
                     let cell = Cell::new(None, Closure(f), None);
-                    handles.push(TaskHandle::new(cell.clone(), self.clone()));
+                    handles.push(cell.clone() as CellRef<T>);
                     SharedEntry(cell)
                 });
                 if size > 1 {

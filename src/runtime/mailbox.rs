@@ -8,10 +8,15 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
+use crate::runtime::cell::{Cell, SharedEntry};
+use crate::runtime::entry;
 use crate::runtime::entry::Task;
 use crate::runtime::queue::Priority;
+use crate::state::WhenFull;
 use crate::stop::StopState;
+use crate::task::Call;
 
 /// What a group's tasks, its handles and the pool share.
 pub(crate) struct GroupInner {
@@ -159,5 +164,106 @@ impl GroupInner {
         if self.unpause() {
             shared.send_token(self.clone());
         }
+    }
+}
+
+impl Shared {
+    /// `execute` into `group`'s mailbox.
+    pub(crate) fn execute_in_group<F>(
+        &self,
+        group: &Arc<GroupInner>,
+        name: Option<Arc<str>>,
+        f: F,
+        when_full: WhenFull,
+    ) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.enqueue_in_group(group, when_full, PlainMaker { name, f })
+            .map_err(|(reason, maker)| self.reject(reason, maker.f))
+    }
+
+    /// `submit` into `group`'s mailbox; the cell is the handle's to wrap.
+    pub(crate) fn submit_in_group<C: Call>(
+        &self,
+        group: &Arc<GroupInner>,
+        name: Option<Arc<str>>,
+        call: C,
+        when_full: WhenFull,
+    ) -> Result<Arc<Cell<C, C::Output>>, Rejected<C>> {
+        let maker = CellMaker {
+            name,
+            call,
+            group: group.clone(),
+        };
+        self.enqueue_in_group(group, when_full, maker)
+            .map_err(|(reason, maker)| self.reject(reason, maker.call))
+    }
+
+    /// Admits a task into the pool and `group`'s mailbox; the maker builds
+    /// the entry once admitted, so a refused task is handed back as it came.
+    fn enqueue_in_group<M: MakeTask>(
+        &self,
+        group: &Arc<GroupInner>,
+        when_full: WhenFull,
+        maker: M,
+    ) -> Result<M::Made, (RejectReason, M)> {
+        let mut pass = match self.admit(when_full) {
+            Ok(pass) => pass,
+            Err(reason) => return Err((reason, maker)),
+        };
+        let (made, send_token) = {
+            let mut mailbox = group.mailbox.lock();
+            if mailbox.cancelled {
+                drop(mailbox);
+                self.release_room(1); // give the reservation back
+                drop(pass);
+                self.notify_idle_waiters();
+                return Err((RejectReason::Cancelled, maker));
+            }
+            let (task, made) = maker.make();
+            mailbox.tasks.push_back(task);
+            group.submitted.fetch_add(1, Ordering::SeqCst);
+            let send = !mailbox.paused && !mailbox.scheduled;
+            mailbox.scheduled |= send;
+            (made, send)
+        };
+        if send_token {
+            self.send_token(group.clone());
+        }
+        pass.accept();
+        Ok(made)
+    }
+}
+
+/// Builds a queue entry once the task is admitted.
+trait MakeTask {
+    type Made;
+    fn make(self) -> (Task, Self::Made);
+}
+
+struct PlainMaker<F> {
+    name: Option<Arc<str>>,
+    f: F,
+}
+
+impl<F: FnOnce() + Send + 'static> MakeTask for PlainMaker<F> {
+    type Made = ();
+    fn make(self) -> (Task, ()) {
+        (entry::plain(self.name, self.f), ())
+    }
+}
+
+struct CellMaker<C> {
+    name: Option<Arc<str>>,
+    call: C,
+    group: Arc<GroupInner>,
+}
+
+impl<C: Call> MakeTask for CellMaker<C> {
+    type Made = Arc<Cell<C, C::Output>>;
+    fn make(self) -> (Task, Self::Made) {
+        let cell = Cell::new(self.name, self.call, Some(self.group));
+        (Task::Shared(SharedEntry(cell.clone())), cell)
     }
 }

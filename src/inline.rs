@@ -212,11 +212,6 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_entry_stays_three_words() {
-        assert!(mem::size_of::<crate::runtime::entry::Task>() <= 3 * mem::size_of::<usize>());
-    }
-
-    #[test]
     fn large_or_overaligned_closures_are_handed_back() {
         let big = [0u64; 2];
         assert!(Inline::new(move || assert_eq!(big[1], 0)).is_err());

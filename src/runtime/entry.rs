@@ -98,3 +98,13 @@ impl<F: FnOnce() + Send + 'static> PlainTask for Named<F> {
         (self.f)()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_entry_stays_three_words() {
+        assert!(std::mem::size_of::<Task>() <= 3 * std::mem::size_of::<usize>());
+    }
+}

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
-use crate::runtime::worker;
+use crate::runtime::run;
 use crate::state::{PoolState, deadline_after};
 use crate::task::RunningTask;
 
@@ -127,7 +127,7 @@ pub(crate) fn shutdown_gracefully(shared: &Arc<Shared>, policy: ShutdownPolicy) 
     let before = shared.stats();
     let id = shared.id;
     let mut never_started = Vec::new();
-    let terminated = if worker::is_worker_of(id) {
+    let terminated = if run::is_worker_of(id) {
         shared.shutdown();
         log::warn!(
             "pool {id}: shutdown_gracefully called from the pool's own worker; shutting down \

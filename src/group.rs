@@ -247,7 +247,7 @@ impl TaskGroup {
         // dead entry (cancelled through its handle) gave it already.
         let mut dropped = 0;
         for task in tasks {
-            if crate::runtime::worker::cancel_queued(&self.shared, &self.inner, task) {
+            if crate::runtime::run::cancel_queued(&self.shared, &self.inner, task) {
                 dropped += 1;
             }
         }
@@ -343,7 +343,7 @@ impl TaskGroup {
     /// Called from a task of this group, which cannot end while it waits,
     /// it returns false at once and logs a warning.
     pub fn wait(&self, timeout: Duration) -> bool {
-        if crate::runtime::worker::is_in_group(&self.inner) {
+        if crate::runtime::run::is_in_group(&self.inner) {
             log::warn!(
                 "group {}: wait called from one of its own tasks, which cannot end while it \
                  waits; returning false instead of waiting for itself",

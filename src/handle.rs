@@ -28,7 +28,7 @@ use std::time::Duration;
 use crate::error::TaskError;
 use crate::runtime::Shared;
 use crate::runtime::cell::{CancelOutcome, HandleOps, SharedTask, count_cancelled};
-use crate::runtime::worker;
+use crate::runtime::run;
 use crate::state::deadline_after;
 use crate::task::TaskId;
 
@@ -99,7 +99,7 @@ impl<T> TaskHandle<T> {
             self.joined = true;
             return result;
         }
-        if worker::is_running(self.cell.header()) {
+        if run::is_running(self.cell.header()) {
             panic!(
                 "task {}: join called from inside the task itself, which would wait for itself \
                  forever",
@@ -121,7 +121,7 @@ impl<T> TaskHandle<T> {
     /// Called from inside the task itself, it returns false at once and
     /// logs a warning: the task cannot end while it waits.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        if worker::is_running(self.cell.header()) {
+        if run::is_running(self.cell.header()) {
             log::warn!(
                 "task {}: wait_timeout called from inside the task itself; returning false \
                  instead of waiting for itself",
@@ -169,9 +169,9 @@ impl<T> TaskHandle<T> {
 
     fn help(&self) {
         let header = self.cell.header();
-        if !header.is_claimed() && worker::is_worker_of(self.shared.id) {
+        if !header.is_claimed() && run::is_worker_of(self.shared.id) {
             let task: Arc<dyn SharedTask> = self.cell.clone();
-            worker::run_inline(&task);
+            run::run_inline(&task);
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::group::TaskGroup;
 use crate::handle::TaskHandle;
 use crate::runtime::PendingTask;
 use crate::runtime::queue::Priority;
-use crate::runtime::worker::{self};
+use crate::runtime::run;
 use crate::runtime::{PoolStats, Shared};
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::task::{Closure, Job, JobCall, RunningTask};
@@ -347,7 +347,7 @@ impl ThreadPool {
     /// Called from one of the pool's own workers (whose own task is
     /// running) it returns false at once and logs a warning.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        if worker::is_worker_of(self.shared.id) {
+        if run::is_worker_of(self.shared.id) {
             log::warn!(
                 "pool {}: wait_idle called from the pool's own worker; returning false instead of \
                  deadlocking",
@@ -409,7 +409,7 @@ impl Drop for ThreadPool {
         // tasks, also one whose token a worker holds right now. A task that
         // captured its own group makes a cycle only while it is queued, and
         // a terminated pool has no queued task.
-        if worker::is_worker_of(self.shared.id) {
+        if run::is_worker_of(self.shared.id) {
             log::warn!(
                 "pool {}: dropped from its own worker; shutting down without waiting",
                 self.shared.id

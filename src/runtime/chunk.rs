@@ -43,10 +43,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::runtime::Shared;
 use crate::runtime::cell::SharedEntry;
 use crate::runtime::entry::{self, Task};
 use crate::runtime::queue::{Priority, Queue};
-use crate::runtime::worker::ChunkRunner;
+use crate::runtime::run::{run_shared, run_top};
+use crate::runtime::slot::{Clock, Site, WorkerSlot};
+use crate::state::PoolState;
+use crate::task::IdBlock;
 use crate::unwind;
 
 /// The most tasks in one chunk.
@@ -361,6 +365,91 @@ impl Drop for Chunks {
         for (_, rest) in self.take_all_rests() {
             rest.into_iter().for_each(unwind::drop_quietly);
         }
+    }
+}
+
+/// Tasks of a chunk between two looks at whether idle workers could help.
+const HELP_STRIDE: u32 = 16;
+
+/// A worker running the tasks of one chunk: what the chunk's own loop (in
+/// `chunk.rs`, generic over the closure type) calls around each task, so
+/// that the whole loop is compiled for that type, task call included.
+pub(crate) struct ChunkRunner<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) index: usize,
+    pub(crate) slot: &'a WorkerSlot,
+    pub(crate) clock: &'a mut Clock,
+    pub(crate) ids: &'a mut IdBlock,
+    pub(crate) chunk: &'a ChunkRef,
+    pub(crate) until_check: u32,
+}
+
+impl ChunkRunner<'_> {
+    /// Whether the next task of the chunk may start: not once the pool is
+    /// `Stopping`, when the rest is `shutdown_now`'s to hand back.
+    #[inline]
+    pub(crate) fn may_start(&self) -> bool {
+        self.shared.lifecycle.get() < PoolState::Stopping
+    }
+
+    /// Runs `f`, a task just taken out of the chunk with `left` more behind
+    /// it: what `run_plain` does for an unnamed task, without the box.
+    #[inline]
+    pub(crate) fn run<F: FnOnce()>(&mut self, left: usize, f: F) {
+        let shared = self.shared;
+        shared.release_room(1);
+        self.offer_help(left);
+        let started = self.clock.stamp(shared);
+        // Never nested (a chunk is only ever run from the queue), so the
+        // slot goes from idle to this task and back.
+        let id = self.ids.next();
+        run_top(shared, self.slot, self.index, id, started, f);
+    }
+
+    /// The chunk's last task was just taken out: the pool's register of
+    /// chunks may forget it.
+    #[inline]
+    pub(crate) fn emptied_chunk(&self) {
+        self.shared.chunks.note_emptied();
+    }
+
+    /// Runs a submitted task just taken out of the chunk, with `left` more
+    /// behind it, unless its cell was claimed meanwhile (cancelled through
+    /// its handle, or run by a joiner helping).
+    #[inline]
+    pub(crate) fn run_cell(&mut self, left: usize, entry: &SharedEntry) {
+        // Its room comes back when its cell is claimed (see `Cell::run`).
+        self.offer_help(left);
+        if !entry.0.header().is_claimed() {
+            let at = Site {
+                index: self.index,
+                started: self.clock.stamp(self.shared),
+                nested: false,
+            };
+            run_shared(self.shared, Some(at), &entry.0);
+        }
+    }
+
+    /// If the chunk has tasks left and nothing else is queued, puts another
+    /// entry for it in the queue, so that an idle worker joins in instead
+    /// of waiting for this one to finish the chunk alone. Looked at on the
+    /// first task and then every few: the question is not free.
+    #[inline]
+    fn offer_help(&mut self, left: usize) {
+        if self.until_check == 0 {
+            self.until_check = HELP_STRIDE;
+            let threads = self.shared.slots.len();
+            if left > 0
+                && threads > 1
+                && self.shared.queue.is_empty()
+                && self.chunk.header().add_entry(threads)
+            {
+                self.shared
+                    .queue
+                    .push(Priority::Normal, Task::Chunk(self.chunk.clone()));
+            }
+        }
+        self.until_check -= 1;
     }
 }
 

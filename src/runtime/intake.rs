@@ -11,7 +11,7 @@ use crate::runtime::chunk::{self};
 use crate::runtime::entry::{self, Task};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
-use crate::runtime::worker::{self};
+use crate::runtime::run;
 use crate::state::{GatePass, WhenFull};
 use crate::task::{Call, Closure};
 
@@ -108,9 +108,7 @@ impl Shared {
         // counted as accepted meanwhile (and shutdown wakes it through the
         // bound, not the gate).
         if let Some(bound) = &self.bound {
-            bound.reserve(&self.lifecycle, n, when_full, || {
-                worker::is_worker_of(self.id)
-            })?;
+            bound.reserve(&self.lifecycle, n, when_full, || run::is_worker_of(self.id))?;
         }
         match self.gate.enter(&self.lifecycle, n as u64) {
             Some(pass) => Ok(pass),

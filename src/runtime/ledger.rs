@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::time::Instant;
 
 use crate::runtime::Shared;
-use crate::runtime::worker::WorkerSlot;
+use crate::runtime::slot::WorkerSlot;
 use crate::state::Bound;
 use crate::task::{TaskId, TaskPanic};
 use crate::unwind::call_logged;

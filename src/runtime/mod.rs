@@ -18,3 +18,5 @@ pub(crate) mod pending;
 
 pub use pending::PendingTask;
 pub(crate) mod relay;
+pub(crate) mod run;
+pub(crate) mod slot;

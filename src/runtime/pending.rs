@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::runtime::Shared;
 use crate::runtime::entry::Task;
-use crate::runtime::worker;
+use crate::runtime::run;
 use crate::task::{Job, JobCall, TaskId};
 
 /// A task that was accepted but never started, handed back by
@@ -159,14 +159,14 @@ impl PendingTask {
             .task
             .take()
             .expect("a PendingTask holds its task until consumed");
-        worker::run_elsewhere(&self.shared, task, self.id);
+        run::run_elsewhere(&self.shared, task, self.id);
     }
 }
 
 impl Drop for PendingTask {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            worker::cancel_returned(&self.shared, task);
+            run::cancel_returned(&self.shared, task);
         }
     }
 }

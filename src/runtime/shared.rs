@@ -12,7 +12,7 @@ use crate::runtime::chunk::Chunks;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Queue;
 use crate::runtime::relay::Relay;
-use crate::runtime::worker::WorkerSlot;
+use crate::runtime::slot::WorkerSlot;
 use crate::state::{Bound, Gate, Lifecycle};
 use crate::stop::StopState;
 use crate::task::TaskPanic;
@@ -103,7 +103,7 @@ impl Shared {
         epoch: Instant,
     ) -> Shared {
         static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
-        crate::stop::find_current_sources_with(crate::runtime::worker::current_stop_states);
+        crate::stop::find_current_sources_with(crate::runtime::run::current_stop_states);
         Shared {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             lifecycle: Lifecycle::new(),

@@ -10,7 +10,7 @@ use crate::runtime::Shared;
 use crate::runtime::entry::Task;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::relay::Relay;
-use crate::runtime::worker::{self};
+use crate::runtime::run;
 use crate::state::{PoolState, deadline_after};
 use crate::task::RunningTask;
 use crate::unwind::call_logged;
@@ -356,7 +356,7 @@ impl Shared {
         if self.lifecycle.get() == PoolState::Terminated {
             return true;
         }
-        if worker::is_worker_of(self.id) {
+        if run::is_worker_of(self.id) {
             log::warn!(
                 "pool {}: await_termination called from the pool's own worker; returning false \
                  instead of deadlocking",

@@ -1,0 +1,403 @@
+//! Running one task, wherever it runs (taken from the queue, helped by a
+//! joiner, or handed back and run by the program), and what the calling
+//! thread is running: the frame that decides what `StopToken::current`
+//! observes.
+
+use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use crate::runtime::Shared;
+use crate::runtime::cell;
+use crate::runtime::cell::{CancelOutcome, Header, Runner, SharedTask, Tally};
+use crate::runtime::entry::Task;
+use crate::runtime::mailbox::GroupInner;
+use crate::runtime::slot::{At, Site, SlotGuard, TopGuard, WorkerSlot};
+use crate::stop::StopState;
+use crate::task::TaskId;
+use crate::unwind;
+
+/// Runs a task taken from `group`'s mailbox, with the group's stop token
+/// in reach of `StopToken::current` and its counts kept.
+pub(crate) fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, task: Task) {
+    struct InGroup(Option<Arc<GroupInner>>);
+    impl Drop for InGroup {
+        fn drop(&mut self) {
+            swap_context_group(self.0.take());
+        }
+    }
+    let _in_group = InGroup(swap_context_group(Some(group.clone())));
+    match task {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+            shared.release_room(1);
+            group.task_started();
+            let panicked = run_plain(shared, Some(at), task, None);
+            group.record_end(panicked, false);
+        }
+        // The cell counts its end in its group itself (see `run_shared`).
+        Task::Shared(entry) => {
+            if !entry.0.header().is_claimed() {
+                run_shared(shared, Some(at), &entry.0);
+            }
+        }
+        Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
+    }
+}
+
+pub(crate) fn swap_context_group(group: Option<Arc<GroupInner>>) -> Option<Arc<GroupInner>> {
+    CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.as_mut() {
+            Some(ctx) => std::mem::replace(&mut ctx.group, group),
+            None => None,
+        }
+    })
+}
+
+/// Runs an `execute`d task (a `Plain`, `Named` or `Inline` entry); `id`
+/// is the one already given to it, if any. Returns whether it panicked.
+pub(crate) fn run_plain(shared: &Shared, at: At, task: Task, id: Option<TaskId>) -> bool {
+    match task {
+        Task::Plain(task) | Task::Named(task) => {
+            let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
+            let name = task.name().cloned();
+            run_call(shared, at, id, name, move || task.call())
+        }
+        Task::Inline(task) => {
+            let id = id.unwrap_or_else(TaskId::next);
+            run_call(shared, at, id, None, move || task.call())
+        }
+        Task::Shared(_) | Task::Group(_) | Task::Chunk(_) | Task::Wake => {
+            unreachable!("only execute'd tasks run as plain ones")
+        }
+    }
+}
+
+/// Runs `call`, the closure of an `execute`d task with this id and name,
+/// and counts its end. Returns whether it panicked.
+pub(crate) fn run_call<C: FnOnce()>(
+    shared: &Shared,
+    at: At,
+    id: TaskId,
+    name: Option<Arc<str>>,
+    call: C,
+) -> bool {
+    let index = at.map(|at| at.index);
+    let guard = at.map(|at| SlotGuard::enter(&shared.slots[at.index], id, name.as_ref(), at));
+    let result = catch_unwind(AssertUnwindSafe(call));
+    // A plain task runs off the workers only as a PendingTask: returned.
+    let returned = index.is_none();
+    let panicked = result.is_err();
+    match result {
+        Ok(()) => shared.count_end(index, false, returned),
+        Err(payload) => {
+            shared.count_end(index, true, returned);
+            shared.report_panic(id, name, index, payload);
+        }
+    }
+    drop(guard);
+    panicked
+}
+
+/// Claims and runs a submitted task, unless someone else claimed it. `at`
+/// is its place on a worker of its pool; `None` for a handed-back task run
+/// through its `PendingTask`.
+pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) {
+    let header = task.header();
+    let tally = Tally {
+        shared: Some(shared),
+        index: at.map(|at| at.index),
+    };
+    // The guards drop in reverse order: the current task is restored
+    // before the slot shows the end.
+    match at {
+        // Taken from the queue: the slot goes from idle to this task and
+        // back, with nothing to save (`TopGuard`, as for a chunk's task).
+        Some(at) if !at.nested => {
+            let slot = &shared.slots[at.index];
+            slot.begin_top(header.id, header.name.as_ref(), at.started);
+            let _idle = TopGuard(slot);
+            let _current = ContextTask::enter(task.clone());
+            task.run(tally, Runner::Pool);
+        }
+        // Helped by a joiner on a worker of its pool.
+        Some(at) => {
+            let slot = &shared.slots[at.index];
+            let _restore = SlotGuard::enter(slot, header.id, header.name.as_ref(), at);
+            let _frame = Frame::enter(Some(task.clone()), false);
+            task.run(tally, Runner::Pool);
+        }
+        None => {
+            let _frame = Frame::enter(Some(task.clone()), true);
+            task.run(tally, Runner::Holder);
+        }
+    }
+}
+
+/// A run nested inside another on this thread (a joiner helping) or off
+/// the pool's workers (a handed-back task): makes `task` the current one,
+/// and says whether it runs as a handed-back task, until dropped; then
+/// restores what it found, also on unwind.
+pub(crate) struct Frame {
+    outer_task: Option<Arc<dyn SharedTask>>,
+    outer_elsewhere: bool,
+}
+
+impl Frame {
+    fn enter(task: Option<Arc<dyn SharedTask>>, elsewhere: bool) -> Frame {
+        Frame {
+            outer_task: swap_context_task(task),
+            outer_elsewhere: ELSEWHERE.with(|e| e.replace(elsewhere)),
+        }
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        swap_context_task(self.outer_task.take());
+        ELSEWHERE.with(|e| e.set(self.outer_elsewhere));
+    }
+}
+
+/// Makes a submitted task the thread's current one (for
+/// `StopToken::current`) and restores the outer one on drop, also when a
+/// `Drop` of the task's result unwinds.
+pub(crate) struct ContextTask {
+    outer: Option<Arc<dyn SharedTask>>,
+}
+
+impl ContextTask {
+    #[inline]
+    fn enter(task: Arc<dyn SharedTask>) -> ContextTask {
+        ContextTask {
+            outer: swap_context_task(Some(task)),
+        }
+    }
+}
+
+impl Drop for ContextTask {
+    #[inline]
+    fn drop(&mut self) {
+        swap_context_task(self.outer.take());
+    }
+}
+
+#[inline]
+pub(crate) fn swap_context_task(task: Option<Arc<dyn SharedTask>>) -> Option<Arc<dyn SharedTask>> {
+    ManuallyDrop::into_inner(CURRENT_TASK.with(|current| current.replace(ManuallyDrop::new(task))))
+}
+
+/// Runs a queued task on the calling worker, for a joiner that would
+/// otherwise wait for it (see `TaskHandle::join`).
+pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
+    let Some((shared, index)) = CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|ctx| (ctx.shared.clone(), ctx.index))
+    }) else {
+        return;
+    };
+    let started = shared.nanos_since_epoch();
+    let at = Site {
+        index,
+        started,
+        nested: true,
+    };
+    run_shared(&shared, Some(at), task);
+}
+
+/// Runs a task handed back by `shutdown_now` on the calling thread.
+pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
+    match task {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+            // Not the thread's task: its token is its own (which nothing
+            // can raise), not the one of whatever runs around it.
+            let _frame = Frame::enter(None, true);
+            run_plain(shared, None, task, Some(id));
+        }
+        Task::Shared(entry) => {
+            run_shared(shared, None, &entry.0);
+        }
+        Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
+    }
+}
+
+/// Cancels a task taken out of a cancelled group's mailbox; true if it was
+/// still to run (a submitted one may have been cancelled or run already).
+pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> bool {
+    match task {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+            unwind::drop_quietly(task);
+            shared.count_cancelled(false);
+            group.record_cancelled(false);
+            true
+        }
+        Task::Shared(entry) => match entry.0.cancel(false) {
+            CancelOutcome::Cancelled { returned } => {
+                cell::count_cancelled(shared, entry.0.header(), returned);
+                true
+            }
+            CancelOutcome::Running | CancelOutcome::Finished => false,
+        },
+        Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
+    }
+}
+
+/// Cancels a task handed back by `shutdown_now` that will not run now.
+pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
+    let cancelled = match task {
+        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+            unwind::drop_quietly(task);
+            true
+        }
+        Task::Shared(entry) => match entry.0.cancel(false) {
+            CancelOutcome::Cancelled { returned } => {
+                if let Some(group) = &entry.0.header().group {
+                    group.record_cancelled(returned);
+                }
+                true
+            }
+            CancelOutcome::Running | CancelOutcome::Finished => false,
+        },
+        Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
+    };
+    if cancelled {
+        shared.count_cancelled(true);
+    }
+}
+
+/// Runs `call`, an unnamed task with no handle that worker `index` (whose
+/// `slot` the caller looked up once, outside its loop) took from the queue
+/// (so the slot goes from idle to it and back), and counts its end: the hot
+/// path, always inlined.
+#[inline(always)]
+pub(crate) fn run_top<C: FnOnce()>(
+    shared: &Shared,
+    slot: &WorkerSlot,
+    index: usize,
+    id: TaskId,
+    started: u64,
+    call: C,
+) {
+    slot.begin_top(id, None, started);
+    let guard = TopGuard(slot);
+    let result = catch_unwind(AssertUnwindSafe(call));
+    slot.record_end(result.is_err());
+    if let Err(payload) = result {
+        shared.report_panic(id, None, Some(index), payload);
+    }
+    drop(guard);
+}
+
+/// What the current thread is doing for a pool, if it is a worker.
+pub(crate) struct Context {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) index: usize,
+    /// The group of the task running now, for `StopToken::current`.
+    pub(crate) group: Option<Arc<GroupInner>>,
+}
+
+thread_local! {
+    pub(crate) static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+    /// The submitted task running on this thread now, for
+    /// `StopToken::current`; set on a worker, and around a handed-back task
+    /// run by the program. Not a field of `CONTEXT`: it is set and restored
+    /// around every submitted task, and swapping a `Cell` costs a fraction
+    /// of borrowing the context mutably twice.
+    ///
+    /// `ManuallyDrop`, so that the slot needs no destructor and each access
+    /// skips the check for one: every run puts back what it found, ending
+    /// with `None`, so there is nothing to drop at thread exit.
+    static CURRENT_TASK: Cell<ManuallyDrop<Option<Arc<dyn SharedTask>>>> =
+        const { Cell::new(ManuallyDrop::new(None)) };
+    /// True while the innermost run on this thread is a task handed back by
+    /// `shutdown_now` and run through its `PendingTask`: that task is the
+    /// program's now, not the pool's, and not the thread's (which may be a
+    /// worker of another pool, in the middle of a task of its own).
+    static ELSEWHERE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True if the calling thread is a worker of the pool `pool_id`.
+pub(crate) fn is_worker_of(pool_id: u64) -> bool {
+    CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|ctx| ctx.shared.id == pool_id)
+    })
+}
+
+/// A copy of the submitted task running on this thread, if any.
+pub(crate) fn current_task() -> Option<Arc<dyn SharedTask>> {
+    CURRENT_TASK.with(|current| {
+        let task = current.replace(ManuallyDrop::new(None));
+        let copy = Option::clone(&task);
+        current.set(task);
+        copy
+    })
+}
+
+/// The stop sources the task running on this thread observes, decided by
+/// the innermost run alone (never by what runs around it):
+///
+/// - a task of a pool, run by a worker of that pool (taken from the queue
+///   or helped by a joiner): the pool's stop, its group's, and for a
+///   submitted task its own;
+/// - a handed-back task run through its `PendingTask`, on any thread: its
+///   group's and its own (a plain one has neither, and never fires);
+/// - anything else: none.
+pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
+    let task = current_task();
+    if ELSEWHERE.with(Cell::get) {
+        return task.map_or_else(Vec::new, |task| own_stop_states(&*task));
+    }
+    CONTEXT.with(|c| {
+        let c = c.borrow();
+        let Some(ctx) = c.as_ref() else {
+            return Vec::new();
+        };
+        let mut states = vec![ctx.shared.stop.clone()];
+        match &task {
+            Some(task) => states.extend(own_stop_states(&**task)),
+            // A plain task: the group whose mailbox it came from.
+            None => states.extend(ctx.group.as_ref().map(|g| g.stop_state().clone())),
+        }
+        states
+    })
+}
+
+/// A submitted task's group's stop and its own.
+pub(crate) fn own_stop_states(task: &dyn SharedTask) -> Vec<Arc<StopState>> {
+    let mut states = Vec::with_capacity(2);
+    if let Some(group) = &task.header().group {
+        states.push(group.stop_state().clone());
+    }
+    states.push(task.stop_state());
+    states
+}
+
+/// True if the calling thread is running the submitted task `header`
+/// belongs to (innermost run): a wait for it here would wait for itself.
+pub(crate) fn is_running(header: &Header) -> bool {
+    current_task().is_some_and(|task| std::ptr::eq(task.header(), header))
+}
+
+/// True if the calling thread is running a task of `group` (a plain one
+/// from its mailbox, or a submitted one): waiting for the group here would
+/// wait for itself.
+pub(crate) fn is_in_group(group: &Arc<GroupInner>) -> bool {
+    let in_context = CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|ctx| ctx.group.as_ref())
+            .is_some_and(|g| Arc::ptr_eq(g, group))
+    });
+    in_context
+        || (!ELSEWHERE.with(Cell::get)
+            && current_task().is_some_and(|task| {
+                task.header()
+                    .group
+                    .as_ref()
+                    .is_some_and(|g| Arc::ptr_eq(g, group))
+            }))
+}

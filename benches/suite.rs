@@ -34,7 +34,7 @@
 //! recorded, and a closing summary prints each variant's median cost per
 //! task and the ratios the targets are stated in (warm-up rounds
 //! included, as in `stop_latency`). The lifecycle and memory scenarios are
-//! in `suite_lifecycle` and `suite_memory`; `examples/compare.rs` prints the
+//! in `suite_lifecycle` and `suite_memory`; `benches/compare.rs` prints the
 //! same comparisons as one markdown table.
 //!
 //! Run with `cargo bench --bench suite` (about a minute and a half). The machine

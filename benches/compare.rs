@@ -3,7 +3,7 @@
 //! a target, measured side by side in one run on 2 worker threads.
 //!
 //! ```text
-//! cargo run --release --example compare
+//! cargo bench --bench compare
 //! ```
 //!
 //! It takes 20 to 40 seconds. Each timed scenario is run `ROUNDS` times,
@@ -35,7 +35,6 @@
 //!   switched on only while 100k tasks are queued behind held workers (so
 //!   it costs the timed scenarios one untaken branch per allocation).
 
-#[path = "../benches/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -319,7 +319,15 @@ impl ThreadPool {
     /// Stops intake, removes every task that has not started and returns
     /// them in submission order, and raises the pool-wide stop flag that
     /// running tasks see through [`StopToken::current`]. Does not wait for
-    /// running tasks.
+    /// running tasks; every call returns with the flag raised.
+    ///
+    /// Submission order holds across priorities and groups (paused ones
+    /// too): the tasks one thread submitted come back in the order it
+    /// submitted them, whatever their priority or group; tasks submitted at
+    /// the same time from several threads come back in one of the orders
+    /// they could have been submitted in. Tasks handed back earlier by a
+    /// [`ShutdownHandle::request_shutdown_now`](crate::ShutdownHandle::request_shutdown_now)
+    /// and not yet returned come first.
     ///
     /// Each task is returned at most once, whatever the number of concurrent
     /// or repeated calls. A task a worker had already taken off the queue

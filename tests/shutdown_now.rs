@@ -776,3 +776,45 @@ fn every_shutdown_now_returns_with_the_stop_raised() {
         assert!(pool.await_termination(WAIT));
     }
 }
+
+/// Regression (issue 12, defect 7): the docs promise submission order, but
+/// with priorities and groups it was not kept (plain 0, group 1, plain 2,
+/// group 3, High 4 came back as 4, 0, 1, 3, 2). Across levels, groups
+/// (paused ones too), named and submitted tasks: the order they came in.
+#[test]
+fn shutdown_now_hands_back_in_submission_order_across_levels_and_groups() {
+    use drainpool::Priority;
+    let pool = common::TestPool::new(1);
+    let busy = Gate::occupying(&pool, 1);
+    let group = pool.group("g");
+    let low = pool.group("low");
+    low.set_priority(Priority::Low);
+    let paused = pool.group("paused");
+    paused.pause();
+    let mut handles = Vec::new();
+    for round in 0..3 {
+        let n = |i: usize| format!("{}", round * 10 + i);
+        pool.task().name(n(0)).execute(|| ()).unwrap();
+        group.task().name(n(1)).execute(|| ()).unwrap();
+        handles.push(pool.task().name(n(2)).submit(|| ()).unwrap());
+        handles.push(group.task().name(n(3)).submit(|| ()).unwrap());
+        pool.task().name(n(4)).priority(Priority::High).execute(|| ()).unwrap();
+        low.task().name(n(5)).execute(|| ()).unwrap();
+        handles.push(pool.task().name(n(6)).priority(Priority::Low).submit(|| ()).unwrap());
+        paused.task().name(n(7)).execute(|| ()).unwrap();
+        pool.task().name(n(8)).execute(|| ()).unwrap();
+    }
+    let names: Vec<String> = pool
+        .shutdown_now()
+        .iter()
+        .map(|task| task.name().expect("every task is named").to_owned())
+        .collect();
+    drop(busy);
+    let expected: Vec<String> = (0..3)
+        .flat_map(|round| (0..9).map(move |i| format!("{}", round * 10 + i)))
+        .collect();
+    assert_eq!(names, expected);
+    for handle in handles {
+        assert!(bounded_join(handle).unwrap_err().is_cancelled());
+    }
+}

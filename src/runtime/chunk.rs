@@ -45,7 +45,7 @@ use parking_lot::Mutex;
 
 use crate::runtime::Shared;
 use crate::runtime::cell::SharedEntry;
-use crate::runtime::entry::{self, Task};
+use crate::runtime::entry::{self, Stamp, Task, UNSTAMPED};
 use crate::runtime::queue::{Priority, Queue};
 use crate::runtime::run::{run_shared, run_top};
 use crate::runtime::slot::{Clock, Site, WorkerSlot};
@@ -91,6 +91,8 @@ pub(crate) struct Header {
     /// Its place among the pool's chunks: they are numbered in the order
     /// they are queued.
     seq: u64,
+    /// The place of its tasks in submission order (see `entry::Stamp`).
+    stamp: Stamp,
     /// Tasks not started yet. Only ever goes down, and is 0 for good once
     /// it reads 0 (so a stale read is safe for pruning the register).
     left: AtomicUsize,
@@ -100,9 +102,10 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    fn new(seq: u64, left: usize) -> Header {
+    fn new(seq: u64, stamp: Stamp, left: usize) -> Header {
         Header {
             seq,
+            stamp,
             left: AtomicUsize::new(left),
             entries: AtomicUsize::new(1),
         }
@@ -164,7 +167,7 @@ impl Item for SharedEntry {
     }
 
     fn into_task(self) -> Task {
-        Task::Shared(self)
+        Task::Shared(UNSTAMPED, self)
     }
 }
 
@@ -230,7 +233,13 @@ impl<T: Item> ChunkTasks for Chunk<T> {
             }
             rest.take_all(&self.header)
         };
-        Some(tasks.into_iter().map(Item::into_task).collect())
+        let stamp = self.header.stamp;
+        Some(
+            tasks
+                .into_iter()
+                .map(|task| task.into_task().stamped(stamp))
+                .collect(),
+        )
     }
 
     fn header(&self) -> &Header {
@@ -333,14 +342,14 @@ impl Chunks {
             let seq = register.next_seq;
             register.next_seq += 1;
             let chunk: ChunkRef = Arc::new(Chunk {
-                header: Header::new(seq, part.len()),
+                header: Header::new(seq, queue.normal_stamp(), part.len()),
                 rest: Mutex::new(Rest {
                     tasks: part.into_iter(),
                     touched: false,
                 }),
             });
             register.live.push(chunk.clone());
-            queue.push(Priority::Normal, Task::Chunk(chunk));
+            queue.push_control(Priority::Normal, Task::Chunk(chunk));
         }
     }
 
@@ -446,7 +455,7 @@ impl ChunkRunner<'_> {
             {
                 self.shared
                     .queue
-                    .push(Priority::Normal, Task::Chunk(self.chunk.clone()));
+                    .push_control(Priority::Normal, Task::Chunk(self.chunk.clone()));
             }
         }
         self.until_check -= 1;

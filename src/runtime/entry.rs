@@ -8,26 +8,74 @@ use crate::runtime::chunk::ChunkRef;
 use crate::runtime::mailbox::GroupInner;
 use crate::task::TaskId;
 
+/// Where a task stands in submission order across the queue's levels and
+/// the groups' mailboxes, so that `shutdown_now` can hand tasks back in
+/// that order by merging (each level and mailbox is in order already).
+///
+/// One counter, the queue's, is advanced only by the *rare* submissions
+/// (a High or Low task, a task into a group): each takes a ticket, the
+/// counter's value before its increment. A Normal entry reads the counter
+/// (a plain load, no increment: the hot path stays without a shared write)
+/// and keeps that value. A rare task with ticket `t` was submitted before
+/// a Normal one with stamp `s` exactly when `t < s`. Tasks of one
+/// submitting thread come back in the order that thread submitted them;
+/// tasks submitted at once from several threads, in one of the orders
+/// they could have had. 32 bits, compared with wrap-around (only stamps
+/// less than 2^31 apart are ever compared: the tasks queued at once).
+///
+/// It fits in the padding after the entry's tag, so an entry stays three
+/// words (see the test below).
+pub(crate) type Stamp = u32;
+
+/// The stamp of an entry not queued yet: `Queue::push` and the group
+/// intake give it its real one.
+pub(crate) const UNSTAMPED: Stamp = 0;
+
 /// One entry of the queue.
 pub(crate) enum Task {
     /// From `execute`, without a name.
-    Plain(Box<dyn PlainTask>),
+    Plain(Stamp, Box<dyn PlainTask>),
     /// From `execute`, with a name (its own variant, so that a worker
     /// running an unnamed one never asks for a name).
-    Named(Box<dyn PlainTask>),
+    Named(Stamp, Box<dyn PlainTask>),
     /// From `execute`: an unnamed closure of one word, in place.
-    Inline(Inline),
+    Inline(Stamp, Inline),
     /// From `submit`: a cell shared with its handle.
-    Shared(SharedEntry),
+    Shared(Stamp, SharedEntry),
     /// A group's token: its next task is in the group's mailbox.
     Group(Arc<GroupInner>),
     /// Many tasks of one batch (see `chunk.rs`); never handed out as one
-    /// task: `shutdown_now` takes its tasks out one by one.
+    /// task: `shutdown_now` takes its tasks out one by one. Its stamp is in
+    /// its header.
     Chunk(ChunkRef),
     /// No work: wakes a worker blocked on an empty queue so that it sees the
     /// pool is shutting down. Each exiting worker sends one on, so a worker
     /// that blocked just before shutdown is always woken.
     Wake,
+}
+
+impl Task {
+    /// Gives a task entry its stamp (control entries have none).
+    #[inline(always)]
+    pub(crate) fn stamped(mut self, stamp: Stamp) -> Task {
+        match &mut self {
+            Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Shared(s, _) => {
+                *s = stamp;
+            }
+            Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
+        }
+        self
+    }
+
+    /// A task entry's stamp; control entries have none.
+    pub(crate) fn stamp(&self) -> Option<Stamp> {
+        match self {
+            Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Shared(s, _) => {
+                Some(*s)
+            }
+            Task::Group(_) | Task::Chunk(_) | Task::Wake => None,
+        }
+    }
 }
 
 /// A fire-and-forget task as it sits in the queue.
@@ -60,18 +108,18 @@ pub(crate) struct Named<F> {
 #[inline]
 pub(crate) fn plain<F: FnOnce() + Send + 'static>(name: Option<Arc<str>>, f: F) -> Task {
     if let Some(name) = name {
-        return Task::Named(Box::new(Named {
+        return Task::Named(UNSTAMPED, Box::new(Named {
             id: TaskId::next(),
             name,
             f,
         }));
     }
     if std::mem::size_of::<F>() == 0 {
-        return Task::Plain(Box::new(Bare(f)));
+        return Task::Plain(UNSTAMPED, Box::new(Bare(f)));
     }
     match Inline::new(f) {
-        Ok(inline) => Task::Inline(inline),
-        Err(f) => Task::Plain(Box::new(Bare(f))),
+        Ok(inline) => Task::Inline(UNSTAMPED, inline),
+        Err(f) => Task::Plain(UNSTAMPED, Box::new(Bare(f))),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, CellRef, SharedEntry};
 use crate::runtime::chunk::{self};
-use crate::runtime::entry::{self, Task};
+use crate::runtime::entry::{self, Task, UNSTAMPED};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::run;
@@ -64,7 +64,7 @@ impl Shared {
         match self.admit(when_full) {
             Ok(pass) => {
                 let cell = Cell::new(name, f, None);
-                self.enqueue(priority, Task::Shared(SharedEntry(cell.clone())), pass);
+                self.enqueue(priority, Task::Shared(UNSTAMPED, SharedEntry(cell.clone())), pass);
                 Ok(cell)
             }
             Err(reason) => Err(self.reject(reason, f)),
@@ -173,7 +173,7 @@ impl Shared {
                     self.chunks.enqueue(&self.queue, chunk::cells(cells, size));
                 } else {
                     for cell in cells {
-                        self.queue.push(Priority::Normal, Task::Shared(cell));
+                        self.queue.push(Priority::Normal, Task::Shared(UNSTAMPED, cell));
                     }
                 }
                 pass.accept();
@@ -199,7 +199,7 @@ impl Shared {
 
     /// Puts a group's token in the queue (the group has tasks to run).
     pub(crate) fn send_token(&self, group: Arc<GroupInner>) {
-        self.queue.push(group.priority(), Task::Group(group));
+        self.queue.push_control(group.priority(), Task::Group(group));
     }
 
     pub(crate) fn register_group(&self, group: &Arc<GroupInner>) {

@@ -12,7 +12,7 @@ use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, SharedEntry};
 use crate::runtime::entry;
-use crate::runtime::entry::Task;
+use crate::runtime::entry::{Task, UNSTAMPED};
 use crate::runtime::queue::Priority;
 use crate::state::WhenFull;
 use crate::stop::StopState;
@@ -222,7 +222,9 @@ impl Shared {
                 return Err((RejectReason::Cancelled, maker));
             }
             let (task, made) = maker.make();
-            mailbox.tasks.push_back(task);
+            // The ticket under the mailbox lock: a mailbox is in ticket
+            // order, which `shutdown_now`'s merge relies on.
+            mailbox.tasks.push_back(task.stamped(self.queue.ticket()));
             group.submitted.fetch_add(1, Ordering::SeqCst);
             let send = !mailbox.paused && !mailbox.scheduled;
             mailbox.scheduled |= send;
@@ -264,6 +266,6 @@ impl<C: Call> MakeTask for CellMaker<C> {
     type Made = Arc<Cell<C, C::Output>>;
     fn make(self) -> (Task, Self::Made) {
         let cell = Cell::new(self.name, self.call, Some(self.group));
-        (Task::Shared(SharedEntry(cell.clone())), cell)
+        (Task::Shared(UNSTAMPED, SharedEntry(cell.clone())), cell)
     }
 }

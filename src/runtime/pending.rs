@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::runtime::Shared;
-use crate::runtime::entry::Task;
+use crate::runtime::entry::{Stamp, Task, UNSTAMPED};
 use crate::runtime::run;
 use crate::task::{Job, JobCall, TaskId};
 
@@ -51,9 +51,9 @@ impl PendingTask {
     #[inline]
     pub(crate) fn new(task: Task, shared: Arc<Shared>) -> PendingTask {
         let id = match &task {
-            Task::Plain(t) | Task::Named(t) => t.id().unwrap_or_else(TaskId::next),
-            Task::Inline(_) => TaskId::next(),
-            Task::Shared(t) => t.0.header().id,
+            Task::Plain(_, t) | Task::Named(_, t) => t.id().unwrap_or_else(TaskId::next),
+            Task::Inline(_, _) => TaskId::next(),
+            Task::Shared(_, t) => t.0.header().id,
             Task::Group(_) | Task::Chunk(_) | Task::Wake => {
                 unreachable!("tokens, chunks and wake-ups are not tasks")
             }
@@ -71,6 +71,11 @@ impl PendingTask {
             .expect("a PendingTask holds its task until consumed")
     }
 
+    /// Its place in submission order (see `entry::Stamp`).
+    pub(crate) fn stamp(&self) -> Stamp {
+        self.task().stamp().unwrap_or(UNSTAMPED)
+    }
+
     /// The task's id.
     pub fn id(&self) -> TaskId {
         self.id
@@ -80,9 +85,9 @@ impl PendingTask {
     /// [`TaskBuilder::name`](crate::TaskBuilder::name).
     pub fn name(&self) -> Option<&str> {
         match self.task() {
-            Task::Plain(t) | Task::Named(t) => t.name().map(|n| &**n),
-            Task::Inline(_) => None,
-            Task::Shared(t) => t.0.header().name.as_deref(),
+            Task::Plain(_, t) | Task::Named(_, t) => t.name().map(|n| &**n),
+            Task::Inline(_, _) => None,
+            Task::Shared(_, t) => t.0.header().name.as_deref(),
             Task::Group(_) | Task::Chunk(_) | Task::Wake => unreachable!(),
         }
     }
@@ -131,10 +136,10 @@ impl PendingTask {
     /// ```
     pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
         let taken = match self.task() {
-            Task::Shared(entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
-            Task::Plain(_)
-            | Task::Named(_)
-            | Task::Inline(_)
+            Task::Shared(_, entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
+            Task::Plain(_, _)
+            | Task::Named(_, _)
+            | Task::Inline(_, _)
             | Task::Group(_)
             | Task::Chunk(_)
             | Task::Wake => None,

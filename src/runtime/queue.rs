@@ -26,11 +26,11 @@
 //! counter nobody writes for the other levels. A High or Low entry also puts
 //! a wake-up in the Normal level, which is where idle workers block.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::runtime::entry::Task;
+use crate::runtime::entry::{Stamp, Task};
 
 /// How urgent a task or a group is.
 ///
@@ -77,13 +77,21 @@ pub(crate) struct Queue {
     levels: [Level; 3],
     /// Entries in the High and Low levels.
     elsewhere: AtomicUsize,
+    /// The submission-order counter (see `entry::Stamp`), advanced only by
+    /// rare submissions, on a line of its own: the Normal submitters that
+    /// read it never share a line that others write on the hot path.
+    order: Order,
 }
+
+#[repr(align(128))]
+struct Order(AtomicU32);
 
 impl Queue {
     pub(crate) fn new() -> Queue {
         Queue {
             levels: [Level::new(), Level::new(), Level::new()],
             elsewhere: AtomicUsize::new(0),
+            order: Order(AtomicU32::new(0)),
         }
     }
 
@@ -91,19 +99,46 @@ impl Queue {
         &self.levels[priority as usize]
     }
 
-    /// Appends `task` at `priority`.
+    /// The stamp of a Normal entry queued now (see `entry::Stamp`).
+    #[inline(always)]
+    pub(crate) fn normal_stamp(&self) -> Stamp {
+        // ORDERING: Relaxed: only the order of one thread's own
+        // submissions is promised, and a thread's load sees its own
+        // earlier increments (coherence).
+        self.order.0.load(Ordering::Relaxed)
+    }
+
+    /// A ticket for a rare submission (High, Low, a group's task).
+    pub(crate) fn ticket(&self) -> Stamp {
+        // ORDERING: Relaxed, as for `normal_stamp`.
+        self.order.0.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Appends `task` at `priority`, stamped with its place in submission
+    /// order.
     #[inline]
     pub(crate) fn push(&self, priority: Priority, task: Task) {
         if priority == Priority::Normal {
-            self.send(priority, task);
+            self.send(priority, task.stamped(self.normal_stamp()));
         } else {
             self.push_elsewhere(priority, task);
+        }
+    }
+
+    /// Appends a control entry (a group's token, a chunk's extra entry)
+    /// at `priority`: no task, no stamp.
+    pub(crate) fn push_control(&self, priority: Priority, entry: Task) {
+        if priority == Priority::Normal {
+            self.send(priority, entry);
+        } else {
+            self.push_elsewhere(priority, entry);
         }
     }
 
     /// `push` at High or Low: out of line, so the Normal case stays small.
     #[inline(never)]
     fn push_elsewhere(&self, priority: Priority, task: Task) {
+        let task = task.stamped(self.ticket());
         // ORDERING: counted before it is visible, so a worker that sees the
         // entry also sees a non-zero count.
         self.elsewhere.fetch_add(1, Ordering::SeqCst);
@@ -188,6 +223,16 @@ impl Queue {
         [Priority::High, Priority::Normal, Priority::Low]
             .into_iter()
             .find_map(|p| self.try_take_at(p))
+    }
+
+    /// Takes every entry of one level, in order: for `shutdown_now`, which
+    /// merges the levels by stamp.
+    pub(crate) fn drain_level(&self, priority: Priority) -> Vec<Task> {
+        let mut taken = Vec::with_capacity(self.level(priority).rx.len());
+        while let Some(task) = self.try_take_at(priority) {
+            taken.push(task);
+        }
+        taken
     }
 
     /// Entries queued now, of every level (a chunk or a group's token

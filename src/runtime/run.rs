@@ -29,14 +29,14 @@ pub(crate) fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, t
     }
     let _in_group = InGroup(swap_context_group(Some(group.clone())));
     match task {
-        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+        task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
             shared.release_room(1);
             group.task_started();
             let panicked = run_plain(shared, Some(at), task, None);
             group.record_end(panicked, false);
         }
         // The cell counts its end in its group itself (see `run_shared`).
-        Task::Shared(entry) => {
+        Task::Shared(_, entry) => {
             if !entry.0.header().is_claimed() {
                 run_shared(shared, Some(at), &entry.0);
             }
@@ -59,16 +59,16 @@ pub(crate) fn swap_context_group(group: Option<Arc<GroupInner>>) -> Option<Arc<G
 /// is the one already given to it, if any. Returns whether it panicked.
 pub(crate) fn run_plain(shared: &Shared, at: At, task: Task, id: Option<TaskId>) -> bool {
     match task {
-        Task::Plain(task) | Task::Named(task) => {
+        Task::Plain(_, task) | Task::Named(_, task) => {
             let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
             let name = task.name().cloned();
             run_call(shared, at, id, name, move || task.call())
         }
-        Task::Inline(task) => {
+        Task::Inline(_, task) => {
             let id = id.unwrap_or_else(TaskId::next);
             run_call(shared, at, id, None, move || task.call())
         }
-        Task::Shared(_) | Task::Group(_) | Task::Chunk(_) | Task::Wake => {
+        Task::Shared(_, _) | Task::Group(_) | Task::Chunk(_) | Task::Wake => {
             unreachable!("only execute'd tasks run as plain ones")
         }
     }
@@ -210,13 +210,13 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
 /// Runs a task handed back by `shutdown_now` on the calling thread.
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
-        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+        task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
             // Not the thread's task: its token is its own (which nothing
             // can raise), not the one of whatever runs around it.
             let _frame = Frame::enter(None, true);
             run_plain(shared, None, task, Some(id));
         }
-        Task::Shared(entry) => {
+        Task::Shared(_, entry) => {
             run_shared(shared, None, &entry.0);
         }
         Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
@@ -227,13 +227,13 @@ pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
 /// still to run (a submitted one may have been cancelled or run already).
 pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> bool {
     match task {
-        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+        task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
             unwind::drop_quietly(task);
             shared.count_cancelled(false);
             group.record_cancelled(false);
             true
         }
-        Task::Shared(entry) => match entry.0.cancel(false) {
+        Task::Shared(_, entry) => match entry.0.cancel(false) {
             CancelOutcome::Cancelled { returned } => {
                 cell::count_cancelled(shared, entry.0.header(), returned);
                 true
@@ -247,11 +247,11 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
 /// Cancels a task handed back by `shutdown_now` that will not run now.
 pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
     let cancelled = match task {
-        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+        task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
             unwind::drop_quietly(task);
             true
         }
-        Task::Shared(entry) => match entry.0.cancel(false) {
+        Task::Shared(_, entry) => match entry.0.cancel(false) {
             CancelOutcome::Cancelled { returned } => {
                 if let Some(group) = &entry.0.header().group {
                     group.record_cancelled(returned);

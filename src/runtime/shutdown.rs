@@ -1,13 +1,16 @@
 //! The lifecycle: `shutdown`, `shutdown_now` and what it hands back, the
 //! workers' exit and termination.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
-use crate::runtime::entry::Task;
+use crate::runtime::entry::{Stamp, Task};
+use crate::runtime::queue::Priority;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::relay::Relay;
 use crate::runtime::run;
@@ -81,43 +84,63 @@ impl Shared {
         } else {
             self.take_stashed()
         };
+        let stashed = pending.len();
+        // The Normal level, where nearly everything is, in queue order.
         // Sized once for what is queued (each chunk counts one: a hint), so
         // a million handed-back tasks are not copied a dozen times over.
-        pending.reserve(self.queue.len());
-        let stashed = pending.len();
-        // Where the tasks of each chunk found in the queue end in `pending`.
+        let mut normal = Vec::with_capacity(self.queue.len());
+        // Where the tasks of each chunk found in the queue end in `normal`.
         let mut chunk_ends: Vec<(u64, usize)> = Vec::new();
-        while let Some(task) = self.queue.drain_one() {
-            match task {
-                Task::Wake => {}
-                // A group's tasks come back where its token stood.
-                Task::Group(group) => self.hand_back_group(&group, &mut pending),
-                // So do a chunk's, if no worker has taken one of them yet
-                // (then this is the chunk's own entry, and its tasks were
-                // queued here); otherwise this is an extra entry asking for
-                // help, and the rest comes back with the chunks in hand.
+        for entry in self.queue.drain_level(Priority::Normal) {
+            match entry {
+                // Control entries: a group's tasks come from its mailbox.
+                Task::Wake | Task::Group(_) => {}
+                // A chunk's tasks come back where its entry stood, if no
+                // worker has taken one of them yet (then this is the
+                // chunk's own entry); otherwise this is an extra entry
+                // asking for help, and the rest comes back with the chunks
+                // in hand.
                 Task::Chunk(chunk) => {
                     if let Some(rest) = chunk.take_rest(true) {
                         for task in rest {
-                            self.hand_back_one(task, &mut pending);
+                            self.hand_back_one(task, &mut normal);
                         }
-                        chunk_ends.push((chunk.header().seq(), pending.len()));
+                        chunk_ends.push((chunk.header().seq(), normal.len()));
                     }
                 }
                 task => {
-                    self.hand_back_one(task, &mut pending);
+                    self.hand_back_one(task, &mut normal);
                 }
             }
         }
         // The rests of chunks that workers took off the queue.
         let in_hand = self.chunks.take_all_rests();
         if !in_hand.is_empty() {
-            pending = self.place_in_hand(pending, stashed, &chunk_ends, in_hand);
+            normal = self.place_in_hand(normal, &chunk_ends, in_hand);
         }
-        // Groups with no token queued (paused ones) still hold tasks.
+        // The rare ones, each source in order: the High and Low levels and
+        // every group's mailbox (paused ones too: every group holding tasks
+        // is in the list).
+        let mut rare: Vec<Vec<PendingTask>> = Vec::new();
+        for priority in [Priority::High, Priority::Low] {
+            let mut level = Vec::new();
+            for entry in self.queue.drain_level(priority) {
+                match entry {
+                    Task::Wake | Task::Group(_) | Task::Chunk(_) => {}
+                    task => {
+                        self.hand_back_one(task, &mut level);
+                    }
+                }
+            }
+            rare.push(level);
+        }
         for group in self.live_groups() {
-            self.hand_back_group(&group, &mut pending);
+            let mut tasks = Vec::new();
+            self.hand_back_group(&group, &mut tasks);
+            rare.push(tasks);
         }
+        rare.retain(|source| !source.is_empty());
+        merge_in_order(&mut pending, normal, rare, self.queue.normal_stamp());
         // Each task handed back here was the pool's until now (dead entries
         // gave their room back when they were claimed).
         let taken = pending.len() - stashed;
@@ -147,9 +170,9 @@ impl Shared {
     }
 
     /// Puts the rests of chunks that workers took off the queue (`in_hand`,
-    /// by number) where they were queued, among the tasks `pending` that
-    /// `shutdown_now` found in the queue (after the first `stashed`; the
-    /// chunks among them end where `chunk_ends` says).
+    /// by number) where they were queued, among the Normal tasks `pending`
+    /// that `shutdown_now` found in the queue (the chunks among them end
+    /// where `chunk_ends` says).
     ///
     /// A chunk a worker took is queued before every chunk still found in
     /// the queue, except one taken while `shutdown_now` was emptying the
@@ -163,7 +186,6 @@ impl Shared {
     pub(crate) fn place_in_hand(
         self: &Arc<Self>,
         pending: Vec<PendingTask>,
-        stashed: usize,
         chunk_ends: &[(u64, usize)],
         in_hand: Vec<(u64, Vec<Task>)>,
     ) -> Vec<PendingTask> {
@@ -171,7 +193,7 @@ impl Shared {
         for (seq, rest) in in_hand {
             let before = chunk_ends.partition_point(|&(s, _)| s < seq);
             let at = match before {
-                0 => stashed,
+                0 => 0,
                 n => chunk_ends[n - 1].1,
             };
             let mut tasks = Vec::with_capacity(rest.len());
@@ -206,8 +228,8 @@ impl Shared {
         pending: &mut Vec<PendingTask>,
     ) -> bool {
         let keep = match &task {
-            Task::Plain(_) | Task::Named(_) | Task::Inline(_) => true,
-            Task::Shared(entry) => entry.0.hand_back(),
+            Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _) => true,
+            Task::Shared(_, entry) => entry.0.hand_back(),
             Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
         };
         if keep {
@@ -372,5 +394,71 @@ impl Shared {
             .iter()
             .filter_map(|slot| slot.running(self))
             .collect()
+    }
+}
+
+/// Appends to `out` the Normal tasks (`normal`, in queue order) and the
+/// rare ones (`rare`: the High and Low levels and the groups' mailboxes,
+/// each in its own order) merged into submission order by their stamps
+/// (see `entry::Stamp`): a rare task goes right before the first Normal
+/// task stamped after its ticket. Merged, not sorted: each source keeps
+/// its order, and a pool with only Normal tasks just moves them. `now` is
+/// the queue's order counter, which every stamp compared here is at most
+/// 2^31 behind.
+fn merge_in_order(
+    out: &mut Vec<PendingTask>,
+    normal: Vec<PendingTask>,
+    rare: Vec<Vec<PendingTask>>,
+    now: Stamp,
+) {
+    if rare.is_empty() {
+        if out.is_empty() {
+            *out = normal;
+        } else {
+            out.extend(normal);
+        }
+        return;
+    }
+    let base = now.wrapping_sub(1 << 31);
+    // Monotone over the stamps in flight: `now` maps to 2^31, older ones
+    // below it.
+    let key = |task: &PendingTask| task.stamp().wrapping_sub(base);
+    let total = normal.len() + rare.iter().map(Vec::len).sum::<usize>();
+    out.reserve(total);
+    let mut sources: Vec<std::vec::IntoIter<PendingTask>> =
+        rare.into_iter().map(Vec::into_iter).collect();
+    // The head of each rare source, smallest key first (ties: the lower
+    // source, High before Low before the groups, as listed).
+    let mut heads: BinaryHeap<Reverse<(u32, usize)>> = BinaryHeap::new();
+    let mut next: Vec<Option<PendingTask>> = Vec::with_capacity(sources.len());
+    for (i, source) in sources.iter_mut().enumerate() {
+        let head = source.next();
+        if let Some(task) = &head {
+            heads.push(Reverse((key(task), i)));
+        }
+        next.push(head);
+    }
+    let mut take_rare = |out: &mut Vec<PendingTask>, i: usize, heads: &mut BinaryHeap<_>| {
+        if let Some(task) = next[i].take() {
+            out.push(task);
+        }
+        next[i] = sources[i].next();
+        if let Some(task) = &next[i] {
+            heads.push(Reverse((key(task), i)));
+        }
+    };
+    for task in normal {
+        let stamp = key(&task);
+        while let Some(&Reverse((ticket, i))) = heads.peek() {
+            if ticket >= stamp {
+                break;
+            }
+            heads.pop();
+            take_rare(out, i, &mut heads);
+        }
+        out.push(task);
+    }
+    while let Some(Reverse((_, i))) = heads.pop() {
+        take_rare(out, i, &mut heads);
     }
 }

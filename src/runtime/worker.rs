@@ -121,14 +121,14 @@ fn work(shared: &Arc<Shared>, index: usize) {
         };
         match task {
             // The hot path, kept flat: no call that is not needed.
-            Task::Inline(task) => {
+            Task::Inline(_, task) => {
                 shared.release_room(1);
                 let started = clock.stamp(shared);
                 run_top(shared, slot, index, ids.next(), started, move || {
                     task.call()
                 });
             }
-            Task::Plain(task) => {
+            Task::Plain(_, task) => {
                 shared.release_room(1);
                 let started = clock.stamp(shared);
                 run_top(shared, slot, index, ids.next(), started, move || {
@@ -150,13 +150,13 @@ fn work(shared: &Arc<Shared>, index: usize) {
 
 fn process(shared: &Shared, at: Site, task: Task) {
     match task {
-        task @ (Task::Plain(_) | Task::Named(_) | Task::Inline(_)) => {
+        task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
             shared.release_room(1);
             run_plain(shared, Some(at), task, None);
         }
         // Its room comes back when its cell is claimed (see `Cell::run`):
         // a dead entry (cancelled, or helped by a joiner) gave it already.
-        Task::Shared(entry) => {
+        Task::Shared(_, entry) => {
             if !entry.0.header().is_claimed() {
                 run_shared(shared, Some(at), &entry.0);
             }
@@ -193,7 +193,7 @@ fn run_chunk(shared: &Shared, index: usize, clock: &mut Clock, ids: &mut IdBlock
             if std::thread::panicking() && !self.chunk.header().is_empty() {
                 self.shared
                     .queue
-                    .push(Priority::Normal, Task::Chunk(self.chunk.clone()));
+                    .push_control(Priority::Normal, Task::Chunk(self.chunk.clone()));
             }
         }
     }

@@ -1,22 +1,25 @@
-//! The runtime under the public faces: the worker loop, the queue and the
-//! chunks of batches.
+//! The runtime under the public faces: intake, the queue, the workers,
+//! shutdown, and the one claim that decides each task's end.
+//!
+//! The design notes (a task's end-state machine, where each end is
+//! counted, the lock order of every internal mutex, and why no wait misses
+//! its wake-up) are in `README.md` beside this file; keep them up to date.
 
+pub(crate) mod cell;
 pub(crate) mod chunk;
+pub(crate) mod entry;
 pub(crate) mod intake;
 pub(crate) mod ledger;
+pub(crate) mod mailbox;
+pub(crate) mod pending;
 pub(crate) mod queue;
+pub(crate) mod relay;
+pub(crate) mod run;
 pub(crate) mod shared;
 pub(crate) mod shutdown;
+pub(crate) mod slot;
 pub(crate) mod worker;
 
 pub use ledger::PoolStats;
-pub(crate) use shared::{Hooks, Shared};
-pub(crate) mod cell;
-pub(crate) mod entry;
-pub(crate) mod mailbox;
-pub(crate) mod pending;
-
 pub use pending::PendingTask;
-pub(crate) mod relay;
-pub(crate) mod run;
-pub(crate) mod slot;
+pub(crate) use shared::{Hooks, Shared};

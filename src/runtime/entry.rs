@@ -108,11 +108,14 @@ pub(crate) struct Named<F> {
 #[inline]
 pub(crate) fn plain<F: FnOnce() + Send + 'static>(name: Option<Arc<str>>, f: F) -> Task {
     if let Some(name) = name {
-        return Task::Named(UNSTAMPED, Box::new(Named {
-            id: TaskId::next(),
-            name,
-            f,
-        }));
+        return Task::Named(
+            UNSTAMPED,
+            Box::new(Named {
+                id: TaskId::next(),
+                name,
+                f,
+            }),
+        );
     }
     if std::mem::size_of::<F>() == 0 {
         return Task::Plain(UNSTAMPED, Box::new(Bare(f)));

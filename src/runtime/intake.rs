@@ -64,7 +64,11 @@ impl Shared {
         match self.admit(when_full) {
             Ok(pass) => {
                 let cell = Cell::new(name, f, None);
-                self.enqueue(priority, Task::Shared(UNSTAMPED, SharedEntry(cell.clone())), pass);
+                self.enqueue(
+                    priority,
+                    Task::Shared(UNSTAMPED, SharedEntry(cell.clone())),
+                    pass,
+                );
                 Ok(cell)
             }
             Err(reason) => Err(self.reject(reason, f)),
@@ -173,7 +177,8 @@ impl Shared {
                     self.chunks.enqueue(&self.queue, chunk::cells(cells, size));
                 } else {
                     for cell in cells {
-                        self.queue.push(Priority::Normal, Task::Shared(UNSTAMPED, cell));
+                        self.queue
+                            .push(Priority::Normal, Task::Shared(UNSTAMPED, cell));
                     }
                 }
                 pass.accept();
@@ -199,7 +204,8 @@ impl Shared {
 
     /// Puts a group's token in the queue (the group has tasks to run).
     pub(crate) fn send_token(&self, group: Arc<GroupInner>) {
-        self.queue.push_control(group.priority(), Task::Group(group));
+        self.queue
+            .push_control(group.priority(), Task::Group(group));
     }
 
     pub(crate) fn register_group(&self, group: &Arc<GroupInner>) {

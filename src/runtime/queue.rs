@@ -227,12 +227,8 @@ impl Queue {
 
     /// Takes every entry of one level, in order: for `shutdown_now`, which
     /// merges the levels by stamp.
-    pub(crate) fn drain_level(&self, priority: Priority) -> Vec<Task> {
-        let mut taken = Vec::with_capacity(self.level(priority).rx.len());
-        while let Some(task) = self.try_take_at(priority) {
-            taken.push(task);
-        }
-        taken
+    pub(crate) fn drain_level(&self, priority: Priority) -> impl Iterator<Item = Task> + '_ {
+        std::iter::from_fn(move || self.try_take_at(priority))
     }
 
     /// Entries queued now, of every level (a chunk or a group's token

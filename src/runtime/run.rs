@@ -379,7 +379,16 @@ pub(crate) fn own_stop_states(task: &dyn SharedTask) -> Vec<Arc<StopState>> {
 /// True if the calling thread is running the submitted task `header`
 /// belongs to (innermost run): a wait for it here would wait for itself.
 pub(crate) fn is_running(header: &Header) -> bool {
-    current_task().is_some_and(|task| std::ptr::eq(task.header(), header))
+    // Looked at in place (taken out and put back), without cloning the
+    // `Arc`: this is on every join's path.
+    CURRENT_TASK.with(|current| {
+        let task = current.replace(ManuallyDrop::new(None));
+        let running = task
+            .as_ref()
+            .is_some_and(|task| std::ptr::eq(task.header(), header));
+        current.set(task);
+        running
+    })
 }
 
 /// True if the calling thread is running a task of `group` (a plain one

@@ -146,7 +146,8 @@ impl TaskGroup {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.execute_named(None, f, WhenFull::Wait)
+        self.shared
+            .execute_in_group(&self.inner, None, f, WhenFull::Wait)
     }
 
     /// Like [`ThreadPool::try_execute`](crate::ThreadPool::try_execute),
@@ -160,7 +161,8 @@ impl TaskGroup {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.execute_named(None, f, WhenFull::Refuse)
+        self.shared
+            .execute_in_group(&self.inner, None, f, WhenFull::Refuse)
     }
 
     /// Like [`ThreadPool::submit`](crate::ThreadPool::submit), into this
@@ -174,7 +176,7 @@ impl TaskGroup {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_call(None, Closure(f), WhenFull::Wait)
+        self.submit_call(Closure(f), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -189,7 +191,7 @@ impl TaskGroup {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_call(None, Closure(f), WhenFull::Refuse)
+        self.submit_call(Closure(f), WhenFull::Refuse)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -200,7 +202,7 @@ impl TaskGroup {
     ///
     /// As [`execute`](Self::execute).
     pub fn submit_job<J: Job>(&self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
-        self.submit_call(None, JobCall(job), WhenFull::Wait)
+        self.submit_call(JobCall(job), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
     }
 
@@ -209,27 +211,13 @@ impl TaskGroup {
         TaskBuilder::for_group(&self.shared, &self.inner)
     }
 
-    pub(crate) fn execute_named<F>(
+    fn submit_call<C: Call>(
         &self,
-        name: Option<Arc<str>>,
-        f: F,
-        when_full: WhenFull,
-    ) -> Result<(), Rejected<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.shared
-            .execute_in_group(&self.inner, name, f, when_full)
-    }
-
-    pub(crate) fn submit_call<C: Call>(
-        &self,
-        name: Option<Arc<str>>,
         call: C,
         when_full: WhenFull,
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         self.shared
-            .submit_in_group(&self.inner, name, call, when_full)
+            .submit_in_group(&self.inner, None, call, when_full)
             .map(|cell| TaskHandle::new(cell, self.shared.clone()))
     }
 

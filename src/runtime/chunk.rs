@@ -45,7 +45,7 @@ use parking_lot::Mutex;
 
 use crate::runtime::Shared;
 use crate::runtime::cell::SharedEntry;
-use crate::runtime::entry::{self, Stamp, Task, UNSTAMPED};
+use crate::runtime::entry::{self, Entry, Stamp, Task, UNSTAMPED};
 use crate::runtime::queue::{Priority, Queue};
 use crate::runtime::run::{run_shared, run_top};
 use crate::runtime::slot::{Clock, Site, WorkerSlot};
@@ -349,7 +349,7 @@ impl Chunks {
                 }),
             });
             register.live.push(chunk.clone());
-            queue.push_control(Priority::Normal, Task::Chunk(chunk));
+            queue.push_control(Priority::Normal, Entry::Chunk(chunk));
         }
     }
 
@@ -455,7 +455,7 @@ impl ChunkRunner<'_> {
             {
                 self.shared
                     .queue
-                    .push_control(Priority::Normal, Task::Chunk(self.chunk.clone()));
+                    .push_control(Priority::Normal, Entry::Chunk(self.chunk.clone()));
             }
         }
         self.until_check -= 1;
@@ -475,7 +475,7 @@ mod tests {
         chunks.enqueue(&queue, calls(vec![noop as fn(); 2000], 2));
         assert_eq!(chunks.inner.lock().live.len(), 1000);
         while let Some(task) = queue.drain_one() {
-            let Task::Chunk(chunk) = task else {
+            let Entry::Chunk(chunk) = task else {
                 panic!("only chunks were queued")
             };
             assert_eq!(chunk.take_rest(false).map(|rest| rest.len()), Some(2));
@@ -499,7 +499,7 @@ mod tests {
         // Their entries are still queued, now empty.
         let mut entries = 0;
         while let Some(task) = queue.drain_one() {
-            let Task::Chunk(chunk) = task else {
+            let Entry::Chunk(chunk) = task else {
                 panic!("only chunks were queued")
             };
             assert!(chunk.header().is_empty());

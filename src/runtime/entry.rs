@@ -31,7 +31,9 @@ pub(crate) type Stamp = u32;
 /// intake give it its real one.
 pub(crate) const UNSTAMPED: Stamp = 0;
 
-/// One entry of the queue.
+/// A task that has not started, wherever it waits: in the queue (inside an
+/// [`Entry`]), in a group's mailbox, in a chunk's rest, or in a
+/// `PendingTask`.
 pub(crate) enum Task {
     /// From `execute`, without a name.
     Plain(Stamp, Box<dyn PlainTask>),
@@ -42,6 +44,15 @@ pub(crate) enum Task {
     Inline(Stamp, Inline),
     /// From `submit`: a cell shared with its handle.
     Shared(Stamp, SharedEntry),
+}
+
+/// One entry of the queue: a task, or a control entry that only steers the
+/// workers (as rayon keeps its `JobRef` apart from what steers its
+/// scheduler). Three words, like a task: the control entries live in the
+/// values the task's tag leaves unused.
+pub(crate) enum Entry {
+    /// A task, to run.
+    Task(Task),
     /// A group's token: its next task is in the group's mailbox.
     Group(Arc<GroupInner>),
     /// Many tasks of one batch (see `chunk.rs`); never handed out as one
@@ -55,25 +66,21 @@ pub(crate) enum Task {
 }
 
 impl Task {
-    /// Gives a task entry its stamp (control entries have none).
+    /// Gives the task its stamp.
     #[inline(always)]
     pub(crate) fn stamped(mut self, stamp: Stamp) -> Task {
         match &mut self {
             Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Shared(s, _) => {
                 *s = stamp;
             }
-            Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
         }
         self
     }
 
-    /// A task entry's stamp; control entries have none.
-    pub(crate) fn stamp(&self) -> Option<Stamp> {
+    /// The task's stamp.
+    pub(crate) fn stamp(&self) -> Stamp {
         match self {
-            Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Shared(s, _) => {
-                Some(*s)
-            }
-            Task::Group(_) | Task::Chunk(_) | Task::Wake => None,
+            Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Shared(s, _) => *s,
         }
     }
 }
@@ -157,5 +164,6 @@ mod tests {
     #[test]
     fn a_queue_entry_stays_three_words() {
         assert!(std::mem::size_of::<Task>() <= 3 * std::mem::size_of::<usize>());
+        assert!(std::mem::size_of::<Entry>() <= 3 * std::mem::size_of::<usize>());
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, CellRef, SharedEntry};
 use crate::runtime::chunk::{self};
-use crate::runtime::entry::{self, Task, UNSTAMPED};
+use crate::runtime::entry::{self, Entry, Task, UNSTAMPED};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::run;
@@ -205,7 +205,7 @@ impl Shared {
     /// Puts a group's token in the queue (the group has tasks to run).
     pub(crate) fn send_token(&self, group: Arc<GroupInner>) {
         self.queue
-            .push_control(group.priority(), Task::Group(group));
+            .push_control(group.priority(), Entry::Group(group));
     }
 
     pub(crate) fn register_group(&self, group: &Arc<GroupInner>) {

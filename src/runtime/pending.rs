@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::runtime::Shared;
-use crate::runtime::entry::{Stamp, Task, UNSTAMPED};
+use crate::runtime::entry::{Stamp, Task};
 use crate::runtime::run;
 use crate::task::{Job, JobCall, TaskId};
 
@@ -54,9 +54,6 @@ impl PendingTask {
             Task::Plain(_, t) | Task::Named(_, t) => t.id().unwrap_or_else(TaskId::next),
             Task::Inline(_, _) => TaskId::next(),
             Task::Shared(_, t) => t.0.header().id,
-            Task::Group(_) | Task::Chunk(_) | Task::Wake => {
-                unreachable!("tokens, chunks and wake-ups are not tasks")
-            }
         };
         PendingTask {
             id,
@@ -73,7 +70,7 @@ impl PendingTask {
 
     /// Its place in submission order (see `entry::Stamp`).
     pub(crate) fn stamp(&self) -> Stamp {
-        self.task().stamp().unwrap_or(UNSTAMPED)
+        self.task().stamp()
     }
 
     /// The task's id.
@@ -88,7 +85,6 @@ impl PendingTask {
             Task::Plain(_, t) | Task::Named(_, t) => t.name().map(|n| &**n),
             Task::Inline(_, _) => None,
             Task::Shared(_, t) => t.0.header().name.as_deref(),
-            Task::Group(_) | Task::Chunk(_) | Task::Wake => unreachable!(),
         }
     }
 
@@ -137,12 +133,7 @@ impl PendingTask {
     pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
         let taken = match self.task() {
             Task::Shared(_, entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
-            Task::Plain(_, _)
-            | Task::Named(_, _)
-            | Task::Inline(_, _)
-            | Task::Group(_)
-            | Task::Chunk(_)
-            | Task::Wake => None,
+            Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _) => None,
         };
         match taken.map(|any| any.downcast::<JobCall<J>>()) {
             Some(Ok(job)) => {

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::runtime::entry::{Stamp, Task};
+use crate::runtime::entry::{Entry, Stamp, Task};
 
 /// How urgent a task or a group is.
 ///
@@ -60,8 +60,8 @@ pub enum Priority {
 pub(crate) const STARVATION_TURN: u32 = 8;
 
 struct Level {
-    tx: Sender<Task>,
-    rx: Receiver<Task>,
+    tx: Sender<Entry>,
+    rx: Receiver<Entry>,
 }
 
 impl Level {
@@ -119,15 +119,16 @@ impl Queue {
     #[inline]
     pub(crate) fn push(&self, priority: Priority, task: Task) {
         if priority == Priority::Normal {
-            self.send(priority, task.stamped(self.normal_stamp()));
+            self.send(priority, Entry::Task(task.stamped(self.normal_stamp())));
         } else {
-            self.push_elsewhere(priority, task);
+            let task = task.stamped(self.ticket());
+            self.push_elsewhere(priority, Entry::Task(task));
         }
     }
 
     /// Appends a control entry (a group's token, a chunk's extra entry)
     /// at `priority`: no task, no stamp.
-    pub(crate) fn push_control(&self, priority: Priority, entry: Task) {
+    pub(crate) fn push_control(&self, priority: Priority, entry: Entry) {
         if priority == Priority::Normal {
             self.send(priority, entry);
         } else {
@@ -137,21 +138,20 @@ impl Queue {
 
     /// `push` at High or Low: out of line, so the Normal case stays small.
     #[inline(never)]
-    fn push_elsewhere(&self, priority: Priority, task: Task) {
-        let task = task.stamped(self.ticket());
+    fn push_elsewhere(&self, priority: Priority, entry: Entry) {
         // ORDERING: counted before it is visible, so a worker that sees the
         // entry also sees a non-zero count.
         self.elsewhere.fetch_add(1, Ordering::SeqCst);
-        self.send(priority, task);
-        self.send(Priority::Normal, Task::Wake); // idle workers block there
+        self.send(priority, entry);
+        self.send(Priority::Normal, Entry::Wake); // idle workers block there
     }
 
     #[inline]
-    fn send(&self, priority: Priority, task: Task) {
+    fn send(&self, priority: Priority, entry: Entry) {
         // Cannot fail: unbounded, and `self` holds every receiver. (The
         // error is forgotten, not dropped: that keeps the drop glue of a
-        // `Task` off the hot path.)
-        if let Err(lost) = self.level(priority).tx.send(task) {
+        // `Entry` off the hot path.)
+        if let Err(lost) = self.level(priority).tx.send(entry) {
             std::mem::forget(lost);
             unreachable!("the pool's queue lost its receiver");
         }
@@ -159,12 +159,12 @@ impl Queue {
 
     /// A wake-up for a worker blocked on the empty queue.
     pub(crate) fn push_wake(&self) {
-        self.send(Priority::Normal, Task::Wake);
+        self.send(Priority::Normal, Entry::Wake);
     }
 
     /// The next entry by the rule; `turn` is the worker's take counter.
     #[inline(always)]
-    pub(crate) fn try_take(&self, turn: &mut u32) -> Option<Task> {
+    pub(crate) fn try_take(&self, turn: &mut u32) -> Option<Entry> {
         if self.elsewhere.load(Ordering::Relaxed) == 0 {
             return self.try_take_at(Priority::Normal);
         }
@@ -173,7 +173,7 @@ impl Queue {
 
     /// `try_take` when some level other than Normal has entries.
     #[inline(never)]
-    fn try_take_by_rule(&self, turn: &mut u32) -> Option<Task> {
+    fn try_take_by_rule(&self, turn: &mut u32) -> Option<Entry> {
         loop {
             let lowest_first = turn.wrapping_add(1).is_multiple_of(STARVATION_TURN);
             let order = if lowest_first {
@@ -184,7 +184,7 @@ impl Queue {
             match order.into_iter().find_map(|p| self.try_take_at(p))? {
                 // A wake-up matters only to an idle worker; a busy one skips
                 // it, and only tasks count as turns.
-                Task::Wake => continue,
+                Entry::Wake => continue,
                 task => {
                     *turn = turn.wrapping_add(1);
                     return Some(task);
@@ -194,7 +194,7 @@ impl Queue {
     }
 
     #[inline]
-    fn try_take_at(&self, priority: Priority) -> Option<Task> {
+    fn try_take_at(&self, priority: Priority) -> Option<Entry> {
         match self.level(priority).rx.try_recv() {
             Ok(task) => {
                 if priority != Priority::Normal {
@@ -208,13 +208,13 @@ impl Queue {
 
     /// Blocks until an entry arrives in the Normal level (every entry of
     /// another level brings a wake-up there).
-    pub(crate) fn take_blocking(&self) -> Option<Task> {
+    pub(crate) fn take_blocking(&self) -> Option<Entry> {
         self.level(Priority::Normal).rx.recv().ok()
     }
 
     /// Takes any entry, High first: for drains.
     #[inline]
-    pub(crate) fn drain_one(&self) -> Option<Task> {
+    pub(crate) fn drain_one(&self) -> Option<Entry> {
         // ORDERING: an entry of another level is counted before it is sent
         // (see `push`), so a zero count means those levels are empty.
         if self.elsewhere.load(Ordering::SeqCst) == 0 {
@@ -227,7 +227,7 @@ impl Queue {
 
     /// Takes every entry of one level, in order: for `shutdown_now`, which
     /// merges the levels by stamp.
-    pub(crate) fn drain_level(&self, priority: Priority) -> impl Iterator<Item = Task> + '_ {
+    pub(crate) fn drain_level(&self, priority: Priority) -> impl Iterator<Item = Entry> + '_ {
         std::iter::from_fn(move || self.try_take_at(priority))
     }
 

@@ -29,19 +29,18 @@ pub(crate) fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, t
     }
     let _in_group = InGroup(swap_context_group(Some(group.clone())));
     match task {
-        task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
-            shared.release_room(1);
-            group.task_started();
-            let panicked = run_plain(shared, Some(at), task, None);
-            group.record_end(panicked, false);
-        }
         // The cell counts its end in its group itself (see `run_shared`).
         Task::Shared(_, entry) => {
             if !entry.0.header().is_claimed() {
                 run_shared(shared, Some(at), &entry.0);
             }
         }
-        Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
+        plain => {
+            shared.release_room(1);
+            group.task_started();
+            let panicked = run_plain(shared, Some(at), plain, None);
+            group.record_end(panicked, false);
+        }
     }
 }
 
@@ -55,8 +54,10 @@ pub(crate) fn swap_context_group(group: Option<Arc<GroupInner>>) -> Option<Arc<G
     })
 }
 
-/// Runs an `execute`d task (a `Plain`, `Named` or `Inline` entry); `id`
-/// is the one already given to it, if any. Returns whether it panicked.
+/// Runs a task with no handle: an `execute`d closure (`Plain`, `Named`,
+/// `Inline`); `id` is the one already given to it, if any. Returns whether
+/// it panicked. Given a submitted task instead, runs it as its cell says
+/// (the cell counts and reports its own end) and returns false.
 pub(crate) fn run_plain(shared: &Shared, at: At, task: Task, id: Option<TaskId>) -> bool {
     match task {
         Task::Plain(_, task) | Task::Named(_, task) => {
@@ -68,8 +69,9 @@ pub(crate) fn run_plain(shared: &Shared, at: At, task: Task, id: Option<TaskId>)
             let id = id.unwrap_or_else(TaskId::next);
             run_call(shared, at, id, None, move || task.call())
         }
-        Task::Shared(_, _) | Task::Group(_) | Task::Chunk(_) | Task::Wake => {
-            unreachable!("only execute'd tasks run as plain ones")
+        Task::Shared(_, entry) => {
+            run_shared(shared, at, &entry.0);
+            false
         }
     }
 }
@@ -210,16 +212,14 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
 /// Runs a task handed back by `shutdown_now` on the calling thread.
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
-        task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
+        // Its frame is entered by `run_shared`.
+        Task::Shared(_, entry) => run_shared(shared, None, &entry.0),
+        plain => {
             // Not the thread's task: its token is its own (which nothing
             // can raise), not the one of whatever runs around it.
             let _frame = Frame::enter(None, true);
-            run_plain(shared, None, task, Some(id));
+            run_plain(shared, None, plain, Some(id));
         }
-        Task::Shared(_, entry) => {
-            run_shared(shared, None, &entry.0);
-        }
-        Task::Group(_) | Task::Chunk(_) | Task::Wake => {}
     }
 }
 
@@ -240,7 +240,6 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
             }
             CancelOutcome::Running | CancelOutcome::Finished => false,
         },
-        Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
     }
 }
 
@@ -260,7 +259,6 @@ pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
             }
             CancelOutcome::Running | CancelOutcome::Finished => false,
         },
-        Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
     };
     if cancelled {
         shared.count_cancelled(true);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
-use crate::runtime::entry::{Stamp, Task};
+use crate::runtime::entry::{Entry, Stamp, Task};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::relay::Relay;
@@ -94,13 +94,13 @@ impl Shared {
         for entry in self.queue.drain_level(Priority::Normal) {
             match entry {
                 // Control entries: a group's tasks come from its mailbox.
-                Task::Wake | Task::Group(_) => {}
+                Entry::Wake | Entry::Group(_) => {}
                 // A chunk's tasks come back where its entry stood, if no
                 // worker has taken one of them yet (then this is the
                 // chunk's own entry); otherwise this is an extra entry
                 // asking for help, and the rest comes back with the chunks
                 // in hand.
-                Task::Chunk(chunk) => {
+                Entry::Chunk(chunk) => {
                     if let Some(rest) = chunk.take_rest(true) {
                         for task in rest {
                             self.hand_back_one(task, &mut normal);
@@ -108,7 +108,7 @@ impl Shared {
                         chunk_ends.push((chunk.header().seq(), normal.len()));
                     }
                 }
-                task => {
+                Entry::Task(task) => {
                     self.hand_back_one(task, &mut normal);
                 }
             }
@@ -125,11 +125,8 @@ impl Shared {
         for priority in [Priority::High, Priority::Low] {
             let mut level = Vec::new();
             for entry in self.queue.drain_level(priority) {
-                match entry {
-                    Task::Wake | Task::Group(_) | Task::Chunk(_) => {}
-                    task => {
-                        self.hand_back_one(task, &mut level);
-                    }
+                if let Entry::Task(task) = entry {
+                    self.hand_back_one(task, &mut level);
                 }
             }
             rare.push(level);
@@ -230,7 +227,6 @@ impl Shared {
         let keep = match &task {
             Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _) => true,
             Task::Shared(_, entry) => entry.0.hand_back(),
-            Task::Group(_) | Task::Chunk(_) | Task::Wake => false,
         };
         if keep {
             pending.push(PendingTask::new(task, self.clone()));

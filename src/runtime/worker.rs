@@ -34,9 +34,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::runtime::Shared;
-use crate::runtime::chunk::ChunkRef;
-use crate::runtime::chunk::ChunkRunner;
-use crate::runtime::entry::Task;
+use crate::runtime::chunk::{ChunkRef, ChunkRunner};
+use crate::runtime::entry::{Entry, Task};
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::run::{CONTEXT, Context, run_in_group, run_plain, run_shared, run_top};
 use crate::runtime::slot::{Clock, Site};
@@ -102,8 +102,8 @@ fn work(shared: &Arc<Shared>, index: usize) {
         if shared.lifecycle.get() >= PoolState::Stopping {
             return;
         }
-        let task = match shared.queue.try_take(&mut turn) {
-            Some(task) => task,
+        let entry = match shared.queue.try_take(&mut turn) {
+            Some(entry) => entry,
             None => {
                 shared.notify_idle_waiters();
                 if shared.lifecycle.get() != PoolState::Running {
@@ -114,46 +114,53 @@ fn work(shared: &Arc<Shared>, index: usize) {
                 }
                 clock.invalidate();
                 match shared.queue.take_blocking() {
-                    Some(task) => task,
+                    Some(entry) => entry,
                     None => return,
                 }
             }
         };
-        match task {
+        match entry {
             // The hot path, kept flat: no call that is not needed.
-            Task::Inline(_, task) => {
+            Entry::Task(Task::Inline(_, task)) => {
                 shared.release_room(1);
                 let started = clock.stamp(shared);
                 run_top(shared, slot, index, ids.next(), started, move || {
                     task.call()
                 });
             }
-            Task::Plain(_, task) => {
+            Entry::Task(Task::Plain(_, task)) => {
                 shared.release_room(1);
                 let started = clock.stamp(shared);
                 run_top(shared, slot, index, ids.next(), started, move || {
                     task.call()
                 });
             }
-            Task::Chunk(chunk) => run_chunk(shared, index, &mut clock, &mut ids, chunk),
-            task => {
+            Entry::Task(task) => {
                 let at = Site {
                     index,
                     started: clock.stamp(shared),
                     nested: false,
                 };
-                process(shared, at, task);
+                run_queued(shared, at, task);
             }
+            Entry::Group(group) => {
+                let at = Site {
+                    index,
+                    started: clock.stamp(shared),
+                    nested: false,
+                };
+                take_group_turn(shared, at, group);
+            }
+            Entry::Chunk(chunk) => run_chunk(shared, index, &mut clock, &mut ids, chunk),
+            // Only wakes an idle worker; the loop looks at the state again.
+            Entry::Wake => {}
         }
     }
 }
 
-fn process(shared: &Shared, at: Site, task: Task) {
+/// Runs a task taken from the queue.
+fn run_queued(shared: &Shared, at: Site, task: Task) {
     match task {
-        task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
-            shared.release_room(1);
-            run_plain(shared, Some(at), task, None);
-        }
         // Its room comes back when its cell is claimed (see `Cell::run`):
         // a dead entry (cancelled, or helped by a joiner) gave it already.
         Task::Shared(_, entry) => {
@@ -161,20 +168,24 @@ fn process(shared: &Shared, at: Site, task: Task) {
                 run_shared(shared, Some(at), &entry.0);
             }
         }
-        Task::Group(group) => {
-            let (task, more) = group.take_next();
-            if more {
-                // Back to the end of the queue before running: the group's
-                // next task can start on another worker, after the tasks
-                // queued meanwhile.
-                shared.send_token(group.clone());
-            }
-            if let Some(task) = task {
-                run_in_group(shared, at, &group, task);
-            }
+        plain => {
+            shared.release_room(1);
+            run_plain(shared, Some(at), plain, None);
         }
-        // Taken apart by `work`, which stamps each of its tasks.
-        Task::Chunk(_) | Task::Wake => {}
+    }
+}
+
+/// A worker took `group`'s token: runs the group's next task.
+fn take_group_turn(shared: &Shared, at: Site, group: Arc<GroupInner>) {
+    let (task, more) = group.take_next();
+    if more {
+        // Back to the end of the queue before running: the group's next
+        // task can start on another worker, after the tasks queued
+        // meanwhile.
+        shared.send_token(group.clone());
+    }
+    if let Some(task) = task {
+        run_in_group(shared, at, &group, task);
     }
 }
 
@@ -193,7 +204,7 @@ fn run_chunk(shared: &Shared, index: usize, clock: &mut Clock, ids: &mut IdBlock
             if std::thread::panicking() && !self.chunk.header().is_empty() {
                 self.shared
                     .queue
-                    .push_control(Priority::Normal, Task::Chunk(self.chunk.clone()));
+                    .push_control(Priority::Normal, Entry::Chunk(self.chunk.clone()));
             }
         }
     }

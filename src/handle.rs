@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::error::TaskError;
 use crate::runtime::Shared;
-use crate::runtime::cell::{CancelOutcome, HandleOps, SharedTask, count_cancelled};
+use crate::runtime::cell::{CancelOutcome, CellTask, HandleOps, count_cancelled};
 use crate::runtime::run;
 use crate::state::deadline_after;
 use crate::task::TaskId;
@@ -170,7 +170,7 @@ impl<T> TaskHandle<T> {
     fn help(&self) {
         let header = self.cell.header();
         if !header.is_claimed() && run::is_worker_of(self.shared.id) {
-            let task: Arc<dyn SharedTask> = self.cell.clone();
+            let task: Arc<dyn CellTask> = self.cell.clone();
             run::run_inline(&task);
         }
     }

@@ -176,7 +176,7 @@ const ACCEPTED_ONE: u64 = 1 << 16;
 /// line on the submit path.
 #[repr(align(128))]
 #[derive(Default)]
-struct Slot(AtomicU64);
+struct Stripe(AtomicU64);
 
 /// The intake gate: counts submitters between "checked the state" and
 /// "enqueued the task", and the tasks accepted through it.
@@ -191,7 +191,7 @@ struct Slot(AtomicU64);
 /// threads touch different cache lines; the readers (shutdown, statistics,
 /// `wait_idle`) sum the stripes.
 pub(crate) struct Gate {
-    slots: [Slot; GATE_SLOTS],
+    slots: [Stripe; GATE_SLOTS],
     lock: Mutex<()>,
     cleared: Condvar,
 }

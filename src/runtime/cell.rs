@@ -26,7 +26,7 @@ use crate::unwind;
 /// has the pool), and the stop source, rarely made, lives under the slot's
 /// lock instead of in a `OnceLock` of its own (112 bytes for the whole
 /// `Arc` with a one-word closure and result, down from 128).
-pub(crate) struct Header {
+pub(crate) struct CellHeader {
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
     /// Set once the closure has been taken (run or cancelled); lets a worker
@@ -37,7 +37,7 @@ pub(crate) struct Header {
     pub(crate) group: Option<Arc<GroupInner>>,
 }
 
-impl Header {
+impl CellHeader {
     #[inline]
     pub(crate) fn is_claimed(&self) -> bool {
         self.claimed.load(Ordering::Acquire)
@@ -94,7 +94,7 @@ impl Tally<'_> {
     }
 
     #[inline]
-    fn ended(self, header: &Header, panicked: bool, returned: bool) {
+    fn ended(self, header: &CellHeader, panicked: bool, returned: bool) {
         if let Some(shared) = self.shared {
             shared.count_end(self.index, panicked, returned);
         }
@@ -106,7 +106,7 @@ impl Tally<'_> {
     /// A panic with no handle left to tell: to the panic handler (already
     /// counted by `ended`).
     #[cold]
-    fn orphan(self, header: &Header, payload: Box<dyn Any + Send + 'static>) {
+    fn orphan(self, header: &CellHeader, payload: Box<dyn Any + Send + 'static>) {
         match self.shared {
             Some(shared) => {
                 shared.report_panic(header.id, header.name.clone(), self.index, payload);
@@ -129,8 +129,8 @@ pub(crate) enum CancelOutcome {
 }
 
 /// A cell as the queue and the workers see it.
-pub(crate) trait SharedTask: Send + Sync {
-    fn header(&self) -> &Header;
+pub(crate) trait CellTask: Send + Sync {
+    fn header(&self) -> &CellHeader;
     /// The task's own stop source, made on first use.
     fn stop_state(&self) -> Arc<StopState>;
     /// Claims and runs the task for `runner`, counting it in `tally`;
@@ -154,7 +154,7 @@ pub(crate) trait SharedTask: Send + Sync {
 pub(crate) type CellRef<T> = Arc<dyn HandleOps<T>>;
 
 /// A cell as its handle sees it.
-pub(crate) trait HandleOps<T>: SharedTask {
+pub(crate) trait HandleOps<T>: CellTask {
     fn wait(&self, deadline: Option<Instant>) -> bool;
     fn is_finished(&self) -> bool;
     /// Waits for the end and takes the result, under one lock.
@@ -173,7 +173,7 @@ enum Stage<F, T> {
     Taken,
 }
 
-struct Slot<F, T> {
+struct CellState<F, T> {
     stage: Stage<F, T>,
     /// The task's own stop source, made on first use (by
     /// `StopToken::current` inside the task, or a cancel that finds it
@@ -187,8 +187,8 @@ struct Slot<F, T> {
 }
 
 pub(crate) struct Cell<F, T> {
-    header: Header,
-    slot: Mutex<Slot<F, T>>,
+    header: CellHeader,
+    slot: Mutex<CellState<F, T>>,
     done: Condvar,
 }
 
@@ -199,13 +199,13 @@ where
 {
     pub(crate) fn new(name: Option<Arc<str>>, f: F, group: Option<Arc<GroupInner>>) -> Arc<Self> {
         Arc::new(Cell {
-            header: Header {
+            header: CellHeader {
                 id: TaskId::next(),
                 name,
                 claimed: AtomicBool::new(false),
                 group,
             },
-            slot: Mutex::new(Slot {
+            slot: Mutex::new(CellState {
                 stage: Stage::Queued(f),
                 stop: None,
                 handle_alive: true,
@@ -215,18 +215,18 @@ where
         })
     }
 
-    fn publish(&self, slot: &mut Slot<F, T>, result: Result<T, TaskError>) {
+    fn publish(&self, slot: &mut CellState<F, T>, result: Result<T, TaskError>) {
         slot.stage = Stage::Done(result);
         self.done.notify_all();
     }
 }
 
-impl<F, T> SharedTask for Cell<F, T>
+impl<F, T> CellTask for Cell<F, T>
 where
     F: Call<Output = T>,
     T: Send + 'static,
 {
-    fn header(&self) -> &Header {
+    fn header(&self) -> &CellHeader {
         &self.header
     }
 
@@ -425,7 +425,7 @@ where
 
 /// Counts a submitted task that will never start, in the pool and in its
 /// group.
-pub(crate) fn count_cancelled(shared: &Shared, header: &Header, returned: bool) {
+pub(crate) fn count_cancelled(shared: &Shared, header: &CellHeader, returned: bool) {
     shared.count_cancelled(returned);
     if let Some(group) = &header.group {
         group.record_cancelled(returned);
@@ -435,9 +435,9 @@ pub(crate) fn count_cancelled(shared: &Shared, header: &Header, returned: bool) 
 /// A cell as it sits in the queue. Dropping an entry whose cell was never
 /// claimed (the queue itself being dropped) resolves the handle as
 /// cancelled, so no handle waits forever.
-pub(crate) struct SharedEntry(pub(crate) Arc<dyn SharedTask>);
+pub(crate) struct CellEntry(pub(crate) Arc<dyn CellTask>);
 
-impl Drop for SharedEntry {
+impl Drop for CellEntry {
     fn drop(&mut self) {
         if !self.0.header().is_claimed() {
             self.0.cancel(false);

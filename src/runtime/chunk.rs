@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use crate::runtime::Shared;
-use crate::runtime::cell::SharedEntry;
+use crate::runtime::cell::CellEntry;
 use crate::runtime::entry::{self, Entry, Stamp, Task, UNSTAMPED};
 use crate::runtime::queue::{Priority, Queue};
 use crate::runtime::run::{run_shared, run_top};
@@ -83,11 +83,11 @@ pub(crate) trait ChunkTasks: Send + Sync {
     fn take_rest(&self, only_if_untouched: bool) -> Option<Vec<Task>>;
 
     /// The counters outside the lock.
-    fn header(&self) -> &Header;
+    fn header(&self) -> &ChunkHeader;
 }
 
 /// What every chunk has outside its lock.
-pub(crate) struct Header {
+pub(crate) struct ChunkHeader {
     /// Its place among the pool's chunks: they are numbered in the order
     /// they are queued.
     seq: u64,
@@ -101,9 +101,9 @@ pub(crate) struct Header {
     entries: AtomicUsize,
 }
 
-impl Header {
-    fn new(seq: u64, stamp: Stamp, left: usize) -> Header {
-        Header {
+impl ChunkHeader {
+    fn new(seq: u64, stamp: Stamp, left: usize) -> ChunkHeader {
+        ChunkHeader {
             seq,
             stamp,
             left: AtomicUsize::new(left),
@@ -160,14 +160,14 @@ impl<F: FnOnce() + Send + 'static> Item for Executed<F> {
 }
 
 /// A `submit_batch`ed task: its cell, shared with its handle.
-impl Item for SharedEntry {
+impl Item for CellEntry {
     #[inline]
     fn run(self, runner: &mut ChunkRunner<'_>, left: usize) {
         runner.run_cell(left, &self);
     }
 
     fn into_task(self) -> Task {
-        Task::Shared(UNSTAMPED, self)
+        Task::Submitted(UNSTAMPED, self)
     }
 }
 
@@ -179,7 +179,7 @@ impl Item for SharedEntry {
 /// batch of tiny tasks took about 1.5 times the cycles per task).
 #[repr(align(128))]
 struct Chunk<T> {
-    header: Header,
+    header: ChunkHeader,
     rest: Mutex<Rest<T>>,
 }
 
@@ -192,7 +192,7 @@ struct Rest<T> {
 impl<T> Rest<T> {
     /// Takes the next task, updating `left`.
     #[inline]
-    fn pop(&mut self, header: &Header) -> Option<(T, usize)> {
+    fn pop(&mut self, header: &ChunkHeader) -> Option<(T, usize)> {
         let task = self.tasks.next()?;
         self.touched = true;
         let left = self.tasks.len();
@@ -204,7 +204,7 @@ impl<T> Rest<T> {
         Some((task, left))
     }
 
-    fn take_all(&mut self, header: &Header) -> Vec<T> {
+    fn take_all(&mut self, header: &ChunkHeader) -> Vec<T> {
         header.left.store(0, Ordering::Relaxed);
         mem::replace(&mut self.tasks, Vec::new().into_iter()).collect()
     }
@@ -242,7 +242,7 @@ impl<T: Item> ChunkTasks for Chunk<T> {
         )
     }
 
-    fn header(&self) -> &Header {
+    fn header(&self) -> &ChunkHeader {
         &self.header
     }
 }
@@ -266,7 +266,7 @@ pub(crate) fn calls<F: FnOnce() + Send + 'static>(
 
 /// The cells of a `submit_batch`, in parts of `size`, in order.
 pub(crate) fn cells(
-    cells: impl Iterator<Item = SharedEntry>,
+    cells: impl Iterator<Item = CellEntry>,
     size: usize,
 ) -> impl Iterator<Item = Vec<impl Item>> {
     split(cells, size)
@@ -342,7 +342,7 @@ impl Chunks {
             let seq = register.next_seq;
             register.next_seq += 1;
             let chunk: ChunkRef = Arc::new(Chunk {
-                header: Header::new(seq, queue.normal_stamp(), part.len()),
+                header: ChunkHeader::new(seq, queue.normal_stamp(), part.len()),
                 rest: Mutex::new(Rest {
                     tasks: part.into_iter(),
                     touched: false,
@@ -426,7 +426,7 @@ impl ChunkRunner<'_> {
     /// behind it, unless its cell was claimed meanwhile (cancelled through
     /// its handle, or run by a joiner helping).
     #[inline]
-    pub(crate) fn run_cell(&mut self, left: usize, entry: &SharedEntry) {
+    pub(crate) fn run_cell(&mut self, left: usize, entry: &CellEntry) {
         // Its room comes back when its cell is claimed (see `Cell::run`).
         self.offer_help(left);
         if !entry.0.header().is_claimed() {

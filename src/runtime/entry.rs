@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::inline::Inline;
-use crate::runtime::cell::SharedEntry;
+use crate::runtime::cell::CellEntry;
 use crate::runtime::chunk::ChunkRef;
 use crate::runtime::mailbox::GroupInner;
 use crate::task::TaskId;
@@ -43,7 +43,7 @@ pub(crate) enum Task {
     /// From `execute`: an unnamed closure of one word, in place.
     Inline(Stamp, Inline),
     /// From `submit`: a cell shared with its handle.
-    Shared(Stamp, SharedEntry),
+    Submitted(Stamp, CellEntry),
 }
 
 /// One entry of the queue: a task, or a control entry that only steers the
@@ -70,7 +70,7 @@ impl Task {
     #[inline(always)]
     pub(crate) fn stamped(mut self, stamp: Stamp) -> Task {
         match &mut self {
-            Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Shared(s, _) => {
+            Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Submitted(s, _) => {
                 *s = stamp;
             }
         }
@@ -80,7 +80,9 @@ impl Task {
     /// The task's stamp.
     pub(crate) fn stamp(&self) -> Stamp {
         match self {
-            Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Shared(s, _) => *s,
+            Task::Plain(s, _) | Task::Named(s, _) | Task::Inline(s, _) | Task::Submitted(s, _) => {
+                *s
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
-use crate::runtime::cell::{Cell, CellRef, SharedEntry};
+use crate::runtime::cell::{Cell, CellEntry, CellRef};
 use crate::runtime::chunk::{self};
 use crate::runtime::entry::{self, Entry, Task, UNSTAMPED};
 use crate::runtime::mailbox::GroupInner;
@@ -66,7 +66,7 @@ impl Shared {
                 let cell = Cell::new(name, f, None);
                 self.enqueue(
                     priority,
-                    Task::Shared(UNSTAMPED, SharedEntry(cell.clone())),
+                    Task::Submitted(UNSTAMPED, CellEntry(cell.clone())),
                     pass,
                 );
                 Ok(cell)
@@ -169,7 +169,7 @@ impl Shared {
                 let cells = tasks.into_iter().map(|f| {
                     let cell = Cell::new(None, Closure(f), None);
                     handles.push(cell.clone() as CellRef<T>);
-                    SharedEntry(cell)
+                    CellEntry(cell)
                 });
                 if size > 1 {
                     // Made as they are queued, so the first chunks can start
@@ -178,7 +178,7 @@ impl Shared {
                 } else {
                     for cell in cells {
                         self.queue
-                            .push(Priority::Normal, Task::Shared(UNSTAMPED, cell));
+                            .push(Priority::Normal, Task::Submitted(UNSTAMPED, cell));
                     }
                 }
                 pass.accept();

@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
-use crate::runtime::cell::{Cell, SharedEntry};
+use crate::runtime::cell::{Cell, CellEntry};
 use crate::runtime::entry;
 use crate::runtime::entry::{Task, UNSTAMPED};
 use crate::runtime::queue::Priority;
@@ -266,6 +266,6 @@ impl<C: Call> MakeTask for CellMaker<C> {
     type Made = Arc<Cell<C, C::Output>>;
     fn make(self) -> (Task, Self::Made) {
         let cell = Cell::new(self.name, self.call, Some(self.group));
-        (Task::Shared(UNSTAMPED, SharedEntry(cell.clone())), cell)
+        (Task::Submitted(UNSTAMPED, CellEntry(cell.clone())), cell)
     }
 }

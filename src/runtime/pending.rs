@@ -53,7 +53,7 @@ impl PendingTask {
         let id = match &task {
             Task::Plain(_, t) | Task::Named(_, t) => t.id().unwrap_or_else(TaskId::next),
             Task::Inline(_, _) => TaskId::next(),
-            Task::Shared(_, t) => t.0.header().id,
+            Task::Submitted(_, t) => t.0.header().id,
         };
         PendingTask {
             id,
@@ -84,7 +84,7 @@ impl PendingTask {
         match self.task() {
             Task::Plain(_, t) | Task::Named(_, t) => t.name().map(|n| &**n),
             Task::Inline(_, _) => None,
-            Task::Shared(_, t) => t.0.header().name.as_deref(),
+            Task::Submitted(_, t) => t.0.header().name.as_deref(),
         }
     }
 
@@ -132,7 +132,7 @@ impl PendingTask {
     /// ```
     pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
         let taken = match self.task() {
-            Task::Shared(_, entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
+            Task::Submitted(_, entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
             Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _) => None,
         };
         match taken.map(|any| any.downcast::<JobCall<J>>()) {

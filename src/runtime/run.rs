@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::runtime::Shared;
 use crate::runtime::cell;
-use crate::runtime::cell::{CancelOutcome, Header, Runner, SharedTask, Tally};
+use crate::runtime::cell::{CancelOutcome, CellHeader, CellTask, Runner, Tally};
 use crate::runtime::entry::Task;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::slot::{At, Site, SlotGuard, TopGuard, WorkerSlot};
@@ -30,7 +30,7 @@ pub(crate) fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, t
     let _in_group = InGroup(swap_context_group(Some(group.clone())));
     match task {
         // The cell counts its end in its group itself (see `run_shared`).
-        Task::Shared(_, entry) => {
+        Task::Submitted(_, entry) => {
             if !entry.0.header().is_claimed() {
                 run_shared(shared, Some(at), &entry.0);
             }
@@ -69,7 +69,7 @@ pub(crate) fn run_plain(shared: &Shared, at: At, task: Task, id: Option<TaskId>)
             let id = id.unwrap_or_else(TaskId::next);
             run_call(shared, at, id, None, move || task.call())
         }
-        Task::Shared(_, entry) => {
+        Task::Submitted(_, entry) => {
             run_shared(shared, at, &entry.0);
             false
         }
@@ -105,7 +105,7 @@ pub(crate) fn run_call<C: FnOnce()>(
 /// Claims and runs a submitted task, unless someone else claimed it. `at`
 /// is its place on a worker of its pool; `None` for a handed-back task run
 /// through its `PendingTask`.
-pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) {
+pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
     let header = task.header();
     let tally = Tally {
         shared: Some(shared),
@@ -142,12 +142,12 @@ pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn SharedTask>) {
 /// and says whether it runs as a handed-back task, until dropped; then
 /// restores what it found, also on unwind.
 pub(crate) struct Frame {
-    outer_task: Option<Arc<dyn SharedTask>>,
+    outer_task: Option<Arc<dyn CellTask>>,
     outer_elsewhere: bool,
 }
 
 impl Frame {
-    fn enter(task: Option<Arc<dyn SharedTask>>, elsewhere: bool) -> Frame {
+    fn enter(task: Option<Arc<dyn CellTask>>, elsewhere: bool) -> Frame {
         Frame {
             outer_task: swap_context_task(task),
             outer_elsewhere: ELSEWHERE.with(|e| e.replace(elsewhere)),
@@ -166,12 +166,12 @@ impl Drop for Frame {
 /// `StopToken::current`) and restores the outer one on drop, also when a
 /// `Drop` of the task's result unwinds.
 pub(crate) struct ContextTask {
-    outer: Option<Arc<dyn SharedTask>>,
+    outer: Option<Arc<dyn CellTask>>,
 }
 
 impl ContextTask {
     #[inline]
-    fn enter(task: Arc<dyn SharedTask>) -> ContextTask {
+    fn enter(task: Arc<dyn CellTask>) -> ContextTask {
         ContextTask {
             outer: swap_context_task(Some(task)),
         }
@@ -186,13 +186,13 @@ impl Drop for ContextTask {
 }
 
 #[inline]
-pub(crate) fn swap_context_task(task: Option<Arc<dyn SharedTask>>) -> Option<Arc<dyn SharedTask>> {
+pub(crate) fn swap_context_task(task: Option<Arc<dyn CellTask>>) -> Option<Arc<dyn CellTask>> {
     ManuallyDrop::into_inner(CURRENT_TASK.with(|current| current.replace(ManuallyDrop::new(task))))
 }
 
 /// Runs a queued task on the calling worker, for a joiner that would
 /// otherwise wait for it (see `TaskHandle::join`).
-pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
+pub(crate) fn run_inline(task: &Arc<dyn CellTask>) {
     let Some((shared, index)) = CONTEXT.with(|c| {
         c.borrow()
             .as_ref()
@@ -213,7 +213,7 @@ pub(crate) fn run_inline(task: &Arc<dyn SharedTask>) {
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
         // Its frame is entered by `run_shared`.
-        Task::Shared(_, entry) => run_shared(shared, None, &entry.0),
+        Task::Submitted(_, entry) => run_shared(shared, None, &entry.0),
         plain => {
             // Not the thread's task: its token is its own (which nothing
             // can raise), not the one of whatever runs around it.
@@ -233,7 +233,7 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
             group.record_cancelled(false);
             true
         }
-        Task::Shared(_, entry) => match entry.0.cancel(false) {
+        Task::Submitted(_, entry) => match entry.0.cancel(false) {
             CancelOutcome::Cancelled { returned } => {
                 cell::count_cancelled(shared, entry.0.header(), returned);
                 true
@@ -250,7 +250,7 @@ pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
             unwind::drop_quietly(task);
             true
         }
-        Task::Shared(_, entry) => match entry.0.cancel(false) {
+        Task::Submitted(_, entry) => match entry.0.cancel(false) {
             CancelOutcome::Cancelled { returned } => {
                 if let Some(group) = &entry.0.header().group {
                     group.record_cancelled(returned);
@@ -307,7 +307,7 @@ thread_local! {
     /// `ManuallyDrop`, so that the slot needs no destructor and each access
     /// skips the check for one: every run puts back what it found, ending
     /// with `None`, so there is nothing to drop at thread exit.
-    static CURRENT_TASK: Cell<ManuallyDrop<Option<Arc<dyn SharedTask>>>> =
+    static CURRENT_TASK: Cell<ManuallyDrop<Option<Arc<dyn CellTask>>>> =
         const { Cell::new(ManuallyDrop::new(None)) };
     /// True while the innermost run on this thread is a task handed back by
     /// `shutdown_now` and run through its `PendingTask`: that task is the
@@ -326,7 +326,7 @@ pub(crate) fn is_worker_of(pool_id: u64) -> bool {
 }
 
 /// A copy of the submitted task running on this thread, if any.
-pub(crate) fn current_task() -> Option<Arc<dyn SharedTask>> {
+pub(crate) fn current_task() -> Option<Arc<dyn CellTask>> {
     CURRENT_TASK.with(|current| {
         let task = current.replace(ManuallyDrop::new(None));
         let copy = Option::clone(&task);
@@ -365,7 +365,7 @@ pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
 }
 
 /// A submitted task's group's stop and its own.
-pub(crate) fn own_stop_states(task: &dyn SharedTask) -> Vec<Arc<StopState>> {
+pub(crate) fn own_stop_states(task: &dyn CellTask) -> Vec<Arc<StopState>> {
     let mut states = Vec::with_capacity(2);
     if let Some(group) = &task.header().group {
         states.push(group.stop_state().clone());
@@ -376,7 +376,7 @@ pub(crate) fn own_stop_states(task: &dyn SharedTask) -> Vec<Arc<StopState>> {
 
 /// True if the calling thread is running the submitted task `header`
 /// belongs to (innermost run): a wait for it here would wait for itself.
-pub(crate) fn is_running(header: &Header) -> bool {
+pub(crate) fn is_running(header: &CellHeader) -> bool {
     // Looked at in place (taken out and put back), without cloning the
     // `Arc`: this is on every join's path.
     CURRENT_TASK.with(|current| {

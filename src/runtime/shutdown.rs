@@ -42,18 +42,19 @@ impl Shared {
     }
 
     pub(crate) fn shutdown_now(self: &Arc<Self>) -> Vec<PendingTask> {
-        self.stop_now(false)
+        self.stop_now(HandBackTo::Caller)
     }
 
     /// `shutdown_now` for a `ShutdownHandle` or a second signal, where no
     /// caller can receive the tasks: they go to the stash, for the
     /// program's next `shutdown_now` (or the graceful shutdown's report).
     pub(crate) fn shutdown_now_to_stash(self: &Arc<Self>) {
-        let unkept = self.stop_now(true);
+        let unkept = self.stop_now(HandBackTo::Stash);
         drop(unkept); // the pool was dropped: nobody can ask for them; cancel
     }
 
-    pub(crate) fn stop_now(self: &Arc<Self>, to_stash: bool) -> Vec<PendingTask> {
+    pub(crate) fn stop_now(self: &Arc<Self>, to: HandBackTo) -> Vec<PendingTask> {
+        let to_stash = to == HandBackTo::Stash;
         // Going to the stash, its lock is held from before the pool can
         // terminate until every task taken back is in, so whoever looks at
         // the stash after termination waits for them instead of missing them.
@@ -226,7 +227,7 @@ impl Shared {
     ) -> bool {
         let keep = match &task {
             Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _) => true,
-            Task::Shared(_, entry) => entry.0.hand_back(),
+            Task::Submitted(_, entry) => entry.0.hand_back(),
         };
         if keep {
             pending.push(PendingTask::new(task, self.clone()));
@@ -354,18 +355,13 @@ impl Shared {
         }
     }
 
-    pub(crate) fn run_thread_hook(&self, start: bool, index: usize) {
-        let hook = if start {
-            &self.hooks.on_thread_start
-        } else {
-            &self.hooks.on_thread_exit
+    pub(crate) fn run_thread_hook(&self, edge: ThreadEdge, index: usize) {
+        let (hook, which) = match edge {
+            ThreadEdge::Start => (&self.hooks.on_thread_start, "start"),
+            ThreadEdge::Exit => (&self.hooks.on_thread_exit, "exit"),
         };
         if let Some(hook) = hook {
-            let what = format_args!(
-                "{}: on_thread_{}",
-                self.slots[index].thread_name(),
-                if start { "start" } else { "exit" }
-            );
+            let what = format_args!("{}: on_thread_{which}", self.slots[index].thread_name());
             call_logged(what, || hook(index));
         }
     }
@@ -457,4 +453,23 @@ fn merge_in_order(
     while let Some(Reverse((_, i))) = heads.pop() {
         take_rare(out, i, &mut heads);
     }
+}
+
+/// Where `shutdown_now` puts the tasks it takes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HandBackTo {
+    /// The caller, as the returned `Vec`.
+    Caller,
+    /// The pool's stash, for the program's next `shutdown_now` (a request
+    /// through a `ShutdownHandle`, where nobody can receive them).
+    Stash,
+}
+
+/// Which end of a worker thread's life a hook marks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThreadEdge {
+    /// `on_thread_start`.
+    Start,
+    /// `on_thread_exit`.
+    Exit,
 }

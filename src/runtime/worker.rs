@@ -39,6 +39,7 @@ use crate::runtime::entry::{Entry, Task};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::run::{CONTEXT, Context, run_in_group, run_plain, run_shared, run_top};
+use crate::runtime::shutdown::ThreadEdge;
 use crate::runtime::slot::{Clock, Site};
 use crate::state::PoolState;
 use crate::task::IdBlock;
@@ -57,7 +58,7 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
     // included), the pool learns that this worker is gone.
     let _exit = Exit(&shared);
     log::debug!("{}: started", shared.slots[index].thread_name());
-    shared.run_thread_hook(true, index);
+    shared.run_thread_hook(ThreadEdge::Start, index);
     // Tasks run under their own `catch_unwind`; this one is for the pool's
     // bookkeeping around them (or a `Drop` of a task's result), caught once
     // for the whole loop rather than once per task: a panic there is logged
@@ -76,7 +77,7 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
     // (this one may have taken them all), and it must reach its own exit
     // whatever our hook does.
     shared.send_wakes(1);
-    shared.run_thread_hook(false, index);
+    shared.run_thread_hook(ThreadEdge::Exit, index);
     log::debug!("{}: exiting", shared.slots[index].thread_name());
 }
 
@@ -163,7 +164,7 @@ fn run_queued(shared: &Shared, at: Site, task: Task) {
     match task {
         // Its room comes back when its cell is claimed (see `Cell::run`):
         // a dead entry (cancelled, or helped by a joiner) gave it already.
-        Task::Shared(_, entry) => {
+        Task::Submitted(_, entry) => {
             if !entry.0.header().is_claimed() {
                 run_shared(shared, Some(at), &entry.0);
             }

@@ -798,9 +798,19 @@ fn shutdown_now_hands_back_in_submission_order_across_levels_and_groups() {
         group.task().name(n(1)).execute(|| ()).unwrap();
         handles.push(pool.task().name(n(2)).submit(|| ()).unwrap());
         handles.push(group.task().name(n(3)).submit(|| ()).unwrap());
-        pool.task().name(n(4)).priority(Priority::High).execute(|| ()).unwrap();
+        pool.task()
+            .name(n(4))
+            .priority(Priority::High)
+            .execute(|| ())
+            .unwrap();
         low.task().name(n(5)).execute(|| ()).unwrap();
-        handles.push(pool.task().name(n(6)).priority(Priority::Low).submit(|| ()).unwrap());
+        handles.push(
+            pool.task()
+                .name(n(6))
+                .priority(Priority::Low)
+                .submit(|| ())
+                .unwrap(),
+        );
         paused.task().name(n(7)).execute(|| ()).unwrap();
         pool.task().name(n(8)).execute(|| ()).unwrap();
     }

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::error::Rejected;
 use crate::handle::TaskHandle;
@@ -55,6 +55,7 @@ use crate::runtime::mailbox::{GroupInner, Mailbox};
 use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::stop::{StopState, StopToken};
+use crate::sync::Waiters;
 use crate::task::{Call, Closure, Job, JobCall};
 use crate::task_builder::TaskBuilder;
 
@@ -104,8 +105,7 @@ impl TaskGroup {
                 cancelled: false,
                 scheduled: false,
             }),
-            changed: Condvar::new(),
-            waiters: AtomicUsize::new(0),
+            waiters: Waiters::new(),
             stop: StopState::new(),
             submitted: AtomicU64::new(0),
             completed: AtomicU64::new(0),
@@ -339,27 +339,11 @@ impl TaskGroup {
             );
             return false;
         }
-        let deadline = deadline_after(timeout);
-        self.inner.waiters.fetch_add(1, Ordering::SeqCst);
-        let mut mailbox = self.inner.mailbox.lock();
-        // No lost wake-up: counters change before `notify` takes this lock
-        // to notify, and we test them under it.
-        let done = loop {
-            if self.inner.is_done() {
-                break true;
-            }
-            match deadline {
-                None => self.inner.changed.wait(&mut mailbox),
-                Some(d) => {
-                    if self.inner.changed.wait_until(&mut mailbox, d).timed_out() {
-                        break self.inner.is_done();
-                    }
-                }
-            }
-        };
-        drop(mailbox);
-        self.inner.waiters.fetch_sub(1, Ordering::SeqCst);
-        done
+        // No lost wake-up: every count changes before `notify`; see
+        // `Waiters`.
+        self.inner
+            .waiters
+            .wait_until(deadline_after(timeout), || self.inner.is_done())
     }
 
     /// The group's counts now. Cheap (no walk over the queued tasks), so a

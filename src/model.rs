@@ -171,3 +171,35 @@ impl Cell {
         self.0.stop_state().is_requested()
     }
 }
+
+/// A latch over the crate's one waiting primitive (`sync::Waiters`), with
+/// a flag as the condition: what the lifecycle, the gate, `wait_idle` and
+/// `TaskGroup::wait` build on.
+pub struct Latch {
+    waiters: crate::sync::Waiters,
+    open: crate::sync::AtomicBool,
+}
+
+impl Latch {
+    pub fn new() -> Latch {
+        Latch {
+            waiters: crate::sync::Waiters::new(),
+            open: crate::sync::AtomicBool::new(false),
+        }
+    }
+
+    /// Opens the latch: the change, then the notify.
+    pub fn open(&self) {
+        self.open.store(true, crate::sync::Ordering::SeqCst);
+        self.waiters.notify();
+    }
+
+    /// Waits until the latch is open (no deadline: a lost wake-up is a
+    /// deadlock, which loom reports).
+    pub fn wait(&self) {
+        let open = self
+            .waiters
+            .wait_until(None, || self.open.load(crate::sync::Ordering::SeqCst));
+        assert!(open);
+    }
+}

@@ -50,7 +50,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::error::RejectReason;
-use crate::sync::{AtomicU8, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, dekker_fence};
+use crate::sync::{
+    AtomicU8, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, Waiters, dekker_fence,
+};
 
 /// Where a pool is in its life; see [`ThreadPool::state`].
 ///
@@ -87,17 +89,15 @@ impl PoolState {
 /// The pool's state word and the latch that `await_termination` waits on.
 pub(crate) struct Lifecycle {
     state: AtomicU8,
-    lock: Mutex<()>,
     /// Notified on termination and on the move to `Stopping`.
-    terminated: Condvar,
+    waiters: Waiters,
 }
 
 impl Lifecycle {
     pub(crate) fn new() -> Self {
         Lifecycle {
             state: AtomicU8::new(PoolState::Running as u8),
-            lock: Mutex::new(()),
-            terminated: Condvar::new(),
+            waiters: Waiters::new(),
         }
     }
 
@@ -124,10 +124,9 @@ impl Lifecycle {
 
     /// Marks the pool terminated and wakes every `await_termination`.
     pub(crate) fn set_terminated(&self) {
-        let _guard = self.lock.lock();
         self.state
             .store(PoolState::Terminated as u8, Ordering::SeqCst);
-        self.terminated.notify_all();
+        self.waiters.notify();
     }
 
     /// Waits until terminated or the deadline (`None`: forever) passes.
@@ -138,30 +137,16 @@ impl Lifecycle {
     /// Waits until the state is at least `state` or the deadline (`None`:
     /// forever) passes; returns the state then.
     pub(crate) fn wait_at_least(&self, state: PoolState, deadline: Option<Instant>) -> PoolState {
-        let mut guard = self.lock.lock();
         // No lost wake-up: every move a waiter may wait for is followed by
-        // `notify_waiters` (or is `set_terminated`), which notifies under
-        // `lock`, and we test the state while holding it.
-        loop {
-            let now = self.get();
-            if now >= state {
-                return now;
-            }
-            match deadline {
-                None => self.terminated.wait(&mut guard),
-                Some(d) => {
-                    if self.terminated.wait_until(&mut guard, d).timed_out() {
-                        return self.get();
-                    }
-                }
-            }
-        }
+        // `notify_waiters` (or is `set_terminated`), which notifies; see
+        // `Waiters`.
+        self.waiters.wait_until(deadline, || self.get() >= state);
+        self.get()
     }
 
     /// Wakes `wait_at_least` callers after a move to `Stopping`.
     pub(crate) fn notify_waiters(&self) {
-        let _guard = self.lock.lock();
-        self.terminated.notify_all();
+        self.waiters.notify();
     }
 }
 
@@ -192,8 +177,8 @@ struct Stripe(AtomicU64);
 /// `wait_idle`) sum the stripes.
 pub(crate) struct Gate {
     slots: [Stripe; GATE_SLOTS],
-    lock: Mutex<()>,
-    cleared: Condvar,
+    /// `wait_clear` callers.
+    cleared: Waiters,
 }
 
 #[cfg(not(loom))]
@@ -257,8 +242,7 @@ impl Gate {
     pub(crate) fn new() -> Self {
         Gate {
             slots: Default::default(),
-            lock: Mutex::new(()),
-            cleared: Condvar::new(),
+            cleared: Waiters::new(),
         }
     }
 
@@ -329,12 +313,9 @@ impl Gate {
     /// past `Running` (no one new can enter then), and short: submitters in
     /// the gate either enqueue without blocking or are woken by shutdown.
     pub(crate) fn wait_clear(&self) {
-        let mut guard = self.lock.lock();
         // No lost wake-up: a leaving submitter that sees the state past
-        // Running takes `lock` before notifying, and we test under `lock`.
-        while !self.is_clear() {
-            self.cleared.wait(&mut guard);
-        }
+        // Running notifies after its leaving RMW; see `Waiters`.
+        self.cleared.wait_until(None, || self.is_clear());
     }
 }
 
@@ -359,8 +340,7 @@ impl Gate {
     #[cold]
     #[inline(never)]
     fn notify_cleared(&self) {
-        let _guard = self.lock.lock();
-        self.cleared.notify_all();
+        self.cleared.notify();
     }
 }
 

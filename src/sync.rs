@@ -1,6 +1,8 @@
 //! The synchronisation primitives of the model-checked core, swapped for
 //! loom's under `cfg(loom)`.
 //!
+//! It also holds the crate's one waiting primitive, [`Waiters`].
+//!
 //! `state.rs` (the lifecycle, the intake gate, the bounded queue's room),
 //! `handle.rs` (a submitted task's cell and its claim) and `stop.rs` (stop
 //! requests and their callbacks) take their atomics, mutexes, condvars and
@@ -18,14 +20,16 @@
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(not(loom))]
 pub(crate) use std::thread::{ThreadId, current as current_thread};
 
 #[cfg(loom)]
 pub(crate) use self::model::{Condvar, Mutex};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
+};
 // Loom's threads are coroutines on one OS thread: std's ids would all match.
 #[cfg(loom)]
 pub(crate) use loom::thread::{ThreadId, current as current_thread};
@@ -43,6 +47,107 @@ pub(crate) use loom::thread::{ThreadId, current as current_thread};
 pub(crate) fn dekker_fence() {
     #[cfg(loom)]
     loom::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// The crate's one waiting primitive: threads wait, with a deadline or
+/// without, until a condition holds; the threads that change what the
+/// condition reads then call [`Waiters::notify`]. It keeps the count of
+/// waiters, so a change nobody waits for costs a fence and a load, not a
+/// lock (as crossbeam-utils' `WaitGroup` and parker keep the waiting in
+/// one place instead of a deadline loop and a waiter counter at each call
+/// site). The condition must read only atomics: it is tested under this
+/// primitive's own lock, not under the lock of the data.
+///
+/// Used by `await_termination` and the graceful drain (the lifecycle),
+/// the drain's wait for the intake gate to clear, `wait_idle`, and
+/// `TaskGroup::wait`. (A cell's `join` waits for a result that lives under
+/// the cell's own lock, so it keeps its condvar there.)
+///
+/// # No lost wake-up
+///
+/// A waiter counts itself (SeqCst) and fences before it first tests the
+/// condition, and tests it under `lock`. A changer changes the state
+/// first, then fences and reads the count (`notify`); seeing a waiter, it
+/// notifies under `lock`. By the two fences, either the waiter's test sees
+/// the change, or the changer sees the waiter; and then it cannot notify
+/// between the waiter's test and its park, both being under `lock`.
+pub(crate) struct Waiters {
+    count: AtomicUsize,
+    lock: Mutex<()>,
+    cond: Condvar,
+}
+
+impl Waiters {
+    pub(crate) fn new() -> Waiters {
+        Waiters {
+            count: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cond: Condvar::new(),
+        }
+    }
+
+    /// Waits until `done` returns true or the deadline (`None`: none)
+    /// passes; returns what `done` said last.
+    pub(crate) fn wait_until(
+        &self,
+        deadline: Option<std::time::Instant>,
+        mut done: impl FnMut() -> bool,
+    ) -> bool {
+        if done() {
+            return true;
+        }
+        struct Registered<'a>(&'a AtomicUsize);
+        impl Drop for Registered<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        // ORDERING: SeqCst registration and fence, against the changer's
+        // fence and count load in `notify` (see the type's docs).
+        self.count.fetch_add(1, Ordering::SeqCst);
+        let _registered = Registered(&self.count);
+        fence(Ordering::SeqCst);
+        let mut guard = self.lock.lock();
+        loop {
+            if done() {
+                return true;
+            }
+            match deadline {
+                None => self.cond.wait(&mut guard),
+                Some(deadline) => {
+                    if self.cond.wait_until(&mut guard, deadline).timed_out() {
+                        return done();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wakes the waiters, if there are any, after the caller changed what
+    /// their condition reads.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        self.notify_if(|| true);
+    }
+
+    /// Like `notify`, only if `worth_it` (tested after the fence, so it
+    /// sees what the waiters' registrations ordered before it).
+    #[inline]
+    pub(crate) fn notify_if(&self, worth_it: impl FnOnce() -> bool) {
+        // ORDERING: the fence orders the caller's change before the count
+        // load (see the type's docs).
+        fence(Ordering::SeqCst);
+        if self.count.load(Ordering::Relaxed) > 0 && worth_it() {
+            self.wake_all();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_all(&self) {
+        let _guard = self.lock.lock();
+        self.cond.notify_all();
+    }
 }
 
 /// `parking_lot`'s lock API over loom's std-like one.

@@ -2,7 +2,7 @@
 //! the waiters for idleness.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::atomic::{Ordering, fence};
 use std::time::Instant;
 
 use crate::runtime::Shared;
@@ -119,46 +119,18 @@ impl Shared {
 
     /// Wakes `wait_idle` callers, if there are any and the pool is idle.
     pub(crate) fn notify_idle_waiters(&self) {
-        // ORDERING: the fence orders this thread's earlier stores (counters,
-        // slot cleared) before the loads that follow (Dekker with `wait_idle`,
-        // which bumps the count and fences before reading; and between two
-        // workers going idle at once: at least one of them sees both slots
-        // clear, so the last one out always notifies).
-        fence(Ordering::SeqCst);
-        if self.idle.count.load(Ordering::Relaxed) > 0 && self.is_idle() {
-            let _guard = self.idle.lock.lock();
-            self.idle.cond.notify_all();
-        }
+        // ORDERING: `notify_if` fences before it reads, ordering this
+        // thread's earlier stores (counters, slot cleared) before the loads
+        // of `is_idle` (Dekker with `wait_idle`'s registration; and between
+        // two workers going idle at once: at least one of them sees both
+        // slots clear, so the last one out always notifies).
+        self.idle.notify_if(|| self.is_idle());
     }
 
     pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
-        struct Registered<'a>(&'a AtomicUsize);
-        impl Drop for Registered<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        self.idle.count.fetch_add(1, Ordering::SeqCst);
-        let _registered = Registered(&self.idle.count);
-        fence(Ordering::SeqCst);
-        let mut guard = self.idle.lock.lock();
-        // No lost wake-up: a worker that ends the last task either is seen by
-        // the check below, or sees our registration (the fences) and then
-        // notifies under `lock`, which it cannot take between our check and
-        // our wait.
-        loop {
-            if self.is_idle() {
-                return true;
-            }
-            match deadline {
-                None => self.idle.cond.wait(&mut guard),
-                Some(d) => {
-                    if self.idle.cond.wait_until(&mut guard, d).timed_out() {
-                        return self.is_idle();
-                    }
-                }
-            }
-        }
+        // No lost wake-up: a worker that ends the last task either is seen
+        // by the test, or sees our registration and notifies (`Waiters`).
+        self.idle.wait_until(deadline, || self.is_idle())
     }
 
     /// Nothing queued or running: every accepted task has ended, and every

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
@@ -16,6 +16,7 @@ use crate::runtime::entry::{Task, UNSTAMPED};
 use crate::runtime::queue::Priority;
 use crate::state::WhenFull;
 use crate::stop::StopState;
+use crate::sync::Waiters;
 use crate::task::Call;
 
 /// What a group's tasks, its handles and the pool share.
@@ -24,8 +25,8 @@ pub(crate) struct GroupInner {
     /// A `Priority` as its discriminant.
     pub(crate) priority: AtomicU8,
     pub(crate) mailbox: Mutex<Mailbox>,
-    pub(crate) changed: Condvar,
-    pub(crate) waiters: AtomicUsize,
+    /// `TaskGroup::wait` callers.
+    pub(crate) waiters: Waiters,
     pub(crate) stop: Arc<StopState>,
     pub(crate) submitted: AtomicU64,
     pub(crate) completed: AtomicU64,
@@ -99,13 +100,9 @@ impl GroupInner {
         &self.stop
     }
 
+    /// Wakes `TaskGroup::wait` callers after a count changed.
     pub(crate) fn notify(&self) {
-        // ORDERING: the counter RMWs above are SeqCst, and so is this load
-        // and the waiter's registration (Dekker with `TaskGroup::wait`).
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _guard = self.mailbox.lock();
-            self.changed.notify_all();
-        }
+        self.waiters.notify();
     }
 
     /// Takes the first task for a worker that took the group's token; the

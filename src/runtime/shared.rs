@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::runtime::PendingTask;
 use crate::runtime::chunk::Chunks;
@@ -15,6 +15,7 @@ use crate::runtime::relay::Relay;
 use crate::runtime::slot::WorkerSlot;
 use crate::state::{Bound, Gate, Lifecycle};
 use crate::stop::StopState;
+use crate::sync::Waiters;
 use crate::task::TaskPanic;
 use crate::unwind::drop_quietly;
 
@@ -57,7 +58,8 @@ pub(crate) struct Shared {
     /// Workers that have not exited yet.
     pub(crate) live: AtomicUsize,
     pub(crate) counters: Counters,
-    pub(crate) idle: IdleWaiters,
+    /// `wait_idle` callers.
+    pub(crate) idle: Waiters,
     pub(crate) hooks: Hooks,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) epoch: Instant,
@@ -83,13 +85,6 @@ pub(crate) struct Counters {
     /// Handed-back tasks cancelled (dropped `PendingTask`, or their handle).
     pub(crate) cancelled_returned: AtomicU64,
     pub(crate) rejected: AtomicU64,
-}
-
-/// Waiters of `wait_idle`.
-pub(crate) struct IdleWaiters {
-    pub(crate) count: AtomicUsize,
-    pub(crate) lock: Mutex<()>,
-    pub(crate) cond: Condvar,
 }
 
 impl Shared {
@@ -118,11 +113,7 @@ impl Shared {
                 .collect(),
             live: AtomicUsize::new(threads),
             counters: Counters::default(),
-            idle: IdleWaiters {
-                count: AtomicUsize::new(0),
-                lock: Mutex::new(()),
-                cond: Condvar::new(),
-            },
+            idle: Waiters::new(),
             hooks,
             threads: Mutex::new(Vec::with_capacity(threads)),
             epoch,

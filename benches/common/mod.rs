@@ -1,10 +1,10 @@
-//! What the performance benchmarks and `examples/compare.rs` share: the
+//! What the performance benchmarks and the compare table share: the
 //! peers' set-ups, the task body and its latch, the submit-and-join
 //! scenarios, workers held on a latch, per-round recording for criterion
 //! groups, and a counting global allocator.
 //!
-//! Each bench includes it with `mod common;`, `examples/compare.rs` with
-//! `#[path = "../benches/common/mod.rs"] mod common;`. Each binary uses part
+//! Each bench, `compare.rs` included, takes it with `mod common;`. Each
+//! binary uses part
 //! of it, hence `dead_code` is allowed. A `#[global_allocator]` can be
 //! declared once per binary, so the allocator *type* is here and the static
 //! is declared by each binary that counts.

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, CellEntry, CellRef};
-use crate::runtime::chunk::{self};
+use crate::runtime::chunk;
 use crate::runtime::entry::{self, Entry, Task, UNSTAMPED};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;

@@ -48,9 +48,13 @@ pub(crate) struct Shared {
     /// The pool's task groups, for shutdown (resume the paused ones) and
     /// `shutdown_now` (empty their mailboxes). Held strongly: a paused
     /// group whose every handle was dropped still holds accepted tasks.
-    /// Settled groups are pruned as new ones come, and all when the
-    /// `ThreadPool` is dropped (not at termination: a `shutdown_now` still
-    /// draining may need them; found by tests/stress.rs).
+    /// Settled groups are pruned as new ones come; the rest stay until the
+    /// pool itself goes: a `shutdown_now` still to come (the drop policy's,
+    /// a `ShutdownHandle`'s) must find every group holding tasks, also one
+    /// whose token a worker holds (issue 12, defect 1; an earlier version
+    /// cleared the list at termination, then at the drop, and lost tasks
+    /// both ways). A task capturing its own group makes a cycle only while
+    /// queued, and a terminated pool has none queued.
     pub(crate) groups: Mutex<Vec<Arc<GroupInner>>>,
     /// The pool-wide stop source, raised by `shutdown_now`.
     pub(crate) stop: Arc<StopState>,

@@ -28,8 +28,15 @@ pub(crate) fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, t
         }
     }
     let _in_group = InGroup(swap_context_group(Some(group.clone())));
+    run_taken(shared, at, task, Some(group));
+}
+
+/// Runs a task a worker took off the queue or out of `group`'s mailbox.
+pub(crate) fn run_taken(shared: &Shared, at: Site, task: Task, group: Option<&GroupInner>) {
     match task {
-        // The cell counts its end in its group itself (see `run_shared`).
+        // Its room comes back when its cell is claimed (see `Cell::run`),
+        // and the cell counts its end in its group itself: a dead entry
+        // (cancelled, or helped by a joiner) did both already.
         Task::Submitted(_, entry) => {
             if !entry.0.header().is_claimed() {
                 run_shared(shared, Some(at), &entry.0);
@@ -37,9 +44,13 @@ pub(crate) fn run_in_group(shared: &Shared, at: Site, group: &Arc<GroupInner>, t
         }
         plain => {
             shared.release_room(1);
-            group.task_started();
+            if let Some(group) = group {
+                group.task_started();
+            }
             let panicked = run_plain(shared, Some(at), plain, None);
-            group.record_end(panicked, false);
+            if let Some(group) = group {
+                group.record_end(panicked, false);
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ use crate::runtime::chunk::{ChunkRef, ChunkRunner};
 use crate::runtime::entry::{Entry, Task};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
-use crate::runtime::run::{CONTEXT, Context, run_in_group, run_plain, run_shared, run_top};
+use crate::runtime::run::{CONTEXT, Context, run_in_group, run_taken, run_top};
 use crate::runtime::shutdown::ThreadEdge;
 use crate::runtime::slot::{Clock, Site};
 use crate::state::PoolState;
@@ -142,7 +142,7 @@ fn work(shared: &Arc<Shared>, index: usize) {
                     started: clock.stamp(shared),
                     nested: false,
                 };
-                run_queued(shared, at, task);
+                run_taken(shared, at, task, None);
             }
             Entry::Group(group) => {
                 let at = Site {
@@ -155,23 +155,6 @@ fn work(shared: &Arc<Shared>, index: usize) {
             Entry::Chunk(chunk) => run_chunk(shared, index, &mut clock, &mut ids, chunk),
             // Only wakes an idle worker; the loop looks at the state again.
             Entry::Wake => {}
-        }
-    }
-}
-
-/// Runs a task taken from the queue.
-fn run_queued(shared: &Shared, at: Site, task: Task) {
-    match task {
-        // Its room comes back when its cell is claimed (see `Cell::run`):
-        // a dead entry (cancelled, or helped by a joiner) gave it already.
-        Task::Submitted(_, entry) => {
-            if !entry.0.header().is_claimed() {
-                run_shared(shared, Some(at), &entry.0);
-            }
-        }
-        plain => {
-            shared.release_room(1);
-            run_plain(shared, Some(at), plain, None);
         }
     }
 }

@@ -336,14 +336,22 @@ pub(crate) fn is_worker_of(pool_id: u64) -> bool {
     })
 }
 
-/// A copy of the submitted task running on this thread, if any.
-pub(crate) fn current_task() -> Option<Arc<dyn CellTask>> {
+/// Calls `f` with the submitted task running on this thread, if any,
+/// looked at in place (taken out of the thread-local and put back) rather
+/// than cloned: `is_running` is on every join's path. `f` must not look at
+/// the current task itself (it reads `None` meanwhile).
+fn with_current_task<R>(f: impl FnOnce(Option<&Arc<dyn CellTask>>) -> R) -> R {
     CURRENT_TASK.with(|current| {
         let task = current.replace(ManuallyDrop::new(None));
-        let copy = Option::clone(&task);
+        let result = f(task.as_ref());
         current.set(task);
-        copy
+        result
     })
+}
+
+/// A copy of the submitted task running on this thread, if any.
+pub(crate) fn current_task() -> Option<Arc<dyn CellTask>> {
+    with_current_task(|task| task.cloned())
 }
 
 /// The stop sources the task running on this thread observes, decided by
@@ -388,16 +396,7 @@ pub(crate) fn own_stop_states(task: &dyn CellTask) -> Vec<Arc<StopState>> {
 /// True if the calling thread is running the submitted task `header`
 /// belongs to (innermost run): a wait for it here would wait for itself.
 pub(crate) fn is_running(header: &CellHeader) -> bool {
-    // Looked at in place (taken out and put back), without cloning the
-    // `Arc`: this is on every join's path.
-    CURRENT_TASK.with(|current| {
-        let task = current.replace(ManuallyDrop::new(None));
-        let running = task
-            .as_ref()
-            .is_some_and(|task| std::ptr::eq(task.header(), header));
-        current.set(task);
-        running
-    })
+    with_current_task(|task| task.is_some_and(|task| std::ptr::eq(task.header(), header)))
 }
 
 /// True if the calling thread is running a task of `group` (a plain one
@@ -412,10 +411,8 @@ pub(crate) fn is_in_group(group: &Arc<GroupInner>) -> bool {
     });
     in_context
         || (!ELSEWHERE.with(Cell::get)
-            && current_task().is_some_and(|task| {
-                task.header()
-                    .group
-                    .as_ref()
+            && with_current_task(|task| {
+                task.and_then(|task| task.header().group.as_ref())
                     .is_some_and(|g| Arc::ptr_eq(g, group))
             }))
 }

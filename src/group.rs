@@ -48,6 +48,7 @@ use parking_lot::Mutex;
 
 use crate::error::Rejected;
 use crate::handle::TaskHandle;
+use crate::runtime::GroupProgress;
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
 use crate::runtime::entry::Task;
@@ -68,30 +69,6 @@ use crate::task_builder::TaskBuilder;
 pub struct TaskGroup {
     shared: Arc<Shared>,
     inner: Arc<GroupInner>,
-}
-
-/// Counts of a group's tasks; from [`TaskGroup::progress`].
-///
-/// At quiescence `submitted = completed + panicked + cancelled + returned +
-/// queued + running`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct GroupProgress {
-    /// Tasks accepted into the group.
-    pub submitted: u64,
-    /// Tasks waiting in the group's mailbox (also while paused).
-    pub queued: usize,
-    /// Tasks running now.
-    pub running: usize,
-    /// Tasks that ran to the end.
-    pub completed: u64,
-    /// Tasks that panicked.
-    pub panicked: u64,
-    /// Tasks that will never start: cancelled with the group or through
-    /// their handle.
-    pub cancelled: u64,
-    /// Tasks handed back by `shutdown_now` (the program holds them now).
-    pub returned: u64,
 }
 
 impl TaskGroup {

@@ -171,3 +171,27 @@ pub struct PoolStats {
     /// are accepted.
     pub blocked_submitters: usize,
 }
+
+/// Counts of a group's tasks; from [`TaskGroup::progress`](crate::TaskGroup::progress).
+///
+/// At quiescence `submitted = completed + panicked + cancelled + returned +
+/// queued + running`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupProgress {
+    /// Tasks accepted into the group.
+    pub submitted: u64,
+    /// Tasks waiting in the group's mailbox (also while paused).
+    pub queued: usize,
+    /// Tasks running now.
+    pub running: usize,
+    /// Tasks that ran to the end.
+    pub completed: u64,
+    /// Tasks that panicked.
+    pub panicked: u64,
+    /// Tasks that will never start: cancelled with the group or through
+    /// their handle.
+    pub cancelled: u64,
+    /// Tasks handed back by `shutdown_now` (the program holds them now).
+    pub returned: u64,
+}

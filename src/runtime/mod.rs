@@ -20,6 +20,6 @@ pub(crate) mod shutdown;
 pub(crate) mod slot;
 pub(crate) mod worker;
 
-pub use ledger::PoolStats;
+pub use ledger::{GroupProgress, PoolStats};
 pub use pending::PendingTask;
 pub(crate) use shared::{Hooks, Shared};

@@ -41,10 +41,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use crate::error::Rejected;
 use crate::handle::TaskHandle;
@@ -52,11 +50,10 @@ use crate::runtime::GroupProgress;
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
 use crate::runtime::entry::Task;
-use crate::runtime::mailbox::{GroupInner, Mailbox};
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
-use crate::stop::{StopState, StopToken};
-use crate::sync::Waiters;
+use crate::stop::StopToken;
 use crate::task::{Call, Closure, Job, JobCall};
 use crate::task_builder::TaskBuilder;
 
@@ -73,24 +70,7 @@ pub struct TaskGroup {
 
 impl TaskGroup {
     pub(crate) fn new(shared: Arc<Shared>, name: String) -> TaskGroup {
-        let inner = Arc::new(GroupInner {
-            name: Arc::from(name),
-            priority: AtomicU8::new(Priority::Normal as u8),
-            mailbox: Mutex::new(Mailbox {
-                tasks: VecDeque::new(),
-                paused: false,
-                cancelled: false,
-                scheduled: false,
-            }),
-            waiters: Waiters::new(),
-            stop: StopState::new(),
-            submitted: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            panicked: AtomicU64::new(0),
-            cancelled: AtomicU64::new(0),
-            returned: AtomicU64::new(0),
-            running: AtomicUsize::new(0),
-        });
+        let inner = Arc::new(GroupInner::new(name));
         shared.register_group(&inner);
         TaskGroup { shared, inner }
     }
@@ -249,9 +229,7 @@ impl TaskGroup {
     /// ```
     pub fn cancel_returning(&self) -> Vec<PendingTask> {
         let tasks = self.close();
-        let pending = self.shared.hand_back_tasks(tasks);
-        self.inner.handed_back(pending.len());
-        pending
+        self.shared.hand_back_tasks(&self.inner, tasks)
     }
 
     /// Marks the group cancelled, raises its stop token, and takes every
@@ -316,38 +294,13 @@ impl TaskGroup {
             );
             return false;
         }
-        // No lost wake-up: every count changes before `notify`; see
-        // `Waiters`.
-        self.inner
-            .waiters
-            .wait_until(deadline_after(timeout), || self.inner.is_done())
+        self.inner.counts.wait_done(deadline_after(timeout))
     }
 
     /// The group's counts now. Cheap (no walk over the queued tasks), so a
     /// progress bar may poll it.
     pub fn progress(&self) -> GroupProgress {
-        let i = &self.inner;
-        // Ended counts first, running next, submitted last: a task stops
-        // running before it counts as ended, and is submitted before it
-        // runs, so `queued` below never counts a task twice and is exact at
-        // quiescence.
-        let completed = i.completed.load(Ordering::SeqCst);
-        let panicked = i.panicked.load(Ordering::SeqCst);
-        let cancelled = i.cancelled.load(Ordering::SeqCst);
-        let returned = i.returned.load(Ordering::SeqCst);
-        let running = i.running.load(Ordering::SeqCst);
-        let submitted = i.submitted.load(Ordering::SeqCst);
-        let ended = completed + panicked + cancelled + returned;
-        let queued = submitted.saturating_sub(ended + running as u64);
-        GroupProgress {
-            submitted,
-            queued: usize::try_from(queued).unwrap_or(usize::MAX),
-            running,
-            completed,
-            panicked,
-            cancelled,
-            returned,
-        }
+        self.inner.counts.progress()
     }
 
     /// A token that fires when the group is cancelled (the tokens of its

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::error::TaskError;
 use crate::runtime::Shared;
-use crate::runtime::cell::{CancelOutcome, CellTask, HandleOps, count_cancelled};
+use crate::runtime::cell::{CancelOutcome, CellTask, HandleOps, IfRunning};
 use crate::runtime::run;
 use crate::state::deadline_after;
 use crate::task::TaskId;
@@ -148,13 +148,10 @@ impl<T> TaskHandle<T> {
     /// [`StopToken::current`](crate::StopToken::current)) and returns false;
     /// if it has ended, returns false.
     pub fn cancel(&self) -> bool {
-        match self.cell.cancel(true) {
-            CancelOutcome::Cancelled { returned } => {
-                count_cancelled(&self.shared, self.cell.header(), returned);
-                true
-            }
-            CancelOutcome::Running | CancelOutcome::Finished => false,
-        }
+        matches!(
+            run::cancel(&self.shared, &*self.cell, IfRunning::Stop),
+            CancelOutcome::Cancelled(_)
+        )
     }
 
     /// The task's id.

@@ -24,7 +24,8 @@
 use std::sync::Arc;
 
 use crate::error::TaskError;
-use crate::runtime::cell::{self, CancelOutcome, HandleOps, Ran, Runner, Tally};
+use crate::runtime::cell::{self, CancelOutcome, HandleOps, IfRunning, Ran, Tally};
+use crate::runtime::ledger::Custody;
 use crate::state::{Gate, Lifecycle};
 use crate::task::Closure;
 
@@ -114,21 +115,23 @@ impl Cell {
         if self.0.header().is_claimed() {
             return End::Lost;
         }
-        self.run_as(Runner::Pool)
+        self.run_as(Custody::Pool)
     }
 
     /// The program runs the task's `PendingTask` (after `hand_back`).
     pub fn run_pending(&self) -> End {
-        self.run_as(Runner::Holder)
+        self.run_as(Custody::HandedBack)
     }
 
-    fn run_as(&self, runner: Runner) -> End {
+    fn run_as(&self, claimant: Custody) -> End {
         let tally = Tally {
             shared: None,
             index: None,
         };
-        match self.0.run(tally, runner) {
-            Ran::Here { returned } => End::Ran { returned },
+        match self.0.run(tally, claimant) {
+            Ran::Here(custody) => End::Ran {
+                returned: custody == Custody::HandedBack,
+            },
             Ran::Lost => End::Lost,
         }
     }
@@ -141,17 +144,19 @@ impl Cell {
 
     /// The handed-back `PendingTask` is dropped.
     pub fn drop_pending(&self) -> End {
-        self.claim_to_cancel(false)
+        self.claim_to_cancel(IfRunning::Leave)
     }
 
     /// The handle's `cancel`.
     pub fn cancel(&self) -> End {
-        self.claim_to_cancel(true)
+        self.claim_to_cancel(IfRunning::Stop)
     }
 
-    fn claim_to_cancel(&self, stop_running: bool) -> End {
-        match self.0.cancel(stop_running) {
-            CancelOutcome::Cancelled { returned } => End::Cancelled { returned },
+    fn claim_to_cancel(&self, if_running: IfRunning) -> End {
+        match self.0.cancel(if_running) {
+            CancelOutcome::Cancelled(custody) => End::Cancelled {
+                returned: custody == Custody::HandedBack,
+            },
             CancelOutcome::Running => End::Running,
             CancelOutcome::Finished => End::Lost,
         }

@@ -4,7 +4,7 @@
 //! The claim is a state change under the cell's lock, so exactly one party
 //! runs or cancels the task: a worker that reaches it in the queue, a joiner
 //! that helps, a cancel, or the `PendingTask` that `shutdown_now` handed back
-//! (see [`Runner`] for who may run it when).
+//! (only the task's custodian may run it: see [`Custody`]).
 
 use std::any::{Any, TypeId};
 use std::mem;
@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::error::TaskError;
 use crate::runtime::Shared;
+use crate::runtime::ledger::{Custody, GroupCounts, Outcome, RunBy};
 use crate::runtime::mailbox::GroupInner;
 use crate::stop::StopState;
 use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
@@ -38,6 +39,12 @@ pub(crate) struct CellHeader {
 }
 
 impl CellHeader {
+    /// Its group's counts, if it belongs to a group.
+    #[inline]
+    pub(crate) fn group_counts(&self) -> Option<&GroupCounts> {
+        self.group.as_deref().map(|group| &group.counts)
+    }
+
     #[inline]
     pub(crate) fn is_claimed(&self) -> bool {
         self.claimed.load(Ordering::Acquire)
@@ -60,46 +67,32 @@ pub(crate) struct Tally<'a> {
     pub(crate) index: Option<usize>,
 }
 
-/// Who claims a cell to run it: that decides whether a handed-back task
-/// may be run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Runner {
-    /// The pool: a worker that took the entry from the queue, or a joiner
-    /// helping. It may run a task only while the task is the pool's: never
-    /// one `shutdown_now` handed back, which belongs to its `PendingTask`.
-    Pool,
-    /// The holder of the task's `PendingTask`: it runs only a handed-back
-    /// task.
-    Holder,
-}
-
 /// What a claim to run found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ran {
-    /// It ran here (to the end or a panic). `returned`: it had been handed
-    /// back by `shutdown_now` first, so the pool counts it as run elsewhere.
-    Here { returned: bool },
+    /// It ran here (to the end or a panic), claimed by its custodian.
+    Here(Custody),
     /// Someone else had claimed it already.
     Lost,
 }
 
 impl Tally<'_> {
-    /// The task was claimed to run while still the pool's (not handed
-    /// back): its place in a bounded queue is free from now on.
+    /// The task was claimed to run by its custodian.
     #[inline]
-    fn left_queue(self) {
+    fn started(self, header: &CellHeader, custody: Custody) {
         if let Some(shared) = self.shared {
-            shared.release_room(1);
+            shared.ledger.started(custody, header.group_counts());
         }
     }
 
     #[inline]
-    fn ended(self, header: &CellHeader, panicked: bool, returned: bool) {
+    fn ended(self, header: &CellHeader, outcome: Outcome) {
         if let Some(shared) = self.shared {
-            shared.count_end(self.index, panicked, returned);
-        }
-        if let Some(group) = &header.group {
-            group.record_end(panicked, returned);
+            let by = match self.index {
+                Some(i) => RunBy::Worker(&shared.slots[i].counts),
+                None => RunBy::Holder,
+            };
+            shared.ledger.ran(by, outcome, header.group_counts());
         }
     }
 
@@ -119,9 +112,9 @@ impl Tally<'_> {
 /// What `cancel` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CancelOutcome {
-    /// It was queued; it will never run now. `returned`: it had been
-    /// handed back by `shutdown_now` first.
-    Cancelled { returned: bool },
+    /// It had never started; it never will now. Its custody says where
+    /// the cancel is counted.
+    Cancelled(Custody),
     /// It is running; its stop flag was raised.
     Running,
     /// It had already ended.
@@ -133,14 +126,17 @@ pub(crate) trait CellTask: Send + Sync {
     fn header(&self) -> &CellHeader;
     /// The task's own stop source, made on first use.
     fn stop_state(&self) -> Arc<StopState>;
-    /// Claims and runs the task for `runner`, counting it in `tally`;
-    /// `Ran::Lost` if it was claimed already or is not `runner`'s to run.
-    fn run(&self, tally: Tally<'_>, runner: Runner) -> Ran;
+    /// Claims and runs the task as `claimant`, counting it in `tally`;
+    /// `Ran::Lost` if it was claimed already or `claimant` is not its
+    /// custodian (the pool never runs a handed-back task, its holder never
+    /// one that is still the pool's).
+    fn run(&self, tally: Tally<'_>, claimant: Custody) -> Ran;
     /// Claims the task and drops its closure, resolving the handle as
-    /// cancelled. If it is running, raises its stop flag when `stop_running`
-    /// (a handle's cancel); the queue and `PendingTask` pass false, since the
-    /// run they see may be a joiner's, which they must not disturb.
-    fn cancel(&self, stop_running: bool) -> CancelOutcome;
+    /// cancelled. If it is running, `if_running` says whether to raise its
+    /// stop flag: a handle's cancel does; the queue and `PendingTask` do
+    /// not, since the run they see may be a joiner's, which they must not
+    /// disturb.
+    fn cancel(&self, if_running: IfRunning) -> CancelOutcome;
     /// Marks a queued task as handed back by `shutdown_now`; false if it was
     /// claimed already (then it must not be handed back).
     fn hand_back(&self) -> bool;
@@ -181,9 +177,10 @@ struct CellState<F, T> {
     stop: Option<Arc<StopState>>,
     /// False once the handle is dropped (or never given out).
     handle_alive: bool,
-    /// Handed back by `shutdown_now`; decided under the lock, so a cancel or
-    /// run racing with the hand-back counts it in exactly one place.
-    returned: bool,
+    /// Whose it is: `HandedBack` from the moment `shutdown_now` hands it
+    /// back; decided under the lock, so a cancel or run racing with the
+    /// hand-back counts it in exactly one place.
+    custody: Custody,
 }
 
 pub(crate) struct Cell<F, T> {
@@ -209,7 +206,7 @@ where
                 stage: Stage::Queued(f),
                 stop: None,
                 handle_alive: true,
-                returned: false,
+                custody: Custody::Pool,
             }),
             done: Condvar::new(),
         })
@@ -238,12 +235,12 @@ where
             .clone()
     }
 
-    fn run(&self, tally: Tally<'_>, runner: Runner) -> Ran {
-        let (f, returned) = {
+    fn run(&self, tally: Tally<'_>, claimant: Custody) -> Ran {
+        let f = {
             let mut slot = self.slot.lock();
             // A handed-back task is its holder's alone; any other is the
             // pool's alone (never both, never neither).
-            if slot.returned != (runner == Runner::Holder) {
+            if slot.custody != claimant {
                 return Ran::Lost;
             }
             match mem::replace(&mut slot.stage, Stage::Running) {
@@ -251,7 +248,7 @@ where
                     // Under the lock, so that whoever sees `claimed` false
                     // and then takes the lock finds the stage still Queued.
                     self.header.claimed.store(true, Ordering::Release);
-                    (f, slot.returned)
+                    f
                 }
                 other => {
                     slot.stage = other;
@@ -259,14 +256,9 @@ where
                 }
             }
         };
-        if !returned {
-            tally.left_queue();
-        }
-        if let Some(group) = &self.header.group {
-            group.task_started();
-        }
+        tally.started(&self.header, claimant);
         let result = catch_unwind(AssertUnwindSafe(move || f.call())).map_err(TaskError::Panicked);
-        tally.ended(&self.header, result.is_err(), returned);
+        tally.ended(&self.header, Outcome::of(&result));
         let mut slot = self.slot.lock();
         if slot.handle_alive {
             self.publish(&mut slot, result);
@@ -282,10 +274,10 @@ where
                 Err(TaskError::Cancelled) => {}
             }
         }
-        Ran::Here { returned }
+        Ran::Here(claimant)
     }
 
-    fn cancel(&self, stop_running: bool) -> CancelOutcome {
+    fn cancel(&self, if_running: IfRunning) -> CancelOutcome {
         let mut slot = self.slot.lock();
         match &slot.stage {
             Stage::Queued(_) => {
@@ -296,15 +288,15 @@ where
                 if slot.handle_alive {
                     self.publish(&mut slot, Err(TaskError::Cancelled));
                 }
-                let returned = slot.returned;
+                let custody = slot.custody;
                 drop(slot);
                 // The captures drop outside our lock, and a panicking Drop
                 // among them must not skip the caller's bookkeeping.
                 unwind::drop_quietly(f);
-                CancelOutcome::Cancelled { returned }
+                CancelOutcome::Cancelled(custody)
             }
             Stage::Running => {
-                if stop_running {
+                if if_running == IfRunning::Stop {
                     let stop = slot.stop.get_or_insert_with(StopState::new).clone();
                     drop(slot);
                     // Callbacks are user code: not under our lock.
@@ -337,7 +329,7 @@ where
     fn hand_back(&self) -> bool {
         let mut slot = self.slot.lock();
         if matches!(slot.stage, Stage::Queued(_)) {
-            slot.returned = true;
+            slot.custody = Custody::HandedBack;
             true
         } else {
             false
@@ -423,13 +415,13 @@ where
     }
 }
 
-/// Counts a submitted task that will never start, in the pool and in its
-/// group.
-pub(crate) fn count_cancelled(shared: &Shared, header: &CellHeader, returned: bool) {
-    shared.count_cancelled(returned);
-    if let Some(group) = &header.group {
-        group.record_cancelled(returned);
-    }
+/// What a cancel does to a task it finds running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IfRunning {
+    /// Raises its stop flag (a handle's `cancel`).
+    Stop,
+    /// Leaves it alone.
+    Leave,
 }
 
 /// A cell as it sits in the queue. Dropping an entry whose cell was never
@@ -440,7 +432,7 @@ pub(crate) struct CellEntry(pub(crate) Arc<dyn CellTask>);
 impl Drop for CellEntry {
     fn drop(&mut self) {
         if !self.0.header().is_claimed() {
-            self.0.cancel(false);
+            self.0.cancel(IfRunning::Leave);
         }
     }
 }

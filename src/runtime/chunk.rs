@@ -46,6 +46,7 @@ use parking_lot::Mutex;
 use crate::runtime::Shared;
 use crate::runtime::cell::CellEntry;
 use crate::runtime::entry::{self, Entry, Stamp, Task, UNSTAMPED};
+use crate::runtime::ledger::Custody;
 use crate::runtime::queue::{Priority, Queue};
 use crate::runtime::run::{run_shared, run_top};
 use crate::runtime::slot::{Clock, Site, WorkerSlot};
@@ -406,7 +407,7 @@ impl ChunkRunner<'_> {
     #[inline]
     pub(crate) fn run<F: FnOnce()>(&mut self, left: usize, f: F) {
         let shared = self.shared;
-        shared.release_room(1);
+        shared.ledger.started(Custody::Pool, None);
         self.offer_help(left);
         let started = self.clock.stamp(shared);
         // Never nested (a chunk is only ever run from the queue), so the

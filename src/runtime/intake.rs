@@ -2,7 +2,6 @@
 //! and queueing them.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
@@ -93,7 +92,7 @@ impl Shared {
     /// only moves forward, so a refusal here is one there too) and counts.
     #[inline]
     pub(crate) fn pass_unbounded(&self) -> Option<GatePass<'_>> {
-        if self.bound.is_some() {
+        if self.ledger.is_bounded() {
             return None;
         }
         self.gate.enter(&self.lifecycle, 1)
@@ -111,13 +110,12 @@ impl Shared {
         // Room first, outside the gate: a submitter waiting for room is not
         // counted as accepted meanwhile (and shutdown wakes it through the
         // bound, not the gate).
-        if let Some(bound) = &self.bound {
-            bound.reserve(&self.lifecycle, n, when_full, || run::is_worker_of(self.id))?;
-        }
+        self.ledger
+            .reserve(&self.lifecycle, n, when_full, || run::is_worker_of(self.id))?;
         match self.gate.enter(&self.lifecycle, n as u64) {
             Some(pass) => Ok(pass),
             None => {
-                self.release_room(n); // give the room back
+                self.ledger.unreserve(n);
                 // The gate counted us as accepted optimistically; that was
                 // taken back when the pass dropped, which may make the pool
                 // idle.
@@ -189,9 +187,7 @@ impl Shared {
     }
 
     pub(crate) fn reject_batch<F>(&self, reason: RejectReason, tasks: Vec<F>) -> Rejected<Vec<F>> {
-        self.counters
-            .rejected
-            .fetch_add(tasks.len() as u64, Ordering::Relaxed);
+        self.ledger.rejected(tasks.len());
         Rejected::new(reason, tasks)
     }
 
@@ -220,19 +216,8 @@ impl Shared {
         self.groups.lock().clone()
     }
 
-    /// `n` tasks stopped being the queue's: their end was decided (a plain
-    /// task taken by a worker, a submitted task's cell claimed, a cancel, a
-    /// hand-back) or they were refused after all. Their places in a bounded
-    /// queue are free again.
-    #[inline]
-    pub(crate) fn release_room(&self, n: usize) {
-        if let Some(bound) = &self.bound {
-            bound.release(n);
-        }
-    }
-
     pub(crate) fn reject<F>(&self, reason: RejectReason, f: F) -> Rejected<F> {
-        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        self.ledger.rejected(1);
         Rejected::new(reason, f)
     }
 }

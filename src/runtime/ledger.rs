@@ -1,62 +1,355 @@
-//! The ledger: the counts of tasks' ends, the statistics made of them, and
-//! the waiters for idleness.
+//! The ledger: the one place where a task's end is recorded.
+//!
+//! A task's end is *decided* by one claim (see `cell.rs` and the runtime's
+//! README); it is *recorded* here, once, by one of the ledger's events, which
+//! keep every count that depends on it in step: the pool's counts, the
+//! count of the worker that ran it, its group's progress, and the room in
+//! a bounded queue. The counters' fields are private to this file; the
+//! rest of the crate reads them through the snapshots here and changes
+//! them only through the events of [`Ledger`] (the table of who calls
+//! which, and what each changes, is in the runtime's `README.md`).
+//!
+//! A handed-back task was counted as returned when it was handed back; its
+//! later run or cancel is counted apart (so `stats` can say how it ended)
+//! and changes nothing in its group, which counted it as returned.
 
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use std::time::Instant;
 
+use crate::error::RejectReason;
 use crate::runtime::Shared;
-use crate::runtime::slot::WorkerSlot;
-use crate::state::Bound;
+use crate::state::{Bound, Lifecycle, WhenFull};
+use crate::sync::Waiters;
 use crate::task::{TaskId, TaskPanic};
 use crate::unwind::call_logged;
 
-impl Shared {
-    // ----- accounting ---------------------------------------------------
+/// Whose a task that never started is; only its custodian may run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Custody {
+    /// The pool's: queued (in a level, a chunk or a group's mailbox). A
+    /// worker taking it from the queue, or a joiner helping, may run it.
+    Pool,
+    /// Handed back by `shutdown_now` (or `TaskGroup::cancel_returning`):
+    /// its `PendingTask`'s alone, never the pool's again.
+    HandedBack,
+}
 
-    /// A task ended on worker `index` (or elsewhere, `None`).
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Completed,
+    Panicked,
+}
+
+impl Outcome {
+    /// The outcome of a run caught by `catch_unwind`.
+    #[inline(always)]
+    pub(crate) fn of<T, E>(result: &Result<T, E>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Completed,
+            Err(_) => Outcome::Panicked,
+        }
+    }
+}
+
+/// Who ran a task, which says where its end is counted.
+#[derive(Clone, Copy)]
+pub(crate) enum RunBy<'a> {
+    /// One of the pool's workers (from the queue, or helping a joiner):
+    /// the task was the pool's, and the worker's counts take its end.
+    Worker(&'a WorkerCounts),
+    /// The holder of a handed-back task, through its `PendingTask`.
+    Holder,
+}
+
+/// The ledger of a pool: its counts of ends kept off the workers, and the
+/// room in its bounded queue. Events change it; see the module docs.
+pub(crate) struct Ledger {
+    /// The room left in a bounded queue; `None` for an unbounded one.
+    room: Option<Bound>,
+    /// Tasks handed back by `shutdown_now` (or `cancel_returning`).
+    returned: AtomicU64,
+    /// Handed-back tasks later run through their `PendingTask`.
+    returned_completed: AtomicU64,
+    returned_panicked: AtomicU64,
+    /// Cancelled while still the pool's (a handle's or a group's cancel).
+    cancelled_queued: AtomicU64,
+    /// Handed-back tasks cancelled (a dropped `PendingTask`, their handle).
+    cancelled_returned: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// A worker's counts of the tasks it ran. Single writer (its worker), so a
+/// load and a store replace a locked read-modify-write; readers order it
+/// with fences (see `Shared::notify_idle_waiters`).
+pub(crate) struct WorkerCounts {
+    completed: AtomicU64,
+    panicked: AtomicU64,
+}
+
+/// A group's counts, and the `TaskGroup::wait` callers waiting on them.
+pub(crate) struct GroupCounts {
+    submitted: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    cancelled: AtomicU64,
+    returned: AtomicU64,
+    running: AtomicUsize,
+    waiters: Waiters,
+}
+
+impl Ledger {
+    /// The ledger of a pool whose queue holds at most `capacity` tasks
+    /// (`None`: unbounded).
+    pub(crate) fn new(capacity: Option<usize>) -> Ledger {
+        Ledger {
+            room: capacity.map(Bound::new),
+            returned: AtomicU64::new(0),
+            returned_completed: AtomicU64::new(0),
+            returned_panicked: AtomicU64::new(0),
+            cancelled_queued: AtomicU64::new(0),
+            cancelled_returned: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        }
+    }
+
+    // ----- intake -------------------------------------------------------
+
+    /// Whether the queue is bounded (then every admission reserves room).
     #[inline]
-    pub(crate) fn count_end(&self, index: Option<usize>, panicked: bool, returned: bool) {
-        match index {
-            Some(i) if !returned => self.slots[i].record_end(panicked),
-            _ => {
-                debug_assert!(returned, "only handed-back tasks run off the workers");
-                let counter = if panicked {
-                    &self.counters.returned_panicked
-                } else {
-                    &self.counters.returned_completed
+    pub(crate) fn is_bounded(&self) -> bool {
+        self.room.is_some()
+    }
+
+    /// Reserves room for `n` tasks in a bounded queue (always succeeds on
+    /// an unbounded one); see `Bound::reserve`.
+    pub(crate) fn reserve(
+        &self,
+        lifecycle: &Lifecycle,
+        n: usize,
+        when_full: WhenFull,
+        on_own_worker: impl FnOnce() -> bool,
+    ) -> Result<(), RejectReason> {
+        match &self.room {
+            Some(room) => room.reserve(lifecycle, n, when_full, on_own_worker),
+            None => Ok(()),
+        }
+    }
+
+    /// `n` tasks that had reserved room were refused after all.
+    pub(crate) fn unreserve(&self, n: usize) {
+        self.release_room(n);
+    }
+
+    /// Submitters waiting for room in a bounded queue now.
+    pub(crate) fn blocked_submitters(&self) -> usize {
+        self.room.as_ref().map_or(0, Bound::waiting)
+    }
+
+    /// Wakes the submitters waiting for room, to be refused (shutdown).
+    pub(crate) fn wake_blocked_submitters(&self) {
+        if let Some(room) = &self.room {
+            room.wake_all();
+        }
+    }
+
+    /// `n` tasks were refused and handed back inside `Rejected`.
+    pub(crate) fn rejected(&self, n: usize) {
+        self.rejected.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A task was accepted into `group`'s mailbox.
+    pub(crate) fn accepted_in(&self, group: &GroupCounts) {
+        group.submitted.fetch_add(1, Ordering::SeqCst);
+    }
+
+    // ----- claims and ends ----------------------------------------------
+
+    /// A task was claimed to run: taken by a worker, helped by a joiner
+    /// (custody `Pool`: its room comes back now), or run by the holder of
+    /// its `PendingTask` (custody `HandedBack`: its room came back when it
+    /// was handed back). Its group counts it as running.
+    #[inline(always)]
+    pub(crate) fn started(&self, custody: Custody, group: Option<&GroupCounts>) {
+        if custody == Custody::Pool {
+            self.release_room(1);
+        }
+        if let Some(group) = group {
+            group.running.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A task claimed by `started` ran to its end or panicked. Counted
+    /// before its result is published, so statistics never lag behind a
+    /// joined handle. Its group counts it as no longer running before it
+    /// counts it as ended, so whoever sees it ended (`TaskGroup::wait`)
+    /// never sees it still running.
+    #[inline(always)]
+    pub(crate) fn ran(&self, by: RunBy<'_>, outcome: Outcome, group: Option<&GroupCounts>) {
+        match by {
+            RunBy::Worker(counts) => counts.add(outcome),
+            RunBy::Holder => {
+                let counter = match outcome {
+                    Outcome::Completed => &self.returned_completed,
+                    Outcome::Panicked => &self.returned_panicked,
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
             }
         }
-    }
-
-    /// A task that will never start was cancelled: while still the pool's
-    /// (then its room comes back now, not when a worker skips its dead
-    /// entry), or after `shutdown_now` handed it back (`returned`).
-    pub(crate) fn count_cancelled(&self, returned: bool) {
-        let counter = if returned {
-            &self.counters.cancelled_returned
-        } else {
-            &self.counters.cancelled_queued
-        };
-        counter.fetch_add(1, Ordering::SeqCst);
-        if !returned {
-            self.release_room(1);
-            self.notify_idle_waiters();
+        if let Some(group) = group {
+            group.running.fetch_sub(1, Ordering::SeqCst);
+            if let RunBy::Worker(_) = by {
+                let counter = match outcome {
+                    Outcome::Completed => &group.completed,
+                    Outcome::Panicked => &group.panicked,
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            group.waiters.notify();
         }
     }
 
+    /// A task that never started was cancelled: while still the pool's
+    /// (its room comes back now, not when a worker skips its dead entry),
+    /// or after it was handed back. The caller wakes `wait_idle`.
+    pub(crate) fn cancelled(&self, custody: Custody, group: Option<&GroupCounts>) {
+        match custody {
+            Custody::Pool => {
+                self.cancelled_queued.fetch_add(1, Ordering::SeqCst);
+                self.release_room(1);
+                if let Some(group) = group {
+                    group.cancelled.fetch_add(1, Ordering::SeqCst);
+                    group.waiters.notify();
+                }
+            }
+            Custody::HandedBack => {
+                self.cancelled_returned.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// `n` tasks that never started were handed back (all of `group`'s,
+    /// or none of any group's). The caller wakes `wait_idle`.
+    pub(crate) fn handed_back(&self, n: usize, group: Option<&GroupCounts>) {
+        if n == 0 {
+            return;
+        }
+        self.returned.fetch_add(n as u64, Ordering::SeqCst);
+        self.release_room(n);
+        if let Some(group) = group {
+            group.returned.fetch_add(n as u64, Ordering::SeqCst);
+            group.waiters.notify();
+        }
+    }
+
+    #[inline(always)]
+    fn release_room(&self, n: usize) {
+        if let Some(room) = &self.room {
+            room.release(n);
+        }
+    }
+}
+
+impl WorkerCounts {
+    pub(crate) fn new() -> WorkerCounts {
+        WorkerCounts {
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+        }
+    }
+
+    #[inline(always)]
+    fn add(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Completed => &self.completed,
+            Outcome::Panicked => &self.panicked,
+        };
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+
+    fn panicked(&self) -> u64 {
+        self.panicked.load(Ordering::Relaxed)
+    }
+}
+
+impl GroupCounts {
+    pub(crate) fn new() -> GroupCounts {
+        GroupCounts {
+            submitted: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            returned: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+            waiters: Waiters::new(),
+        }
+    }
+
+    /// Tasks of the group running now.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Every task accepted into the group has ended (or was handed back).
+    pub(crate) fn is_done(&self) -> bool {
+        let ended = self.completed.load(Ordering::SeqCst)
+            + self.panicked.load(Ordering::SeqCst)
+            + self.cancelled.load(Ordering::SeqCst)
+            + self.returned.load(Ordering::SeqCst);
+        ended >= self.submitted.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `is_done` or the deadline (`None`: none) passes.
+    pub(crate) fn wait_done(&self, deadline: Option<Instant>) -> bool {
+        // No lost wake-up: every event that changes a count this reads
+        // notifies after the change; see `Waiters`.
+        self.waiters.wait_until(deadline, || self.is_done())
+    }
+
+    /// The counts now, for `TaskGroup::progress`.
+    pub(crate) fn progress(&self) -> GroupProgress {
+        // Ended counts first, running next, submitted last: a task stops
+        // running before it counts as ended, and is submitted before it
+        // runs, so `queued` below never counts a task twice and is exact at
+        // quiescence.
+        let completed = self.completed.load(Ordering::SeqCst);
+        let panicked = self.panicked.load(Ordering::SeqCst);
+        let cancelled = self.cancelled.load(Ordering::SeqCst);
+        let returned = self.returned.load(Ordering::SeqCst);
+        let running = self.running.load(Ordering::SeqCst);
+        let submitted = self.submitted.load(Ordering::SeqCst);
+        let ended = completed + panicked + cancelled + returned;
+        let queued = submitted.saturating_sub(ended + running as u64);
+        GroupProgress {
+            submitted,
+            queued: usize::try_from(queued).unwrap_or(usize::MAX),
+            running,
+            completed,
+            panicked,
+            cancelled,
+            returned,
+        }
+    }
+}
+
+// ----- reading the ledger -------------------------------------------------
+
+impl Shared {
     /// Tasks accepted and not yet ended, never an underestimate: the ended
     /// counts are read before the accepted count, and both only grow.
     pub(crate) fn outstanding(&self) -> u64 {
         let ended = self
             .slots
             .iter()
-            .map(|s| s.completed() + s.panicked())
+            .map(|s| s.counts.completed() + s.counts.panicked())
             .sum::<u64>()
-            + self.counters.cancelled_queued.load(Ordering::SeqCst)
-            + self.counters.returned.load(Ordering::SeqCst);
+            + self.ledger.cancelled_queued.load(Ordering::SeqCst)
+            + self.ledger.returned.load(Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.gate.accepted().saturating_sub(ended)
     }
@@ -71,19 +364,19 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
-        let c = &self.counters;
+        let c = &self.ledger;
         PoolStats {
             threads: self.live.load(Ordering::SeqCst),
             queued: self.queued(),
             active: self.active(),
-            completed: self.slots.iter().map(WorkerSlot::completed).sum::<u64>()
+            completed: self.slots.iter().map(|s| s.counts.completed()).sum::<u64>()
                 + c.returned_completed.load(Ordering::SeqCst),
-            panicked: self.slots.iter().map(WorkerSlot::panicked).sum::<u64>()
+            panicked: self.slots.iter().map(|s| s.counts.panicked()).sum::<u64>()
                 + c.returned_panicked.load(Ordering::SeqCst),
             cancelled: c.cancelled_queued.load(Ordering::SeqCst)
                 + c.cancelled_returned.load(Ordering::SeqCst),
             rejected: c.rejected.load(Ordering::SeqCst),
-            blocked_submitters: self.bound.as_ref().map_or(0, Bound::waiting),
+            blocked_submitters: c.blocked_submitters(),
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use parking_lot::Mutex;
 
@@ -13,10 +13,10 @@ use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, CellEntry};
 use crate::runtime::entry;
 use crate::runtime::entry::{Task, UNSTAMPED};
+use crate::runtime::ledger::GroupCounts;
 use crate::runtime::queue::Priority;
 use crate::state::WhenFull;
 use crate::stop::StopState;
-use crate::sync::Waiters;
 use crate::task::Call;
 
 /// What a group's tasks, its handles and the pool share.
@@ -25,15 +25,9 @@ pub(crate) struct GroupInner {
     /// A `Priority` as its discriminant.
     pub(crate) priority: AtomicU8,
     pub(crate) mailbox: Mutex<Mailbox>,
-    /// `TaskGroup::wait` callers.
-    pub(crate) waiters: Waiters,
     pub(crate) stop: Arc<StopState>,
-    pub(crate) submitted: AtomicU64,
-    pub(crate) completed: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) returned: AtomicU64,
-    pub(crate) running: AtomicUsize,
+    /// Its counts (the ledger's to change) and their waiters.
+    pub(crate) counts: GroupCounts,
 }
 
 pub(crate) struct Mailbox {
@@ -46,46 +40,19 @@ pub(crate) struct Mailbox {
 }
 
 impl GroupInner {
-    pub(crate) fn ended(&self) -> u64 {
-        self.completed.load(Ordering::SeqCst)
-            + self.panicked.load(Ordering::SeqCst)
-            + self.cancelled.load(Ordering::SeqCst)
-            + self.returned.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn is_done(&self) -> bool {
-        self.ended() >= self.submitted.load(Ordering::SeqCst)
-    }
-
-    /// A task of the group ran to its end (`returned`: it had been handed
-    /// back first, and was counted then). It stops counting as running
-    /// before it counts as ended, so whoever sees it ended (`wait`) never
-    /// sees it still running.
-    pub(crate) fn record_end(&self, panicked: bool, returned: bool) {
-        self.running.fetch_sub(1, Ordering::SeqCst);
-        if !returned {
-            let counter = if panicked {
-                &self.panicked
-            } else {
-                &self.completed
-            };
-            counter.fetch_add(1, Ordering::SeqCst);
+    pub(crate) fn new(name: String) -> GroupInner {
+        GroupInner {
+            name: Arc::from(name),
+            priority: AtomicU8::new(Priority::Normal as u8),
+            mailbox: Mutex::new(Mailbox {
+                tasks: VecDeque::new(),
+                paused: false,
+                cancelled: false,
+                scheduled: false,
+            }),
+            stop: StopState::new(),
+            counts: GroupCounts::new(),
         }
-        self.notify();
-    }
-
-    /// A queued task of the group will never start.
-    pub(crate) fn record_cancelled(&self, returned: bool) {
-        if returned {
-            return;
-        }
-        self.cancelled.fetch_add(1, Ordering::SeqCst);
-        self.notify();
-    }
-
-    pub(crate) fn record_returned(&self, n: u64) {
-        self.returned.fetch_add(n, Ordering::SeqCst);
-        self.notify();
     }
 
     pub(crate) fn priority(&self) -> Priority {
@@ -98,11 +65,6 @@ impl GroupInner {
 
     pub(crate) fn stop_state(&self) -> &Arc<StopState> {
         &self.stop
-    }
-
-    /// Wakes `TaskGroup::wait` callers after a count changed.
-    pub(crate) fn notify(&self) {
-        self.waiters.notify();
     }
 
     /// Takes the first task for a worker that took the group's token; the
@@ -126,24 +88,11 @@ impl GroupInner {
         std::mem::take(&mut mailbox.tasks)
     }
 
-    /// Counts tasks handed back by `shutdown_now`.
-    pub(crate) fn handed_back(&self, n: usize) {
-        if n > 0 {
-            self.record_returned(n as u64);
-        }
-    }
-
-    /// A task of the group starts (whoever claimed it: a worker, a joiner,
-    /// the program through a `PendingTask`).
-    pub(crate) fn task_started(&self) {
-        self.running.fetch_add(1, Ordering::SeqCst);
-    }
-
     /// True when the pool no longer needs to keep the group: nothing queued,
     /// nothing running, and no handle on it but the pool's.
     pub(crate) fn is_settled(self: &Arc<Self>) -> bool {
         Arc::strong_count(self) == 1
-            && self.running.load(Ordering::SeqCst) == 0
+            && self.counts.running() == 0
             && self.mailbox.lock().tasks.is_empty()
     }
 
@@ -213,7 +162,7 @@ impl Shared {
             let mut mailbox = group.mailbox.lock();
             if mailbox.cancelled {
                 drop(mailbox);
-                self.release_room(1); // give the reservation back
+                self.ledger.unreserve(1);
                 drop(pass);
                 self.notify_idle_waiters();
                 return Err((RejectReason::Cancelled, maker));
@@ -222,7 +171,7 @@ impl Shared {
             // The ticket under the mailbox lock: a mailbox is in ticket
             // order, which `shutdown_now`'s merge relies on.
             mailbox.tasks.push_back(task.stamped(self.queue.ticket()));
-            group.submitted.fetch_add(1, Ordering::SeqCst);
+            self.ledger.accepted_in(&group.counts);
             let send = !mailbox.paused && !mailbox.scheduled;
             mailbox.scheduled |= send;
             (made, send)

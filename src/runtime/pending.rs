@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::runtime::Shared;
 use crate::runtime::entry::{Stamp, Task};
+use crate::runtime::ledger::Custody;
 use crate::runtime::run;
 use crate::task::{Job, JobCall, TaskId};
 
@@ -138,7 +139,7 @@ impl PendingTask {
         match taken.map(|any| any.downcast::<JobCall<J>>()) {
             Some(Ok(job)) => {
                 self.task = None; // taken: nothing left to cancel on drop
-                self.shared.count_cancelled(true);
+                self.shared.ledger.cancelled(Custody::HandedBack, None);
                 Ok(job.0)
             }
             Some(Err(_)) => unreachable!("take_back checked the type"),

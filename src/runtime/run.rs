@@ -9,9 +9,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::runtime::Shared;
-use crate::runtime::cell;
-use crate::runtime::cell::{CancelOutcome, CellHeader, CellTask, Runner, Tally};
+use crate::runtime::cell::{CancelOutcome, CellHeader, CellTask, IfRunning, Tally};
 use crate::runtime::entry::Task;
+use crate::runtime::ledger::{Custody, GroupCounts, Outcome, RunBy};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::slot::{At, Site, SlotGuard, TopGuard, WorkerSlot};
 use crate::stop::StopState;
@@ -43,14 +43,9 @@ pub(crate) fn run_taken(shared: &Shared, at: Site, task: Task, group: Option<&Gr
             }
         }
         plain => {
-            shared.release_room(1);
-            if let Some(group) = group {
-                group.task_started();
-            }
-            let panicked = run_plain(shared, Some(at), plain, None);
-            if let Some(group) = group {
-                group.record_end(panicked, false);
-            }
+            let group = group.map(|group| &group.counts);
+            shared.ledger.started(Custody::Pool, group);
+            run_plain(shared, Some(at), plain, None, group);
         }
     }
 }
@@ -65,52 +60,55 @@ pub(crate) fn swap_context_group(group: Option<Arc<GroupInner>>) -> Option<Arc<G
     })
 }
 
-/// Runs a task with no handle: an `execute`d closure (`Plain`, `Named`,
-/// `Inline`); `id` is the one already given to it, if any. Returns whether
-/// it panicked. Given a submitted task instead, runs it as its cell says
-/// (the cell counts and reports its own end) and returns false.
-pub(crate) fn run_plain(shared: &Shared, at: At, task: Task, id: Option<TaskId>) -> bool {
+/// Runs a task with no handle, already claimed (`started` counted): an
+/// `execute`d closure (`Plain`, `Named`, `Inline`) of `group`, if any;
+/// `id` is the one already given to it, if any. Given a submitted task
+/// instead, runs it as its cell says (the cell counts and reports its own
+/// start and end).
+pub(crate) fn run_plain(
+    shared: &Shared,
+    at: At,
+    task: Task,
+    id: Option<TaskId>,
+    group: Option<&GroupCounts>,
+) {
     match task {
         Task::Plain(_, task) | Task::Named(_, task) => {
             let id = id.or_else(|| task.id()).unwrap_or_else(TaskId::next);
             let name = task.name().cloned();
-            run_call(shared, at, id, name, move || task.call())
+            run_call(shared, at, id, name, group, move || task.call());
         }
         Task::Inline(_, task) => {
             let id = id.unwrap_or_else(TaskId::next);
-            run_call(shared, at, id, None, move || task.call())
+            run_call(shared, at, id, None, group, move || task.call());
         }
-        Task::Submitted(_, entry) => {
-            run_shared(shared, at, &entry.0);
-            false
-        }
+        Task::Submitted(_, entry) => run_shared(shared, at, &entry.0),
     }
 }
 
-/// Runs `call`, the closure of an `execute`d task with this id and name,
-/// and counts its end. Returns whether it panicked.
+/// Runs `call`, the closure of an `execute`d task of `group` with this id
+/// and name, and counts its end.
 pub(crate) fn run_call<C: FnOnce()>(
     shared: &Shared,
     at: At,
     id: TaskId,
     name: Option<Arc<str>>,
+    group: Option<&GroupCounts>,
     call: C,
-) -> bool {
+) {
     let index = at.map(|at| at.index);
     let guard = at.map(|at| SlotGuard::enter(&shared.slots[at.index], id, name.as_ref(), at));
     let result = catch_unwind(AssertUnwindSafe(call));
-    // A plain task runs off the workers only as a PendingTask: returned.
-    let returned = index.is_none();
-    let panicked = result.is_err();
-    match result {
-        Ok(()) => shared.count_end(index, false, returned),
-        Err(payload) => {
-            shared.count_end(index, true, returned);
-            shared.report_panic(id, name, index, payload);
-        }
+    // A plain task runs off the workers only as a PendingTask's.
+    let by = match index {
+        Some(i) => RunBy::Worker(&shared.slots[i].counts),
+        None => RunBy::Holder,
+    };
+    shared.ledger.ran(by, Outcome::of(&result), group);
+    if let Err(payload) = result {
+        shared.report_panic(id, name, index, payload);
     }
     drop(guard);
-    panicked
 }
 
 /// Claims and runs a submitted task, unless someone else claimed it. `at`
@@ -132,18 +130,18 @@ pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
             slot.begin_top(header.id, header.name.as_ref(), at.started);
             let _idle = TopGuard(slot);
             let _current = ContextTask::enter(task.clone());
-            task.run(tally, Runner::Pool);
+            task.run(tally, Custody::Pool);
         }
         // Helped by a joiner on a worker of its pool.
         Some(at) => {
             let slot = &shared.slots[at.index];
             let _restore = SlotGuard::enter(slot, header.id, header.name.as_ref(), at);
             let _frame = Frame::enter(Some(task.clone()), false);
-            task.run(tally, Runner::Pool);
+            task.run(tally, Custody::Pool);
         }
         None => {
             let _frame = Frame::enter(Some(task.clone()), true);
-            task.run(tally, Runner::Holder);
+            task.run(tally, Custody::HandedBack);
         }
     }
 }
@@ -229,7 +227,8 @@ pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
             // Not the thread's task: its token is its own (which nothing
             // can raise), not the one of whatever runs around it.
             let _frame = Frame::enter(None, true);
-            run_plain(shared, None, plain, Some(id));
+            shared.ledger.started(Custody::HandedBack, None);
+            run_plain(shared, None, plain, Some(id), None);
         }
     }
 }
@@ -240,39 +239,46 @@ pub(crate) fn cancel_queued(shared: &Shared, group: &GroupInner, task: Task) -> 
     match task {
         task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
             unwind::drop_quietly(task);
-            shared.count_cancelled(false);
-            group.record_cancelled(false);
+            shared.ledger.cancelled(Custody::Pool, Some(&group.counts));
+            shared.notify_idle_waiters();
             true
         }
-        Task::Submitted(_, entry) => match entry.0.cancel(false) {
-            CancelOutcome::Cancelled { returned } => {
-                cell::count_cancelled(shared, entry.0.header(), returned);
-                true
-            }
-            CancelOutcome::Running | CancelOutcome::Finished => false,
-        },
+        Task::Submitted(_, entry) => matches!(
+            cancel(shared, &*entry.0, IfRunning::Leave),
+            CancelOutcome::Cancelled(_)
+        ),
     }
+}
+
+/// Cancels a submitted task (for its handle, a cancelled group, or its
+/// `PendingTask`), and records the end if this cancel decided it.
+pub(crate) fn cancel(
+    shared: &Shared,
+    task: &(impl CellTask + ?Sized),
+    if_running: IfRunning,
+) -> CancelOutcome {
+    let outcome = task.cancel(if_running);
+    if let CancelOutcome::Cancelled(custody) = outcome {
+        shared
+            .ledger
+            .cancelled(custody, task.header().group_counts());
+        if custody == Custody::Pool {
+            shared.notify_idle_waiters();
+        }
+    }
+    outcome
 }
 
 /// Cancels a task handed back by `shutdown_now` that will not run now.
 pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
-    let cancelled = match task {
+    match task {
         task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {
             unwind::drop_quietly(task);
-            true
+            shared.ledger.cancelled(Custody::HandedBack, None);
         }
-        Task::Submitted(_, entry) => match entry.0.cancel(false) {
-            CancelOutcome::Cancelled { returned } => {
-                if let Some(group) = &entry.0.header().group {
-                    group.record_cancelled(returned);
-                }
-                true
-            }
-            CancelOutcome::Running | CancelOutcome::Finished => false,
-        },
-    };
-    if cancelled {
-        shared.count_cancelled(true);
+        Task::Submitted(_, entry) => {
+            cancel(shared, &*entry.0, IfRunning::Leave);
+        }
     }
 }
 
@@ -292,7 +298,9 @@ pub(crate) fn run_top<C: FnOnce()>(
     slot.begin_top(id, None, started);
     let guard = TopGuard(slot);
     let result = catch_unwind(AssertUnwindSafe(call));
-    slot.record_end(result.is_err());
+    shared
+        .ledger
+        .ran(RunBy::Worker(&slot.counts), Outcome::of(&result), None);
     if let Err(payload) = result {
         shared.report_panic(id, None, Some(index), payload);
     }

@@ -9,11 +9,12 @@ use parking_lot::Mutex;
 
 use crate::runtime::PendingTask;
 use crate::runtime::chunk::Chunks;
+use crate::runtime::ledger::Ledger;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Queue;
 use crate::runtime::relay::Relay;
 use crate::runtime::slot::WorkerSlot;
-use crate::state::{Bound, Gate, Lifecycle};
+use crate::state::{Gate, Lifecycle};
 use crate::stop::StopState;
 use crate::sync::Waiters;
 use crate::task::TaskPanic;
@@ -43,8 +44,6 @@ pub(crate) struct Shared {
     pub(crate) queue: Queue,
     /// The chunks of batches that may still hold tasks (see `chunk.rs`).
     pub(crate) chunks: Chunks,
-    /// The room left in a bounded queue; `None` for an unbounded one.
-    pub(crate) bound: Option<Bound>,
     /// The pool's task groups, for shutdown (resume the paused ones) and
     /// `shutdown_now` (empty their mailboxes). Held strongly: a paused
     /// group whose every handle was dropped still holds accepted tasks.
@@ -61,7 +60,8 @@ pub(crate) struct Shared {
     pub(crate) slots: Box<[WorkerSlot]>,
     /// Workers that have not exited yet.
     pub(crate) live: AtomicUsize,
-    pub(crate) counters: Counters,
+    /// Where every task's end is recorded, with the bounded queue's room.
+    pub(crate) ledger: Ledger,
     /// `wait_idle` callers.
     pub(crate) idle: Waiters,
     pub(crate) hooks: Hooks,
@@ -74,21 +74,6 @@ pub(crate) struct Shared {
     /// once the `ThreadPool` is dropped: nobody can ask then, and keeping
     /// them here would be a reference cycle (a `PendingTask` holds the pool).
     pub(crate) stash: Mutex<Option<Vec<PendingTask>>>,
-}
-
-/// End-state counts kept outside the workers' slots (rare events).
-#[derive(Default)]
-pub(crate) struct Counters {
-    /// Tasks handed back by `shutdown_now`.
-    pub(crate) returned: AtomicU64,
-    /// Handed-back tasks later run with `PendingTask::run` (or a joiner).
-    pub(crate) returned_completed: AtomicU64,
-    pub(crate) returned_panicked: AtomicU64,
-    /// Cancelled while still the pool's (handle cancel of a queued task).
-    pub(crate) cancelled_queued: AtomicU64,
-    /// Handed-back tasks cancelled (dropped `PendingTask`, or their handle).
-    pub(crate) cancelled_returned: AtomicU64,
-    pub(crate) rejected: AtomicU64,
 }
 
 impl Shared {
@@ -109,14 +94,13 @@ impl Shared {
             gate: Gate::new(),
             queue: Queue::new(),
             chunks: Chunks::new(),
-            bound: capacity.map(Bound::new),
             groups: Mutex::new(Vec::new()),
             stop: StopState::new(),
             slots: (0..threads)
                 .map(|i| WorkerSlot::new(format!("{prefix}-{i}")))
                 .collect(),
             live: AtomicUsize::new(threads),
-            counters: Counters::default(),
+            ledger: Ledger::new(capacity),
             idle: Waiters::new(),
             hooks,
             threads: Mutex::new(Vec::with_capacity(threads)),

@@ -85,7 +85,6 @@ impl Shared {
         } else {
             self.take_stashed()
         };
-        let stashed = pending.len();
         // The Normal level, where nearly everything is, in queue order.
         // Sized once for what is queued (each chunk counts one: a hint), so
         // a million handed-back tasks are not copied a dozen times over.
@@ -119,6 +118,9 @@ impl Shared {
         if !in_hand.is_empty() {
             normal = self.place_in_hand(normal, &chunk_ends, in_hand);
         }
+        // Each task handed back here was the pool's until now (dead entries
+        // gave their room back when they were claimed).
+        self.ledger.handed_back(normal.len(), None);
         // The rare ones, each source in order: the High and Low levels and
         // every group's mailbox (paused ones too: every group holding tasks
         // is in the list).
@@ -130,6 +132,7 @@ impl Shared {
                     self.hand_back_one(task, &mut level);
                 }
             }
+            self.ledger.handed_back(level.len(), None);
             rare.push(level);
         }
         for group in self.live_groups() {
@@ -138,14 +141,9 @@ impl Shared {
             rare.push(tasks);
         }
         rare.retain(|source| !source.is_empty());
+        let stashed = pending.len();
         merge_in_order(&mut pending, normal, rare, self.queue.normal_stamp());
-        // Each task handed back here was the pool's until now (dead entries
-        // gave their room back when they were claimed).
         let taken = pending.len() - stashed;
-        self.release_room(taken);
-        self.counters
-            .returned
-            .fetch_add(taken as u64, Ordering::SeqCst);
         if let Some(kept) = stash.as_mut().and_then(|stash| stash.as_mut()) {
             kept.append(&mut pending);
         }
@@ -235,20 +233,18 @@ impl Shared {
         keep
     }
 
-    /// Hands back the never-started ones among `tasks` (taken out of a
-    /// cancelled group's mailbox), counting them as returned.
+    /// Hands back the never-started ones among `tasks` (taken out of
+    /// `group`'s mailbox when it was cancelled), counting them as returned.
     pub(crate) fn hand_back_tasks(
         self: &Arc<Self>,
+        group: &GroupInner,
         tasks: impl IntoIterator<Item = Task>,
     ) -> Vec<PendingTask> {
         let mut pending = Vec::new();
         for task in tasks {
             self.hand_back_one(task, &mut pending);
         }
-        self.release_room(pending.len());
-        self.counters
-            .returned
-            .fetch_add(pending.len() as u64, Ordering::SeqCst);
+        self.ledger.handed_back(pending.len(), Some(&group.counts));
         self.notify_idle_waiters();
         pending
     }
@@ -264,7 +260,7 @@ impl Shared {
             .into_iter()
             .map(|task| usize::from(self.hand_back_one(task, pending)))
             .sum();
-        group.handed_back(returned);
+        self.ledger.handed_back(returned, Some(&group.counts));
     }
 
     /// Tasks kept by `shutdown_now_to_stash` that no `shutdown_now` has
@@ -309,9 +305,7 @@ impl Shared {
 
     /// Wakes submitters blocked on a full bounded queue, to be refused.
     pub(crate) fn close_intake(&self) {
-        if let Some(bound) = &self.bound {
-            bound.wake_all();
-        }
+        self.ledger.wake_blocked_submitters();
     }
 
     /// Puts `n` wake-ups in the queue, for workers blocked on it.

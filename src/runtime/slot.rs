@@ -8,6 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::runtime::Shared;
+use crate::runtime::ledger::WorkerCounts;
 use crate::task::{RunningTask, TaskId};
 
 /// Where a task runs: on worker `.0`, stamped as started at `.1`; `None`
@@ -87,8 +88,8 @@ pub(crate) struct WorkerSlot {
     name: Mutex<Option<Arc<str>>>,
     /// Whether `name` may hold a name, so unnamed tasks skip its lock.
     named: AtomicBool,
-    completed: AtomicU64,
-    panicked: AtomicU64,
+    /// Its counts of the tasks it ran (the ledger's to change).
+    pub(crate) counts: WorkerCounts,
 }
 
 /// What a slot showed before a nested run, restored after it.
@@ -106,8 +107,7 @@ impl WorkerSlot {
             started: AtomicU64::new(0),
             name: Mutex::new(None),
             named: AtomicBool::new(false),
-            completed: AtomicU64::new(0),
-            panicked: AtomicU64::new(0),
+            counts: WorkerCounts::new(),
         }
     }
 
@@ -115,29 +115,8 @@ impl WorkerSlot {
         &self.thread_name
     }
 
-    pub(crate) fn completed(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn panicked(&self) -> u64 {
-        self.panicked.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn is_busy(&self) -> bool {
         self.current.load(Ordering::Acquire) != 0
-    }
-
-    /// Counts a task this worker ran. Single writer (the slot's worker), so
-    /// a load and a store replace a locked read-modify-write; readers order
-    /// it with fences (see `Shared::notify_idle_waiters`).
-    #[inline(always)]
-    pub(crate) fn record_end(&self, panicked: bool) {
-        let counter = if panicked {
-            &self.panicked
-        } else {
-            &self.completed
-        };
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Shows a task taken from the queue (the slot was idle).

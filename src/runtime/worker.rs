@@ -36,6 +36,7 @@ use std::sync::Arc;
 use crate::runtime::Shared;
 use crate::runtime::chunk::{ChunkRef, ChunkRunner};
 use crate::runtime::entry::{Entry, Task};
+use crate::runtime::ledger::Custody;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::run::{CONTEXT, Context, run_in_group, run_taken, run_top};
@@ -123,14 +124,14 @@ fn work(shared: &Arc<Shared>, index: usize) {
         match entry {
             // The hot path, kept flat: no call that is not needed.
             Entry::Task(Task::Inline(_, task)) => {
-                shared.release_room(1);
+                shared.ledger.started(Custody::Pool, None);
                 let started = clock.stamp(shared);
                 run_top(shared, slot, index, ids.next(), started, move || {
                     task.call()
                 });
             }
             Entry::Task(Task::Plain(_, task)) => {
-                shared.release_room(1);
+                shared.ledger.started(Custody::Pool, None);
                 let started = clock.stamp(shared);
                 run_top(shared, slot, index, ids.next(), started, move || {
                     task.call()

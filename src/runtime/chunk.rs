@@ -67,6 +67,17 @@ pub(crate) fn chunk_size(tasks: usize, threads: usize) -> usize {
     (tasks / (threads.max(1) * 4)).clamp(1, MAX_CHUNK)
 }
 
+/// When `take_rest` takes a chunk's rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TakeRest {
+    /// Only if no worker has started one of its tasks: `shutdown_now`
+    /// meeting the chunk's own entry in the queue, whose rest then comes
+    /// back where that entry stood.
+    IfUntouched,
+    /// Whatever is left (the chunks in workers' hands).
+    Always,
+}
+
 /// A chunk as the queue, the register and the workers see it.
 pub(crate) type ChunkRef = Arc<dyn ChunkTasks>;
 
@@ -77,11 +88,10 @@ pub(crate) trait ChunkTasks: Send + Sync {
     /// it, until none is left or the runner may not start another.
     fn run(&self, runner: &mut ChunkRunner<'_>);
 
-    /// Takes every task not started yet, as plain queue entries in order.
-    /// With `only_if_untouched`, only if no worker has taken a task from the
-    /// chunk yet (`None` otherwise): the chunk's own entry, found in the
-    /// queue by `shutdown_now`.
-    fn take_rest(&self, only_if_untouched: bool) -> Option<Vec<Task>>;
+    /// Takes every task that never started, as plain queue entries in
+    /// order; with `TakeRest::IfUntouched`, only if no worker has taken a
+    /// task from the chunk yet (`None` otherwise).
+    fn take_rest(&self, which: TakeRest) -> Option<Vec<Task>>;
 
     /// The counters outside the lock.
     fn header(&self) -> &ChunkHeader;
@@ -226,10 +236,10 @@ impl<T: Item> ChunkTasks for Chunk<T> {
         }
     }
 
-    fn take_rest(&self, only_if_untouched: bool) -> Option<Vec<Task>> {
+    fn take_rest(&self, which: TakeRest) -> Option<Vec<Task>> {
         let tasks = {
             let mut rest = self.rest.lock();
-            if only_if_untouched && rest.touched {
+            if which == TakeRest::IfUntouched && rest.touched {
                 return None;
             }
             rest.take_all(&self.header)
@@ -362,7 +372,7 @@ impl Chunks {
         let live = mem::take(&mut self.inner.lock().live);
         live.into_iter()
             .filter(|chunk| !chunk.header().is_empty())
-            .filter_map(|chunk| Some((chunk.header().seq(), chunk.take_rest(false)?)))
+            .filter_map(|chunk| Some((chunk.header().seq(), chunk.take_rest(TakeRest::Always)?)))
             .filter(|(_, rest)| !rest.is_empty())
             .collect()
     }
@@ -479,7 +489,10 @@ mod tests {
             let Entry::Chunk(chunk) = task else {
                 panic!("only chunks were queued")
             };
-            assert_eq!(chunk.take_rest(false).map(|rest| rest.len()), Some(2));
+            assert_eq!(
+                chunk.take_rest(TakeRest::Always).map(|rest| rest.len()),
+                Some(2)
+            );
             chunks.note_emptied();
         }
         assert!(chunks.inner.lock().live.len() < Chunks::PRUNE_FLOOR);

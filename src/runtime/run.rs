@@ -136,11 +136,11 @@ pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
         Some(at) => {
             let slot = &shared.slots[at.index];
             let _restore = SlotGuard::enter(slot, header.id, header.name.as_ref(), at);
-            let _frame = Frame::enter(Some(task.clone()), false);
+            let _frame = Frame::enter(Some(task.clone()), Custody::Pool);
             task.run(tally, Custody::Pool);
         }
         None => {
-            let _frame = Frame::enter(Some(task.clone()), true);
+            let _frame = Frame::enter(Some(task.clone()), Custody::HandedBack);
             task.run(tally, Custody::HandedBack);
         }
     }
@@ -152,14 +152,14 @@ pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
 /// restores what it found, also on unwind.
 pub(crate) struct Frame {
     outer_task: Option<Arc<dyn CellTask>>,
-    outer_elsewhere: bool,
+    outer_custody: Custody,
 }
 
 impl Frame {
-    fn enter(task: Option<Arc<dyn CellTask>>, elsewhere: bool) -> Frame {
+    fn enter(task: Option<Arc<dyn CellTask>>, custody: Custody) -> Frame {
         Frame {
             outer_task: swap_context_task(task),
-            outer_elsewhere: ELSEWHERE.with(|e| e.replace(elsewhere)),
+            outer_custody: INNERMOST.with(|c| c.replace(custody)),
         }
     }
 }
@@ -167,7 +167,7 @@ impl Frame {
 impl Drop for Frame {
     fn drop(&mut self) {
         swap_context_task(self.outer_task.take());
-        ELSEWHERE.with(|e| e.set(self.outer_elsewhere));
+        INNERMOST.with(|c| c.set(self.outer_custody));
     }
 }
 
@@ -226,7 +226,7 @@ pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
         plain => {
             // Not the thread's task: its token is its own (which nothing
             // can raise), not the one of whatever runs around it.
-            let _frame = Frame::enter(None, true);
+            let _frame = Frame::enter(None, Custody::HandedBack);
             shared.ledger.started(Custody::HandedBack, None);
             run_plain(shared, None, plain, Some(id), None);
         }
@@ -328,11 +328,12 @@ thread_local! {
     /// with `None`, so there is nothing to drop at thread exit.
     static CURRENT_TASK: Cell<ManuallyDrop<Option<Arc<dyn CellTask>>>> =
         const { Cell::new(ManuallyDrop::new(None)) };
-    /// True while the innermost run on this thread is a task handed back by
-    /// `shutdown_now` and run through its `PendingTask`: that task is the
-    /// program's now, not the pool's, and not the thread's (which may be a
-    /// worker of another pool, in the middle of a task of its own).
-    static ELSEWHERE: Cell<bool> = const { Cell::new(false) };
+    /// Whose the innermost run on this thread is: `HandedBack` while it is
+    /// a task handed back by `shutdown_now` and run through its
+    /// `PendingTask`, which is the program's now, not the pool's, and not
+    /// the thread's (which may be a worker of another pool, in the middle
+    /// of a task of its own).
+    static INNERMOST: Cell<Custody> = const { Cell::new(Custody::Pool) };
 }
 
 /// True if the calling thread is a worker of the pool `pool_id`.
@@ -373,7 +374,7 @@ pub(crate) fn current_task() -> Option<Arc<dyn CellTask>> {
 /// - anything else: none.
 pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
     let task = current_task();
-    if ELSEWHERE.with(Cell::get) {
+    if INNERMOST.with(Cell::get) == Custody::HandedBack {
         return task.map_or_else(Vec::new, |task| own_stop_states(&*task));
     }
     CONTEXT.with(|c| {
@@ -418,7 +419,7 @@ pub(crate) fn is_in_group(group: &Arc<GroupInner>) -> bool {
             .is_some_and(|g| Arc::ptr_eq(g, group))
     });
     in_context
-        || (!ELSEWHERE.with(Cell::get)
+        || (INNERMOST.with(Cell::get) == Custody::Pool
             && with_current_task(|task| {
                 task.and_then(|task| task.header().group.as_ref())
                     .is_some_and(|g| Arc::ptr_eq(g, group))

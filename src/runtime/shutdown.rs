@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
+use crate::runtime::chunk::TakeRest;
 use crate::runtime::entry::{Entry, Stamp, Task};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
@@ -101,7 +102,7 @@ impl Shared {
                 // asking for help, and the rest comes back with the chunks
                 // in hand.
                 Entry::Chunk(chunk) => {
-                    if let Some(rest) = chunk.take_rest(true) {
+                    if let Some(rest) = chunk.take_rest(TakeRest::IfUntouched) {
                         for task in rest {
                             self.hand_back_one(task, &mut normal);
                         }

@@ -1,6 +1,6 @@
 //! Seed 003, fixed: a batch job split into chunks, processed as one task
 //! group with a progress bar, cancelled on Ctrl-C (or after a number of
-//! chunks), and resumed by a second run from the chunks that never ran.
+//! chunks), and resumed by a second run from the chunks that never started.
 //!
 //! ```text
 //! cargo run --example batch_job                        # cancels itself about midway, saves the rest

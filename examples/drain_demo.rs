@@ -133,7 +133,7 @@ enum Outcome {
 }
 
 fn shutdown_now() {
-    println!("== part 2: shutdown_now() hands back unstarted jobs, stops running ones ==");
+    println!("== part 2: shutdown_now() hands back never-started jobs, stops running ones ==");
     let pool = ThreadPool::builder()
         .threads(WORKERS)
         .thread_name("stop")

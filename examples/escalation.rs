@@ -172,13 +172,13 @@ fn main() {
     println!(
         "  1. drain {DRAIN:?}: intake closed; queued chunks kept running and ended by themselves"
     );
-    let unstarted: Vec<_> = report
+    let never_started: Vec<_> = report
         .never_started
         .iter()
         .map(|t| t.name().unwrap_or("<unnamed>"))
         .collect();
     println!(
-        "  2. interrupt {INTERRUPT:?}: handed back, never started: {unstarted:?}; stop flags \
+        "  2. interrupt {INTERRUPT:?}: handed back, never started: {never_started:?}; stop flags \
          raised (polite stopped) and waits woken (waiter stopped)"
     );
     for task in &report.stuck {

@@ -72,7 +72,7 @@ use parking_lot::Mutex;
 /// The state of a job's row in the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum JobState {
-    /// Accepted by the pool, not started yet (not final).
+    /// Accepted by the pool and queued (not final).
     Queued,
     /// Running (not final: this is what seed 001 left behind).
     Started,
@@ -446,7 +446,7 @@ fn main() -> ExitCode {
             }));
         }
     }
-    // Cancels the never-started tasks: their closures are dropped unrun and
+    // Cancels the never-started tasks: their closures are dropped without running and
     // write nothing.
     drop(reports);
     drop(pool);

@@ -213,15 +213,15 @@ impl Builder {
     }
 }
 
-/// Stops a half-built pool: the `unstarted` workers will never exit by
+/// Stops a half-built pool: the `never_spawned` workers will never exit by
 /// themselves, so they are counted out here; dropping the pool then shuts it
 /// down and joins the threads that did start.
-fn abandon_build(pool: ThreadPool, unstarted: usize) {
+fn abandon_build(pool: ThreadPool, never_spawned: usize) {
     let shared = pool.shared();
     drop(shared.take_on_terminated());
     shared.lifecycle.advance(PoolState::Stopping);
     shared.send_wakes(shared.slots.len());
-    shared.worker_exited(unstarted);
+    shared.worker_exited(never_spawned);
     drop(pool);
 }
 

@@ -125,7 +125,7 @@ impl fmt::Display for RejectReason {
 /// A task the pool did not accept, handed back to the caller.
 ///
 /// Returned by [`ThreadPool::execute`], [`ThreadPool::submit`] and their
-/// `try_` and named forms. The task was never run and never will be by the
+/// `try_` and named forms. The task never started and never will by the
 /// pool; [`into_inner`](Rejected::into_inner) gives it back so it can be run
 /// elsewhere, stored, or dropped deliberately.
 ///

@@ -178,8 +178,8 @@ impl TaskGroup {
             .map(|cell| TaskHandle::new(cell, self.shared.clone()))
     }
 
-    /// Cancels the group: every task not yet started is dropped without
-    /// running (wherever it is queued; its handle resolves
+    /// Cancels the group: every task of it that never started is dropped
+    /// without running (wherever it is queued; its handle resolves
     /// `Err(TaskError::Cancelled)` at once), running tasks see the group's
     /// stop token raised, and later submits are refused. Returns how many
     /// tasks were dropped. Cancelling again returns 0.

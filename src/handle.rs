@@ -140,8 +140,8 @@ impl<T> TaskHandle<T> {
         self.cell.is_finished()
     }
 
-    /// Cancels the task if it has not started: returns true, and the task
-    /// will never run (its queue slot is skipped, its closure dropped now,
+    /// Cancels the task if it is still queued: returns true, and the task
+    /// never starts (its queue slot is skipped, its closure dropped now,
     /// and [`join`](Self::join) returns `Err(TaskError::Cancelled)`).
     ///
     /// If the task is already running, raises its stop token (see

@@ -2,8 +2,8 @@
 //! itself.
 //!
 //! `ThreadPool` is a thin owner of an `Arc<Shared>`, the state its workers,
-//! handles and pending tasks share. Dropping the `ThreadPool` drains and
-//! joins; the `Shared` lives on as long as a handle or pending task needs it.
+//! handles and `PendingTask`s share. Dropping the `ThreadPool` drains and
+//! joins; the `Shared` lives on as long as a handle or `PendingTask` needs it.
 //!
 //! ```
 //! use drainpool::{PoolState, ThreadPool};
@@ -40,7 +40,7 @@ use crate::task_builder::TaskBuilder;
 /// [`submit`](Self::submit) (with a [`TaskHandle`]). The pool ends in one of
 /// two ways: [`shutdown`](Self::shutdown) refuses new work and lets every
 /// accepted task run; [`shutdown_now`](Self::shutdown_now) refuses new work,
-/// hands back every task that has not started, and raises the stop token of
+/// hands back every task that never started, and raises the stop token of
 /// the running ones. [`await_termination`](Self::await_termination) waits for
 /// the end.
 ///
@@ -207,7 +207,7 @@ impl ThreadPool {
     /// when it starts), in [`stats`](Self::stats), for
     /// [`wait_idle`](Self::wait_idle); and
     /// [`shutdown_now`](Self::shutdown_now) hands back every task of the
-    /// batch that has not started, also the rest of a chunk a worker is in
+    /// batch that never started, also the rest of a chunk a worker is in
     /// the middle of, in order. One difference: a worker takes the next
     /// queue entry only when its chunk is done, so a
     /// [`Priority::High`] task queued meanwhile
@@ -316,7 +316,7 @@ impl ThreadPool {
         self.shared.shutdown();
     }
 
-    /// Stops intake, removes every task that has not started and returns
+    /// Stops intake, removes every task that never started and returns
     /// them in submission order, and raises the pool-wide stop flag that
     /// running tasks see through [`StopToken::current`]. Does not wait for
     /// running tasks; every call returns with the flag raised.
@@ -335,7 +335,7 @@ impl ThreadPool {
     /// returned [`PendingTask`] cancels it.
     ///
     /// [`StopToken::current`]: crate::StopToken::current
-    #[must_use = "the returned tasks were never run; drop them deliberately to cancel them"]
+    #[must_use = "the returned tasks never started; drop them deliberately to cancel them"]
     pub fn shutdown_now(&self) -> Vec<PendingTask> {
         self.shared.shutdown_now()
     }

@@ -10,8 +10,8 @@
 //!
 //! # What must still hold, and how
 //!
-//! - **`shutdown_now` hands back every task that has not started, once, in
-//!   order.** A chunk's tasks not yet started (its *rest*) sit behind the
+//! - **`shutdown_now` hands back every task that never started, once, in
+//!   order.** A chunk's queued tasks (its *rest*) sit behind the
 //!   chunk's own lock; a worker takes one task at a time under it and runs
 //!   it after letting go, and `shutdown_now` takes the whole rest under it.
 //!   So each task is either started by a worker or handed back, never both.
@@ -104,7 +104,7 @@ pub(crate) struct ChunkHeader {
     seq: u64,
     /// The place of its tasks in submission order (see `entry::Stamp`).
     stamp: Stamp,
-    /// Tasks not started yet. Only ever goes down, and is 0 for good once
+    /// Tasks still queued. Only ever goes down, and is 0 for good once
     /// it reads 0 (so a stale read is safe for pruning the register).
     left: AtomicUsize,
     /// Queue entries ever made for this chunk (its own, and the extra ones

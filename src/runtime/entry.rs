@@ -31,7 +31,7 @@ pub(crate) type Stamp = u32;
 /// intake give it its real one.
 pub(crate) const UNSTAMPED: Stamp = 0;
 
-/// A task that has not started, wherever it waits: in the queue (inside an
+/// A queued task, wherever it waits: in the queue (inside an
 /// [`Entry`]), in a group's mailbox, in a chunk's rest, or in a
 /// `PendingTask`.
 pub(crate) enum Task {

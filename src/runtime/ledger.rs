@@ -446,7 +446,7 @@ impl Shared {
 pub struct PoolStats {
     /// Worker threads that have not exited.
     pub threads: usize,
-    /// Tasks accepted and not yet started.
+    /// Tasks accepted and queued, waiting for a worker.
     pub queued: usize,
     /// Tasks running now.
     pub active: usize,

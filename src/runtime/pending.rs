@@ -91,7 +91,7 @@ impl PendingTask {
 
     /// Gives back the [`Job`] value of a task submitted with
     /// [`ThreadPool::submit_job`](crate::ThreadPool::submit_job), so it can be kept and submitted again
-    /// later. Its handle resolves `Err(TaskError::Cancelled)` (it never ran
+    /// later. Its handle resolves `Err(TaskError::Cancelled)` (it never started
     /// in the pool), and the pool counts it as cancelled.
     ///
     /// # Errors

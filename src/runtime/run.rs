@@ -269,7 +269,8 @@ pub(crate) fn cancel(
     outcome
 }
 
-/// Cancels a task handed back by `shutdown_now` that will not run now.
+/// Cancels a never-started task that `shutdown_now` handed back, when its
+/// `PendingTask` is dropped.
 pub(crate) fn cancel_returned(shared: &Shared, task: Task) {
     match task {
         task @ (Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _)) => {

@@ -1,4 +1,4 @@
-//! [`Shared`]: what a pool's workers, handles and pending tasks share.
+//! [`Shared`]: what a pool's workers, handles and `PendingTask`s share.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -35,7 +35,7 @@ pub(crate) struct Hooks {
     pub(crate) on_terminated: Mutex<Option<TerminatedHook>>,
 }
 
-/// What the pool's workers, handles and pending tasks share.
+/// What the pool's workers, handles and `PendingTask`s share.
 pub(crate) struct Shared {
     /// Unique per pool in the process; tells a pool's own workers apart.
     pub(crate) id: u64,
@@ -121,7 +121,7 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Only reachable with tasks still queued if workers never ran them
+        // Only reachable with tasks still queued if no worker ever took them
         // (e.g. a failed build); their handles must not wait forever.
         while let Some(task) = self.queue.drain_one() {
             drop_quietly(task);

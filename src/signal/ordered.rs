@@ -474,7 +474,7 @@ impl Drop for SignalGuard {
         if let Some(listener) = self.listener.take() {
             let _ = listener.join();
         }
-        // An unstarted sequence sees its start channel close and exits.
+        // A sequence that never started sees its start channel close and exits.
         drop(self.trigger.start.lock().take());
     }
 }

@@ -29,7 +29,7 @@
 //! make it hold:
 //!
 //! - **Intake is linearised against shutdown by the [`Gate`].** A submitter
-//!   enters the gate (bumps its own striped slot), then reads the state; only
+//!   enters the gate (bumps its own stripe), then reads the state; only
 //!   if it reads `Running` does it enqueue, and it leaves the gate after. The
 //!   shutdown side moves the state first and reads the gate after. Both use
 //!   `SeqCst`, so (Dekker) either the submitter sees the new state and
@@ -104,7 +104,7 @@ impl Lifecycle {
     /// The current state.
     #[inline]
     pub(crate) fn get(&self) -> PoolState {
-        // ORDERING: SeqCst pairs with the SeqCst slot increment in
+        // ORDERING: SeqCst pairs with the SeqCst stripe increment in
         // `Gate::enter` (see the module docs: Dekker between intake and
         // shutdown). Everywhere else Acquire would do; one ordering keeps it
         // simple and this load is not on a contended line.
@@ -150,14 +150,14 @@ impl Lifecycle {
     }
 }
 
-/// Number of slots of the gate; submitters pick one by thread.
-const GATE_SLOTS: usize = 8;
-/// Low bits of a gate slot: submitters inside now.
+/// Number of stripes of the gate; submitters pick one by thread.
+const GATE_STRIPES: usize = 8;
+/// Low bits of a gate stripe: submitters inside now.
 const INSIDE_MASK: u64 = 0xFFFF;
-/// High bits of a gate slot: tasks accepted through it, ever.
+/// High bits of a gate stripe: tasks accepted through it, ever.
 const ACCEPTED_ONE: u64 = 1 << 16;
 
-/// One cache line per slot, so producers on different threads never share a
+/// One cache line per stripe, so producers on different threads never share a
 /// line on the submit path.
 #[repr(align(128))]
 #[derive(Default)]
@@ -166,9 +166,9 @@ struct Stripe(AtomicU64);
 /// The intake gate: counts submitters between "checked the state" and
 /// "enqueued the task", and the tasks accepted through it.
 ///
-/// Each slot packs two counters in one word, so entering is one RMW and
+/// Each stripe packs two counters in one word, so entering is one RMW and
 /// leaving (with the task accepted or not) is one more: the low 16 bits count
-/// submitters inside (at most 65 535 at once per slot), the high 48 bits count
+/// submitters inside (at most 65 535 at once per stripe), the high 48 bits count
 /// accepted tasks. A task is counted as accepted when its submitter enters,
 /// before it can possibly run, and uncounted if it is refused: so the
 /// accepted count never lags behind a task that has already ended, and
@@ -176,47 +176,47 @@ struct Stripe(AtomicU64);
 /// threads touch different cache lines; the readers (shutdown, statistics,
 /// `wait_idle`) sum the stripes.
 pub(crate) struct Gate {
-    slots: [Stripe; GATE_SLOTS],
+    stripes: [Stripe; GATE_STRIPES],
     /// `wait_clear` callers.
     cleared: Waiters,
 }
 
 #[cfg(not(loom))]
 thread_local! {
-    /// The calling thread's slot, assigned on its first pass (`usize::MAX`
+    /// The calling thread's stripe, assigned on its first pass (`usize::MAX`
     /// until then); const-initialised so reading it is a plain load.
-    static GATE_SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    static GATE_STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
 }
 
-/// The calling thread's slot of the gate.
+/// The calling thread's stripe of the gate.
 #[cfg(not(loom))]
 #[inline]
-fn gate_slot() -> usize {
-    let slot = GATE_SLOT.with(std::cell::Cell::get);
-    if slot != usize::MAX {
-        return slot;
+fn gate_stripe() -> usize {
+    let stripe = GATE_STRIPE.with(std::cell::Cell::get);
+    if stripe != usize::MAX {
+        return stripe;
     }
-    // Not modelled (it only spreads threads over slots): plain std.
+    // Not modelled (it only spreads threads over stripes): plain std.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let slot = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % GATE_SLOTS;
-    GATE_SLOT.with(|s| s.set(slot));
-    slot
+    let stripe = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % GATE_STRIPES;
+    GATE_STRIPE.with(|s| s.set(stripe));
+    stripe
 }
 
 // Loom's threads share one OS thread, and so std's thread-locals: give each
-// its own slot, in an order that is part of the explored schedule.
+// its own stripe, in an order that is part of the explored schedule.
 #[cfg(loom)]
 loom::lazy_static! {
-    static ref NEXT_GATE_SLOT: AtomicUsize = AtomicUsize::new(0);
+    static ref NEXT_GATE_STRIPE: AtomicUsize = AtomicUsize::new(0);
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static GATE_SLOT: usize = NEXT_GATE_SLOT.fetch_add(1, Ordering::Relaxed) % GATE_SLOTS;
+    static GATE_STRIPE: usize = NEXT_GATE_STRIPE.fetch_add(1, Ordering::Relaxed) % GATE_STRIPES;
 }
 
 #[cfg(loom)]
-fn gate_slot() -> usize {
-    GATE_SLOT.with(|s| *s)
+fn gate_stripe() -> usize {
+    GATE_STRIPE.with(|s| *s)
 }
 
 /// Proof of being inside the gate; leaving happens on drop, also on unwind.
@@ -224,7 +224,7 @@ fn gate_slot() -> usize {
 pub(crate) struct GatePass<'a> {
     gate: &'a Gate,
     lifecycle: &'a Lifecycle,
-    slot: usize,
+    stripe: usize,
     /// Tasks counted as accepted on entry and given back on drop: zero once
     /// they were enqueued (`accept`).
     give_back: u64,
@@ -241,7 +241,7 @@ impl GatePass<'_> {
 impl Gate {
     pub(crate) fn new() -> Self {
         Gate {
-            slots: Default::default(),
+            stripes: Default::default(),
             cleared: Waiters::new(),
         }
     }
@@ -253,17 +253,17 @@ impl Gate {
         lifecycle: &'a Lifecycle,
         tasks: u64,
     ) -> Option<GatePass<'a>> {
-        let slot = gate_slot();
+        let stripe = gate_stripe();
         // ORDERING: SeqCst increment, then SeqCst state load: see the module
         // docs. If we read Running, the shutdown side's later sum sees us.
-        self.slots[slot]
+        self.stripes[stripe]
             .0
             .fetch_add(tasks * ACCEPTED_ONE + 1, Ordering::SeqCst);
         dekker_fence();
         let pass = GatePass {
             gate: self,
             lifecycle,
-            slot,
+            stripe,
             give_back: tasks,
         };
         if lifecycle.get() == PoolState::Running {
@@ -278,14 +278,14 @@ impl Gate {
     /// decide the drain is over, so whatever the holder still enqueues
     /// (`shutdown` re-queuing paused groups) is drained too.
     pub(crate) fn hold<'a>(&'a self, lifecycle: &'a Lifecycle) -> GatePass<'a> {
-        let slot = gate_slot();
+        let stripe = gate_stripe();
         // ORDERING: SeqCst, before the caller moves the state (see `enter`).
-        self.slots[slot].0.fetch_add(1, Ordering::SeqCst);
+        self.stripes[stripe].0.fetch_add(1, Ordering::SeqCst);
         dekker_fence();
         GatePass {
             gate: self,
             lifecycle,
-            slot,
+            stripe,
             give_back: 0,
         }
     }
@@ -295,7 +295,7 @@ impl Gate {
         // ORDERING: SeqCst loads after the caller's SeqCst state change; a
         // load that reads a submitter's leaving RMW synchronises with it, so
         // the task that submitter enqueued is visible to us.
-        self.slots
+        self.stripes
             .iter()
             .all(|s| s.0.load(Ordering::SeqCst) & INSIDE_MASK == 0)
     }
@@ -303,7 +303,7 @@ impl Gate {
     /// How many tasks were ever accepted through the gate, counting those of
     /// submitters still inside.
     pub(crate) fn accepted(&self) -> u64 {
-        self.slots
+        self.stripes
             .iter()
             .map(|s| s.0.load(Ordering::SeqCst) >> 16)
             .sum()
@@ -322,11 +322,11 @@ impl Gate {
 impl Drop for GatePass<'_> {
     #[inline]
     fn drop(&mut self) {
-        let slot = &self.gate.slots[self.slot].0;
+        let stripe = &self.gate.stripes[self.stripe].0;
         // ORDERING: SeqCst (at least Release) so that the enqueue before it
         // is visible to whoever reads the new value. We subtract only what
         // `enter` added.
-        slot.fetch_sub(self.give_back * ACCEPTED_ONE + 1, Ordering::SeqCst);
+        stripe.fetch_sub(self.give_back * ACCEPTED_ONE + 1, Ordering::SeqCst);
         dekker_fence();
         if self.lifecycle.get() != PoolState::Running {
             self.gate.notify_cleared();

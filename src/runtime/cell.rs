@@ -24,7 +24,7 @@ use crate::unwind;
 /// What every cell has, whatever its closure and result types.
 ///
 /// Kept small, since every queued task holds one: no pool id (the handle
-/// has the pool), and the stop source, rarely made, lives under the slot's
+/// has the pool), and the stop source, rarely made, lives under the cell's
 /// lock instead of in a `OnceLock` of its own (112 bytes for the whole
 /// `Arc` with a one-word closure and result, down from 128).
 pub(crate) struct CellHeader {
@@ -185,7 +185,7 @@ struct CellState<F, T> {
 
 pub(crate) struct Cell<F, T> {
     header: CellHeader,
-    slot: Mutex<CellState<F, T>>,
+    state: Mutex<CellState<F, T>>,
     done: Condvar,
 }
 
@@ -202,7 +202,7 @@ where
                 claimed: AtomicBool::new(false),
                 group,
             },
-            slot: Mutex::new(CellState {
+            state: Mutex::new(CellState {
                 stage: Stage::Queued(f),
                 stop: None,
                 handle_alive: true,
@@ -212,8 +212,8 @@ where
         })
     }
 
-    fn publish(&self, slot: &mut CellState<F, T>, result: Result<T, TaskError>) {
-        slot.stage = Stage::Done(result);
+    fn publish(&self, state: &mut CellState<F, T>, result: Result<T, TaskError>) {
+        state.stage = Stage::Done(result);
         self.done.notify_all();
     }
 }
@@ -228,7 +228,7 @@ where
     }
 
     fn stop_state(&self) -> Arc<StopState> {
-        self.slot
+        self.state
             .lock()
             .stop
             .get_or_insert_with(StopState::new)
@@ -237,13 +237,13 @@ where
 
     fn run(&self, tally: Tally<'_>, claimant: Custody) -> Ran {
         let f = {
-            let mut slot = self.slot.lock();
+            let mut state = self.state.lock();
             // A handed-back task is its holder's alone; any other is the
             // pool's alone (never both, never neither).
-            if slot.custody != claimant {
+            if state.custody != claimant {
                 return Ran::Lost;
             }
-            match mem::replace(&mut slot.stage, Stage::Running) {
+            match mem::replace(&mut state.stage, Stage::Running) {
                 Stage::Queued(f) => {
                     // Under the lock, so that whoever sees `claimed` false
                     // and then takes the lock finds the stage still Queued.
@@ -251,7 +251,7 @@ where
                     f
                 }
                 other => {
-                    slot.stage = other;
+                    state.stage = other;
                     return Ran::Lost;
                 }
             }
@@ -259,12 +259,12 @@ where
         tally.started(&self.header, claimant);
         let result = catch_unwind(AssertUnwindSafe(move || f.call())).map_err(TaskError::Panicked);
         tally.ended(&self.header, Outcome::of(&result));
-        let mut slot = self.slot.lock();
-        if slot.handle_alive {
-            self.publish(&mut slot, result);
+        let mut state = self.state.lock();
+        if state.handle_alive {
+            self.publish(&mut state, result);
         } else {
-            slot.stage = Stage::Taken;
-            drop(slot);
+            state.stage = Stage::Taken;
+            drop(state);
             match result {
                 // No one will read the value: drop it here, quietly (its
                 // Drop is user code, and this may be the program's thread
@@ -278,18 +278,18 @@ where
     }
 
     fn cancel(&self, if_running: IfRunning) -> CancelOutcome {
-        let mut slot = self.slot.lock();
-        match &slot.stage {
+        let mut state = self.state.lock();
+        match &state.stage {
             Stage::Queued(_) => {
                 self.header.claimed.store(true, Ordering::Release);
-                let Stage::Queued(f) = mem::replace(&mut slot.stage, Stage::Taken) else {
+                let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Taken) else {
                     unreachable!()
                 };
-                if slot.handle_alive {
-                    self.publish(&mut slot, Err(TaskError::Cancelled));
+                if state.handle_alive {
+                    self.publish(&mut state, Err(TaskError::Cancelled));
                 }
-                let custody = slot.custody;
-                drop(slot);
+                let custody = state.custody;
+                drop(state);
                 // The captures drop outside our lock, and a panicking Drop
                 // among them must not skip the caller's bookkeeping.
                 unwind::drop_quietly(f);
@@ -297,8 +297,8 @@ where
             }
             Stage::Running => {
                 if if_running == IfRunning::Stop {
-                    let stop = slot.stop.get_or_insert_with(StopState::new).clone();
-                    drop(slot);
+                    let stop = state.stop.get_or_insert_with(StopState::new).clone();
+                    drop(state);
                     // Callbacks are user code: not under our lock.
                     stop.request();
                 }
@@ -312,24 +312,24 @@ where
         if want != TypeId::of::<F>() {
             return None;
         }
-        let mut slot = self.slot.lock();
-        if !matches!(slot.stage, Stage::Queued(_)) {
+        let mut state = self.state.lock();
+        if !matches!(state.stage, Stage::Queued(_)) {
             return None;
         }
         self.header.claimed.store(true, Ordering::Release);
-        let Stage::Queued(f) = mem::replace(&mut slot.stage, Stage::Taken) else {
+        let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Taken) else {
             unreachable!()
         };
-        if slot.handle_alive {
-            self.publish(&mut slot, Err(TaskError::Cancelled));
+        if state.handle_alive {
+            self.publish(&mut state, Err(TaskError::Cancelled));
         }
         Some(Box::new(f))
     }
 
     fn hand_back(&self) -> bool {
-        let mut slot = self.slot.lock();
-        if matches!(slot.stage, Stage::Queued(_)) {
-            slot.custody = Custody::HandedBack;
+        let mut state = self.state.lock();
+        if matches!(state.stage, Stage::Queued(_)) {
+            state.custody = Custody::HandedBack;
             true
         } else {
             false
@@ -343,18 +343,18 @@ where
     T: Send + 'static,
 {
     fn wait(&self, deadline: Option<Instant>) -> bool {
-        let mut slot = self.slot.lock();
-        // No lost wake-up: results are published and notified under `slot`'s
+        let mut state = self.state.lock();
+        // No lost wake-up: results are published and notified under `state`'s
         // lock, and we test the stage under it.
         loop {
-            if matches!(slot.stage, Stage::Done(_) | Stage::Taken) {
+            if matches!(state.stage, Stage::Done(_) | Stage::Taken) {
                 return true;
             }
             match deadline {
-                None => self.done.wait(&mut slot),
+                None => self.done.wait(&mut state),
                 Some(d) => {
-                    if self.done.wait_until(&mut slot, d).timed_out() {
-                        return matches!(slot.stage, Stage::Done(_) | Stage::Taken);
+                    if self.done.wait_until(&mut state, d).timed_out() {
+                        return matches!(state.stage, Stage::Done(_) | Stage::Taken);
                     }
                 }
             }
@@ -362,53 +362,53 @@ where
     }
 
     fn is_finished(&self) -> bool {
-        matches!(self.slot.lock().stage, Stage::Done(_) | Stage::Taken)
+        matches!(self.state.lock().stage, Stage::Done(_) | Stage::Taken)
     }
 
     fn join(&self) -> Result<T, TaskError> {
-        let mut slot = self.slot.lock();
+        let mut state = self.state.lock();
         // No lost wake-up: as in `wait`, the stage is tested under the lock
         // the result is published and notified under. A result already
         // there (the common case for a joiner that submitted many tasks
         // first) costs this one lock and no condvar.
-        while !matches!(slot.stage, Stage::Done(_) | Stage::Taken) {
-            self.done.wait(&mut slot);
+        while !matches!(state.stage, Stage::Done(_) | Stage::Taken) {
+            self.done.wait(&mut state);
         }
-        slot.handle_alive = false;
-        match mem::replace(&mut slot.stage, Stage::Taken) {
+        state.handle_alive = false;
+        match mem::replace(&mut state.stage, Stage::Taken) {
             Stage::Done(result) => result,
             _ => unreachable!("tested under the same lock"),
         }
     }
 
     fn take_unshared(&mut self) -> Option<Result<T, TaskError>> {
-        let slot = self.slot.get_mut();
-        match mem::replace(&mut slot.stage, Stage::Taken) {
+        let state = self.state.get_mut();
+        match mem::replace(&mut state.stage, Stage::Taken) {
             Stage::Done(result) => {
-                slot.handle_alive = false;
+                state.handle_alive = false;
                 Some(result)
             }
             other => {
-                slot.stage = other;
+                state.stage = other;
                 None
             }
         }
     }
 
     fn detach(&self) -> Option<Box<dyn Any + Send + 'static>> {
-        let mut slot = self.slot.lock();
-        slot.handle_alive = false;
-        match mem::replace(&mut slot.stage, Stage::Taken) {
+        let mut state = self.state.lock();
+        state.handle_alive = false;
+        match mem::replace(&mut state.stage, Stage::Taken) {
             Stage::Done(Err(TaskError::Panicked(payload))) => Some(payload),
             Stage::Done(Ok(value)) => {
-                drop(slot);
+                drop(state);
                 // A result nobody will read: its Drop (user code) must not
                 // unwind into whoever dropped the handle.
                 unwind::drop_quietly(value);
                 None
             }
             other => {
-                slot.stage = other;
+                state.stage = other;
                 None
             }
         }

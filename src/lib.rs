@@ -60,14 +60,18 @@
 //! pool.execute(move || drop(not_send)).unwrap();
 //! ```
 
-// Two measured needs for `unsafe`, each kept to its module with a SAFETY
+// Three measured needs for `unsafe`, each kept to its module with a SAFETY
 // comment on every block: an interruptible condvar wait must lend the
 // caller's condvar and mutex to a stop callback for the length of the wait
-// (wait.rs), and a small closure is stored in its queue entry instead of a
-// box (inline.rs: the malloc/free pair was the largest cost of a task
-// capturing an `Arc`). Nothing else may use it.
+// (wait.rs); a small closure is stored in its queue entry instead of a box
+// (inline.rs: the malloc/free pair was the largest cost of a task capturing
+// an `Arc`); and a signal handler that counts each arrival and wakes a
+// thread on every platform is registered with signal-hook's one `unsafe`
+// function (signal/handlers.rs). Nothing else may use it.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bell;
 mod builder;
 mod error;
 mod graceful;

@@ -1,14 +1,14 @@
 //! The relay behind a pool's `ShutdownHandle`s: a note (an atomic) and a
-//! bell (a socket) that a signal handler may touch, and the ordinary thread
-//! that wakes on the bell and does the shutdown the note asks for (see the
-//! `signal` module docs for what is async-signal-safe and why).
+//! bell that a signal handler may touch, and the ordinary thread that wakes
+//! on the bell and does the shutdown the note asks for (see `bell.rs` and
+//! the `ShutdownHandle` docs for what is safe in a handler, and why).
 
-use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::sync::atomic::{AtomicU8, Ordering, fence};
 use std::sync::{Arc, Weak};
 use std::thread;
 
+use crate::bell::Bell;
 use crate::runtime::Shared;
 use crate::state::PoolState;
 
@@ -20,19 +20,15 @@ pub(crate) const SHUTDOWN_NOW: u8 = 2;
 /// The note and the bell shared by a pool's handles and its relay thread.
 pub(crate) struct Relay {
     requested: AtomicU8,
-    bell: UnixStream,
-    listener: UnixStream,
+    bell: Bell,
 }
 
 impl Relay {
     /// Makes the relay of `shared` and starts its thread.
     pub(crate) fn start(shared: &Arc<Shared>, thread_name: String) -> io::Result<Arc<Relay>> {
-        let (bell, listener) = UnixStream::pair()?;
-        bell.set_nonblocking(true)?;
         let relay = Arc::new(Relay {
             requested: AtomicU8::new(0),
-            bell,
-            listener,
+            bell: Bell::new()?,
         });
         let for_thread = relay.clone();
         let pool = Arc::downgrade(shared);
@@ -54,16 +50,13 @@ impl Relay {
         self.requested.load(Ordering::Relaxed)
     }
 
-    /// Wakes the relay thread. Async-signal-safe (see the module docs).
+    /// Wakes the relay thread. Async-signal-safe (see `bell.rs`).
     pub(crate) fn ring(&self) {
-        // One non-blocking write; any error (a full buffer) is ignored: the
-        // relay has unread bytes then and will look at the note anyway.
-        let _ = (&self.bell).write(&[1]);
+        self.bell.ring();
     }
 }
 
 fn relay_main(relay: &Relay, pool: &Weak<Shared>) {
-    let mut buf = [0u8; 64];
     loop {
         {
             let Some(shared) = pool.upgrade() else {
@@ -91,14 +84,9 @@ fn relay_main(relay: &Relay, pool: &Weak<Shared>) {
                 shared.shutdown();
             }
         } // no strong reference to the pool while we block
-        match (&relay.listener).read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::error!("a ShutdownHandle relay could not read its socket: {e}");
-                return;
-            }
+        if let Err(e) = relay.bell.wait() {
+            log::error!("a ShutdownHandle relay could not wait for its bell: {e}");
+            return;
         }
     }
 }

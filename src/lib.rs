@@ -102,6 +102,7 @@ pub use runtime::PendingTask;
 pub use runtime::queue::Priority;
 pub use runtime::{GroupProgress, PoolStats};
 pub use signal::ShutdownHandle;
+#[cfg(feature = "signal")]
 pub use signal::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};
 pub use state::PoolState;
 pub use stop::{StopCallback, StopSource, StopToken};

@@ -1,7 +1,8 @@
-//! Signals: [`on_signals`] installs handlers that run an ordered,
+//! Signals: `on_signals` installs handlers that run an ordered,
 //! escalating shutdown of every registered pool and resource (see
-//! [`OrderedShutdown`]); [`ShutdownHandle`] starts one pool's shutdown from
-//! a handler of your own.
+//! `OrderedShutdown`; these need the default feature `signal`);
+//! [`ShutdownHandle`] starts one pool's shutdown from a handler of your
+//! own, on every platform and with or without the feature.
 //!
 //! A signal handler may only do async-signal-safe work: no allocation, no
 //! lock, no condvar, nothing that could be interrupted half-way by the very
@@ -28,13 +29,20 @@
 //!
 //! 1. `fetch_or` on an `AtomicU8` already allocated when the handle was made:
 //!    a single lock-free instruction, safe at any point of any thread.
-//! 2. One non-blocking `write(2)` of one byte to a Unix socket made when the
-//!    handle was made. `write` is on POSIX's list of async-signal-safe
-//!    functions; the socket is non-blocking, so a full buffer returns
-//!    `EWOULDBLOCK` at once (the bell is already ringing then, so the byte is
-//!    not needed), and the error is ignored without being formatted or
-//!    allocated. The read end lives as long as any handle, so the write
-//!    never raises `SIGPIPE`.
+//! 2. It rings the relay's bell, made when the handle was made:
+//!    - **On Unix**, one non-blocking `write(2)` of one byte to a Unix
+//!      socket. `write` is on POSIX's list of async-signal-safe functions;
+//!      the socket is non-blocking, so a full buffer returns `EWOULDBLOCK`
+//!      at once (the bell is already ringing then, so the byte is not
+//!      needed), and the error is ignored without being formatted or
+//!      allocated. The read end lives as long as any handle, so the write
+//!      never raises `SIGPIPE`.
+//!    - **On Windows**, a store to an atomic flag and an unpark of the
+//!      relay thread. Windows has no asynchronous signals: a console
+//!      control handler (`SetConsoleCtrlHandler`), and the C runtime's
+//!      `SIGINT` and `SIGBREAK` handlers built on it, run on a thread the
+//!      system starts for the event, where any thread-safe call is safe;
+//!      the unpark takes no lock the relay could hold and never blocks.
 //!
 //! Nothing else: no `Arc` is cloned or dropped, no memory is allocated or
 //! freed, no lock is taken, no log is written. `errno` is saved and restored
@@ -54,12 +62,50 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(feature = "signal")]
+mod handlers;
+#[cfg(feature = "signal")]
 mod ordered;
 
+#[cfg(feature = "signal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
 pub use self::ordered::{
     OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport, on_signals,
 };
-pub use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+
+/// The signal numbers [`on_signals`] takes, for every platform.
+///
+/// `SIGINT` (Ctrl-C) and `SIGTERM` exist everywhere. On Unix, `SIGHUP`,
+/// `SIGQUIT`, `SIGUSR1` and `SIGUSR2` too. On Windows, `SIGBREAK`: the C
+/// runtime raises it for Ctrl-Break and for the other console events (the
+/// console window closing, log-off, system shutdown), after which Windows
+/// ends the process within a few seconds whatever the handler does, so a
+/// shutdown meant for them needs short budgets.
+#[cfg(feature = "signal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
+pub use signal_hook::consts::{SIGINT, SIGTERM};
+
+#[cfg(all(feature = "signal", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "signal", unix))))]
+pub use signal_hook::consts::{SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+#[cfg(all(feature = "signal", windows))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "signal", windows))))]
+pub use signal_hook::consts::SIGBREAK;
+
+/// The signals that ask a program to end, on this platform: what a service
+/// passes to [`on_signals`] unless it has a reason to choose. `SIGINT` and
+/// `SIGTERM` on Unix; `SIGINT`, `SIGBREAK` and `SIGTERM` on Windows.
+#[cfg(all(feature = "signal", unix))]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
+pub const SHUTDOWN_SIGNALS: &[std::os::raw::c_int] = &[SIGINT, SIGTERM];
+
+/// The signals that ask a program to end, on this platform: what a service
+/// passes to [`on_signals`] unless it has a reason to choose. `SIGINT` and
+/// `SIGTERM` on Unix; `SIGINT`, `SIGBREAK` and `SIGTERM` on Windows.
+#[cfg(all(feature = "signal", windows))]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
+pub const SHUTDOWN_SIGNALS: &[std::os::raw::c_int] = &[SIGINT, SIGBREAK, SIGTERM];
 
 use crate::pool::ThreadPool;
 use crate::runtime::relay::{Relay, SHUTDOWN, SHUTDOWN_NOW};

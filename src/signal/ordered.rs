@@ -1,45 +1,10 @@
-//! The signal installer and the ordered shutdown it runs.
+//! The signal installer and the ordered shutdown it runs (the behaviour a
+//! user must know is on `on_signals`, where it renders).
 //!
-//! ```no_run
-//! use drainpool::signal::{on_signals, SIGINT, SIGTERM};
-//! use drainpool::{ShutdownPolicy, ThreadPool};
-//! use std::time::Duration;
-//!
-//! let ingest = ThreadPool::new(4)?;
-//! let export = ThreadPool::new(2)?;
-//! let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
-//! let guard = on_signals([SIGINT, SIGTERM])
-//!     .pool("ingest", &ingest, policy)
-//!     .pool("export", &export, policy)
-//!     .step("close the database", Duration::from_secs(5), |ctx| {
-//!         // Runs only after both pools terminated or were given up on.
-//!         for (pool, task) in ctx.stuck() {
-//!             eprintln!("{pool}: {task} is still running");
-//!         }
-//!     })
-//!     .install()?;
-//! // ... serve until a signal arrives ...
-//! for step in guard.wait() {
-//!     println!("{step}");
-//! }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! On the **first** signal the steps run in the order they were added, each
-//! with its own budget: a pool step is [`ThreadPool::shutdown_gracefully`]
-//! with its policy; a resource step is a closure run on a thread of its own
-//! and given up on (logged) if it overruns. A step runs only after every
-//! step before it has finished or been given up on, so "close the database"
-//! never runs while a pool registered before it may still write to it. The
-//! [`SignalGuard::stop_token`] fires at the same moment, for the program's
-//! own loops. The **second** signal turns every pool's shutdown into
-//! `shutdown_now` at once (the tasks it takes back still reach the reports).
-//! The **third** logs what is still running and exits the process with
-//! status 128 + the signal number.
-//!
-//! The handlers are signal-hook's: they only write to a pipe. A listener
-//! thread reads it and does everything else, on an ordinary thread.
+//! The handlers only count the signal and ring a bell (see `handlers.rs`);
+//! a listener thread does everything else, on an ordinary thread.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::io;
 use std::os::raw::c_int;
@@ -50,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use signal_hook::iterator::{Handle, Signals};
 
 use crate::graceful::{self, ShutdownPolicy, ShutdownReport, StuckTask};
 use crate::pool::ThreadPool;
 use crate::runtime::Shared;
+use crate::signal::handlers::{Handlers, signal_name};
 use crate::stop::{StopSource, StopToken};
 use crate::task::TaskId;
 use crate::unwind;
@@ -63,12 +28,59 @@ use crate::unwind;
 ///
 /// Add pools and resource steps in the order they must stop, then
 /// [`install`](OrderedShutdown::install).
+///
+/// ```no_run
+/// use drainpool::signal::{on_signals, SHUTDOWN_SIGNALS};
+/// use drainpool::{ShutdownPolicy, ThreadPool};
+/// use std::time::Duration;
+///
+/// let ingest = ThreadPool::new(4)?;
+/// let export = ThreadPool::new(2)?;
+/// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+/// let guard = on_signals(SHUTDOWN_SIGNALS)
+///     .pool("ingest", &ingest, policy)
+///     .pool("export", &export, policy)
+///     .step("close the database", Duration::from_secs(5), |ctx| {
+///         // Runs only after both pools terminated or were given up on.
+///         for (pool, task) in ctx.stuck() {
+///             eprintln!("{pool}: {task} is still running");
+///         }
+///     })
+///     .install()?;
+/// // ... serve until a signal arrives ...
+/// for step in guard.wait() {
+///     println!("{step}");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// On the **first** signal the steps run in the order they were added, each
+/// with its own budget: a pool step is [`ThreadPool::shutdown_gracefully`]
+/// with its policy; a resource step is a closure run on a thread of its own
+/// and given up on (logged) if it overruns. A step runs only after every
+/// step before it has finished or been given up on, so "close the database"
+/// never runs while a pool registered before it may still write to it. The
+/// [`SignalGuard::stop_token`] fires at the same moment, for the program's
+/// own loops. The **second** signal turns every pool's shutdown into
+/// `shutdown_now` at once (the tasks it takes back still reach the reports).
+/// The **third** logs what is still running and exits the process with
+/// status 128 + the signal number.
+///
+/// While the [`SignalGuard`] lives, the signals do nothing else (no default
+/// action). Once it is dropped, or [`SignalGuard::wait`] returned, each
+/// signal's default action is back: a later Ctrl-C ends the process as
+/// usual, also during the program's own cleanup.
+///
+/// Which signals exist depends on the platform: see
+/// [`SHUTDOWN_SIGNALS`](super::SHUTDOWN_SIGNALS) and the constants of
+/// [`signal`](super).
 pub fn on_signals<I>(signals: I) -> OrderedShutdown
 where
-    I: IntoIterator<Item = c_int>,
+    I: IntoIterator,
+    I::Item: Borrow<c_int>,
 {
     OrderedShutdown {
-        signals: signals.into_iter().collect(),
+        signals: signals.into_iter().map(|s| *s.borrow()).collect(),
         steps: Vec::new(),
     }
 }
@@ -144,8 +156,6 @@ impl OrderedShutdown {
     /// The error signal-hook gives if a handler cannot be registered (for
     /// instance for `SIGKILL`), or the error of spawning a thread.
     pub fn install(self) -> io::Result<SignalGuard> {
-        let mut signals = Signals::new(&self.signals)?;
-        let signals_handle = signals.handle();
         let stop = StopSource::new();
         let (start_tx, start_rx) = crossbeam_channel::bounded::<()>(1);
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
@@ -172,18 +182,13 @@ impl OrderedShutdown {
                 }
             })?;
         let trigger = shared.clone();
-        let listener = thread::Builder::new()
-            .name("drainpool-signals".into())
-            .spawn(move || {
-                for signal in signals.forever() {
-                    let count = trigger.events.fetch_add(1, Ordering::SeqCst) + 1;
-                    trigger.on_signal(count, signal);
-                }
-            })?;
+        let handlers = Handlers::install(&self.signals, move |signal| {
+            let count = trigger.events.fetch_add(1, Ordering::SeqCst) + 1;
+            trigger.on_signal(count, signal);
+        })?;
         Ok(SignalGuard {
             trigger: shared,
-            signals: signals_handle,
-            listener: Some(listener),
+            handlers: Some(handlers),
             sequence: Some(sequence),
             done: done_rx,
         })
@@ -227,7 +232,7 @@ impl Trigger {
     }
 
     fn on_signal(&self, count: usize, signal: c_int) {
-        let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
+        let name = signal_name(signal);
         match count {
             1 => {
                 log::warn!(
@@ -418,15 +423,12 @@ impl fmt::Display for StepReport {
 
 /// Keeps the signal handlers installed; from [`OrderedShutdown::install`].
 ///
-/// Dropping it unregisters the handlers and stops the listener thread. A
-/// sequence already started goes on to its end on its own thread. As with
-/// any signal-hook registration, the signals do not return to their default
-/// action afterwards: until the process installs handlers again, they are
-/// ignored.
+/// Dropping it unregisters the handlers and stops the listener thread; the
+/// signals take their default action again (a Ctrl-C ends the process). A
+/// sequence already started goes on to its end on its own thread.
 pub struct SignalGuard {
     trigger: Arc<Trigger>,
-    signals: Handle,
-    listener: Option<JoinHandle<()>>,
+    handlers: Option<Handlers>,
     sequence: Option<JoinHandle<()>>,
     done: Receiver<Vec<StepReport>>,
 }
@@ -470,10 +472,9 @@ impl SignalGuard {
 
 impl Drop for SignalGuard {
     fn drop(&mut self) {
-        self.signals.close();
-        if let Some(listener) = self.listener.take() {
-            let _ = listener.join();
-        }
+        // Unregisters the handlers (the signals' default action is back)
+        // and stops the listener.
+        drop(self.handlers.take());
         // A sequence that never started sees its start channel close and exits.
         drop(self.trigger.start.lock().take());
     }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::error::TaskError;
 use crate::runtime::Shared;
-use crate::runtime::cell::{CancelOutcome, CellTask, HandleOps, IfRunning};
+use crate::runtime::cell::{CancelOutcome, HandleOps, IfRunning};
 use crate::runtime::run;
 use crate::state::deadline_after;
 use crate::task::TaskId;
@@ -93,9 +93,7 @@ impl<T> TaskHandle<T> {
         // Release decrements of those references, after the result was
         // published: it can be read without the lock, one atomic operation
         // instead of two on the joiner's path.
-        if let Some(cell) = Arc::get_mut(&mut self.cell)
-            && let Some(result) = cell.take_unshared()
-        {
+        if let Some(result) = Arc::get_mut(&mut self.cell).and_then(|cell| cell.take_unshared()) {
             self.joined = true;
             return result;
         }
@@ -167,8 +165,7 @@ impl<T> TaskHandle<T> {
     fn help(&self) {
         let header = self.cell.header();
         if !header.is_claimed() && run::is_worker_of(self.shared.id) {
-            let task: Arc<dyn CellTask> = self.cell.clone();
-            run::run_inline(&task);
+            run::run_inline(&self.cell.clone().into_cell_task());
         }
     }
 }

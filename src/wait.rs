@@ -388,15 +388,16 @@ impl Loan {
     /// the notification. True once done (or no longer needed).
     #[allow(unsafe_code)]
     fn try_confirm(&self) -> bool {
-        self.with(|condvar, raw| match raw.try_lock() {
-            Some(held) => {
+        self.with(|condvar, raw| {
+            if raw.try_lock() {
                 condvar.notify_all();
-                // SAFETY: `held` is the token of the lock taken just above on
-                // this thread; it is given back exactly once.
-                unsafe { raw.unlock(held) };
+                // SAFETY: the lock was taken just above, on this thread, and
+                // is released exactly once.
+                unsafe { raw.unlock() };
                 true
+            } else {
+                false
             }
-            None => false,
         })
         .unwrap_or(true)
     }

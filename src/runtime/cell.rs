@@ -160,6 +160,9 @@ pub(crate) trait HandleOps<T>: CellTask {
     fn take_unshared(&mut self) -> Option<Result<T, TaskError>>;
     /// The handle is going away unjoined; returns a panic nobody saw.
     fn detach(&self) -> Option<Box<dyn Any + Send + 'static>>;
+    /// The same cell as the queue and the workers see it (what trait
+    /// upcasting does from Rust 1.86 on; the MSRV is older).
+    fn into_cell_task(self: Arc<Self>) -> Arc<dyn CellTask>;
 }
 
 enum Stage<F, T> {
@@ -342,6 +345,10 @@ where
     F: Call<Output = T>,
     T: Send + 'static,
 {
+    fn into_cell_task(self: Arc<Self>) -> Arc<dyn CellTask> {
+        self
+    }
+
     fn wait(&self, deadline: Option<Instant>) -> bool {
         let mut state = self.state.lock();
         // No lost wake-up: results are published and notified under `state`'s

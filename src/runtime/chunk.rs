@@ -333,11 +333,11 @@ impl Chunks {
         if emptied < Chunks::PRUNE_FLOOR {
             return;
         }
-        if let Some(mut register) = self.inner.try_lock()
-            && emptied * 2 >= register.live.len()
-        {
-            self.emptied.store(0, Ordering::Relaxed);
-            register.prune();
+        if let Some(mut register) = self.inner.try_lock() {
+            if emptied * 2 >= register.live.len() {
+                self.emptied.store(0, Ordering::Relaxed);
+                register.prune();
+            }
         }
     }
 

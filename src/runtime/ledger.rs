@@ -398,10 +398,12 @@ impl Shared {
             thread: worker.map(|i| self.slots[i].thread_name().to_owned()),
             payload,
         };
-        let what = format_args!("pool {}: the panic handler", self.id);
+        let id = self.id;
         match &self.hooks.panic_handler {
-            Some(handler) => call_logged(what, || handler(panic)),
-            None => call_logged(what, || {
+            Some(handler) => call_logged(format_args!("pool {id}: the panic handler"), || {
+                handler(panic);
+            }),
+            None => call_logged(format_args!("pool {id}: the panic handler"), || {
                 log::error!("pool {}: {panic}", self.id);
                 drop(panic);
             }),

@@ -175,7 +175,7 @@ impl Queue {
     #[inline(never)]
     fn try_take_by_rule(&self, turn: &mut u32) -> Option<Entry> {
         loop {
-            let lowest_first = turn.wrapping_add(1).is_multiple_of(STARVATION_TURN);
+            let lowest_first = turn.wrapping_add(1) % STARVATION_TURN == 0;
             let order = if lowest_first {
                 [Priority::Low, Priority::Normal, Priority::High]
             } else {

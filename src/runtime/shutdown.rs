@@ -356,8 +356,8 @@ impl Shared {
             ThreadEdge::Exit => (&self.hooks.on_thread_exit, "exit"),
         };
         if let Some(hook) = hook {
-            let what = format_args!("{}: on_thread_{which}", self.slots[index].thread_name());
-            call_logged(what, || hook(index));
+            let thread = self.slots[index].thread_name();
+            call_logged(format_args!("{thread}: on_thread_{which}"), || hook(index));
         }
     }
 

@@ -217,7 +217,7 @@ impl Tracker {
         match slot.kind {
             Kind::Quick => {
                 spin(rng.spins(10));
-                if rng.next().is_multiple_of(8) {
+                if rng.next() % 8 == 0 {
                     let _ = self.env.tx.send(id);
                 }
             }
@@ -243,7 +243,7 @@ impl Tracker {
         let Some(pool) = self.env.pool.get().and_then(Weak::upgrade) else {
             return;
         };
-        let kind = if rng.next().is_multiple_of(4) {
+        let kind = if rng.next() % 4 == 0 {
             Kind::Panic
         } else {
             Kind::Quick
@@ -351,7 +351,7 @@ pub(crate) fn check_reason<F>(
 
 /// A closure that came back inside `Rejected`: run it or drop it.
 pub(crate) fn give_back(rng: &mut Rng, f: impl FnOnce()) {
-    if rng.next().is_multiple_of(2) {
+    if rng.next() % 2 == 0 {
         in_ctx(Ctx::RejectRun, || {
             let _ = panic::catch_unwind(AssertUnwindSafe(f));
         });
@@ -400,7 +400,7 @@ pub(crate) fn settle(env: &TaskEnv, rng: &mut Rng, pending: Vec<PendingTask>) {
             2 | 3 => in_ctx(Ctx::PendingDrop, || drop(task)),
             _ => match task.into_job::<StressJob>() {
                 Ok(job) => {
-                    if rng.next().is_multiple_of(2) {
+                    if rng.next() % 2 == 0 {
                         in_ctx(Ctx::JobRun, || {
                             let _ = panic::catch_unwind(AssertUnwindSafe(|| job.run()));
                         });

@@ -168,7 +168,7 @@ pub(crate) fn produce(round: &Round, mut rng: Rng) -> Held {
     let total: u64 = WEIGHTS.iter().map(|(w, _)| w).sum();
     for _ in 0..round.shape.ops {
         let op = if round.shape.shutdown_odds > 0
-            && rng.next().is_multiple_of(round.shape.shutdown_odds)
+            && rng.next() % round.shape.shutdown_odds == 0
         {
             SHUTDOWNS[(rng.next() % 4) as usize]
         } else {
@@ -194,7 +194,7 @@ pub(crate) fn produce(round: &Round, mut rng: Rng) -> Held {
 /// The length of a batch: mostly small (one queue entry per task), now and
 /// then large enough to be queued in chunks on any number of workers.
 pub(crate) fn batch_len(rng: &mut Rng) -> usize {
-    if rng.next().is_multiple_of(4) {
+    if rng.next() % 4 == 0 {
         1 + (rng.next() % 64) as usize
     } else {
         1 + (rng.next() % 8) as usize
@@ -333,10 +333,10 @@ pub(crate) fn step(round: &Round, rng: &mut Rng, held: &mut Held, op: Op) {
             let f = move || {
                 t.run();
             };
-            let try_form = round.cfg.bounded && rng.next().is_multiple_of(2);
+            let try_form = round.cfg.bounded && rng.next() % 2 == 0;
             let result = if try_form {
                 group.try_execute(f)
-            } else if rng.next().is_multiple_of(4) {
+            } else if rng.next() % 4 == 0 {
                 group.task().name(format!("g{}", slot.id)).execute(f)
             } else {
                 group.execute(f)
@@ -350,7 +350,7 @@ pub(crate) fn step(round: &Round, rng: &mut Rng, held: &mut Held, op: Op) {
             let t = Tracker::new(env, draw_kind(rng), Some(group_index));
             let slot = t.slot.clone();
             let f = move || t.run();
-            let try_form = round.cfg.bounded && rng.next().is_multiple_of(2);
+            let try_form = round.cfg.bounded && rng.next() % 2 == 0;
             let result = if try_form {
                 group.try_submit(f)
             } else {

@@ -92,6 +92,15 @@ mod task_builder;
 mod unwind;
 mod wait;
 
+/// The `parking_lot` this crate's interruptible waits take
+/// ([`StopToken::wait`], [`StopToken::lock`]): use it to build the mutex and
+/// condvar you pass, and your versions never have to match by hand.
+pub use parking_lot;
+
+/// The `crossbeam-channel` whose receivers [`StopToken::recv`] takes: use it
+/// to make the channel, and your versions never have to match by hand.
+pub use crossbeam_channel;
+
 pub use builder::Builder;
 pub use error::{BuildError, Interrupted, RejectReason, Rejected, TaskError, WaitError};
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};

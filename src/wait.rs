@@ -12,7 +12,7 @@
 //!
 //! let source = StopSource::new();
 //! let token = source.token();
-//! let (_tx, rx) = crossbeam_channel::unbounded::<u32>();
+//! let (_tx, rx) = drainpool::crossbeam_channel::unbounded::<u32>();
 //! let waiter = std::thread::spawn(move || token.recv(&rx));
 //! source.request_stop(); // wakes the receive at once
 //! assert_eq!(waiter.join().unwrap(), Err(WaitError::Interrupted));
@@ -181,7 +181,7 @@ impl StopToken {
     ///
     /// ```
     /// use drainpool::StopSource;
-    /// use parking_lot::{Condvar, Mutex};
+    /// use drainpool::parking_lot::{Condvar, Mutex};
     /// use std::sync::Arc;
     ///
     /// let pair = Arc::new((Mutex::new(false), Condvar::new()));
@@ -301,7 +301,7 @@ impl StopToken {
     ///
     /// ```
     /// use drainpool::StopToken;
-    /// use parking_lot::Mutex;
+    /// use drainpool::parking_lot::Mutex;
     ///
     /// let data = Mutex::new(vec![1, 2]);
     /// let mut guard = StopToken::never().lock(&data).unwrap();

@@ -359,10 +359,10 @@ impl StepContext {
     /// use std::time::Duration;
     ///
     /// let pool = ThreadPool::new(1)?;
-    /// let (_never, rx) = crossbeam_channel::bounded::<()>(0);
+    /// let (_never, rx) = drainpool::crossbeam_channel::bounded::<()>(0);
     /// pool.execute(move || drop(StopToken::current().recv(&rx)))?; // busy until interrupted
     /// pool.task().name("late").execute(|| ())?;
-    /// let (seen_tx, seen) = crossbeam_channel::unbounded();
+    /// let (seen_tx, seen) = drainpool::crossbeam_channel::unbounded();
     /// let guard = on_signals([SIGUSR2])
     ///     .pool("jobs", &pool, ShutdownPolicy::new(Duration::ZERO, Duration::from_secs(10)))
     ///     .step("record", Duration::from_secs(10), move |ctx| {

@@ -167,9 +167,7 @@ pub(crate) fn produce(round: &Round, mut rng: Rng) -> Held {
     let mut held: Held = Vec::new();
     let total: u64 = WEIGHTS.iter().map(|(w, _)| w).sum();
     for _ in 0..round.shape.ops {
-        let op = if round.shape.shutdown_odds > 0
-            && rng.next() % round.shape.shutdown_odds == 0
-        {
+        let op = if round.shape.shutdown_odds > 0 && rng.next() % round.shape.shutdown_odds == 0 {
             SHUTDOWNS[(rng.next() % 4) as usize]
         } else {
             let mut pick = rng.next() % total;

@@ -71,8 +71,12 @@ impl ShutdownPolicy {
 pub type StuckTask = RunningTask;
 
 /// What a graceful shutdown achieved; from
-/// [`ThreadPool::shutdown_gracefully`](crate::ThreadPool::shutdown_gracefully). Its `Display` is a few lines meant
-/// for a log, naming every stuck and every never-started task.
+/// [`ThreadPool::shutdown_gracefully`](crate::ThreadPool::shutdown_gracefully).
+///
+/// Its `Display` is a few lines meant for a log: the counts, then the
+/// first [`ShutdownReport::LISTED`] stuck tasks and the first `LISTED`
+/// never-started ones by name, each list ending with how many more there
+/// are (the fields hold them all).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -92,6 +96,34 @@ pub struct ShutdownReport {
     pub elapsed: Duration,
 }
 
+impl ShutdownReport {
+    /// How many stuck and how many never-started tasks `Display` names; it
+    /// counts the rest.
+    pub const LISTED: usize = 10;
+}
+
+/// Writes `"\n  {what}: {item}"` for the first `ShutdownReport::LISTED`
+/// items, then one line counting the rest.
+fn list_some<T>(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    items: &[T],
+    mut write_one: impl FnMut(&mut fmt::Formatter<'_>, &T) -> fmt::Result,
+) -> fmt::Result {
+    for item in items.iter().take(ShutdownReport::LISTED) {
+        write!(f, "\n  {what}: ")?;
+        write_one(f, item)?;
+    }
+    if items.len() > ShutdownReport::LISTED {
+        write!(
+            f,
+            "\n  ... and {} more {what}",
+            items.len() - ShutdownReport::LISTED
+        )?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for ShutdownReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.terminated {
@@ -107,36 +139,38 @@ impl fmt::Display for ShutdownReport {
             self.never_started.len(),
             self.stuck.len()
         )?;
-        for task in &self.stuck {
-            write!(f, "\n  stuck: {task}")?;
-        }
-        for task in &self.never_started {
-            write!(f, "\n  never started: task {}", task.id())?;
-            if let Some(name) = task.name() {
-                write!(f, " ({name})")?;
+        list_some(f, "stuck", &self.stuck, |f, task| write!(f, "{task}"))?;
+        list_some(f, "never started", &self.never_started, |f, task| {
+            write!(f, "task {}", task.id())?;
+            match task.name() {
+                Some(name) => write!(f, " ({name})"),
+                None => Ok(()),
             }
-        }
-        Ok(())
+        })
     }
 }
 
 /// The escalation itself, on the shared state (the signal installer holds a
-/// pool only through that).
-pub(crate) fn shutdown_gracefully(shared: &Arc<Shared>, policy: ShutdownPolicy) -> ShutdownReport {
+/// pool only through that). `pool` names the pool in the log: the name it
+/// was registered under, or `pool {id}`.
+pub(crate) fn shutdown_gracefully(
+    shared: &Arc<Shared>,
+    policy: ShutdownPolicy,
+    pool: &dyn fmt::Display,
+) -> ShutdownReport {
     let start = Instant::now();
     let before = shared.stats();
-    let id = shared.id;
     let mut never_started = Vec::new();
-    let terminated = if run::is_worker_of(id) {
+    let terminated = if run::is_worker_of(shared.id) {
         shared.shutdown();
         log::warn!(
-            "pool {id}: shutdown_gracefully called from the pool's own worker; shutting down \
+            "{pool}: shutdown_gracefully called from the pool's own worker; shutting down \
              without waiting"
         );
         false
     } else {
         log::debug!(
-            "pool {id}: graceful shutdown, step 1: drain for up to {:?}",
+            "{pool}: graceful shutdown, step 1: drain for up to {:?}",
             policy.drain
         );
         shared.shutdown();
@@ -147,10 +181,18 @@ pub(crate) fn shutdown_gracefully(shared: &Arc<Shared>, policy: ShutdownPolicy) 
             .wait_at_least(PoolState::Stopping, deadline_after(policy.drain));
         state == PoolState::Terminated || {
             never_started = shared.shutdown_now();
+            let why = if state == PoolState::Stopping {
+                format!(
+                    "the drain was cut short after {:.3?} by a shutdown_now from elsewhere \
+                     (a second signal?)",
+                    start.elapsed()
+                )
+            } else {
+                format!("the drain did not finish in {:?}", policy.drain)
+            };
             log::warn!(
-                "pool {id}: graceful shutdown, step 2: the drain did not finish in {:?}; \
-                 interrupting {} running task(s), {} never-started task(s) handed back",
-                policy.drain,
+                "{pool}: graceful shutdown, step 2: {why}; interrupting {} running task(s), \
+                 {} never-started task(s) handed back",
                 shared.stats().active,
                 never_started.len()
             );
@@ -167,7 +209,7 @@ pub(crate) fn shutdown_gracefully(shared: &Arc<Shared>, policy: ShutdownPolicy) 
         shared.running_tasks()
     };
     for task in &stuck {
-        log::error!("pool {id}: graceful shutdown, step 3: {task}, still running: stuck");
+        log::error!("{pool}: graceful shutdown, step 3: {task}, still running: stuck");
     }
     let after = shared.stats();
     ShutdownReport {

@@ -403,7 +403,8 @@ impl ThreadPool {
     /// cannot work, it calls `shutdown`, logs a warning and returns at once
     /// with `terminated == false`.
     pub fn shutdown_gracefully(&self, policy: ShutdownPolicy) -> ShutdownReport {
-        graceful::shutdown_gracefully(&self.shared, policy)
+        let id = self.shared.id;
+        graceful::shutdown_gracefully(&self.shared, policy, &format_args!("pool {id}"))
     }
 }
 

@@ -275,7 +275,11 @@ fn run_sequence(steps: Vec<Step>) -> Vec<StepReport> {
                 let outcome = match pool.upgrade() {
                     Some(shared) => {
                         log::debug!("ordered shutdown: pool {name}");
-                        let report = graceful::shutdown_gracefully(&shared, policy);
+                        let report = graceful::shutdown_gracefully(
+                            &shared,
+                            policy,
+                            &format_args!("pool {name}"),
+                        );
                         stuck.extend(report.stuck.iter().map(|t| (name.clone(), t.clone())));
                         never_started.extend(
                             report

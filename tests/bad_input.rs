@@ -31,8 +31,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    BRIEF, DropCounter, Gate, Latch, LeakOnPanic, TestPool, WAIT, bounded_join, bump, named_pool,
-    spawn, started_sleeper,
+    AT_ONCE, DropCounter, Gate, Hooked, Latch, LeakOnPanic, TestPool, WAIT, at_once, bounded_join,
+    bump, named_pool, spawn, started_sleeper, still_blocked,
 };
 use drainpool::signal::{SIGUSR1, SIGUSR2, StepOutcome, on_signals};
 use drainpool::{
@@ -40,27 +40,6 @@ use drainpool::{
     StopSource, StopToken, TaskError, TaskHandle, ThreadPool, WaitError,
 };
 use signal_hook::low_level::{raise, register, unregister};
-
-/// "At once": far below [`WAIT`], far above any scheduling hiccup.
-const AT_ONCE: Duration = Duration::from_secs(2);
-
-/// Asserts that `f` returns within [`AT_ONCE`]; returns its value.
-fn at_once<T>(what: &str, f: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let value = f();
-    let took = start.elapsed();
-    assert!(took < AT_ONCE, "{what} took {took:?}: it waited");
-    value
-}
-
-/// Asserts that the thread `waiter` is still blocked after [`BRIEF`].
-fn still_blocked<T>(what: &str, waiter: &common::Spawned<T>) {
-    thread::sleep(BRIEF);
-    assert!(
-        !waiter.is_finished(),
-        "{what} returned while it should wait"
-    );
-}
 
 /// A value whose `Drop` panics (once: not while already unwinding), and
 /// counts itself.
@@ -83,42 +62,6 @@ fn thread_name() -> String {
 // ============================================================================
 // Builder input
 // ============================================================================
-
-/// Hooks that count, for proving that a refused build started nothing.
-#[derive(Clone, Default)]
-struct Hooked {
-    started: Arc<AtomicUsize>,
-    exited: Arc<AtomicUsize>,
-    terminated: Arc<AtomicUsize>,
-}
-
-impl Hooked {
-    fn builder(&self) -> drainpool::Builder {
-        let (started, exited, terminated) = (
-            self.started.clone(),
-            self.exited.clone(),
-            self.terminated.clone(),
-        );
-        ThreadPool::builder()
-            .on_thread_start(move |_| {
-                started.fetch_add(1, SeqCst);
-            })
-            .on_thread_exit(move |_| {
-                exited.fetch_add(1, SeqCst);
-            })
-            .on_terminated(move || {
-                terminated.fetch_add(1, SeqCst);
-            })
-    }
-
-    fn counts(&self) -> (usize, usize, usize) {
-        (
-            self.started.load(SeqCst),
-            self.exited.load(SeqCst),
-            self.terminated.load(SeqCst),
-        )
-    }
-}
 
 #[test]
 fn zero_threads_is_a_build_error_that_starts_nothing() {

@@ -2,7 +2,8 @@
 //! latch, a gate that holds workers busy, bounded joins of task handles and
 //! of helper threads, drop counters, the closure and the hand-back of the
 //! shutdown races, a pool wrapper that must terminate when its test ends,
-//! and small pool builders.
+//! small pool builders, checks that a call returned at once or is still
+//! blocked, and hooks that count their calls.
 //!
 //! Every wait here is bounded by [`WAIT`], so that a bug fails a test
 //! instead of hanging CI.
@@ -13,10 +14,10 @@
 
 use std::ops::Deref;
 use std::panic;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use drainpool::{
     Builder, Interrupted, RejectReason, Rejected, StopToken, TaskError, TaskHandle, ThreadPool,
@@ -384,5 +385,64 @@ impl Rng {
 pub(crate) fn spin(n: u64) {
     for _ in 0..n {
         std::hint::spin_loop();
+    }
+}
+
+// ----- at once, still blocked, counting hooks ----------------------------------
+
+/// "At once": far below [`WAIT`], far above any scheduling hiccup.
+pub(crate) const AT_ONCE: Duration = Duration::from_secs(2);
+
+/// Asserts that `f` returns within [`AT_ONCE`]; returns its value.
+pub(crate) fn at_once<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let value = f();
+    let took = start.elapsed();
+    assert!(took < AT_ONCE, "{what} took {took:?}: it waited");
+    value
+}
+
+/// Asserts that the thread `waiter` is still blocked after [`BRIEF`].
+pub(crate) fn still_blocked<T>(what: &str, waiter: &Spawned<T>) {
+    thread::sleep(BRIEF);
+    assert!(
+        !waiter.is_finished(),
+        "{what} returned while it should wait"
+    );
+}
+
+/// Hooks that count, for proving that a refused build started nothing.
+#[derive(Clone, Default)]
+pub(crate) struct Hooked {
+    pub(crate) started: Arc<AtomicUsize>,
+    pub(crate) exited: Arc<AtomicUsize>,
+    pub(crate) terminated: Arc<AtomicUsize>,
+}
+
+impl Hooked {
+    pub(crate) fn builder(&self) -> drainpool::Builder {
+        let (started, exited, terminated) = (
+            self.started.clone(),
+            self.exited.clone(),
+            self.terminated.clone(),
+        );
+        ThreadPool::builder()
+            .on_thread_start(move |_| {
+                started.fetch_add(1, SeqCst);
+            })
+            .on_thread_exit(move |_| {
+                exited.fetch_add(1, SeqCst);
+            })
+            .on_terminated(move || {
+                terminated.fetch_add(1, SeqCst);
+            })
+    }
+
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.started.load(SeqCst),
+            self.exited.load(SeqCst),
+            self.terminated.load(SeqCst),
+        )
     }
 }

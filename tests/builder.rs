@@ -1,8 +1,8 @@
-//! The builder: what it refuses, always as a `BuildError` with nothing
-//! left started (zero threads, a zero queue capacity, a thread name with a
-//! NUL byte, a stack size or a thread count the system cannot spawn, a
-//! thread count the pool cannot even count), and a tiny stack size it
-//! raises to the minimum.
+//! The builder: how it names the threads, what it refuses, always as a
+//! `BuildError` with nothing left started (zero threads, a zero queue
+//! capacity, a thread name with a NUL byte, a stack size or a thread count
+//! the system cannot spawn, a thread count the pool cannot even count), and
+//! a tiny stack size it raises to the minimum.
 //!
 //! Tests that could take the whole process down (an abort) run this binary
 //! again as a child, with [`CHILD_ENV`] naming what to do, and judge it by
@@ -10,9 +10,11 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -331,4 +333,110 @@ fn a_thread_name_with_a_nul_byte_is_a_build_error() {
         "{err:?}"
     );
     assert!(err.to_string().contains("NUL"), "{err}");
+}
+
+#[test]
+fn threads_are_named_from_the_builder() {
+    let names = Arc::new(Mutex::new(BTreeSet::new()));
+    let pool = {
+        let names = names.clone();
+        ThreadPool::builder()
+            .threads(3)
+            .thread_name("named")
+            .on_thread_start(move |index| {
+                let name = thread::current().name().map(str::to_owned);
+                names.lock().unwrap().insert((index, name));
+            })
+            .build()
+            .unwrap()
+    };
+    pool.shutdown();
+    assert!(pool.await_termination(WAIT));
+    let expected: BTreeSet<_> = (0..3).map(|i| (i, Some(format!("named-{i}")))).collect();
+    assert_eq!(*names.lock().unwrap(), expected);
+
+    // Without a prefix, threads are `drainpool-{i}`.
+    let pool = ThreadPool::new(1).unwrap();
+    let name = bounded_join(
+        pool.submit(|| thread::current().name().map(str::to_owned))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(name.as_deref(), Some("drainpool-0"));
+}
+
+#[test]
+fn zero_threads_and_zero_capacity_are_build_errors() {
+    assert!(matches!(ThreadPool::new(0), Err(BuildError::ZeroThreads)));
+    assert!(matches!(
+        ThreadPool::builder().threads(0).build(),
+        Err(BuildError::ZeroThreads)
+    ));
+    let err = ThreadPool::builder()
+        .threads(1)
+        .queue_capacity(0)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::ZeroQueueCapacity));
+    assert!(!err.to_string().is_empty());
+    assert!(!BuildError::ZeroThreads.to_string().is_empty());
+    // A capacity of one is fine.
+    let pool = ThreadPool::builder()
+        .threads(1)
+        .queue_capacity(1)
+        .build()
+        .unwrap();
+    assert_eq!(bounded_join(pool.submit(|| 1).unwrap()).unwrap(), 1);
+}
+
+// An unspawnable stack size is BuildError::Spawn (not a hang); started threads are joined, no
+// on_terminated.
+#[test]
+fn a_thread_that_cannot_spawn_is_a_build_error_without_leaks() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let exited = Arc::new(AtomicUsize::new(0));
+    let terminated = Arc::new(AtomicBool::new(false));
+    let builder = {
+        let (started, exited, terminated) = (started.clone(), exited.clone(), terminated.clone());
+        ThreadPool::builder()
+            .threads(4)
+            .stack_size(usize::MAX / 2)
+            .on_thread_start(move |_| {
+                started.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_thread_exit(move |_| {
+                exited.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_terminated(move || terminated.store(true, Ordering::SeqCst))
+    };
+    // On another thread, so that a build that hangs fails the test.
+    let (tx, rx) = mpsc::channel();
+    let building = thread::spawn(move || tx.send(builder.build()).unwrap());
+    let result = rx.recv_timeout(WAIT).expect("build hung");
+    building.join().unwrap();
+    match result {
+        Err(err) => {
+            let index = match &err {
+                BuildError::Spawn { index, .. } => *index,
+                other => panic!("expected BuildError::Spawn, got {other:?}"),
+            };
+            assert!(index < 4);
+            assert!(err.to_string().contains("spawn"), "{err}");
+            assert!(std::error::Error::source(&err).is_some());
+            // Every thread that started was stopped and joined.
+            assert_eq!(started.load(Ordering::SeqCst), index);
+            assert_eq!(exited.load(Ordering::SeqCst), index);
+            assert!(
+                !terminated.load(Ordering::SeqCst),
+                "on_terminated runs only for a built pool"
+            );
+        }
+        Ok(pool) => {
+            // This OS accepted an 8 EiB stack (it reserves lazily); nothing
+            // to check here then. Shut the pool down and skip.
+            pool.shutdown();
+            assert!(pool.await_termination(WAIT));
+            eprintln!("skipped: the OS accepted a stack of usize::MAX / 2 bytes");
+        }
+    }
 }

@@ -6,14 +6,18 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BRIEF, Latch, WAIT, bump, named_pool, sleep_until_stopped, started_sleeper};
+use common::{
+    AT_ONCE, BRIEF, Gate, Latch, LeakOnPanic, WAIT, at_once, bounded_join, bump, named_pool,
+    sleep_until_stopped, spawn, started_sleeper, still_blocked,
+};
 use drainpool::{
-    Interrupted, PoolState, ShutdownPolicy, ShutdownReport, StopToken, TaskError, ThreadPool,
+    Interrupted, PoolState, ShutdownPolicy, ShutdownReport, StopToken, TaskError, TaskHandle,
+    ThreadPool,
 };
 
 /// Slack on top of a budget: how much later than planned a shutdown may end
@@ -430,6 +434,85 @@ fn condvar_waiters_behind_a_stuck_lock_holder_do_not_stretch_the_budget() {
     );
 }
 
+/// `ShutdownPolicy::new(ZERO, ZERO)`: no patience at all. The call returns
+/// at once; the stubborn task is named as stuck, the queued ones come back;
+/// nothing is lost and the pool still terminates when the task ends.
+#[test]
+fn shutdown_gracefully_with_zero_budgets_returns_at_once_and_loses_nothing() {
+    let pool = Arc::new(named_pool(1, "zero"));
+    let _leak = LeakOnPanic(pool.clone());
+    let gate = Gate::new();
+    pool.task().name("stubborn").execute(gate.task()).unwrap();
+    gate.wait_entered(1);
+    let queued: Vec<TaskHandle<u32>> = (0..3).map(|i| pool.submit(move || i).unwrap()).collect();
+    let report = at_once("shutdown_gracefully(ZERO, ZERO)", || {
+        pool.shutdown_gracefully(ShutdownPolicy::new(Duration::ZERO, Duration::ZERO))
+    });
+    assert!(!report.terminated);
+    assert_eq!(report.stuck.len(), 1, "{report}");
+    assert_eq!(report.stuck[0].name.as_deref(), Some("stubborn"));
+    let ids: Vec<_> = queued.iter().map(TaskHandle::id).collect();
+    let back: Vec<_> = report.never_started.iter().map(|t| t.id()).collect();
+    assert_eq!(back, ids, "the queued tasks come back, in order");
+    for task in report.never_started {
+        task.run();
+    }
+    for (i, handle) in queued.into_iter().enumerate() {
+        assert_eq!(bounded_join(handle).unwrap(), i as u32);
+    }
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.cancelled), (4, 0));
+}
+
+/// `ShutdownPolicy::new(ZERO, MAX)`: straight to the interrupt, then wait
+/// for as long as it takes.
+#[test]
+fn shutdown_gracefully_with_zero_drain_and_max_interrupt_interrupts_and_waits() {
+    let pool = Arc::new(named_pool(1, "interrupt"));
+    let _leak = LeakOnPanic(pool.clone());
+    let sleeper = started_sleeper(&pool);
+    let queued = pool.submit(|| 1).unwrap();
+    let report = spawn({
+        let pool = pool.clone();
+        move || pool.shutdown_gracefully(ShutdownPolicy::new(Duration::ZERO, Duration::MAX))
+    })
+    .join("shutdown_gracefully(ZERO, MAX)");
+    assert!(report.terminated, "{report}");
+    assert!(report.stuck.is_empty());
+    assert_eq!(report.never_started.len(), 1);
+    drop(report);
+    assert!(bounded_join(queued).unwrap_err().is_cancelled());
+    assert_eq!(bounded_join(sleeper).unwrap(), Err(Interrupted));
+}
+
+/// `ShutdownPolicy::new(MAX, _)`: the drain may take forever, and does not
+/// overflow; it ends when the held task does, and runs the queue.
+#[test]
+fn shutdown_gracefully_with_max_drain_waits_for_the_drain() {
+    for interrupt in [Duration::ZERO, Duration::MAX] {
+        let pool = Arc::new(ThreadPool::new(1).unwrap());
+        let _leak = LeakOnPanic(pool.clone());
+        let gate = Gate::occupying(&pool, 1);
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..5 {
+            pool.execute(bump(&ran)).unwrap();
+        }
+        let graceful = spawn({
+            let pool = pool.clone();
+            move || pool.shutdown_gracefully(ShutdownPolicy::new(Duration::MAX, interrupt))
+        });
+        still_blocked("shutdown_gracefully(MAX, _)", &graceful);
+        gate.release();
+        let report = graceful.join("shutdown_gracefully(MAX, _)");
+        assert!(report.terminated, "{report}");
+        assert!(report.never_started.is_empty() && report.stuck.is_empty());
+        assert_eq!(report.completed, 6);
+        assert_eq!(ran.load(SeqCst), 5);
+    }
+}
+
 // ----- Builder::drop_policy ------------------------------------------------------
 
 #[test]
@@ -514,6 +597,33 @@ fn drop_policy_with_a_cooperative_task_terminates_and_joins() {
         "terminated: the drop joined every worker"
     );
     assert_eq!(sleeper.join().unwrap(), Err(Interrupted));
+}
+
+/// A `drop_policy` of zero budgets bounds the drop of a pool whose task
+/// never stops: the drop returns at once, the stuck worker is left to
+/// finish on its own, and does.
+#[test]
+fn drop_policy_with_zero_budgets_returns_at_once_and_the_worker_ends_later() {
+    let exited = Latch::default();
+    let pool = ThreadPool::builder()
+        .threads(1)
+        .drop_policy(ShutdownPolicy::new(Duration::ZERO, Duration::ZERO))
+        .on_thread_exit({
+            let exited = exited.clone();
+            move |_| exited.open()
+        })
+        .build()
+        .unwrap();
+    let gate = Gate::occupying(&pool, 1);
+    let dropped = spawn(move || {
+        let start = Instant::now();
+        drop(pool);
+        start.elapsed()
+    });
+    let took = dropped.join("dropping the pool");
+    assert!(took < AT_ONCE, "the drop took {took:?}");
+    gate.release();
+    exited.expect_open();
 }
 
 // ----- misuse ----------------------------------------------------------------------

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BRIEF, DropCounter, Gate, Latch, TestPool, WAIT, bounded_join};
+use common::{
+    BRIEF, DropCounter, Gate, Latch, TestPool, WAIT, at_once, bounded_join, spawn, still_blocked,
+};
 use drainpool::{StopToken, TaskError, TaskHandle, ThreadPool};
 
 /// Submits a task that returns `value` once the gate returned with it is
@@ -223,6 +225,35 @@ fn wait_timeout_zero_polls_and_max_waits_without_overflow() {
         handle.wait_timeout(Duration::ZERO),
         "ZERO on a finished task"
     );
+}
+
+#[test]
+fn handle_wait_timeout_with_zero_and_max() {
+    let pool = TestPool::new(1);
+    let gate = Gate::new();
+    let handle = Arc::new(pool.submit(gate.hold(|| 5)).unwrap());
+    assert!(!at_once("wait_timeout(ZERO) while running", || {
+        handle.wait_timeout(Duration::ZERO)
+    }));
+    let waiter = spawn({
+        let handle = handle.clone();
+        move || handle.wait_timeout(Duration::MAX)
+    });
+    still_blocked("TaskHandle::wait_timeout(MAX)", &waiter);
+    gate.release();
+    assert!(waiter.join("TaskHandle::wait_timeout(Duration::MAX)"));
+    assert!(handle.wait_timeout(Duration::ZERO));
+    let handle = Arc::into_inner(handle).expect("the waiter let go of it");
+    assert_eq!(bounded_join(handle).unwrap(), 5);
+    // A cancelled task's handle resolves at once, also for ZERO.
+    let gate = Gate::occupying(&pool, 1);
+    let queued = pool.submit(|| 6).unwrap();
+    assert!(!queued.wait_timeout(Duration::ZERO));
+    assert!(queued.cancel());
+    assert!(queued.wait_timeout(Duration::ZERO));
+    assert!(queued.wait_timeout(Duration::MAX));
+    assert!(queued.join().unwrap_err().is_cancelled());
+    gate.release();
 }
 
 #[test]

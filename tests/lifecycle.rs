@@ -4,12 +4,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BRIEF, Gate, WAIT, bounded_join, bump, named_pool};
+use common::{
+    BRIEF, Gate, LeakOnPanic, WAIT, at_once, bounded_join, bump, named_pool, spawn, still_blocked,
+};
 use drainpool::{PoolState, ThreadPool};
 
 // Each call moves the state forward only, and an observer sampling it throughout never sees it
@@ -167,6 +169,31 @@ fn await_termination_with_duration_max_waits_without_overflow() {
     duration_max_waits_without_overflow(true, ThreadPool::await_termination);
 }
 
+#[test]
+fn await_termination_with_zero_and_max() {
+    let pool = Arc::new(ThreadPool::new(1).unwrap());
+    let _leak = LeakOnPanic(pool.clone());
+    let gate = Gate::occupying(&pool, 1);
+    assert!(!at_once("await_termination(ZERO) while running", || {
+        pool.await_termination(Duration::ZERO)
+    }));
+    pool.shutdown();
+    assert!(!at_once("await_termination(ZERO) while draining", || {
+        pool.await_termination(Duration::ZERO)
+    }));
+    let waiter = spawn({
+        let pool = pool.clone();
+        move || pool.await_termination(Duration::MAX)
+    });
+    still_blocked("await_termination(MAX)", &waiter);
+    gate.release();
+    assert!(waiter.join("await_termination(Duration::MAX)"));
+    assert!(at_once("await_termination(ZERO) once terminated", || {
+        pool.await_termination(Duration::ZERO)
+    }));
+    assert!(pool.await_termination(Duration::MAX));
+}
+
 // on_terminated sees every on_thread_exit done, runs once, and before await_termination says true.
 #[test]
 fn on_terminated_runs_once_after_every_worker_exited() {
@@ -306,6 +333,32 @@ fn after_wait_idle_no_task_shows_as_running() {
 #[test]
 fn wait_idle_with_duration_max_waits_without_overflow() {
     duration_max_waits_without_overflow(false, ThreadPool::wait_idle);
+}
+
+#[test]
+fn wait_idle_with_zero_and_max() {
+    let pool = Arc::new(ThreadPool::new(1).unwrap());
+    let _leak = LeakOnPanic(pool.clone());
+    assert!(at_once("wait_idle(ZERO) when idle", || {
+        pool.wait_idle(Duration::ZERO)
+    }));
+    let gate = Gate::occupying(&pool, 1);
+    let ran = Arc::new(AtomicUsize::new(0));
+    pool.execute(bump(&ran)).unwrap();
+    assert!(!at_once("wait_idle(ZERO) when busy", || {
+        pool.wait_idle(Duration::ZERO)
+    }));
+    let waiter = spawn({
+        let pool = pool.clone();
+        move || pool.wait_idle(Duration::MAX)
+    });
+    still_blocked("wait_idle(MAX)", &waiter);
+    gate.release();
+    assert!(waiter.join("wait_idle(Duration::MAX)"));
+    assert_eq!(ran.load(SeqCst), 1, "idle before the queued task ran");
+    assert!(pool.wait_idle(Duration::ZERO));
+    pool.shutdown();
+    assert!(pool.await_termination(WAIT));
 }
 
 // await_termination/wait_idle on a worker of the same pool return false at once; the pool still

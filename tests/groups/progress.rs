@@ -2,11 +2,14 @@
 //! `wait` says when every task has ended.
 
 use std::panic;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{BRIEF, Gate, Latch, TestPool, WAIT, bounded_join, spawn};
+use crate::common::{
+    BRIEF, Gate, Latch, TestPool, WAIT, at_once, bounded_join, bump, spawn, still_blocked,
+};
 use crate::{
     Counts, Deliberate, assert_adds_up, counts, finish, quiescent, quiet_deliberate_panics,
     quiet_pool,
@@ -140,4 +143,39 @@ fn wait_is_true_when_done_and_false_on_timeout() {
     assert!(job.wait(WAIT));
     finish(&pool);
     assert_eq!(counts(&job), quiescent(2, 2, 0, 0));
+}
+
+#[test]
+fn group_wait_with_zero_and_max() {
+    let pool = TestPool::new(1);
+    let group = pool.group("g");
+    assert!(at_once("an empty group's wait(ZERO)", || {
+        group.wait(Duration::ZERO)
+    }));
+    let gate = Gate::new();
+    group.execute(gate.task()).unwrap();
+    gate.wait_entered(1);
+    let ran = Arc::new(AtomicUsize::new(0));
+    group.execute(bump(&ran)).unwrap();
+    assert!(!at_once("wait(ZERO) while running", || {
+        group.wait(Duration::ZERO)
+    }));
+    let waiter = spawn({
+        let group = group.clone();
+        move || group.wait(Duration::MAX)
+    });
+    still_blocked("TaskGroup::wait(MAX)", &waiter);
+    gate.release();
+    assert!(waiter.join("TaskGroup::wait(Duration::MAX)"));
+    assert_eq!(ran.load(SeqCst), 1);
+    assert!(group.wait(Duration::ZERO));
+    // A paused group's queued task has not ended: ZERO says so at once.
+    group.pause();
+    group.execute(bump(&ran)).unwrap();
+    assert!(!at_once("a paused group's wait(ZERO)", || {
+        group.wait(Duration::ZERO)
+    }));
+    group.resume();
+    assert!(group.wait(WAIT));
+    assert_eq!(ran.load(SeqCst), 2);
 }

@@ -17,6 +17,7 @@ mod common;
 mod lock_guards;
 mod stopped;
 mod without_a_stop;
+mod zero_and_max;
 
 use std::sync::{Arc, mpsc};
 use std::time::Duration;

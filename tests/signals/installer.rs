@@ -4,12 +4,12 @@
 //! guard that unregisters.
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use crate::common::{WAIT, named_pool, spawn};
+use crate::common::{Latch, WAIT, at_once, named_pool, spawn};
 use crate::{CHILD_DEADLINE, bounded_output, eventually, serial};
 use drainpool::signal::{StepContext, StepOutcome, StepReport, on_signals};
 use drainpool::{PendingTask, ShutdownPolicy, StopToken, TaskHandle, TaskId, ThreadPool};
@@ -115,6 +115,60 @@ fn a_panicking_and_an_overrunning_step_are_reported_and_later_steps_still_run_in
     for report in &reports {
         println!("{report}");
     }
+}
+
+/// The ordered shutdown's budgets: a step with a ZERO budget is given up on
+/// (and the next step still runs), a MAX budget waits; the guard's
+/// `wait_timeout` polls with ZERO and waits with MAX.
+#[test]
+fn ordered_shutdown_budgets_and_wait_timeout_with_zero_and_max() {
+    let _serial = serial();
+    let pool = named_pool(1, "ordered");
+    let slow_may_end = Latch::default();
+    let after_ran = Arc::new(AtomicBool::new(false));
+    let guard = on_signals([SIGUSR2])
+        .pool(
+            "pool",
+            &pool,
+            ShutdownPolicy::new(Duration::MAX, Duration::MAX),
+        )
+        .step("slow", Duration::ZERO, {
+            let slow_may_end = slow_may_end.clone();
+            move |_| {
+                slow_may_end.wait();
+            }
+        })
+        .step("after", Duration::MAX, {
+            let after_ran = after_ran.clone();
+            move |_| after_ran.store(true, SeqCst)
+        })
+        .install()
+        .unwrap();
+    assert!(
+        at_once("wait_timeout(ZERO) before the start", || {
+            guard.wait_timeout(Duration::ZERO)
+        })
+        .is_none()
+    );
+    assert!(guard.trigger());
+    let reports = guard
+        .wait_timeout(Duration::MAX)
+        .expect("the sequence finished");
+    slow_may_end.open();
+    let outcomes: Vec<_> = reports.iter().map(|r| (&*r.name, &r.outcome)).collect();
+    assert!(
+        matches!(
+            outcomes[..],
+            [
+                ("pool", StepOutcome::Pool(_)),
+                ("slow", StepOutcome::Overran),
+                ("after", StepOutcome::Completed(_))
+            ]
+        ),
+        "{reports:?}"
+    );
+    assert!(after_ran.load(SeqCst));
+    assert!(pool.is_terminated());
 }
 
 #[test]

@@ -3,14 +3,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
 use common::{
     DropCounter, Gate, LeakOnPanic, RaceTask, WAIT, bounded_join, bump, spawn, take_back,
 };
-use drainpool::{PoolState, RejectReason, TaskHandle, ThreadPool};
+use drainpool::{Job, PoolState, RejectReason, TaskHandle, ThreadPool};
 
 // 1000 tasks queued behind held workers, then shutdown, then release: all ran.
 #[test]
@@ -168,6 +168,113 @@ fn tasks_submitted_from_a_task_during_shutdown_are_handed_back() {
     assert!(pool.await_termination(WAIT));
     let stats = pool.stats();
     assert_eq!((stats.completed, stats.rejected), (1, 2));
+}
+
+/// A job value, for `submit_job`.
+struct Count {
+    ran: Arc<AtomicUsize>,
+    _tracked: common::Tracked,
+}
+
+impl Job for Count {
+    type Output = ();
+    fn run(self) {
+        self.ran.fetch_add(1, SeqCst);
+    }
+}
+
+/// From a task, while the pool shuts down: every intake form is refused
+/// with `Shutdown` and hands its closure back whole. The task runs half of
+/// them and drops the rest; each ran or was dropped exactly once.
+#[test]
+fn every_intake_form_from_a_task_during_shutdown_is_refused_and_handed_back() {
+    let pool = Arc::new(ThreadPool::new(2).unwrap());
+    let _leak = LeakOnPanic(pool.clone());
+    let group = pool.group("late");
+    let drops = DropCounter::default();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let gate = Gate::new();
+    let inside = pool
+        .submit(gate.hold({
+            let (pool, drops, ran) = (pool.clone(), drops.clone(), ran.clone());
+            move || {
+                // A closure that counts its run and its drop.
+                let task = || {
+                    let (ran, tracked) = (ran.clone(), drops.tracked());
+                    move || {
+                        let _tracked = tracked;
+                        ran.fetch_add(1, SeqCst);
+                    }
+                };
+                let job = || Count {
+                    ran: ran.clone(),
+                    _tracked: drops.tracked(),
+                };
+                let mut reasons = Vec::new();
+                let mut keep = |reason: RejectReason, run: Box<dyn FnOnce()>, n: usize| {
+                    reasons.push(reason);
+                    // Run every other one; drop the rest.
+                    if n.is_multiple_of(2) {
+                        run();
+                    }
+                };
+                let r = pool.execute(task()).unwrap_err();
+                keep(r.reason(), Box::new(r.into_inner()), 0);
+                let r = pool.try_execute(task()).unwrap_err();
+                keep(r.reason(), Box::new(r.into_inner()), 1);
+                let r = pool.submit(task()).unwrap_err();
+                keep(r.reason(), Box::new(r.into_inner()), 2);
+                let r = pool.try_submit(task()).unwrap_err();
+                keep(r.reason(), Box::new(r.into_inner()), 3);
+                let r = pool.task().name("named").execute(task()).unwrap_err();
+                keep(r.reason(), Box::new(r.into_inner()), 4);
+                let r = pool.task().name("named").submit(task()).unwrap_err();
+                keep(r.reason(), Box::new(r.into_inner()), 5);
+                let r = pool.submit_job(job()).unwrap_err();
+                let (reason, back) = (r.reason(), r.into_inner());
+                keep(reason, Box::new(move || back.run()), 6);
+                let r = group.execute(task()).unwrap_err();
+                keep(r.reason(), Box::new(r.into_inner()), 7);
+                let r = group.submit(task()).unwrap_err();
+                keep(r.reason(), Box::new(r.into_inner()), 8);
+                let r = group.submit_job(job()).unwrap_err();
+                let (reason, back) = (r.reason(), r.into_inner());
+                keep(reason, Box::new(move || back.run()), 9);
+                let r = pool.execute_batch([task(), task()]).unwrap_err();
+                let (reason, back) = (r.reason(), r.into_inner());
+                assert_eq!(back.len(), 2, "a refused batch comes back whole");
+                keep(
+                    reason,
+                    Box::new(move || back.into_iter().for_each(|f| f())),
+                    10,
+                );
+                let r = pool.submit_batch([task(), task()]).unwrap_err();
+                let (reason, back) = (r.reason(), r.into_inner());
+                assert_eq!(back.len(), 2, "a refused batch comes back whole");
+                keep(
+                    reason,
+                    Box::new(move || back.into_iter().for_each(|f| f())),
+                    11,
+                );
+                reasons
+            }
+        }))
+        .unwrap();
+    gate.wait_entered(1);
+    pool.shutdown();
+    gate.release();
+    let reasons = bounded_join(inside).unwrap();
+    assert_eq!(reasons.len(), 12);
+    assert!(
+        reasons.iter().all(|r| *r == RejectReason::Shutdown),
+        "{reasons:?}"
+    );
+    assert!(pool.await_termination(WAIT));
+    // Run: forms 0, 2, 4, 6, 8 (one each) and 10 (a batch of two).
+    assert_eq!(ran.load(SeqCst), 7, "each handed-back closure ran once");
+    assert_eq!(drops.count(), 14, "every closure was dropped exactly once");
+    let stats = pool.stats();
+    assert_eq!((stats.rejected, stats.completed), (14, 1));
 }
 
 /// What one producer of the race saw; `runs[i]` is the run count of its

@@ -4,13 +4,13 @@
 mod common;
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BRIEF, DropCounter, Gate, Latch, Tracked, WAIT, bounded_join, bump};
+use common::{AT_ONCE, BRIEF, DropCounter, Gate, Latch, Tracked, WAIT, bounded_join, bump};
 use drainpool::{StopToken, TaskError, ThreadPool};
 
 /// Drops `pool` on another thread; the receiver hears when the drop returned.
@@ -181,6 +181,55 @@ fn dropping_the_pool_from_its_own_worker_does_not_deadlock() {
         .recv_timeout(WAIT)
         .expect("the pool still terminated");
     assert_eq!(ran.load(Ordering::SeqCst), 5, "the accepted tasks drained");
+}
+
+/// The last handle on a pool dropped inside one of its tasks: `Drop` would
+/// wait for the very task it runs in, so it only shuts down; the queued
+/// tasks still drain, every worker exits and `on_terminated` runs.
+#[test]
+fn dropping_the_pool_from_its_own_worker_drains_and_terminates() {
+    let terminated = Latch::default();
+    let exits = Arc::new(AtomicUsize::new(0));
+    let pool = Arc::new(
+        ThreadPool::builder()
+            .threads(1)
+            .on_thread_exit({
+                let exits = exits.clone();
+                move |_| {
+                    exits.fetch_add(1, SeqCst);
+                }
+            })
+            .on_terminated({
+                let terminated = terminated.clone();
+                move || terminated.open()
+            })
+            .build()
+            .unwrap(),
+    );
+    let gate = Gate::new();
+    let owner = pool.clone();
+    let dropped_in = Arc::new(Mutex::new(None));
+    pool.execute(gate.hold({
+        let dropped_in = dropped_in.clone();
+        move || {
+            let start = Instant::now();
+            drop(owner);
+            *dropped_in.lock().unwrap() = Some(start.elapsed());
+        }
+    }))
+    .unwrap();
+    gate.wait_entered(1);
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..10 {
+        pool.execute(bump(&ran)).unwrap();
+    }
+    drop(pool); // not the last handle: the task holds one
+    gate.release();
+    terminated.expect_open();
+    let took = dropped_in.lock().unwrap().expect("the drop returned");
+    assert!(took < AT_ONCE, "the drop inside the task took {took:?}");
+    assert_eq!(ran.load(SeqCst), 10, "the drain ran every queued task");
+    assert_eq!(exits.load(SeqCst), 1);
 }
 
 #[test]

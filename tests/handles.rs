@@ -364,6 +364,42 @@ fn wait_timeout_from_a_worker_runs_the_queued_task_inline() {
     assert_eq!(value, Some(9));
 }
 
+/// One worker; the running task joins a task queued behind it. Waiting
+/// would deadlock, so the join runs the queued task inline, on the same
+/// worker; also through `wait_timeout(MAX)`, and for a task held in a
+/// paused group.
+#[test]
+fn join_of_a_task_queued_behind_it_on_a_one_thread_pool_runs_it_inline() {
+    let pool = TestPool::solo(ThreadPool::builder());
+    let paused = pool.group("paused");
+    paused.pause();
+    let (tx, rx) = crossbeam_channel::bounded::<[TaskHandle<String>; 3]>(1);
+    let outer = pool
+        .submit(move || {
+            let [joined, waited, held] = rx.recv_timeout(WAIT).expect("the handles came");
+            let waited_ok = waited.wait_timeout(Duration::MAX);
+            (
+                thread_name(),
+                joined.join().unwrap(),
+                waited_ok,
+                waited.join().unwrap(),
+                held.join().unwrap(),
+            )
+        })
+        .unwrap();
+    let handles = [
+        pool.submit(thread_name).unwrap(),
+        pool.submit(thread_name).unwrap(),
+        paused.submit(thread_name).unwrap(),
+    ];
+    tx.send(handles).unwrap();
+    let (outer_thread, joined, waited_ok, waited, held) = bounded_join(outer).unwrap();
+    assert_eq!(outer_thread, "solo-0");
+    assert!(waited_ok);
+    assert_eq!([joined, waited, held], ["solo-0", "solo-0", "solo-0"]);
+    assert_eq!(pool.stats().completed, 4);
+}
+
 #[test]
 fn join_helping_nests_several_levels_deep() {
     const DEPTH: usize = 6;

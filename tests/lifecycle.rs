@@ -10,9 +10,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    BRIEF, Gate, LeakOnPanic, WAIT, at_once, bounded_join, bump, named_pool, spawn, still_blocked,
+    AT_ONCE, BRIEF, Gate, LeakOnPanic, WAIT, at_once, bounded_join, bump, named_pool, spawn,
+    still_blocked,
 };
-use drainpool::{PoolState, ThreadPool};
+use drainpool::{PoolState, ShutdownPolicy, ThreadPool};
 
 // Each call moves the state forward only, and an observer sampling it throughout never sees it
 // go back.
@@ -394,6 +395,41 @@ fn waiting_from_inside_a_worker_returns_false_at_once() {
         "took {elapsed:?}: it waited instead of returning at once"
     );
     // The pool still terminates once that task has ended.
+    assert!(pool.await_termination(WAIT));
+}
+
+/// `wait_idle`, `await_termination` and `shutdown_gracefully` from a task of
+/// the same pool could only deadlock: each returns at once (false / not
+/// terminated), even with `Duration::MAX`, and the pool terminates once
+/// the task ends.
+#[test]
+fn blocking_calls_from_a_worker_return_at_once() {
+    let pool = Arc::new(ThreadPool::new(2).unwrap());
+    let _leak = LeakOnPanic(pool.clone());
+    let handle = pool
+        .submit({
+            let pool = pool.clone();
+            move || {
+                let start = Instant::now();
+                let idle = pool.wait_idle(Duration::MAX) || pool.wait_idle(Duration::ZERO);
+                let terminated = pool.await_termination(Duration::MAX);
+                let report =
+                    pool.shutdown_gracefully(ShutdownPolicy::new(Duration::MAX, Duration::MAX));
+                (
+                    idle,
+                    terminated,
+                    report.terminated,
+                    report.never_started.len(),
+                    start.elapsed(),
+                )
+            }
+        })
+        .unwrap();
+    let (idle, terminated, graceful, never_started, took) = bounded_join(handle).unwrap();
+    assert!(!idle && !terminated && !graceful);
+    assert_eq!(never_started, 0);
+    assert!(took < AT_ONCE, "took {took:?}: a call waited");
+    assert!(pool.is_shutdown(), "shutdown_gracefully still shut down");
     assert!(pool.await_termination(WAIT));
 }
 

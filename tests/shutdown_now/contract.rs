@@ -9,9 +9,14 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use crate::common::{self, DropCounter, Gate, WAIT, bounded_join, bump};
+use crate::common::{
+    self, DropCounter, Gate, LeakOnPanic, WAIT, bounded_join, bump, named_pool, started_sleeper,
+};
 use crate::held_pool;
-use drainpool::{PendingTask, PoolState, RejectReason, StopToken, TaskError, TaskId, ThreadPool};
+use drainpool::{
+    Interrupted, PendingTask, PoolState, RejectReason, StopToken, TaskError, TaskHandle, TaskId,
+    ThreadPool,
+};
 
 // Names in queue order, ids matching the handles; the held (running) task is not among them.
 #[test]
@@ -267,6 +272,50 @@ fn shutdown_now_during_a_drain_hands_back_the_rest() {
     }
     assert_eq!(ran.load(Ordering::SeqCst), 5);
     assert_eq!(pool.stats().completed, 6);
+}
+
+/// `shutdown_now` called by a task: it gets the queued tasks (it may run
+/// them right there), its own stop token and the other running task's are
+/// raised, and the pool terminates when the tasks end.
+#[test]
+fn shutdown_now_from_inside_a_task_hands_the_queue_to_it() {
+    let pool = Arc::new(named_pool(2, "inner"));
+    let _leak = LeakOnPanic(pool.clone());
+    let sleeper = started_sleeper(&pool);
+    let gate = Gate::new();
+    let stopper = pool
+        .submit(gate.hold({
+            let pool = pool.clone();
+            move || {
+                let back = pool.shutdown_now();
+                let own_stop = StopToken::current().is_stop_requested();
+                let n = back.len();
+                let mut back = back.into_iter();
+                if let Some(first) = back.next() {
+                    first.run(); // on this worker, now
+                }
+                drop(back); // cancels the rest
+                (n, own_stop)
+            }
+        }))
+        .unwrap();
+    gate.wait_entered(1);
+    let queued: Vec<TaskHandle<u32>> = (0..10).map(|i| pool.submit(move || i).unwrap()).collect();
+    gate.release();
+    let (returned, own_stop) = bounded_join(stopper).unwrap();
+    assert_eq!(returned, 10);
+    assert!(own_stop, "the caller's own stop token was not raised");
+    assert_eq!(bounded_join(sleeper).unwrap(), Err(Interrupted));
+    let results: Vec<_> = queued.into_iter().map(bounded_join).collect();
+    assert_eq!(results[0].as_ref().ok(), Some(&0));
+    assert!(
+        results[1..]
+            .iter()
+            .all(|r| matches!(r, Err(e) if e.is_cancelled()))
+    );
+    assert!(pool.await_termination(WAIT));
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.cancelled), (3, 9));
 }
 
 // Closures of every size (none, one, two and three words: boxed, stored in

@@ -1,17 +1,20 @@
 //! Panics: a panicking task never kills its worker; panics with no handle to
-//! go to reach the panic handler; panics in hooks, in the panic handler and
-//! in the `Drop` of payloads and results are contained.
+//! go to reach the panic handler; panics in hooks, in the panic handler, in
+//! stop callbacks and in the `Drop` of payloads and results are contained.
 
 mod common;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{self, AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, ThreadId};
+use std::time::Duration;
 
-use common::{Gate, TestPool, WAIT, bounded_join};
-use drainpool::{Builder, TaskError, TaskId, TaskPanic, ThreadPool};
+use common::{Gate, Hooked, Latch, LeakOnPanic, TestPool, WAIT, at_once, bounded_join, named_pool};
+use drainpool::{
+    Builder, Interrupted, StopSource, StopToken, TaskError, TaskId, TaskPanic, ThreadPool,
+};
 
 /// Which thread the pool runs tasks on now: its id and name.
 fn worker_thread(pool: &ThreadPool) -> (ThreadId, String) {
@@ -60,14 +63,22 @@ fn reporting() -> (Builder, Receiver<Report>) {
     (builder, rx)
 }
 
-/// A value whose `Drop` counts itself, then panics.
+/// A value whose `Drop` panics (once: not while already unwinding), and
+/// counts itself.
 struct Bomb(Arc<AtomicUsize>);
 
 impl Drop for Bomb {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        panic!("a Bomb went off in Drop");
+        self.0.fetch_add(1, SeqCst);
+        if !thread::panicking() {
+            panic!("a Bomb went off in Drop");
+        }
     }
+}
+
+/// The name of the thread this runs on.
+fn thread_name() -> String {
+    thread::current().name().unwrap_or("?").to_owned()
 }
 
 #[test]
@@ -195,6 +206,104 @@ fn a_panic_in_on_terminated_is_caught() {
     assert_eq!(bounded_join(pool.submit(|| 4).unwrap()).unwrap(), 4);
     shut_down(&pool);
     terminated_rx.recv_timeout(WAIT).expect("on_terminated ran");
+}
+
+/// Every hook panics, and a stop callback too: each panic is caught and
+/// logged, the pool keeps working, each hook still runs as often as it
+/// should, the other callbacks still run, and the pool terminates.
+#[test]
+fn panics_in_every_hook_and_in_stop_callbacks_are_contained() {
+    let handler_calls = Arc::new(AtomicUsize::new(0));
+    let hooked = Hooked::default();
+    let builder = {
+        let (calls, started, exited, terminated) = (
+            handler_calls.clone(),
+            hooked.started.clone(),
+            hooked.exited.clone(),
+            hooked.terminated.clone(),
+        );
+        ThreadPool::builder()
+            .threads(2)
+            .panic_handler(move |_| {
+                calls.fetch_add(1, SeqCst);
+                panic!("the panic handler panics");
+            })
+            .on_thread_start(move |_| {
+                started.fetch_add(1, SeqCst);
+                panic!("on_thread_start panics");
+            })
+            .on_thread_exit(move |_| {
+                exited.fetch_add(1, SeqCst);
+                panic!("on_thread_exit panics");
+            })
+            .on_terminated(move || {
+                terminated.fetch_add(1, SeqCst);
+                panic!("on_terminated panics");
+            })
+    };
+    let pool = Arc::new(builder.build().unwrap());
+    let _leak = LeakOnPanic(pool.clone());
+    assert_eq!(bounded_join(pool.submit(|| 7).unwrap()).unwrap(), 7);
+    pool.execute(|| panic!("a task panics")).unwrap();
+    assert!(pool.wait_idle(WAIT));
+    assert_eq!(handler_calls.load(SeqCst), 1);
+    assert_eq!(bounded_join(pool.submit(|| 8).unwrap()).unwrap(), 8);
+
+    // Stop callbacks of a running task: one panics, the other still runs.
+    // The stop is requested by a handle's cancel, then by shutdown_now;
+    // both run the callbacks on the requesting thread (this one), which
+    // must not unwind. The stop wakes the task's sleep before the callbacks
+    // run, so the task holds its registrations until `keep` opens (a
+    // callback dropped first is unregistered, and rightly never runs).
+    let after = Arc::new(AtomicUsize::new(0));
+    let (started_tx, started) = mpsc::channel();
+    let task = |started_tx: mpsc::Sender<()>, after: Arc<AtomicUsize>, keep: Latch| {
+        move || {
+            let token = StopToken::current();
+            let _bad = token.on_stop(|| panic!("a stop callback panics"));
+            let _good = token.on_stop(move || {
+                after.fetch_add(1, SeqCst);
+            });
+            started_tx.send(()).unwrap();
+            let slept = token.sleep(Duration::MAX);
+            keep.wait();
+            slept
+        }
+    };
+    let keep = Latch::default();
+    let cancelled = pool
+        .submit(task(started_tx.clone(), after.clone(), keep.clone()))
+        .unwrap();
+    started.recv_timeout(WAIT).expect("the task started");
+    assert!(!at_once("cancel", || cancelled.cancel()));
+    assert_eq!(after.load(SeqCst), 1);
+    keep.open();
+    assert_eq!(bounded_join(cancelled).unwrap(), Err(Interrupted));
+    let keep = Latch::default();
+    let stopped = pool
+        .submit(task(started_tx, after.clone(), keep.clone()))
+        .unwrap();
+    started.recv_timeout(WAIT).expect("the task started");
+    assert!(at_once("shutdown_now", || pool.shutdown_now()).is_empty());
+    assert_eq!(after.load(SeqCst), 2);
+    keep.open();
+    assert_eq!(bounded_join(stopped).unwrap(), Err(Interrupted));
+    // A plain source too.
+    let source = StopSource::new();
+    let _bad = source.token().on_stop(|| panic!("a stop callback panics"));
+    let _good = source.token().on_stop({
+        let after = after.clone();
+        move || {
+            after.fetch_add(1, SeqCst);
+        }
+    });
+    assert!(source.request_stop());
+    assert_eq!(after.load(SeqCst), 3);
+
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(hooked.counts(), (2, 2, 1));
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.panicked, stats.threads), (4, 1, 0));
 }
 
 #[test]
@@ -326,6 +435,154 @@ fn a_result_whose_drop_panics_does_not_kill_the_worker() {
     assert!(pool.wait_idle(WAIT));
     assert_eq!(pool.stats().completed, 3, "the task counts as completed");
     shut_down(&pool);
+}
+
+/// A panic payload whose own `Drop` panics, in every place the pool handles
+/// a payload: dropped by the default handler, by a custom one, reported for
+/// a detached handle, given to a joiner, and from a `PendingTask::run`. The
+/// worker survives each, and every payload is dropped exactly once.
+#[test]
+fn a_panic_payload_whose_drop_panics_is_contained_everywhere() {
+    let bombs = Arc::new(AtomicUsize::new(0));
+    let bomb = |bombs: &Arc<AtomicUsize>| {
+        let bombs = bombs.clone();
+        move || -> u32 { panic::panic_any(Bomb(bombs)) }
+    };
+    for custom_handler in [false, true] {
+        let builder = if custom_handler {
+            ThreadPool::builder().panic_handler(drop)
+        } else {
+            ThreadPool::builder()
+        };
+        let pool = TestPool::solo(builder);
+        bombs.store(0, SeqCst);
+        // execute: to the panic handler.
+        let f = bomb(&bombs);
+        pool.execute(move || {
+            f();
+        })
+        .unwrap();
+        // submit, handle dropped before it runs: to the panic handler.
+        let gate = Gate::occupying(&pool, 1);
+        drop(pool.submit(bomb(&bombs)).unwrap());
+        gate.release();
+        assert!(pool.wait_idle(WAIT));
+        // submit, joined: the payload is the joiner's, whole.
+        let err = bounded_join(pool.submit(bomb(&bombs)).unwrap()).unwrap_err();
+        let TaskError::Panicked(payload) = err else {
+            panic!("expected a panic");
+        };
+        assert!(payload.downcast_ref::<Bomb>().is_some());
+        assert!(panic::catch_unwind(AssertUnwindSafe(|| drop(payload))).is_err());
+        assert_eq!(bombs.load(SeqCst), 3);
+        assert_eq!(
+            bounded_join(pool.submit(thread_name).unwrap()).unwrap(),
+            "solo-0",
+            "the worker survived"
+        );
+        let stats = pool.stats();
+        assert_eq!((stats.panicked, stats.threads), (3, 1));
+    }
+    // From a PendingTask::run: to the panic handler, on the calling thread.
+    let pool = Arc::new(named_pool(1, "pending"));
+    let _leak = LeakOnPanic(pool.clone());
+    let gate = Gate::occupying(&pool, 1);
+    bombs.store(0, SeqCst);
+    let f = bomb(&bombs);
+    pool.execute(move || {
+        f();
+    })
+    .unwrap();
+    let back = pool.shutdown_now();
+    assert_eq!(back.len(), 1);
+    for task in back {
+        at_once("PendingTask::run", || task.run()); // does not unwind
+    }
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(bombs.load(SeqCst), 1);
+    assert_eq!(pool.stats().panicked, 1);
+}
+
+/// A result whose `Drop` panics, dropped by the worker (its handle went
+/// away first): the worker survives and the task counts as completed. A
+/// joined result is the joiner's, whole.
+#[test]
+fn a_task_result_whose_drop_panics_does_not_hurt_the_worker() {
+    let bombs = Arc::new(AtomicUsize::new(0));
+    let pool = TestPool::solo(ThreadPool::builder());
+    let gate = Gate::new();
+    let handle = pool
+        .submit(gate.hold({
+            let bombs = bombs.clone();
+            move || Bomb(bombs)
+        }))
+        .unwrap();
+    gate.wait_entered(1);
+    drop(handle);
+    gate.release();
+    assert!(pool.wait_idle(WAIT));
+    assert_eq!(bombs.load(SeqCst), 1, "the worker dropped the result");
+    assert_eq!(
+        bounded_join(pool.submit(thread_name).unwrap()).unwrap(),
+        "solo-0",
+        "the worker survived"
+    );
+    let joined = bounded_join(
+        pool.submit({
+            let bombs = bombs.clone();
+            move || Bomb(bombs)
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(bombs.load(SeqCst), 1, "the joined result is not dropped");
+    assert!(panic::catch_unwind(AssertUnwindSafe(|| drop(joined))).is_err());
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.panicked, stats.threads), (3, 0, 1));
+}
+
+/// A result nobody will read is dropped quietly wherever it is discarded,
+/// as on a worker: out of `PendingTask::run` (a handed-back task whose
+/// handle was dropped) and out of `drop(handle)` of a finished, unjoined
+/// task. A panic in its `Drop` is caught and logged, never unwinding into
+/// the program (it used to, and dropping a handle while already unwinding
+/// then aborted the process), and the books stay right.
+#[test]
+fn a_discarded_result_whose_drop_panics_never_unwinds_into_the_program() {
+    let bombs = Arc::new(AtomicUsize::new(0));
+    let pool = Arc::new(named_pool(1, "discard"));
+    let _leak = LeakOnPanic(pool.clone());
+    let make = || {
+        let bombs = bombs.clone();
+        move || Bomb(bombs)
+    };
+    // A finished task whose handle is dropped unjoined; the next task on
+    // the one worker ending proves the worker has let go of the first.
+    let finished = pool.submit(make()).unwrap();
+    bounded_join(pool.submit(|| ()).unwrap()).unwrap();
+    assert!(finished.is_finished());
+    let dropping_the_handle = panic::catch_unwind(AssertUnwindSafe(|| drop(finished)));
+    // A handed-back task, its handle dropped, run by the program.
+    let gate = Gate::occupying(&pool, 1);
+    drop(pool.submit(make()).unwrap());
+    let back = pool.shutdown_now();
+    assert_eq!(back.len(), 1);
+    let running_it = panic::catch_unwind(AssertUnwindSafe(|| {
+        back.into_iter().for_each(drainpool::PendingTask::run);
+    }));
+    gate.release();
+    assert!(pool.await_termination(WAIT));
+    assert_eq!(bombs.load(SeqCst), 2, "both results were dropped");
+    assert_eq!(pool.stats().completed, 4);
+    assert!(
+        dropping_the_handle.is_ok(),
+        "drop(handle) of a finished task unwound with its result's Drop panic"
+    );
+    assert!(
+        running_it.is_ok(),
+        "PendingTask::run unwound with its discarded result's Drop panic"
+    );
 }
 
 #[test]

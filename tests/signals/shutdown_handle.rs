@@ -2,14 +2,17 @@
 //! request drains or stops the pool once, whatever the burst, and a
 //! handle outlives its pool harmlessly.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{WAIT, bump, named_pool, spawn};
+use crate::common::{DropCounter, Gate, Hooked, WAIT, bounded_join, bump, named_pool, spawn};
 use crate::{eventually, serial};
-use drainpool::{PendingTask, PoolState, StopToken, TaskHandle, TaskId, ThreadPool};
+use drainpool::{
+    PendingTask, PoolState, ShutdownHandle, StopToken, TaskHandle, TaskId, ThreadPool,
+};
 use signal_hook::consts::SIGUSR1;
 use signal_hook::low_level::{raise, register, unregister};
 
@@ -238,6 +241,125 @@ fn a_burst_of_mixed_requests_accounts_for_every_task_once() {
     assert_eq!(completed, ran.load(Ordering::SeqCst));
     assert_eq!(completed + cancelled, 500);
     assert!(returned <= cancelled);
+}
+
+/// A SIGUSR1 handler that counts deliveries and asks `handle` for a
+/// shutdown (`now`: a shutdown_now); unregistered on drop.
+struct OnSigusr1(signal_hook::SigId);
+
+impl OnSigusr1 {
+    fn register(handle: ShutdownHandle, now: bool, delivered: Arc<AtomicUsize>) -> OnSigusr1 {
+        // SAFETY: the handler does only async-signal-safe work: an atomic
+        // add, and a ShutdownHandle request, which is one atomic fetch_or
+        // and one non-blocking write(2) to a socket made in advance (see
+        // drainpool::signal). It allocates, locks and frees nothing: the
+        // handle and the counter are dropped only when it is unregistered.
+        let id = unsafe {
+            register(SIGUSR1, move || {
+                delivered.fetch_add(1, SeqCst);
+                if now {
+                    handle.request_shutdown_now();
+                } else {
+                    handle.request_shutdown();
+                }
+            })
+        }
+        .expect("a SIGUSR1 handler");
+        OnSigusr1(id)
+    }
+}
+
+impl Drop for OnSigusr1 {
+    fn drop(&mut self) {
+        unregister(self.0);
+    }
+}
+
+/// 100 SIGUSR1 in a burst, each asking for a shutdown: the pool shuts down
+/// once, drains every queued task exactly once, and terminates once.
+#[test]
+fn a_burst_of_100_shutdown_signals_drains_once_and_loses_nothing() {
+    let _serial = serial();
+    let hooked = Hooked::default();
+    let pool = hooked.builder().threads(2).build().unwrap();
+    let gate = Gate::occupying(&pool, 2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<TaskHandle<()>> = (0..200).map(|_| pool.submit(bump(&ran)).unwrap()).collect();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let handler = OnSigusr1::register(pool.shutdown_handle(), false, delivered.clone());
+    for _ in 0..100 {
+        raise(SIGUSR1).unwrap();
+    }
+    // `raise` runs the handler on this thread before it returns.
+    assert_eq!(delivered.load(SeqCst), 100);
+    gate.release();
+    assert!(pool.await_termination(WAIT), "the pool did not terminate");
+    drop(handler);
+    for handle in handles {
+        bounded_join(handle).expect("a drained task completes");
+    }
+    assert_eq!(ran.load(SeqCst), 200, "a task ran twice or never");
+    assert_eq!(hooked.counts(), (2, 2, 1), "terminated more than once");
+    assert_eq!(pool.stats().completed, 202);
+    assert!(pool.shutdown_now().is_empty());
+}
+
+/// 100 SIGUSR1 in a burst, each asking for a shutdown_now while both
+/// workers are held: every queued task comes back exactly once, from the
+/// program's next shutdown_now (the relay keeps what it took back), and
+/// each handle then resolves by what the program did with it.
+#[test]
+fn a_burst_of_100_shutdown_now_signals_hands_every_task_back_once() {
+    let _serial = serial();
+    let hooked = Hooked::default();
+    let pool = hooked.builder().threads(2).build().unwrap();
+    let gate = Gate::occupying(&pool, 2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let drops = DropCounter::default();
+    let handles: Vec<TaskHandle<()>> = (0..300)
+        .map(|_| {
+            let (ran, tracked) = (ran.clone(), drops.tracked());
+            pool.submit(move || {
+                let _tracked = tracked;
+                ran.fetch_add(1, SeqCst);
+            })
+            .unwrap()
+        })
+        .collect();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let handler = OnSigusr1::register(pool.shutdown_handle(), true, delivered.clone());
+    for _ in 0..100 {
+        raise(SIGUSR1).unwrap();
+    }
+    assert_eq!(delivered.load(SeqCst), 100);
+    // Whether the relay got there first or not, this call returns them all.
+    let back = pool.shutdown_now();
+    assert_eq!(pool.state(), PoolState::Stopping);
+    let ids: Vec<_> = back.iter().map(|t| t.id()).collect();
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a task came back twice");
+    let expected: Vec<_> = handles.iter().map(TaskHandle::id).collect();
+    assert_eq!(ids, expected, "every queued task, in submission order");
+    for (i, task) in back.into_iter().enumerate() {
+        if i.is_multiple_of(2) {
+            task.run();
+        }
+    }
+    gate.release();
+    assert!(pool.await_termination(WAIT), "the pool did not terminate");
+    drop(handler);
+    for (i, handle) in handles.into_iter().enumerate() {
+        match bounded_join(handle) {
+            Ok(()) => assert!(i.is_multiple_of(2), "task {i} ran but was dropped"),
+            Err(e) => assert!(e.is_cancelled() && !i.is_multiple_of(2), "task {i}: {e:?}"),
+        }
+    }
+    assert_eq!(ran.load(SeqCst), 150);
+    assert_eq!(drops.count(), 300);
+    assert_eq!(hooked.counts(), (2, 2, 1));
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.cancelled), (152, 150));
+    assert!(pool.shutdown_now().is_empty());
 }
 
 /// The names of this process's threads (Linux: `/proc/self/task`).

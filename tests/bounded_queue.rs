@@ -1,6 +1,7 @@
 //! A bounded queue: `try_` calls refuse with `QueueFull`, blocking calls wait
-//! for room and wake with `Shutdown` when the pool stops, and under a race
-//! every task is run, handed back or rejected exactly once.
+//! for room and wake with `Shutdown` when the pool stops (from the pool's
+//! own worker, which could wait forever, they refuse at once), and under a
+//! race every task is run, handed back or rejected exactly once.
 
 mod common;
 
@@ -544,4 +545,35 @@ fn cancelled_tasks_give_their_room_back_at_once() {
     let stats = pool.stats();
     assert_eq!(stats.cancelled, 2 * CAPACITY as u64);
     assert_eq!(stats.queued, 0);
+}
+
+/// Regression (issue 12, defect 12): a worker's blocking `execute` into its
+/// own pool's full bounded queue blocked forever (on a one-thread pool
+/// nothing else could ever make room). It returns `QueueFull` at once, with
+/// the task handed back, for every intake form.
+#[test]
+fn a_workers_blocking_submit_into_its_own_full_queue_returns_at_once() {
+    let pool = Arc::new(TestPool::build(
+        ThreadPool::builder().threads(1).queue_capacity(1),
+    ));
+    let inner = pool.clone();
+    let reasons = pool
+        .submit(move || {
+            inner.execute(|| ()).expect("room for one");
+            let group = inner.group("g");
+            [
+                inner.execute(|| ()).unwrap_err().reason(),
+                inner.submit(|| ()).unwrap_err().reason(),
+                inner.task().name("n").execute(|| ()).unwrap_err().reason(),
+                group.execute(|| ()).unwrap_err().reason(),
+                group.submit(|| ()).unwrap_err().reason(),
+                inner.execute_batch(vec![|| ()]).unwrap_err().reason(),
+            ]
+        })
+        .unwrap();
+    let reasons = bounded_join(reasons).unwrap();
+    assert!(
+        reasons.iter().all(|r| *r == RejectReason::QueueFull),
+        "{reasons:?}"
+    );
 }

@@ -1,17 +1,18 @@
-//! Dropping a pool: it drains and joins; dropped from its own worker it does
-//! not deadlock and still terminates; dropped after `shutdown_now` it ends.
+//! Dropping a pool: it drains and joins; dropped from its own worker or
+//! inside a stop callback it does not deadlock and still terminates;
+//! dropped after `shutdown_now` it ends.
 
 mod common;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{AT_ONCE, BRIEF, DropCounter, Gate, Latch, Tracked, WAIT, bounded_join, bump};
-use drainpool::{StopToken, TaskError, ThreadPool};
+use common::{AT_ONCE, BRIEF, DropCounter, Gate, Latch, Tracked, WAIT, bounded_join, bump, spawn};
+use drainpool::{StopSource, StopToken, TaskError, ThreadPool};
 
 /// Drops `pool` on another thread; the receiver hears when the drop returned.
 /// (A drop that hangs leaks that thread instead of hanging the test.)
@@ -230,6 +231,59 @@ fn dropping_the_pool_from_its_own_worker_drains_and_terminates() {
     assert!(took < AT_ONCE, "the drop inside the task took {took:?}");
     assert_eq!(ran.load(SeqCst), 10, "the drain ran every queued task");
     assert_eq!(exits.load(SeqCst), 1);
+}
+
+/// Regression (issue 12, defect 12): dropping the pool inside a stop
+/// callback deadlocked when a task of the pool was unregistering that very
+/// callback (its drop waits for the running callback, which waited for the
+/// pool to terminate). The drop only shuts down then, like a drop from a
+/// worker.
+#[test]
+fn dropping_the_pool_inside_a_stop_callback_does_not_deadlock() {
+    let source = StopSource::new();
+    let slot = Arc::new(Mutex::new(None::<ThreadPool>));
+    let (registered_tx, registered) = mpsc::channel();
+    let token = source.token();
+    let in_callback = slot.clone();
+    let terminated = Arc::new(AtomicBool::new(false));
+    let pool = {
+        let terminated = terminated.clone();
+        ThreadPool::builder()
+            .threads(1)
+            .on_terminated(move || terminated.store(true, SeqCst))
+            .build()
+            .unwrap()
+    };
+    let running = Latch::default();
+    let in_task = running.clone();
+    pool.execute(move || {
+        let callback = token.on_stop(move || {
+            running.open();
+            let last = in_callback
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            drop(last); // the last handle on the pool
+        });
+        registered_tx.send(()).unwrap();
+        let _ = token.sleep(WAIT);
+        // Dropped before the requester reached it, the callback would just
+        // be unregistered unrun; the deadlock needs it running.
+        in_task.wait();
+        drop(callback); // waits for the running callback
+    })
+    .unwrap();
+    *slot.lock().unwrap() = Some(pool);
+    registered
+        .recv_timeout(WAIT)
+        .expect("the callback registered");
+    let requester = spawn(move || source.request_stop());
+    assert!(requester.join("request_stop whose callback drops the pool"));
+    let deadline = Instant::now() + WAIT;
+    while !terminated.load(SeqCst) {
+        assert!(Instant::now() < deadline, "the pool never terminated");
+        thread::yield_now();
+    }
 }
 
 #[test]

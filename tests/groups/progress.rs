@@ -179,3 +179,15 @@ fn group_wait_with_zero_and_max() {
     assert!(group.wait(WAIT));
     assert_eq!(ran.load(SeqCst), 2);
 }
+
+/// Regression (issue 12, defect 12): `TaskGroup::wait` from a task of that
+/// group waited for itself, forever. It returns false at once.
+#[test]
+fn group_wait_from_a_task_of_that_group_returns_at_once() {
+    let pool = TestPool::new(2);
+    let group = pool.group("self");
+    let inner = group.clone();
+    let waited = group.submit(move || inner.wait(Duration::MAX)).unwrap();
+    assert!(!bounded_join(waited).unwrap());
+    assert!(group.wait(WAIT));
+}

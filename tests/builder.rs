@@ -74,7 +74,7 @@ fn an_unspawnable_stack_size_is_a_spawn_error_that_starts_nothing() {
 }
 
 /// Set in a child run of this binary: what the child should do.
-const CHILD_ENV: &str = "DRAINPOOL_BAD_INPUT_CHILD";
+const CHILD_ENV: &str = "DRAINPOOL_BUILDER_TEST_CHILD";
 
 /// The bound on a child process's whole life.
 const CHILD_DEADLINE: Duration = Duration::from_secs(30);

@@ -1,7 +1,7 @@
 //! Large batches are queued in chunks (many tasks per queue entry): what a
-//! chunk must not change. `shutdown_now` hands back every task of a chunk
-//! that has not started (also the rest of one a worker is in the middle
-//! of), in order, each once; a panic mid-chunk loses nothing; a bounded
+//! chunk must not change. `shutdown_now` hands back every never-started
+//! task of a chunk (also the rest of one a worker is in the middle of), in
+//! order, each once; a panic mid-chunk loses nothing; a bounded
 //! queue, `stats()` and `running_tasks` count tasks, not chunks; an idle
 //! worker helps with a chunk another is running; priorities still apply
 //! between chunks.

@@ -219,7 +219,11 @@ fn blocked_submitters_wake_with_shutdown_on_shutdown_now() {
     drop(pending);
     hold.release();
     assert!(pool.await_termination(WAIT));
-    assert_eq!(fillers.load(Ordering::SeqCst), 0, "the fillers never ran");
+    assert_eq!(
+        fillers.load(Ordering::SeqCst),
+        0,
+        "the fillers never started"
+    );
     let stats = pool.stats();
     assert_eq!((stats.rejected, stats.cancelled), (2, CAPACITY as u64));
 }

@@ -376,7 +376,7 @@ fn racing_shutdown_runs_or_hands_back_every_task() {
             }
             for (index, runs) in report.runs.iter().enumerate() {
                 let ran = runs.load(Ordering::SeqCst);
-                // Exactly one fate each: ran once, or handed back (not run).
+                // Exactly one fate each: ran once, or handed back (never started).
                 assert!(
                     matches!((ran, was_rejected[index]), (1, false) | (0, true)),
                     "round {round}: producer {p}'s task {index} ran {ran} time(s), \

@@ -124,7 +124,7 @@ fn cancelling_a_queued_task_drops_it_at_once_and_it_never_runs() {
     assert!(matches!(bounded_join(handle), Err(TaskError::Cancelled)));
     assert!(
         !ran.load(Ordering::SeqCst),
-        "the cancelled closure never ran"
+        "the cancelled task never started"
     );
     assert_eq!(drops.count(), 1, "the closure was dropped exactly once");
     assert_eq!(pool.stats().cancelled, 1);

@@ -87,7 +87,7 @@ fn shutdown_now_vs_a_worker_taking_the_same_task() {
 }
 
 /// The handle's `cancel` races the task starting on a worker: `cancel`
-/// wins (it never runs, the handle resolves `Cancelled`), or the task
+/// wins (it never starts, the handle resolves `Cancelled`), or the task
 /// runs and `cancel` reports it running (its stop flag raised) or ended.
 #[test]
 fn handle_cancel_vs_start() {

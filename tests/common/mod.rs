@@ -346,7 +346,8 @@ impl RaceTask {
     }
 }
 
-/// Takes a refused task back (it must come back whole) and drops it unrun.
+/// Takes a refused task back (it must come back whole) and drops it,
+/// never started.
 pub(crate) fn take_back<F>(rejected: Rejected<F>) -> RejectReason {
     let reason = rejected.reason();
     drop(rejected.into_inner());

@@ -286,19 +286,19 @@ fn cancel_racing_shutdown_now_ends_each_task_once() {
         }
         let mut ran = 0;
         let mut ran_ok = 0;
-        let mut unrun = 0;
+        let mut never_started = 0;
         for i in 0..TASKS {
             let outcomes = usize::from(fates.runs(i) == 1)
-                + usize::from(fates.dropped_unrun(i))
+                + usize::from(fates.dropped_never_started(i))
                 + usize::from(returned.contains(&i));
             assert_eq!(outcomes, 1, "round {round}: task {i} has one end state");
             assert!(fates.runs(i) <= 1 && fates.drops(i) <= 1, "task {i}");
             ran += usize::from(fates.runs(i) == 1);
             ran_ok += usize::from(fates.runs(i) == 1 && !panics(i));
-            unrun += usize::from(fates.dropped_unrun(i));
+            never_started += usize::from(fates.dropped_never_started(i));
         }
         // The handle cancels are not in what the group's cancel returns.
-        assert_eq!(unrun, dropped + by_handle.len(), "round {round}");
+        assert_eq!(never_started, dropped + by_handle.len(), "round {round}");
         let progress = group.progress();
         assert_eq!(
             Counts::from(progress),
@@ -306,7 +306,7 @@ fn cancel_racing_shutdown_now_ends_each_task_once() {
                 submitted: TASKS as u64,
                 completed: ran_ok as u64,
                 panicked: (ran - ran_ok) as u64,
-                cancelled: unrun as u64,
+                cancelled: never_started as u64,
                 returned: pending.len() as u64,
                 ..Counts::default()
             },
@@ -328,7 +328,7 @@ fn cancel_racing_shutdown_now_ends_each_task_once() {
                 assert_eq!(fates.runs(i), 1);
             } else {
                 drop(task);
-                assert!(fates.dropped_unrun(i));
+                assert!(fates.dropped_never_started(i));
             }
         }
         for (i, handle) in handles {

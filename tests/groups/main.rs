@@ -58,9 +58,9 @@ impl Fates {
         self.drops[index].load(Ordering::SeqCst)
     }
 
-    /// Dropped without ever running: cancelled, or refused and dropped by
+    /// Dropped, never started: cancelled, or refused and dropped by
     /// its submitter.
-    fn dropped_unrun(&self, index: usize) -> bool {
+    fn dropped_never_started(&self, index: usize) -> bool {
         self.drops(index) == 1 && self.runs(index) == 0
     }
 }

@@ -135,15 +135,16 @@ fn dropping_every_clone_of_a_paused_group_loses_no_task() {
     }
     // "Dropping every clone does not cancel the group; its tasks still run."
     drop(job);
-    let dropped_unrun = drops.count();
+    let dropped_never_started = drops.count();
     pool.shutdown(); // resumes paused groups: the drain runs them
     assert!(pool.await_termination(WAIT));
     let ran = ran.load(Ordering::SeqCst);
     let stats = pool.stats();
     assert!(
-        dropped_unrun == 0 && ran == 3 && stats.completed == 3,
-        "dropping the last clone of a paused group dropped {dropped_unrun} of its 3 queued \
-         closures unrun; then the drain ran {ran}; the pool counts completed {}, cancelled {}",
+        dropped_never_started == 0 && ran == 3 && stats.completed == 3,
+        "dropping the last clone of a paused group dropped {dropped_never_started} of its 3 \
+         queued tasks, never started; then the drain ran {ran}; the pool counts completed {}, \
+         cancelled {}",
         stats.completed,
         stats.cancelled
     );

@@ -87,7 +87,7 @@ fn shutdown_now_hands_back_a_paused_groups_tasks_in_order() {
     assert!((0..N).all(|i| fates.runs(i) == 0 && fates.drops(i) == 0));
 
     drop(pending);
-    assert!((0..N).all(|i| fates.dropped_unrun(i)));
+    assert!((0..N).all(|i| fates.dropped_never_started(i)));
     for handle in handles {
         assert!(handle.join().unwrap_err().is_cancelled());
     }
@@ -139,7 +139,7 @@ fn shutdown_runs_a_paused_groups_tasks_however_it_meets_the_workers() {
     }
     assert!(
         lost.is_empty(),
-        "{} of {ROUNDS} rounds: the pool terminated without running a paused group's tasks; \
+        "{} of {ROUNDS} rounds: the pool terminated with a paused group's tasks never started; \
          first: {:?}",
         lost.len(),
         lost.first()
@@ -151,7 +151,7 @@ fn shutdown_resumes_a_paused_group_before_a_worker_can_find_the_drain_over() {
     // `shutdown` moves the state, logs, then resumes the paused groups. A
     // worker that finishes its task in between finds the queue empty and
     // the pool past Running: if it may take that for the end of the drain,
-    // it exits, and the paused group's tasks are never run. The log hook
+    // it exits, and the paused group's tasks never start. The log hook
     // holds `shutdown` at its log line while the worker finishes its task.
     let (exited_tx, exited) = mpsc::channel();
     let pool = TestPool::build(ThreadPool::builder().threads(1).on_thread_exit(move |_| {
@@ -179,8 +179,8 @@ fn shutdown_resumes_a_paused_group_before_a_worker_can_find_the_drain_over() {
     assert_eq!(
         ran,
         2,
-        "the pool terminated with the paused group's tasks unrun (the worker exited during \
-         shutdown, before the group was resumed: {})",
+        "the pool terminated with the paused group's tasks never started (the worker exited \
+         during shutdown, before the group was resumed: {})",
         worker_exited.load(Ordering::SeqCst)
     );
 }

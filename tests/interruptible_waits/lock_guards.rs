@@ -111,8 +111,8 @@ fn a_task_blocked_in_token_lock_behind_a_stuck_task_does_not_block_shutdown_now(
 
 #[test]
 fn a_cancelled_queued_task_never_takes_the_lock() {
-    // Cancellation before start means the closure (and its lock attempt)
-    // never runs at all.
+    // A task cancelled before it starts stays never started: its lock
+    // attempt is never made.
     let pool = ThreadPool::new(1).unwrap();
     let (started_tx, started_rx) = mpsc::channel();
     let blocker = pool.submit(sleep_until_stopped(started_tx, WAIT)).unwrap();

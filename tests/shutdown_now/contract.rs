@@ -216,7 +216,7 @@ fn cancelling_a_handed_back_task_through_its_handle_counts_once() {
     let mut pending = pool.shutdown_now();
     assert_eq!(pending.len(), 2);
     for handle in &handles {
-        assert!(handle.cancel(), "it has not started");
+        assert!(handle.cancel(), "it never started");
     }
     // Running or dropping the pending tasks now does nothing more.
     pending.pop().unwrap().run();

@@ -206,7 +206,7 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
         let cancelled = attempts.iter().flatten().filter(|a| a.cancelled).count() as u64;
 
         // Which task each handed-back one is; each is handed back once, and
-        // only if accepted and not yet run.
+        // only if accepted and never started.
         let mut returned = Vec::new();
         for task in &pending {
             let name = task.name().expect("every task of the race is named");

@@ -14,8 +14,8 @@
 //!
 //! - every closure was dropped exactly once and ran at most once;
 //! - an accepted task either ran (on a worker, or handed back and run by the
-//!   test), or never ran and was dropped by a cancel (handle or group) or by
-//!   the test (a handed-back task dropped, or a job taken back out);
+//!   test), or never started and was dropped by a cancel (handle or group)
+//!   or by the test (a handed-back task dropped, or a job taken back out);
 //! - a refused task came back whole inside `Rejected` and was run or dropped
 //!   by the test, never by the pool;
 //! - every handle resolved within a bound, with the outcome the tracker
@@ -237,7 +237,7 @@ fn run_round(cfg: &Config, seed: u64) -> RoundResult {
                 ) =>
             {
                 env.violation(format!(
-                    "{what}: accepted, never ran, dropped in {drop_ctx:?} (lost)"
+                    "{what}: accepted, never started, dropped in {drop_ctx:?} (lost)"
                 ));
             }
             (UNKNOWN, _) => env.violation(format!("{what}: never submitted (test bug)")),

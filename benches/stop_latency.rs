@@ -154,7 +154,7 @@ fn spin_until(mut done: impl FnMut() -> bool) {
     let mut n = 0u32;
     while !done() {
         n = n.wrapping_add(1);
-        if n.is_multiple_of(128) {
+        if n % 128 == 0 {
             thread::yield_now();
         } else {
             spin_loop();

@@ -366,7 +366,7 @@ fn shutdown_now_racing_workers_inside_chunks_accounts_for_every_task_once() {
         let ran_on_workers = Order::default();
         let trigger = Latch::default();
         let at = (rng.next() % N as u64) as usize;
-        let wait_for_trigger = rng.next().is_multiple_of(2);
+        let wait_for_trigger = rng.next() % 2 == 0;
         let tasks: Vec<_> = (0..N)
             .map(|index| {
                 let task = Counted {

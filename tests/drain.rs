@@ -23,7 +23,7 @@ fn every_accepted_task_runs_after_shutdown() {
     let mut handles = Vec::new();
     for i in 0..TASKS {
         let ran = ran.clone();
-        if i.is_multiple_of(2) {
+        if i % 2 == 0 {
             pool.execute(move || {
                 ran.fetch_add(1, Ordering::SeqCst);
             })
@@ -214,7 +214,7 @@ fn every_intake_form_from_a_task_during_shutdown_is_refused_and_handed_back() {
                 let mut keep = |reason: RejectReason, run: Box<dyn FnOnce()>, n: usize| {
                     reasons.push(reason);
                     // Run every other one; drop the rest.
-                    if n.is_multiple_of(2) {
+                    if n % 2 == 0 {
                         run();
                     }
                 };
@@ -320,7 +320,7 @@ fn racing_shutdown_runs_or_hands_back_every_task() {
                         report.runs.push(runs.clone());
                         let task = RaceTask::new(runs, index, &drops);
                         attempted.fetch_add(1, Ordering::SeqCst);
-                        let outcome = if index.is_multiple_of(2) {
+                        let outcome = if index % 2 == 0 {
                             pool.execute(move || {
                                 task.run();
                             })

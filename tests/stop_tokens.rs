@@ -568,7 +568,7 @@ fn callbacks_registered_and_dropped_concurrently_with_request_stop() {
                         let late = token.is_stop_requested();
                         let cb = token.on_stop(bump(&hits));
                         let at_register = hits.load(Ordering::SeqCst);
-                        let at_drop = if rng.next().is_multiple_of(2) {
+                        let at_drop = if rng.next() % 2 == 0 {
                             spin(rng.spins(SCALES) / 8);
                             drop(cb);
                             Some(hits.load(Ordering::SeqCst))

@@ -358,7 +358,7 @@ impl StepContext {
     /// # Examples
     ///
     /// ```
-    /// use drainpool::signal::{on_signals, SIGUSR2};
+    /// use drainpool::signal::{on_signals, SIGTERM};
     /// use drainpool::{ShutdownPolicy, StopToken, ThreadPool};
     /// use std::time::Duration;
     ///
@@ -367,7 +367,7 @@ impl StepContext {
     /// pool.execute(move || drop(StopToken::current().recv(&rx)))?; // busy until interrupted
     /// pool.task().name("late").execute(|| ())?;
     /// let (seen_tx, seen) = drainpool::crossbeam_channel::unbounded();
-    /// let guard = on_signals([SIGUSR2])
+    /// let guard = on_signals([SIGTERM])
     ///     .pool("jobs", &pool, ShutdownPolicy::new(Duration::ZERO, Duration::from_secs(10)))
     ///     .step("record", Duration::from_secs(10), move |ctx| {
     ///         for (pool, _id, name) in ctx.never_started() {

@@ -272,7 +272,7 @@ fn spin_until(mut done: impl FnMut() -> bool) {
     let mut n = 0u32;
     while !done() {
         n = n.wrapping_add(1);
-        if n.is_multiple_of(64) {
+        if n % 64 == 0 {
             thread::yield_now();
             assert!(started.elapsed() < WAIT, "the waiter never became ready");
         } else {

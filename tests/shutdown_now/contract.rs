@@ -26,7 +26,7 @@ fn returns_never_started_tasks_in_submission_order() {
     let mut submitted_ids = Vec::new();
     for i in 0..10usize {
         let task = pool.task().name(format!("t{i}"));
-        if i.is_multiple_of(2) {
+        if i % 2 == 0 {
             submitted_ids.push((i, task.submit(move || i).unwrap().id()));
         } else {
             task.execute(|| ()).unwrap();
@@ -178,7 +178,7 @@ fn dropping_a_pending_task_cancels_it() {
             let _tracked = tracked;
             ran.fetch_add(1, Ordering::SeqCst);
         };
-        if i.is_multiple_of(2) {
+        if i % 2 == 0 {
             handles.push(pool.submit(task).unwrap());
         } else {
             pool.execute(task).unwrap();

@@ -131,7 +131,7 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
                         let task = RaceTask::new(runs.clone(), index, &drops);
                         attempted.fetch_add(1, Ordering::SeqCst);
                         let builder = pool.task().name(format!("{p}/{index}"));
-                        let (outcome, handle) = if index.is_multiple_of(2) {
+                        let (outcome, handle) = if index % 2 == 0 {
                             let outcome = builder.execute(move || {
                                 task.run();
                             });
@@ -255,7 +255,7 @@ fn racing_shutdown_now_accounts_for_every_task_once() {
         // Run half of the handed-back tasks here, drop the other half.
         let mut dropped_live = 0;
         for (k, (task, (p, index))) in pending.into_iter().zip(returned).enumerate() {
-            let run_here = k.is_multiple_of(2);
+            let run_here = k % 2 == 0;
             attempts[p][index].returned = Some(run_here);
             if run_here {
                 task.run();

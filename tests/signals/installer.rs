@@ -10,19 +10,22 @@ use std::thread;
 use std::time::Duration;
 
 use crate::common::{Latch, WAIT, at_once, named_pool, spawn};
-use crate::{CHILD_DEADLINE, bounded_output, eventually, serial};
+use crate::{CHILD_DEADLINE, OTHER_TEST_SIGNAL, bounded_output, eventually, serial};
 use drainpool::signal::{StepContext, StepOutcome, StepReport, on_signals};
 use drainpool::{PendingTask, ShutdownPolicy, StopToken, TaskHandle, TaskId, ThreadPool};
-use signal_hook::consts::SIGUSR2;
 use signal_hook::low_level::raise;
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine: signal-hook's handlers crash when a signal is delivered (Wine's signal() lacks SIG_GET, so signal-hook chains to the address 2)"
+)]
 fn installer_without_pools_gives_a_stop_token_for_the_programs_own_loops() {
     let _serial = serial();
-    let guard = on_signals([SIGUSR2]).install().unwrap();
+    let guard = on_signals([OTHER_TEST_SIGNAL]).install().unwrap();
     let token = guard.stop_token();
     assert!(!token.is_stop_requested());
-    raise(SIGUSR2).unwrap();
+    raise(OTHER_TEST_SIGNAL).unwrap();
     // Bounded: `sleep` returns Err(Interrupted) as soon as the token fires.
     assert!(token.sleep(WAIT).is_err(), "the stop token did not fire");
     assert!(guard.stop_token().is_stop_requested());
@@ -35,7 +38,7 @@ fn installer_without_pools_gives_a_stop_token_for_the_programs_own_loops() {
 fn trigger_starts_the_sequence_without_a_signal_once() {
     let _serial = serial();
     let ran = Arc::new(AtomicUsize::new(0));
-    let guard = on_signals([SIGUSR2])
+    let guard = on_signals([OTHER_TEST_SIGNAL])
         .step("count", WAIT, {
             let ran = ran.clone();
             move |_| {
@@ -66,7 +69,7 @@ fn a_panicking_and_an_overrunning_step_are_reported_and_later_steps_still_run_in
         let order = order.clone();
         move || order.lock().unwrap().push(name)
     };
-    let guard = on_signals([SIGUSR2])
+    let guard = on_signals([OTHER_TEST_SIGNAL])
         .step("first", WAIT, {
             let note = note("first");
             move |_| note()
@@ -126,7 +129,7 @@ fn ordered_shutdown_budgets_and_wait_timeout_with_zero_and_max() {
     let pool = named_pool(1, "ordered");
     let slow_may_end = Latch::default();
     let after_ran = Arc::new(AtomicBool::new(false));
-    let guard = on_signals([SIGUSR2])
+    let guard = on_signals([OTHER_TEST_SIGNAL])
         .pool(
             "pool",
             &pool,
@@ -172,6 +175,10 @@ fn ordered_shutdown_budgets_and_wait_timeout_with_zero_and_max() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine: signal-hook's handlers crash when a signal is delivered (Wine's signal() lacks SIG_GET, so signal-hook chains to the address 2)"
+)]
 fn a_resource_step_runs_after_the_pool_and_is_told_what_is_stuck() {
     let _serial = serial();
     let terminated = Arc::new(AtomicBool::new(false));
@@ -208,7 +215,7 @@ fn a_resource_step_runs_after_the_pool_and_is_told_what_is_stuck() {
     started_rx.recv_timeout(WAIT).unwrap();
     let seen = Arc::new(Mutex::new(None));
     let short = ShutdownPolicy::new(Duration::from_millis(50), Duration::from_millis(50));
-    let guard = on_signals([SIGUSR2])
+    let guard = on_signals([OTHER_TEST_SIGNAL])
         .pool("fast", &fast, ShutdownPolicy::new(WAIT, WAIT))
         .pool("stuck", &stuck, short)
         .step("close", WAIT, {
@@ -226,7 +233,7 @@ fn a_resource_step_runs_after_the_pool_and_is_told_what_is_stuck() {
         })
         .install()
         .unwrap();
-    raise(SIGUSR2).unwrap();
+    raise(OTHER_TEST_SIGNAL).unwrap();
     let reports = spawn(move || guard.wait()).join("guard.wait()");
     let _ = release_tx.send(());
     let seen = seen.lock().unwrap().take().expect("the step ran");
@@ -261,6 +268,10 @@ fn pool_report(reports: &[StepReport]) -> &drainpool::ShutdownReport {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine: signal-hook's handlers crash when a signal is delivered (Wine's signal() lacks SIG_GET, so signal-hook chains to the address 2)"
+)]
 fn a_second_signal_interrupts_the_drain_and_the_report_lists_never_started_tasks() {
     // Hammered: the listener's shutdown_now hands the queue back while the
     // sequence thread may already be building the pool's report.
@@ -282,17 +293,17 @@ fn a_second_signal_interrupts_the_drain_and_the_report_lists_never_started_tasks
         // A drain budget far beyond the test's bound: only the second
         // signal can end it in time.
         let policy = ShutdownPolicy::new(Duration::from_secs(60), WAIT);
-        let guard = on_signals([SIGUSR2])
+        let guard = on_signals([OTHER_TEST_SIGNAL])
             .pool("p", &pool, policy)
             .install()
             .unwrap();
-        raise(SIGUSR2).unwrap();
+        raise(OTHER_TEST_SIGNAL).unwrap();
         assert!(
             guard.stop_token().sleep(WAIT).is_err(),
             "round {round}: first signal lost"
         );
         eventually("the drain starts", || pool.is_shutdown());
-        raise(SIGUSR2).unwrap();
+        raise(OTHER_TEST_SIGNAL).unwrap();
         let reports = spawn(move || guard.wait()).join("guard.wait()");
         assert!(
             running.join().unwrap(),
@@ -322,6 +333,10 @@ fn a_second_signal_interrupts_the_drain_and_the_report_lists_never_started_tasks
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine: signal-hook's handlers crash when a signal is delivered (Wine's signal() lacks SIG_GET, so signal-hook chains to the address 2)"
+)]
 fn a_second_signal_moves_a_stuck_drain_on_to_the_interrupt_budget() {
     // A task that ignores its stop token: after the second signal no drain
     // can succeed, so the sequence should wait the interrupt budget (100 ms)
@@ -341,7 +356,7 @@ fn a_second_signal_moves_a_stuck_drain_on_to_the_interrupt_budget() {
     started_rx.recv_timeout(WAIT).unwrap();
     let policy = ShutdownPolicy::new(Duration::from_secs(60), Duration::from_millis(100));
     let closed = Arc::new(AtomicBool::new(false));
-    let guard = on_signals([SIGUSR2])
+    let guard = on_signals([OTHER_TEST_SIGNAL])
         .pool("p", &pool, policy)
         .step("close", WAIT, {
             let closed = closed.clone();
@@ -349,10 +364,10 @@ fn a_second_signal_moves_a_stuck_drain_on_to_the_interrupt_budget() {
         })
         .install()
         .unwrap();
-    raise(SIGUSR2).unwrap();
+    raise(OTHER_TEST_SIGNAL).unwrap();
     assert!(guard.stop_token().sleep(WAIT).is_err(), "first signal lost");
     eventually("the drain starts", || pool.is_shutdown());
-    raise(SIGUSR2).unwrap();
+    raise(OTHER_TEST_SIGNAL).unwrap();
     let bound = Duration::from_secs(5);
     let reports = guard.wait_timeout(bound);
     let _ = release_tx.send(());
@@ -370,10 +385,14 @@ fn a_second_signal_moves_a_stuck_drain_on_to_the_interrupt_budget() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine: signal-hook's handlers crash when a signal is delivered (Wine's signal() lacks SIG_GET, so signal-hook chains to the address 2)"
+)]
 fn dropping_the_guard_unregisters_so_a_new_installer_works() {
     let _serial = serial();
     let old_ran = Arc::new(AtomicBool::new(false));
-    let old = on_signals([SIGUSR2])
+    let old = on_signals([OTHER_TEST_SIGNAL])
         .step("old", WAIT, {
             let old_ran = old_ran.clone();
             move |_| old_ran.store(true, Ordering::SeqCst)
@@ -382,11 +401,11 @@ fn dropping_the_guard_unregisters_so_a_new_installer_works() {
         .unwrap();
     let old_token = old.stop_token();
     spawn(move || drop(old)).join("dropping a guard");
-    let guard = on_signals([SIGUSR2])
+    let guard = on_signals([OTHER_TEST_SIGNAL])
         .step("new", WAIT, |_| ())
         .install()
         .unwrap();
-    raise(SIGUSR2).unwrap();
+    raise(OTHER_TEST_SIGNAL).unwrap();
     assert!(
         guard.stop_token().sleep(WAIT).is_err(),
         "the new installer missed the signal"
@@ -408,11 +427,15 @@ fn dropping_the_guard_unregisters_so_a_new_installer_works() {
 const CHILD_ENV: &str = "DRAINPOOL_SIGNALS_TEST_CHILD";
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine: signal-hook's handlers crash when a signal is delivered (Wine's signal() lacks SIG_GET, so signal-hook chains to the address 2)"
+)]
 fn after_the_guard_is_dropped_the_signal_starts_nothing() {
     if std::env::var_os(CHILD_ENV).is_some() {
         // The child: with no installer left, raise the signal.
         let ran = Arc::new(AtomicBool::new(false));
-        let guard = on_signals([SIGUSR2])
+        let guard = on_signals([OTHER_TEST_SIGNAL])
             .step("step", WAIT, {
                 let ran = ran.clone();
                 move |_| ran.store(true, Ordering::SeqCst)
@@ -421,7 +444,7 @@ fn after_the_guard_is_dropped_the_signal_starts_nothing() {
             .unwrap();
         let token = guard.stop_token();
         drop(guard);
-        raise(SIGUSR2).unwrap();
+        raise(OTHER_TEST_SIGNAL).unwrap();
         // The listener and sequence threads are gone: nothing can start
         // after `raise` has returned.
         println!(
@@ -459,11 +482,19 @@ fn after_the_guard_is_dropped_the_signal_starts_nothing() {
     } else {
         // The signal's default action (terminate) was restored: also fine,
         // and nothing could have started either.
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            status.signal(),
-            Some(SIGUSR2),
-            "neither survived nor killed by SIGUSR2: {status}\n{stdout}\n{stderr}"
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                status.signal(),
+                Some(OTHER_TEST_SIGNAL),
+                "neither survived nor killed by OTHER_TEST_SIGNAL: {status}\n{stdout}\n{stderr}"
+            );
+        }
+        #[cfg(not(unix))]
+        assert!(
+            !status.success(),
+            "neither survived nor ended by OTHER_TEST_SIGNAL: {status}\n{stdout}\n{stderr}"
         );
     }
 }

@@ -10,7 +10,8 @@
 //!   [`CHILD_DEADLINE`]; a child still alive then is killed and the test
 //!   fails with the child's transcript. A child is also killed if its test
 //!   panics.
-//! - **In-process tests** register handlers for SIGUSR1 / SIGUSR2 and raise
+//! - **In-process tests** register handlers for SIGUSR1 / SIGUSR2 (on
+//!   Windows, SIGTERM / SIGBREAK, which only `raise` sends there) and raise
 //!   them in this process; they hold [`SERIAL`] so that no two touch signal
 //!   handlers at once, and bound every wait by [`WAIT`]. One test that must
 //!   raise a signal with no installer left re-runs this test binary as a
@@ -22,7 +23,9 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[cfg(all(unix, feature = "signal"))]
 mod example;
+#[cfg(feature = "signal")]
 mod installer;
 mod shutdown_handle;
 
@@ -35,6 +38,20 @@ use common::WAIT;
 
 /// The bound on a child process's whole life.
 const CHILD_DEADLINE: Duration = Duration::from_secs(25);
+
+/// The signal the in-process `ShutdownHandle` tests raise: one nothing else
+/// sends (Windows has no SIGUSR1; there, `raise` is the only sender of
+/// SIGTERM).
+#[cfg(unix)]
+const TEST_SIGNAL: i32 = signal_hook::consts::SIGUSR1;
+#[cfg(windows)]
+const TEST_SIGNAL: i32 = signal_hook::consts::SIGTERM;
+
+/// The signal the in-process installer tests raise (see [`TEST_SIGNAL`]).
+#[cfg(unix)]
+const OTHER_TEST_SIGNAL: i32 = signal_hook::consts::SIGUSR2;
+#[cfg(windows)]
+const OTHER_TEST_SIGNAL: i32 = 21; // SIGBREAK
 
 /// Held by every in-process test that touches signal handlers.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -49,7 +49,7 @@
 //! default 10000 / 2000), `--stubborn-ms MS` (job 1 ignores stop requests
 //! for that long; default 0: no such job).
 //!
-//! Output, one fact per line, for people and for `tests/signals.rs`:
+//! Output, one fact per line, for people and for `tests/signals/example.rs`:
 //! `ready`, `main: backlog full (4 queued)` (once), `job-N:
 //! STARTED|COMPLETED|interrupted, STOPPED`, `pool jobs:
 //! terminated`, `step: ...`, `report: ...`, `final: COMPLETED=.. STOPPED=..

@@ -25,7 +25,7 @@ impl Shared {
     pub(crate) fn shutdown(&self) {
         // Inside the gate until the paused groups are queued again: a worker
         // that finds the queue empty meanwhile waits for us before it calls
-        // the drain over (found by tests/groups.rs).
+        // the drain over (found by tests/groups/shutdown.rs).
         let _hold = self.gate.hold(&self.lifecycle);
         if self.lifecycle.advance(PoolState::ShuttingDown) == PoolState::Running {
             log::debug!(

@@ -22,6 +22,8 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 
+use parking_lot::Mutex;
+
 /// Why a pool could not be built; returned by [`Builder::build`] and
 /// [`ThreadPool::new`].
 ///
@@ -178,10 +180,38 @@ impl<F> std::error::Error for Rejected<F> {}
 
 /// How a task ended without producing its value; returned by
 /// [`TaskHandle::join`](crate::TaskHandle::join).
+///
+/// An `Error + Send + Sync + 'static` even when it holds a panic payload
+/// (which is only `Send`; see [`PanicPayload`]), so `?` takes it into a
+/// `Box<dyn Error + Send + Sync>`, as tokio's `JoinError`.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{TaskError, ThreadPool};
+/// use std::error::Error;
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// let answer = pool.submit(|| 6 * 7).unwrap();
+/// let boom = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+///
+/// fn value(h: drainpool::TaskHandle<u32>) -> Result<u32, Box<dyn Error + Send + Sync>> {
+///     Ok(h.join()?)
+/// }
+/// assert_eq!(value(answer).unwrap(), 42);
+///
+/// let err: TaskError = boom.join().unwrap_err();
+/// assert_eq!(err.to_string(), "task panicked: boom");
+/// let payload = err.into_panic(); // as `std::thread::JoinHandle::join` gives it
+/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+/// ```
+#[derive(Debug)]
 pub enum TaskError {
-    /// The task panicked; this is the panic payload, as
-    /// [`std::thread::JoinHandle::join`] gives it.
-    Panicked(Box<dyn Any + Send + 'static>),
+    /// The task panicked; this holds the panic payload, which
+    /// [`TaskError::into_panic`] (or [`PanicPayload::into_inner`]) gives
+    /// back as the `Box<dyn Any + Send>` that
+    /// [`std::thread::JoinHandle::join`] would give.
+    Panicked(PanicPayload),
     /// The task never started and never will: it was cancelled through its
     /// handle or group, or it was returned by
     /// [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now) and that
@@ -204,8 +234,62 @@ impl TaskError {
     /// `panic!` with a message produces).
     pub fn panic_message(&self) -> Option<&str> {
         match self {
-            TaskError::Panicked(payload) => panic_message(payload.as_ref()),
+            TaskError::Panicked(payload) => payload.message(),
             TaskError::Cancelled => None,
+        }
+    }
+
+    /// The panic payload, as [`std::thread::JoinHandle::join`] gives it:
+    /// for a downcast, or for [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    ///
+    /// If the task did not panic ([`is_panic`](Self::is_panic) is false);
+    /// [`try_into_panic`](Self::try_into_panic) does not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let handle = pool.submit(|| std::panic::panic_any(17_u8)).unwrap();
+    /// let err = handle.join().unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert_eq!(err.into_panic().downcast_ref::<u8>(), Some(&17));
+    /// ```
+    #[track_caller]
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        match self.try_into_panic() {
+            Ok(payload) => payload,
+            Err(err) => panic!("TaskError::into_panic on an error that is not a panic: {err}"),
+        }
+    }
+
+    /// The panic payload if the task panicked; otherwise the error itself,
+    /// unchanged.
+    ///
+    /// # Errors
+    ///
+    /// `self` if it is not [`TaskError::Panicked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{TaskError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let err = pool.submit(|| -> u32 { panic!("boom") }).unwrap().join().unwrap_err();
+    /// let payload = err.try_into_panic().unwrap();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    ///
+    /// let not_a_panic = TaskError::Cancelled.try_into_panic().unwrap_err();
+    /// assert!(not_a_panic.is_cancelled());
+    /// ```
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, TaskError> {
+        match self {
+            TaskError::Panicked(payload) => Ok(payload.into_inner()),
+            other => Err(other),
         }
     }
 
@@ -218,20 +302,8 @@ impl TaskError {
     /// saying it was cancelled.
     pub fn resume(self) -> ! {
         match self {
-            TaskError::Panicked(payload) => std::panic::resume_unwind(payload),
+            TaskError::Panicked(payload) => std::panic::resume_unwind(payload.into_inner()),
             TaskError::Cancelled => panic!("task was cancelled before it started"),
-        }
-    }
-}
-
-impl fmt::Debug for TaskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TaskError::Panicked(payload) => f
-                .debug_tuple("Panicked")
-                .field(&panic_message(payload.as_ref()).unwrap_or("<non-string payload>"))
-                .finish(),
-            TaskError::Cancelled => f.write_str("Cancelled"),
         }
     }
 }
@@ -239,7 +311,7 @@ impl fmt::Debug for TaskError {
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TaskError::Panicked(payload) => match panic_message(payload.as_ref()) {
+            TaskError::Panicked(payload) => match payload.message() {
                 Some(msg) => write!(f, "task panicked: {msg}"),
                 None => f.write_str("task panicked"),
             },
@@ -249,6 +321,109 @@ impl fmt::Display for TaskError {
 }
 
 impl std::error::Error for TaskError {}
+
+/// The payload of a task's panic: what [`std::thread::JoinHandle::join`]
+/// gives, but `Sync`; held by [`TaskError::Panicked`] and
+/// [`TaskPanic`](crate::TaskPanic).
+///
+/// A panic payload is a `Box<dyn Any + Send>`, which is not `Sync`, and an
+/// error that is not `Sync` cannot go through `?` into a
+/// `Box<dyn Error + Send + Sync>`. A `PanicPayload` is `Send + Sync`
+/// whatever the payload, without `unsafe`: a string payload (what `panic!`
+/// makes) is kept as the string, which is `Sync` and readable through
+/// `&self` ([`message`](Self::message)); any other payload is kept behind a
+/// mutex and reached only through `&mut self` ([`get_mut`](Self::get_mut))
+/// or by value ([`into_inner`](Self::into_inner)).
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{PanicPayload, TaskError, ThreadPool};
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// let handle = pool.submit(|| std::panic::panic_any(17_u8)).unwrap();
+/// match handle.join() {
+///     Err(TaskError::Panicked(mut payload)) => {
+///         assert_eq!(payload.message(), None); // not a string
+///         assert_eq!(payload.get_mut().downcast_ref::<u8>(), Some(&17));
+///         let payload: Box<dyn std::any::Any + Send> = payload.into_inner();
+///         assert!(payload.is::<u8>());
+///     }
+///     other => panic!("expected a panic, got {other:?}"),
+/// }
+/// ```
+pub struct PanicPayload(Box<Payload>);
+
+/// A payload, with the two kinds `panic!` makes kept as themselves.
+///
+/// Boxed in [`PanicPayload`] so that a `Result<T, TaskError>` stays small
+/// (16 bytes for a `u32`, against 32 unboxed): the box costs an allocation
+/// only when a task panics.
+enum Payload {
+    /// `panic!("literal")`.
+    Str(&'static str),
+    /// `panic!("{formatted}")`.
+    String(String),
+    /// Anything else (`std::panic::panic_any`). Only `Send`; the mutex
+    /// makes it `Sync`, and is never locked: `get_mut` reaches the payload
+    /// through `&mut self`, `into_inner` by value.
+    Other(Mutex<Box<dyn Any + Send + 'static>>),
+}
+
+impl PanicPayload {
+    /// Wraps a payload as [`std::panic::catch_unwind`] gives it.
+    pub fn new(payload: Box<dyn Any + Send + 'static>) -> PanicPayload {
+        let payload = match payload.downcast::<&'static str>() {
+            Ok(s) => Payload::Str(*s),
+            Err(payload) => match payload.downcast::<String>() {
+                Ok(s) => Payload::String(*s),
+                Err(payload) => Payload::Other(Mutex::new(payload)),
+            },
+        };
+        PanicPayload(Box::new(payload))
+    }
+
+    /// The panic message, when the payload is a `&str` or a `String` (what
+    /// `panic!` with a message produces).
+    pub fn message(&self) -> Option<&str> {
+        match &*self.0 {
+            Payload::Str(s) => Some(s),
+            Payload::String(s) => Some(s),
+            Payload::Other(_) => None,
+        }
+    }
+
+    /// The payload in place, to downcast without taking it out.
+    pub fn get_mut(&mut self) -> &mut (dyn Any + Send + 'static) {
+        match &mut *self.0 {
+            Payload::Str(s) => s,
+            Payload::String(s) => s,
+            // The payload, not its box (a `Box` is `Any` too).
+            Payload::Other(boxed) => &mut **boxed.get_mut(),
+        }
+    }
+
+    /// The payload, given back as a `Box<dyn Any + Send>` of its own type,
+    /// for a downcast or for [`std::panic::resume_unwind`].
+    pub fn into_inner(self) -> Box<dyn Any + Send + 'static> {
+        match *self.0 {
+            Payload::Str(s) => Box::new(s),
+            Payload::String(s) => Box::new(s),
+            Payload::Other(boxed) => boxed.into_inner(),
+        }
+    }
+}
+
+impl fmt::Debug for PanicPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_tuple("PanicPayload");
+        match self.message() {
+            Some(msg) => d.field(&msg),
+            None => d.field(&format_args!("<non-string payload>")),
+        };
+        d.finish()
+    }
+}
 
 /// A stop was requested while waiting; returned by
 /// [`StopToken::check`](crate::StopToken::check) and the interruptible waits.
@@ -298,4 +473,18 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .downcast_ref::<&'static str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskError;
+
+    /// The payload is boxed once more (see `Payload`) so that the
+    /// `Result<T, TaskError>` every cell holds stays small: one word, where
+    /// a bare `Box<dyn Any + Send>` took two.
+    #[test]
+    fn a_task_error_is_one_word() {
+        assert_eq!(size_of::<TaskError>(), size_of::<usize>());
+        assert_eq!(size_of::<Result<u32, TaskError>>(), 2 * size_of::<usize>());
+    }
 }

@@ -102,7 +102,9 @@ pub use parking_lot;
 pub use crossbeam_channel;
 
 pub use builder::Builder;
-pub use error::{BuildError, Interrupted, RejectReason, Rejected, TaskError, WaitError};
+pub use error::{
+    BuildError, Interrupted, PanicPayload, RejectReason, Rejected, TaskError, WaitError,
+};
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::TaskGroup;
 pub use handle::TaskHandle;

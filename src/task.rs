@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::error::panic_message;
+use crate::error::PanicPayload;
 
 /// A task's identity, unique within the process.
 ///
@@ -169,11 +169,15 @@ pub trait Job: Send + 'static {
 ///
 /// That is an `execute`d task, or a submitted task whose handle was dropped
 /// without being joined. The default handler logs it with `log::error!`.
+///
+/// It is an `Error + Send + Sync + 'static` (its payload is a
+/// [`PanicPayload`]), so a handler may pass it on to whatever reports the
+/// program's errors, or send it to another thread.
 pub struct TaskPanic {
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) thread: Option<String>,
-    pub(crate) payload: Box<dyn Any + Send + 'static>,
+    pub(crate) payload: PanicPayload,
 }
 
 impl TaskPanic {
@@ -196,12 +200,12 @@ impl TaskPanic {
 
     /// The panic message, when the payload is a string.
     pub fn message(&self) -> Option<&str> {
-        panic_message(self.payload.as_ref())
+        self.payload.message()
     }
 
-    /// The panic payload.
+    /// The panic payload, as [`std::thread::JoinHandle::join`] gives it.
     pub fn into_payload(self) -> Box<dyn Any + Send + 'static> {
-        self.payload
+        self.payload.into_inner()
     }
 }
 
@@ -231,6 +235,8 @@ impl fmt::Display for TaskPanic {
         }
     }
 }
+
+impl std::error::Error for TaskPanic {}
 
 /// A task running now; from [`ThreadPool::running_tasks`](crate::ThreadPool::running_tasks).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -48,6 +48,7 @@ fn join_returns_the_panic_payload() {
     let TaskError::Panicked(payload) = err else {
         panic!("expected Panicked")
     };
+    let payload = payload.into_inner();
     assert_eq!(payload.downcast_ref::<String>().unwrap(), "boom 7");
 
     let literal = pool.submit(|| panic!("static message")).unwrap();
@@ -61,10 +62,7 @@ fn join_returns_the_panic_payload() {
         None,
         "a non-string payload has no message"
     );
-    let TaskError::Panicked(payload) = err else {
-        panic!("expected Panicked")
-    };
-    assert_eq!(payload.downcast_ref::<u8>(), Some(&17));
+    assert_eq!(err.into_panic().downcast_ref::<u8>(), Some(&17));
 }
 
 /// Once the pool has terminated, a handle holds the only reference to its

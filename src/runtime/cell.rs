@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::error::TaskError;
+use crate::error::{PanicPayload, TaskError};
 use crate::runtime::Shared;
 use crate::runtime::ledger::{Custody, GroupCounts, Outcome, RunBy};
 use crate::runtime::mailbox::GroupInner;
@@ -99,7 +99,7 @@ impl Tally<'_> {
     /// A panic with no handle left to tell: to the panic handler (already
     /// counted by `ended`).
     #[cold]
-    fn orphan(self, header: &CellHeader, payload: Box<dyn Any + Send + 'static>) {
+    fn orphan(self, header: &CellHeader, payload: PanicPayload) {
         match self.shared {
             Some(shared) => {
                 shared.report_panic(header.id, header.name.clone(), self.index, payload);
@@ -159,7 +159,7 @@ pub(crate) trait HandleOps<T>: CellTask {
     /// the only one left; `None` if there is no result (then `join`).
     fn take_unshared(&mut self) -> Option<Result<T, TaskError>>;
     /// The handle is going away unjoined; returns a panic nobody saw.
-    fn detach(&self) -> Option<Box<dyn Any + Send + 'static>>;
+    fn detach(&self) -> Option<PanicPayload>;
     /// The same cell as the queue and the workers see it (what trait
     /// upcasting does from Rust 1.86 on; the MSRV is older).
     fn into_cell_task(self: Arc<Self>) -> Arc<dyn CellTask>;
@@ -260,7 +260,8 @@ where
             }
         };
         tally.started(&self.header, claimant);
-        let result = catch_unwind(AssertUnwindSafe(move || f.call())).map_err(TaskError::Panicked);
+        let result = catch_unwind(AssertUnwindSafe(move || f.call()))
+            .map_err(|payload| TaskError::Panicked(PanicPayload::new(payload)));
         tally.ended(&self.header, Outcome::of(&result));
         let mut state = self.state.lock();
         if state.handle_alive {
@@ -402,7 +403,7 @@ where
         }
     }
 
-    fn detach(&self) -> Option<Box<dyn Any + Send + 'static>> {
+    fn detach(&self) -> Option<PanicPayload> {
         let mut state = self.state.lock();
         state.handle_alive = false;
         match mem::replace(&mut state.stage, Stage::Taken) {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use std::time::Instant;
 
-use crate::error::RejectReason;
+use crate::error::{PanicPayload, RejectReason};
 use crate::runtime::Shared;
 use crate::state::{Bound, Lifecycle, WhenFull};
 use crate::sync::Waiters;
@@ -390,7 +390,7 @@ impl Shared {
         id: TaskId,
         name: Option<Arc<str>>,
         worker: Option<usize>,
-        payload: Box<dyn std::any::Any + Send + 'static>,
+        payload: PanicPayload,
     ) {
         let panic = TaskPanic {
             id,

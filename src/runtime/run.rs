@@ -8,6 +8,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use crate::error::PanicPayload;
 use crate::runtime::Shared;
 use crate::runtime::cell::{CancelOutcome, CellHeader, CellTask, IfRunning, Tally};
 use crate::runtime::entry::Task;
@@ -106,7 +107,7 @@ pub(crate) fn run_call<C: FnOnce()>(
     };
     shared.ledger.ran(by, Outcome::of(&result), group);
     if let Err(payload) = result {
-        shared.report_panic(id, name, index, payload);
+        shared.report_panic(id, name, index, PanicPayload::new(payload));
     }
     drop(guard);
 }
@@ -303,7 +304,7 @@ pub(crate) fn run_top<C: FnOnce()>(
         .ledger
         .ran(RunBy::Worker(&slot.counts), Outcome::of(&result), None);
     if let Err(payload) = result {
-        shared.report_panic(id, None, Some(index), payload);
+        shared.report_panic(id, None, Some(index), PanicPayload::new(payload));
     }
     drop(guard);
 }

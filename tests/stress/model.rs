@@ -313,8 +313,8 @@ pub(crate) fn resolve(env: &TaskEnv, slot: &Slot, handle: TaskHandle<u64>, bound
             }
             JOINED_OK
         }
-        Err(TaskError::Panicked(payload)) => {
-            match payload.downcast_ref::<StressPanic>() {
+        Err(TaskError::Panicked(mut payload)) => {
+            match payload.get_mut().downcast_ref::<StressPanic>() {
                 Some(p) if p.0 == slot.id => {}
                 _ => env.violation(format!("task {}: its handle got a foreign panic", slot.id)),
             }

@@ -131,24 +131,53 @@ impl fmt::Display for RejectReason {
 /// pool; [`into_inner`](Rejected::into_inner) gives it back so it can be run
 /// elsewhere, stored, or dropped deliberately.
 ///
+/// It is an `Error + Send + Sync` for every `F` that is `Send`, so `?`
+/// takes it into a `Box<dyn Error + Send + Sync>` even when the closure is
+/// not `Sync`: the task is kept behind a mutex that only
+/// [`into_inner`](Rejected::into_inner) opens, and that by value.
+/// `Debug` and `Display` show the reason, never the task, so `F` need not
+/// be `Debug`. Dropping a `Rejected` drops the task.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{RejectReason, ThreadPool};
+/// use std::error::Error;
+///
+/// fn start(pool: &ThreadPool) -> Result<(), Box<dyn Error + Send + Sync>> {
+///     pool.execute(|| println!("hello"))?;
+///     Ok(())
+/// }
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// pool.shutdown();
+/// let err = start(&pool).unwrap_err();
+/// assert_eq!(err.to_string(), "task rejected: the pool is shutting down");
+///
+/// // Kept as itself, the task comes back out.
+/// let rejected = pool.submit(|| 42).unwrap_err();
+/// assert_eq!(rejected.reason(), RejectReason::Shutdown);
+/// assert_eq!(rejected.into_inner()(), 42);
+/// ```
+///
 /// [`ThreadPool::execute`]: crate::ThreadPool::execute
 /// [`ThreadPool::submit`]: crate::ThreadPool::submit
 pub struct Rejected<F> {
     reason: RejectReason,
-    task: F,
+    task: Mutex<F>,
 }
 
 impl<F> Rejected<F> {
     pub(crate) fn new(reason: RejectReason, task: F) -> Self {
-        Rejected { reason, task }
+        Rejected {
+            reason,
+            task: Mutex::new(task),
+        }
     }
 
     /// The same rejection, holding `f(task)`.
     pub(crate) fn map<G>(self, f: impl FnOnce(F) -> G) -> Rejected<G> {
-        Rejected {
-            reason: self.reason,
-            task: f(self.task),
-        }
+        Rejected::new(self.reason, f(self.task.into_inner()))
     }
 
     /// Why the task was refused.
@@ -158,7 +187,7 @@ impl<F> Rejected<F> {
 
     /// The refused task, given back.
     pub fn into_inner(self) -> F {
-        self.task
+        self.task.into_inner()
     }
 }
 

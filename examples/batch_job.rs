@@ -363,10 +363,10 @@ fn run(opts: &Options) -> Result<ExitCode, Box<dyn Error>> {
             );
             for task in pool.shutdown_now() {
                 // The very `Chunk` we submitted (its handle now resolves
-                // `Cancelled`). Only chunks were submitted to this pool.
-                let chunk: Chunk = task
-                    .into_job()
-                    .map_err(|task| format!("not a chunk: {task:?}"))?;
+                // `Cancelled`). Only chunks were submitted to this pool; were
+                // it anything else, `?` would end the run with an error
+                // naming the task and the type it is not.
+                let chunk: Chunk = task.into_job()?;
                 left.insert(chunk.index);
                 never_started += 1;
             }

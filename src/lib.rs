@@ -103,7 +103,8 @@ pub use crossbeam_channel;
 
 pub use builder::Builder;
 pub use error::{
-    BuildError, Interrupted, PanicPayload, RejectReason, Rejected, TaskError, WaitError,
+    BuildError, Interrupted, IntoJobError, PanicPayload, RejectReason, Rejected, TaskError,
+    WaitError,
 };
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::TaskGroup;

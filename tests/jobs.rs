@@ -137,8 +137,8 @@ fn into_job_of_the_wrong_kind_leaves_the_task_untouched() {
     let job_task = pending.pop().unwrap();
 
     // A job of another type, and a closure, are not `Chunk`s.
-    let job_task: PendingTask = job_task.into_job::<Other>().unwrap_err();
-    let closure_task: PendingTask = closure_task.into_job::<Chunk>().unwrap_err();
+    let job_task: PendingTask = job_task.into_job::<Other>().unwrap_err().into_pending();
+    let closure_task: PendingTask = closure_task.into_job::<Chunk>().unwrap_err().into_pending();
     assert!(!job.is_finished() && !closure.is_finished());
 
     // Both are still whole tasks: they run, and their handles get the values.

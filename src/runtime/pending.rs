@@ -1,9 +1,10 @@
 //! [`PendingTask`]: a task `shutdown_now` handed back, the program's now.
 
-use std::any::TypeId;
+use std::any::{TypeId, type_name};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::error::IntoJobError;
 use crate::runtime::Shared;
 use crate::runtime::entry::{Stamp, Task};
 use crate::runtime::ledger::Custody;
@@ -96,9 +97,10 @@ impl PendingTask {
     ///
     /// # Errors
     ///
-    /// The `PendingTask` itself, unchanged, if it is not a job of type `J`
-    /// (a closure, or a job of another type), or if it was meanwhile run
-    /// or cancelled through its handle.
+    /// An [`IntoJobError`] holding the `PendingTask` itself, unchanged
+    /// ([`IntoJobError::into_pending`] gives it back), if it is not a job
+    /// of type `J` (a closure, or a job of another type), or if it was
+    /// meanwhile run or cancelled through its handle.
     ///
     /// # Examples
     ///
@@ -131,7 +133,7 @@ impl PendingTask {
     /// assert_eq!(chunk, Chunk(7)); // ours again: save it, resubmit it later
     /// assert!(handle.join().unwrap_err().is_cancelled());
     /// ```
-    pub fn into_job<J: Job>(mut self) -> Result<J, PendingTask> {
+    pub fn into_job<J: Job>(mut self) -> Result<J, IntoJobError> {
         let taken = match self.task() {
             Task::Submitted(_, entry) => entry.0.take_back(TypeId::of::<JobCall<J>>()),
             Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _) => None,
@@ -143,7 +145,7 @@ impl PendingTask {
                 Ok(job.0)
             }
             Some(Err(_)) => unreachable!("take_back checked the type"),
-            None => Err(self),
+            None => Err(IntoJobError::new(self, type_name::<J>())),
         }
     }
 

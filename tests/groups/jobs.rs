@@ -54,7 +54,7 @@ fn a_groups_never_started_jobs_come_back_as_values() {
     for task in pending {
         match task.into_job::<Chunk>() {
             Ok(chunk) => chunks.push(chunk),
-            Err(task) => others.push(task),
+            Err(err) => others.push(err.into_pending()),
         }
     }
     assert_eq!(

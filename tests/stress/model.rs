@@ -408,7 +408,7 @@ pub(crate) fn settle(env: &TaskEnv, rng: &mut Rng, pending: Vec<PendingTask>) {
                         in_ctx(Ctx::JobDrop, || drop(job));
                     }
                 }
-                Err(task) => in_ctx(Ctx::PendingDrop, || drop(task)),
+                Err(err) => in_ctx(Ctx::PendingDrop, || drop(err.into_pending())),
             },
         }
     }

@@ -96,8 +96,12 @@ impl std::error::Error for BuildError {
     }
 }
 
-/// Why a task was refused.
+/// Why a task was refused; from [`Rejected::reason`].
+///
+/// More reasons may come (a new kind of limit), so a `match` on it needs a
+/// `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RejectReason {
     /// The pool has begun shutting down ([`ThreadPool::shutdown`],
     /// [`ThreadPool::shutdown_now`]) and accepts no new work.
@@ -216,6 +220,8 @@ impl<F> std::error::Error for Rejected<F> {}
 /// (which is only `Send`; see [`PanicPayload`]), so `?` takes it into a
 /// `Box<dyn Error + Send + Sync>`, as tokio's `JoinError`.
 ///
+/// More ends may come, so a `match` on it needs a `_` arm.
+///
 /// # Examples
 ///
 /// ```
@@ -237,6 +243,7 @@ impl<F> std::error::Error for Rejected<F> {}
 /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
 /// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum TaskError {
     /// The task panicked; this holds the panic payload, which
     /// [`TaskError::into_panic`] (or [`PanicPayload::into_inner`]) gives
@@ -563,12 +570,20 @@ impl fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// Why an interruptible channel receive ended without a message.
+/// Why an interruptible wait ended without what it waited for; from
+/// [`StopToken::recv`](crate::StopToken::recv),
+/// [`StopToken::recv_timeout`](crate::StopToken::recv_timeout) and
+/// [`StopToken::wait_timeout`](crate::StopToken::wait_timeout).
+///
+/// More reasons may come (a new kind of wait), so a `match` on it needs a
+/// `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum WaitError {
     /// A stop was requested.
     Interrupted,
-    /// The channel is empty and every sender is gone.
+    /// The channel is empty and every sender is gone (only from the
+    /// `recv` forms).
     Disconnected,
     /// The timeout elapsed first (only from the `_timeout` forms).
     Timeout,

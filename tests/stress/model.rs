@@ -321,6 +321,11 @@ pub(crate) fn resolve(env: &TaskEnv, slot: &Slot, handle: TaskHandle<u64>, bound
             JOINED_PANICKED
         }
         Err(TaskError::Cancelled) => JOINED_CANCELLED,
+        Err(other) => {
+            slot.handle.store(UNRESOLVED, SeqCst);
+            env.violation(format!("task {}: its handle gave {other:?}", slot.id));
+            return;
+        }
     };
     slot.handle.store(state, SeqCst);
 }
@@ -337,6 +342,7 @@ pub(crate) fn check_reason<F>(
         RejectReason::Shutdown => true,
         RejectReason::QueueFull => may_be_full,
         RejectReason::Cancelled => slot.group.is_some(),
+        _ => false, // a reason this model does not know
     };
     if !ok {
         env.violation(format!(

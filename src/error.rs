@@ -5,6 +5,15 @@
 //! the closure the pool would not take, as crossbeam's `SendError<T>` carries
 //! the message, and an [`IntoJobError`] carries the [`PendingTask`].
 //!
+//! Every error is `std::error::Error + Send + Sync + 'static`, so `?` turns
+//! it into a `Box<dyn Error + Send + Sync>` (or an `anyhow::Error`): a
+//! [`TaskError`] holding a panic payload and a [`Rejected`] holding a closure
+//! that is `Send` but not `Sync` too. The values they hold that are not
+//! `Sync` themselves (a closure, a [`PendingTask`], a panic payload that is not
+//! a string) sit behind a mutex that only `Display` and `Debug` ever lock; the
+//! methods that give the value back take `self`, so no lock is shared with
+//! anyone else and none is ever contended.
+//!
 //! # Examples
 //!
 //! ```

@@ -11,7 +11,7 @@
 //!
 //! pool.shutdown(); // no new work; everything accepted still runs
 //! assert!(pool.await_termination(Duration::from_secs(10)));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
 //!
 //! Every pool can start work; drainpool is about how it ends. Each task
@@ -44,6 +44,11 @@
 //!   handler of your own, async-signal-safely.
 //! - A refused task comes back inside [`Rejected`]; nothing is dropped behind
 //!   the caller's back.
+//! - Every error is `std::error::Error + Send + Sync + 'static`, so `?` takes
+//!   it into a `Box<dyn Error + Send + Sync>` (or an `anyhow::Error`), and
+//!   still gives back what it holds: [`Rejected::into_inner`] the task,
+//!   [`TaskError::into_panic`] the panic payload,
+//!   [`IntoJobError::into_pending`] the [`PendingTask`].
 //! - Dropping a pool drains and joins it, like the end of a
 //!   [`std::thread::scope`].
 //! - A panicking task never kills its worker; the panic goes to its handle or
@@ -135,7 +140,28 @@ mod auto_traits {
         send_sync::<crate::StopCallback>();
         send_sync::<crate::PoolStats>();
         send::<crate::PendingTask>();
-        send::<crate::TaskPanic>();
-        send::<crate::Rejected<Box<dyn FnOnce() + Send>>>();
+    }
+
+    /// Every error goes through `?` into `Box<dyn Error + Send + Sync>`:
+    /// it is `Send + Sync` whatever it holds, when what it holds is `Send`.
+    #[test]
+    fn errors_cross_threads() {
+        use std::cell::Cell;
+        use std::error::Error;
+
+        fn error<E: Error + Send + Sync + 'static>() {}
+
+        error::<crate::BuildError>();
+        error::<crate::Interrupted>();
+        error::<crate::IntoJobError>();
+        error::<crate::TaskError>();
+        error::<crate::TaskPanic>();
+        error::<crate::WaitError>();
+        // A closure that is `Send` but not `Sync` (it owns a `Cell`).
+        error::<crate::Rejected<Box<dyn FnOnce() + Send>>>();
+        error::<crate::Rejected<Cell<u32>>>();
+        error::<crate::Rejected<Vec<Box<dyn FnOnce() + Send>>>>();
+        send_sync::<crate::PanicPayload>();
+        send_sync::<crate::RejectReason>();
     }
 }

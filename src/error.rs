@@ -200,6 +200,35 @@ impl<F> Rejected<F> {
         self.reason
     }
 
+    /// True if the pool refused because it is shutting down (or has shut
+    /// down): retrying is pointless, and in a serve loop it is the end of
+    /// serving, not an error. The first signal of an ordered shutdown (see
+    /// `signal::on_signals`) may land between a loop's last look at its
+    /// stop token and its next `execute`; a loop that returns this refusal
+    /// with `?` skips the shutdown it should now wait for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(1)?;
+    /// let requests = [1, 2, 3];
+    /// pool.shutdown(); // as a signal would, between two requests
+    /// for request in requests {
+    ///     if let Err(refused) = pool.execute(move || drop(request)) {
+    ///         if refused.is_shutdown() {
+    ///             break; // stop serving; the shutdown goes on
+    ///         }
+    ///         return Err(refused.into()); // a full queue, say: a real error
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.reason == RejectReason::Shutdown
+    }
+
     /// The refused task, given back.
     pub fn into_inner(self) -> F {
         self.task.into_inner()

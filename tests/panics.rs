@@ -472,6 +472,7 @@ fn a_panic_payload_whose_drop_panics_is_contained_everywhere() {
         let TaskError::Panicked(payload) = err else {
             panic!("expected a panic");
         };
+        let payload = payload.into_inner();
         assert!(payload.downcast_ref::<Bomb>().is_some());
         assert!(panic::catch_unwind(AssertUnwindSafe(|| drop(payload))).is_err());
         assert_eq!(bombs.load(SeqCst), 3);

@@ -14,45 +14,110 @@
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
 //!
-//! Every pool can start work; drainpool is about how it ends. Each task
-//! reaches exactly one end state (completed, panicked, cancelled before it
-//! started, or rejected and handed back), and the pool's lifecycle only moves
-//! forward:
+//! Every pool can start work; drainpool is about how it ends. Each task it
+//! accepts reaches exactly one end state, a shutdown lets accepted work
+//! finish, an urgent stop hands back the work that never started, and a
+//! running task is asked to stop, never killed.
+//!
+//! # The lifecycle
+//!
+//! A pool only moves forward, `Running → ShuttingDown → Stopping →
+//! Terminated`, skipping `Stopping` when a drain ends without a
+//! `shutdown_now` and `ShuttingDown` when `shutdown_now` comes first (the
+//! diagram is on [`PoolState`]):
 //!
 //! | state          | entered by                 | intake   | queued tasks                       | running tasks          |
 //! |----------------|----------------------------|----------|------------------------------------|------------------------|
-//! | `Running`      | `build`                    | accepted | run                                | run                    |
-//! | `ShuttingDown` | [`ThreadPool::shutdown`]   | rejected | still run (the drain)              | run to the end         |
-//! | `Stopping`     | [`ThreadPool::shutdown_now`] | rejected | handed back as [`PendingTask`]s  | see their [`StopToken`] raised |
-//! | `Terminated`   | the last worker exiting    | rejected | none                               | none                   |
+//! | `Running`      | [`Builder::build`], [`ThreadPool::new`] | accepted | run, in [`Priority`] order   | run                    |
+//! | `ShuttingDown` | [`ThreadPool::shutdown`]   | refused  | still run (the drain)              | run to the end         |
+//! | `Stopping`     | [`ThreadPool::shutdown_now`] | refused | handed back as [`PendingTask`]s  | see their [`StopToken`] raised |
+//! | `Terminated`   | the last worker exiting, after [`Builder::on_terminated`] ran | refused | none | none |
 //!
 //! - [`ThreadPool::shutdown`] stops intake and drains;
 //!   [`ThreadPool::await_termination`] waits for the end (with a timeout).
 //! - [`ThreadPool::shutdown_now`] also returns every task that never started,
 //!   in submission order. A dropped [`PendingTask`] resolves its
 //!   [`TaskHandle`] as [`TaskError::Cancelled`]: no handle waits forever.
-//! - A running task is asked, never killed: [`StopToken::current`] fires on
-//!   `shutdown_now` and on [`TaskHandle::cancel`], and the token's waits
-//!   ([`StopToken::sleep`], [`StopToken::recv`], [`StopToken::wait`],
-//!   [`StopToken::lock`], ...) wake at once when it does. Locks come back as
-//!   ordinary RAII guards, released when the task returns or unwinds.
 //! - [`ThreadPool::shutdown_gracefully`] escalates: drain, then interrupt,
 //!   then name every stuck task in a [`ShutdownReport`] and the log.
 //! - [`signal::on_signals`] turns SIGINT/SIGTERM into an ordered shutdown of
 //!   pools and resources (a database closes only after the pools that use
 //!   it); [`ShutdownHandle`] starts one pool's shutdown from a signal
 //!   handler of your own, async-signal-safely.
-//! - A refused task comes back inside [`Rejected`]; nothing is dropped behind
-//!   the caller's back.
 //! - Every error is `std::error::Error + Send + Sync + 'static`, so `?` takes
 //!   it into a `Box<dyn Error + Send + Sync>` (or an `anyhow::Error`), and
 //!   still gives back what it holds: [`Rejected::into_inner`] the task,
 //!   [`TaskError::into_panic`] the panic payload,
 //!   [`IntoJobError::into_pending`] the [`PendingTask`].
 //! - Dropping a pool drains and joins it, like the end of a
-//!   [`std::thread::scope`].
-//! - A panicking task never kills its worker; the panic goes to its handle or
-//!   to the [`Builder::panic_handler`].
+//!   [`std::thread::scope`] ([`Builder::drop_policy`] bounds that wait).
+//!
+//! # End states of a task
+//!
+//! | end state | how a task gets there | what [`TaskHandle::join`] returns |
+//! |---|---|---|
+//! | completed | ran to the end, on a worker or through [`PendingTask::run`] | `Ok(value)` |
+//! | panicked | its closure panicked; the worker survives, and a panic nobody can join goes to the [`Builder::panic_handler`] | [`TaskError::Panicked`] |
+//! | cancelled | never started: [`TaskHandle::cancel`] or [`TaskGroup::cancel`] while it was queued, or handed back by `shutdown_now` and then dropped | [`TaskError::Cancelled`] |
+//! | rejected | never accepted: the pool was shutting down, its group was cancelled, or a bounded queue was full for a `try_` call | no handle: the closure comes back inside [`Rejected`] |
+//!
+//! Between `shutdown_now` and one of those ends, a task is *handed back*: a
+//! [`PendingTask`] value the caller holds. At any quiet moment every task
+//! the pool accepted is counted in [`ThreadPool::stats`] as completed,
+//! panicked or cancelled, or is still held as a `PendingTask`; rejected
+//! tasks were handed back inside `Rejected` and are counted apart. No task
+//! runs twice, and no accepted task vanishes without being counted.
+//!
+//! # Stopping a running task
+//!
+//! A running task is asked, never killed. [`StopToken::current`] inside a
+//! task fires on `shutdown_now`, on that task's [`TaskHandle::cancel`] and
+//! on its group's [`TaskGroup::cancel`]; outside a pool task it is a token
+//! that never fires, so the same code runs unchanged on any thread. The
+//! token's waits ([`StopToken::sleep`], [`StopToken::recv`],
+//! [`StopToken::wait`], [`StopToken::lock`], ...) behave like the waits they
+//! wrap, except that they return [`Interrupted`] (or
+//! [`WaitError::Interrupted`]) once a stop is requested, whether it came
+//! before the wait began or during it. Locks come back as ordinary RAII
+//! guards, released when the task returns or unwinds.
+//!
+//! ```
+//! use drainpool::{StopToken, ThreadPool};
+//! use drainpool::crossbeam_channel::unbounded;
+//!
+//! let pool = ThreadPool::new(1)?;
+//! let (_keep_open, requests) = unbounded::<u32>();
+//! let (started_tx, started) = unbounded();
+//! let server = pool.submit(move || {
+//!     let stop = StopToken::current();
+//!     started_tx.send(()).unwrap();
+//!     let mut served = 0;
+//!     // Wakes at once when the stop comes, even with no request in sight.
+//!     while let Ok(_request) = stop.recv(&requests) {
+//!         served += 1;
+//!     }
+//!     served
+//! })?;
+//! started.recv()?;
+//! let never_started = pool.shutdown_now(); // raises the running task's token
+//! assert!(never_started.is_empty());
+//! assert_eq!(server.join()?, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Where each story lives
+//!
+//! - [`ThreadPool`]: intake (`execute`, `submit`, batches, [`Job`] values),
+//!   the lifecycle calls, and what the pool tells about itself
+//!   ([`PoolStats`], [`RunningTask`]); [`Builder`] for threads, queue bound
+//!   and hooks.
+//! - [`TaskGroup`]: one job split into many tasks, and how a group queues
+//!   them so that it never makes another job wait behind all of it.
+//! - [`Priority`]: the order in which workers take tasks, and why a low
+//!   level is never starved.
+//! - [`ShutdownPolicy`]: the three steps of a graceful shutdown.
+//! - [`signal`]: what runs in a signal handler and why it is safe, and the
+//!   ordered shutdown of pools and resources.
 //!
 //! Lifecycle transitions are logged at `debug` level with the [`log`] crate;
 //! the library never prints.
@@ -64,6 +129,12 @@
 //! let not_send = std::rc::Rc::new(5);
 //! pool.execute(move || drop(not_send)).unwrap();
 //! ```
+// Without the feature `signal`, `on_signals` does not exist: the crate docs
+// link to the module, which says what the feature brings.
+#![cfg_attr(
+    not(feature = "signal"),
+    doc = "[`signal::on_signals`]: signal"
+)]
 
 // Three measured needs for `unsafe`, each kept to its module with a SAFETY
 // comment on every block: an interruptible condvar wait must lend the

@@ -54,9 +54,42 @@ use crate::sync::{
     AtomicU8, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, Waiters, dekker_fence,
 };
 
-/// Where a pool is in its life; see [`ThreadPool::state`].
+/// Where a pool is in its life; from [`ThreadPool::state`].
 ///
-/// States are ordered: a pool only ever moves to a greater state.
+/// States are ordered, and a pool only ever moves to a greater one:
+///
+/// ```text
+///             shutdown()                shutdown_now()
+///   Running ─────────────▶ ShuttingDown ─────────────▶ Stopping
+///      │                        │                          │
+///      │ shutdown_now()         │ last worker exits        │ last worker exits
+///      └────────────────────────┼──────────────────────────┤
+///                               ▼                          ▼
+///                          Terminated ◀─────────────────────
+/// ```
+///
+/// `Running` accepts work. `ShuttingDown` refuses new work and drains: every
+/// task already accepted still runs. `Stopping` refuses new work; the tasks
+/// that never started were handed back by `shutdown_now`, and the workers
+/// finish the task in hand and exit. The last worker to exit runs
+/// [`Builder::on_terminated`](crate::Builder::on_terminated) and marks the
+/// pool `Terminated`. Calling `shutdown` or `shutdown_now` again, or
+/// `shutdown` after `shutdown_now`, never moves a pool back.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{PoolState, ThreadPool};
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// assert_eq!(pool.state(), PoolState::Running);
+/// pool.shutdown();
+/// assert!(pool.state() >= PoolState::ShuttingDown); // or already Terminated
+/// assert!(pool.await_termination(Duration::from_secs(10)));
+/// let _ = pool.shutdown_now(); // too late to move anywhere
+/// assert_eq!(pool.state(), PoolState::Terminated);
+/// ```
 ///
 /// [`ThreadPool::state`]: crate::ThreadPool::state
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

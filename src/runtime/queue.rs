@@ -1,30 +1,17 @@
 //! The pool's queue: three FIFO levels of [`Priority`].
 //!
-//! ```
-//! use drainpool::{Priority, ThreadPool};
+//! The rule a user sees (highest level first, FIFO within a level, every
+//! 8th take from the lowest level up) is on [`Priority`], where it
+//! renders. How it is kept here:
 //!
-//! let pool = ThreadPool::new(2).unwrap();
-//! let urgent = pool.task().priority(Priority::High).submit(|| "first in line").unwrap();
-//! let reindex = pool.group("reindex");
-//! reindex.set_priority(Priority::Low); // background work yields to the rest
-//! reindex.execute(|| ()).unwrap();
-//! assert_eq!(urgent.join().unwrap(), "first in line");
-//! # pool.shutdown();
-//! ```
-//!
-//! # The rule
-//!
-//! A worker takes the oldest task of the highest level that has one: High,
-//! then Normal, then Low; within a level, submission order. Every 8th task
-//! it takes (while any High or Low task is queued), it looks from the
-//! lowest level up instead, so a task at the head of a lower level waits
-//! for at most 8 takes of each worker: a low level is slowed by busy higher
-//! ones, never starved. A chunk of a large batch (see `chunk.rs`) is one
-//! entry, one take: its worker runs all its tasks before taking again.
-//!
-//! A pool whose tasks are all Normal (the default) pays one load of a
-//! counter nobody writes for the other levels. A High or Low entry also puts
-//! a wake-up in the Normal level, which is where idle workers block.
+//! - A chunk of a large batch (see `chunk.rs`) is one entry, one take: its
+//!   worker runs all its tasks before taking again.
+//! - Only takes by the rule count as turns (`try_take_by_rule`); a
+//!   wake-up entry is skipped and counts for nothing.
+//! - A pool whose tasks are all Normal (the default) pays one load of a
+//!   counter nobody writes for the other levels (`elsewhere`). A High or Low
+//!   entry also puts a wake-up in the Normal level, which is where idle
+//!   workers block.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -44,7 +31,49 @@ use crate::runtime::entry::{Entry, Stamp, Task};
 /// of up to 128 tasks, a chunk in one take.)
 ///
 /// Set it per task with [`TaskBuilder::priority`](crate::TaskBuilder::priority)
-/// or per group with [`TaskGroup::set_priority`](crate::TaskGroup::set_priority).
+/// or per group with [`TaskGroup::set_priority`](crate::TaskGroup::set_priority);
+/// a group's tasks take their turns at the group's level, in the group's
+/// order. Priority decides only which queued task starts next: a running
+/// task is never preempted, and [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now)
+/// hands tasks back in submission order whatever their priority.
+///
+/// # Examples
+///
+/// One busy worker, three tasks queued behind it, lowest priority first:
+/// they start highest first.
+///
+/// ```
+/// use drainpool::crossbeam_channel::unbounded;
+/// use drainpool::{Priority, ThreadPool};
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// let (started_tx, started) = unbounded();
+/// let (release, released) = unbounded::<()>();
+/// pool.execute(move || {
+///     started_tx.send(()).unwrap();
+///     released.recv().unwrap();
+/// })
+/// .unwrap();
+/// started.recv().unwrap(); // the only worker is busy: the rest queues
+///
+/// let (order_tx, order) = unbounded();
+/// for priority in [Priority::Low, Priority::Normal, Priority::High] {
+///     let order_tx = order_tx.clone();
+///     pool.task()
+///         .priority(priority)
+///         .execute(move || order_tx.send(priority).unwrap())
+///         .unwrap();
+/// }
+/// let reindex = pool.group("reindex");
+/// reindex.set_priority(Priority::Low); // background work yields to the rest
+///
+/// release.send(()).unwrap();
+/// pool.shutdown();
+/// assert!(pool.await_termination(Duration::from_secs(10)));
+/// let started: Vec<Priority> = order.try_iter().collect();
+/// assert_eq!(started, [Priority::High, Priority::Normal, Priority::Low]);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
     /// Taken before Normal and Low tasks.

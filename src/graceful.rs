@@ -1,36 +1,11 @@
 //! Escalating shutdown: ask nicely, then interrupt, then make a scene.
 //!
-//! [`ThreadPool::shutdown_gracefully`] runs three steps with a time budget
-//! each, stopping as soon as the pool has terminated:
-//!
-//! 1. [`shutdown`](ThreadPool::shutdown): no new work; every accepted task
-//!    may still run. Wait up to `drain`.
-//! 2. [`shutdown_now`](ThreadPool::shutdown_now): queued tasks are handed
-//!    back, running tasks see their stop token raised and their
-//!    interruptible waits wake. Wait up to `interrupt`.
-//! 3. Every task still running is logged at error level with its name, id,
-//!    thread and how long it has run, and listed in the report as stuck.
-//!
-//! ```
-//! use drainpool::{ShutdownPolicy, StopToken, ThreadPool};
-//! use std::time::Duration;
-//!
-//! let pool = ThreadPool::new(1).unwrap();
-//! pool.task()
-//!     .name("poller")
-//!     .execute(|| {
-//!         // Sleeps until interrupted: step 2 wakes it.
-//!         let _ = StopToken::current().sleep(Duration::MAX);
-//!     })
-//!     .unwrap();
-//! let report = pool.shutdown_gracefully(ShutdownPolicy::new(
-//!     Duration::from_millis(50),
-//!     Duration::from_secs(10),
-//! ));
-//! assert!(report.terminated);
-//! assert!(report.stuck.is_empty());
-//! println!("{report}");
-//! ```
+//! The steps a user sees are on [`ShutdownPolicy`] and
+//! [`ThreadPool::shutdown_gracefully`](crate::ThreadPool::shutdown_gracefully),
+//! where they render. The escalation itself runs here on the pool's shared
+//! state, not on a `ThreadPool`, so that the signal installer (which holds
+//! each pool only weakly) runs exactly the same steps, and
+//! `Builder::drop_policy` too.
 
 use std::fmt;
 use std::sync::Arc;
@@ -42,7 +17,48 @@ use crate::runtime::run;
 use crate::state::{PoolState, deadline_after};
 use crate::task::RunningTask;
 
-/// The time budget of each step of a graceful shutdown.
+/// The time budget of each step of a graceful shutdown: ask nicely, then
+/// interrupt, then make a scene.
+///
+/// [`ThreadPool::shutdown_gracefully`](crate::ThreadPool::shutdown_gracefully)
+/// runs three steps, stopping as soon as the pool has terminated:
+///
+/// 1. [`shutdown`](crate::ThreadPool::shutdown): no new work; every accepted
+///    task may still run. Wait up to [`drain`](Self::drain).
+/// 2. [`shutdown_now`](crate::ThreadPool::shutdown_now): the tasks that never
+///    started are handed back (in [`ShutdownReport::never_started`]), running
+///    tasks see their [`StopToken`](crate::StopToken) raised and their
+///    interruptible waits wake. Wait up to [`interrupt`](Self::interrupt).
+/// 3. Every task still running is logged at error level with its name, id,
+///    thread and how long it has run, and listed in
+///    [`ShutdownReport::stuck`]. Nothing is killed: the stuck tasks' threads
+///    go on, and the call returns.
+///
+/// A `shutdown_now` from elsewhere during step 1 (a second signal, a
+/// [`ShutdownHandle`](crate::ShutdownHandle)) cuts the drain short: step 2
+/// follows at once, and the tasks that call handed back are in this report
+/// too. The same policy bounds the wait of a dropped pool
+/// ([`Builder::drop_policy`](crate::Builder::drop_policy)) and each pool's
+/// step of an ordered shutdown on signals.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{ShutdownPolicy, ThreadPool};
+/// use std::time::Duration;
+///
+/// // Ten seconds to drain, then five for running tasks to notice the stop.
+/// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+/// assert_eq!(policy.drain(), Duration::from_secs(10));
+/// assert_eq!(policy.interrupt(), Duration::from_secs(5));
+///
+/// // Dropping this pool runs the same escalation instead of waiting forever.
+/// let pool = ThreadPool::builder().threads(2).drop_policy(policy).build().unwrap();
+/// let answer = pool.submit(|| 42).unwrap();
+/// assert_eq!(answer.join().unwrap(), 42);
+/// let report = pool.shutdown_gracefully(policy);
+/// assert!(report.terminated); // nothing was left to wait for: step 1 sufficed
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ShutdownPolicy {
     drain: Duration,
@@ -52,6 +68,7 @@ pub struct ShutdownPolicy {
 impl ShutdownPolicy {
     /// Waits up to `drain` for the queue to drain after `shutdown`, then up
     /// to `interrupt` for running tasks to stop after `shutdown_now`.
+    /// `Duration::ZERO` skips a wait; `Duration::MAX` waits forever.
     pub fn new(drain: Duration, interrupt: Duration) -> ShutdownPolicy {
         ShutdownPolicy { drain, interrupt }
     }
@@ -77,6 +94,51 @@ pub type StuckTask = RunningTask;
 /// first [`ShutdownReport::LISTED`] stuck tasks and the first `LISTED`
 /// never-started ones by name, each list ending with how many more there
 /// are (the fields hold them all).
+///
+/// Dropping the report drops the [`PendingTask`]s in
+/// [`never_started`](Self::never_started), which cancels them: take them
+/// out first to run or keep them.
+///
+/// # Examples
+///
+/// A task that ignores its stop token is named as stuck; the task queued
+/// behind it comes back never started.
+///
+/// ```
+/// use drainpool::crossbeam_channel::bounded;
+/// use drainpool::{ShutdownPolicy, ThreadPool};
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// let (started_tx, started) = bounded(1);
+/// let (release, released) = bounded::<()>(1);
+/// pool.task()
+///     .name("stubborn")
+///     .execute(move || {
+///         started_tx.send(()).unwrap();
+///         released.recv().unwrap(); // a wait the stop token cannot wake
+///     })
+///     .unwrap();
+/// started.recv().unwrap();
+/// pool.task().name("late").execute(|| ()).unwrap();
+///
+/// let report = pool.shutdown_gracefully(ShutdownPolicy::new(
+///     Duration::ZERO,
+///     Duration::from_millis(20),
+/// ));
+/// assert!(!report.terminated);
+/// assert_eq!(report.stuck[0].name.as_deref(), Some("stubborn"));
+/// assert_eq!(report.never_started[0].name(), Some("late"));
+/// let text = report.to_string();
+/// assert!(text.contains("pool NOT terminated"));
+/// assert!(text.contains("stuck: task") && text.contains("(stubborn)"));
+///
+/// for task in report.never_started {
+///     task.run(); // on this thread: nothing is lost
+/// }
+/// release.send(()).unwrap();
+/// assert!(pool.await_termination(Duration::from_secs(10)));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ShutdownReport {

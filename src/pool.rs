@@ -4,19 +4,6 @@
 //! `ThreadPool` is a thin owner of an `Arc<Shared>`, the state its workers,
 //! handles and `PendingTask`s share. Dropping the `ThreadPool` drains and
 //! joins; the `Shared` lives on as long as a handle or `PendingTask` needs it.
-//!
-//! ```
-//! use drainpool::{PoolState, ThreadPool};
-//! use std::time::Duration;
-//!
-//! let pool = ThreadPool::new(2).unwrap();
-//! let handle = pool.submit(|| 2 + 2).unwrap();
-//! pool.shutdown(); // refuse new work, finish the accepted work
-//! assert!(pool.execute(|| ()).is_err());
-//! assert_eq!(handle.join().unwrap(), 4);
-//! assert!(pool.await_termination(Duration::from_secs(10)));
-//! assert_eq!(pool.state(), PoolState::Terminated);
-//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -95,6 +82,13 @@ impl ThreadPool {
     }
 
     /// The number of worker threads the pool was built with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::builder().threads(3).build().unwrap();
+    /// assert_eq!(pool.threads(), 3);
+    /// ```
     pub fn threads(&self) -> usize {
         self.shared.slots.len()
     }
@@ -138,6 +132,33 @@ impl ThreadPool {
     ///
     /// [`Rejected`] holding `f`: [`RejectReason::QueueFull`](crate::RejectReason::QueueFull) if the bounded
     /// queue is full, [`RejectReason::Shutdown`](crate::RejectReason::Shutdown) if the pool is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// A bounded queue of one task, full behind a busy worker: the next task
+    /// comes back at once, to be run elsewhere or dropped deliberately.
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{RejectReason, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().threads(1).queue_capacity(1).build().unwrap();
+    /// let (started_tx, started) = bounded(1);
+    /// let (release, released) = bounded::<()>(1);
+    /// pool.execute(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     released.recv().unwrap();
+    /// })
+    /// .unwrap();
+    /// started.recv().unwrap(); // running: it no longer takes room in the queue
+    /// pool.try_execute(|| ()).unwrap(); // queued: the queue is full now
+    ///
+    /// let refused = pool.try_execute(|| println!("run me elsewhere")).unwrap_err();
+    /// assert_eq!(refused.reason(), RejectReason::QueueFull);
+    /// let task = refused.into_inner(); // the closure is ours again
+    /// task();
+    /// release.send(()).unwrap();
+    /// ```
     pub fn try_execute<F>(&self, f: F) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -177,6 +198,35 @@ impl ThreadPool {
     /// # Errors
     ///
     /// As [`try_execute`](Self::try_execute).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{RejectReason, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().threads(1).queue_capacity(1).build().unwrap();
+    /// let (started_tx, started) = bounded(1);
+    /// let (release, released) = bounded::<()>(1);
+    /// pool.execute(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     released.recv().unwrap();
+    /// })
+    /// .unwrap();
+    /// started.recv().unwrap(); // the only worker is busy
+    /// let queued = pool.try_submit(|| 1).unwrap(); // fills the queue
+    ///
+    /// let answer = match pool.try_submit(|| 6 * 7) {
+    ///     Ok(handle) => handle.join().unwrap(),
+    ///     Err(full) => {
+    ///         assert_eq!(full.reason(), RejectReason::QueueFull);
+    ///         full.into_inner()() // run it here instead
+    ///     }
+    /// };
+    /// assert_eq!(answer, 42);
+    /// release.send(()).unwrap();
+    /// assert_eq!(queued.join().unwrap(), 1);
+    /// ```
     pub fn try_submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -288,6 +338,25 @@ impl ThreadPool {
     /// # Errors
     ///
     /// As [`execute`](Self::execute); the [`Rejected`] holds `job`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Job, ThreadPool};
+    ///
+    /// struct Checksum(Vec<u8>);
+    ///
+    /// impl Job for Checksum {
+    ///     type Output = u32;
+    ///     fn run(self) -> u32 {
+    ///         self.0.iter().map(|&b| u32::from(b)).sum()
+    ///     }
+    /// }
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let handle = pool.submit_job(Checksum(vec![1, 2, 3])).unwrap();
+    /// assert_eq!(handle.join().unwrap(), 6);
+    /// ```
     pub fn submit_job<J: Job>(&self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
         self.shared
             .submit(None, Priority::Normal, JobCall(job), WhenFull::Wait)
@@ -296,12 +365,46 @@ impl ThreadPool {
     }
 
     /// A new [`TaskGroup`] of this pool: a set of tasks cancelled, paused
-    /// and waited for as one (one job split into many tasks).
+    /// and waited for as one (one job split into many tasks). Each call makes
+    /// a new group; the name, which need not be unique, shows in the
+    /// group's `Debug` and in the log.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let import = pool.group("import");
+    /// let parts: Vec<_> = (1..=4u32).map(|i| import.submit(move || i * 10).unwrap()).collect();
+    /// assert!(import.wait(Duration::from_secs(10)));
+    /// assert_eq!(import.progress().completed, 4);
+    /// let total: u32 = parts.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(total, 100);
+    /// ```
     pub fn group(&self, name: impl Into<String>) -> TaskGroup {
         TaskGroup::new(self.shared.clone(), name.into())
     }
 
-    /// A [`TaskBuilder`], to give a task a name before submitting it.
+    /// A [`TaskBuilder`], to give a task a name or a [`Priority`] before
+    /// submitting it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Priority, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let handle = pool
+    ///     .task()
+    ///     .name("resize cat.png")
+    ///     .priority(Priority::High)
+    ///     .submit(|| 640)
+    ///     .unwrap();
+    /// assert_eq!(handle.name(), Some("resize cat.png"));
+    /// assert_eq!(handle.join().unwrap(), 640);
+    /// ```
     pub fn task(&self) -> TaskBuilder<'_> {
         TaskBuilder::new(&self.shared)
     }
@@ -310,8 +413,41 @@ impl ThreadPool {
     /// non-blocking. Workers exit once the queue is empty; wait for that
     /// with [`await_termination`](Self::await_termination).
     ///
-    /// Submitters blocked on a full bounded queue wake with
-    /// [`RejectReason::Shutdown`](crate::RejectReason::Shutdown).
+    /// The pool moves to [`PoolState::ShuttingDown`]. Every task accepted
+    /// before the call still runs (the drain), paused groups included: a
+    /// shutdown resumes them. Every submission after it is refused with
+    /// [`RejectReason::Shutdown`](crate::RejectReason::Shutdown), the task
+    /// handed back inside the [`Rejected`]; submitters blocked on a full
+    /// bounded queue wake with that refusal too. The last worker to exit
+    /// runs [`Builder::on_terminated`](crate::Builder::on_terminated) and the
+    /// pool is [`PoolState::Terminated`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{PoolState, RejectReason, ThreadPool};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let ran = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..100 {
+    ///     let ran = ran.clone();
+    ///     pool.execute(move || {
+    ///         ran.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .unwrap();
+    /// }
+    /// pool.shutdown(); // refuse new work, finish the accepted work
+    /// pool.shutdown(); // idempotent
+    /// let refused = pool.execute(|| ()).unwrap_err();
+    /// assert_eq!(refused.reason(), RejectReason::Shutdown);
+    ///
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// assert_eq!(pool.state(), PoolState::Terminated);
+    /// assert_eq!(ran.load(Ordering::Relaxed), 100); // the drain ran them all
+    /// ```
     pub fn shutdown(&self) {
         self.shared.shutdown();
     }
@@ -332,7 +468,40 @@ impl ThreadPool {
     /// Each task is returned at most once, whatever the number of concurrent
     /// or repeated calls. A task a worker had already taken off the queue
     /// when the call began runs, with its stop flag raised. Dropping a
-    /// returned [`PendingTask`] cancels it.
+    /// returned [`PendingTask`] cancels it: its handle resolves as
+    /// [`TaskError::Cancelled`](crate::TaskError::Cancelled). Run it on the
+    /// calling thread with [`PendingTask::run`], or take a [`Job`] value back
+    /// with [`PendingTask::into_job`], to lose nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{StopToken, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started) = bounded(1);
+    /// let busy = pool
+    ///     .submit(move || {
+    ///         let stop = StopToken::current();
+    ///         started_tx.send(()).unwrap();
+    ///         stop.sleep(Duration::MAX).is_err() // woken by the stop request
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap(); // the only worker is busy: the rest stays queued
+    /// let first = pool.task().name("first").submit(|| 1).unwrap();
+    /// pool.task().name("second").execute(|| ()).unwrap();
+    ///
+    /// let pending = pool.shutdown_now();
+    /// let names: Vec<_> = pending.iter().map(|task| task.name()).collect();
+    /// assert_eq!(names, [Some("first"), Some("second")]);
+    /// assert!(busy.join().unwrap()); // it saw its stop token raised
+    ///
+    /// drop(pending); // never started: cancelled
+    /// assert!(first.join().unwrap_err().is_cancelled());
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// ```
     ///
     /// [`StopToken::current`]: crate::StopToken::current
     #[must_use = "the returned tasks never started; drop them deliberately to cancel them"]
@@ -343,8 +512,27 @@ impl ThreadPool {
     /// Waits up to `timeout` for the pool to terminate; true once it has.
     /// `Duration::MAX` waits forever.
     ///
+    /// It does not shut the pool down: call [`shutdown`](Self::shutdown) or
+    /// [`shutdown_now`](Self::shutdown_now) first, or it waits for nothing.
     /// Called from one of the pool's own workers (where it could never
     /// return true) it returns false at once and logs a warning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let (release, released) = bounded::<()>(0);
+    /// pool.execute(move || released.recv().unwrap()).unwrap();
+    /// pool.shutdown();
+    /// assert!(!pool.await_termination(Duration::ZERO)); // still draining
+    /// release.send(()).unwrap();
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// assert!(pool.is_terminated());
+    /// ```
     pub fn await_termination(&self, timeout: Duration) -> bool {
         self.shared.await_termination(timeout)
     }
@@ -352,8 +540,34 @@ impl ThreadPool {
     /// Waits up to `timeout` until no task is queued or running; true if
     /// that happened. `Duration::MAX` waits forever.
     ///
-    /// Called from one of the pool's own workers (whose own task is
+    /// Unlike [`await_termination`](Self::await_termination), the pool stays
+    /// open: this is the way to wait for a burst of work and then submit
+    /// more. Called from one of the pool's own workers (whose own task is
     /// running) it returns false at once and logs a warning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// for round in 1..=2 {
+    ///     for _ in 0..10 {
+    ///         let done = done.clone();
+    ///         pool.execute(move || {
+    ///             done.fetch_add(1, Ordering::Relaxed);
+    ///         })
+    ///         .unwrap();
+    ///     }
+    ///     assert!(pool.wait_idle(Duration::from_secs(10)));
+    ///     assert_eq!(done.load(Ordering::Relaxed), round * 10);
+    /// }
+    /// assert!(!pool.is_shutdown());
+    /// ```
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         if run::is_worker_of(self.shared.id) {
             log::warn!(
@@ -366,42 +580,151 @@ impl ThreadPool {
         self.shared.wait_idle(deadline_after(timeout))
     }
 
-    /// Where the pool is in its life.
+    /// Where the pool is in its life (the states and their order are on
+    /// [`PoolState`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{PoolState, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// assert_eq!(pool.state(), PoolState::Running);
+    /// let _ = pool.shutdown_now();
+    /// assert!(pool.state() >= PoolState::Stopping);
+    /// ```
     pub fn state(&self) -> PoolState {
         self.shared.lifecycle.get()
     }
 
     /// True once [`shutdown`](Self::shutdown) or
-    /// [`shutdown_now`](Self::shutdown_now) was called.
+    /// [`shutdown_now`](Self::shutdown_now) was called: the pool refuses new
+    /// work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(1).unwrap();
+    /// assert!(!pool.is_shutdown());
+    /// pool.shutdown();
+    /// assert!(pool.is_shutdown());
+    /// ```
     pub fn is_shutdown(&self) -> bool {
         self.state() >= PoolState::ShuttingDown
     }
 
-    /// True once every worker has exited and `on_terminated` has run.
+    /// True once every worker has exited and `on_terminated` has run; the
+    /// non-blocking form of [`await_termination`](Self::await_termination).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = drainpool::ThreadPool::new(1).unwrap();
+    /// pool.shutdown();
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// assert!(pool.is_terminated());
+    /// ```
     pub fn is_terminated(&self) -> bool {
         self.state() == PoolState::Terminated
     }
 
-    /// A snapshot of the pool's counters.
+    /// A snapshot of the pool's counters (what each counts is on
+    /// [`PoolStats`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let ok = pool.submit(|| ()).unwrap();
+    /// let boom = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+    /// ok.join().unwrap();
+    /// assert!(boom.join().is_err());
+    ///
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.threads, 2);
+    /// assert_eq!((stats.completed, stats.panicked), (1, 1));
+    /// ```
     pub fn stats(&self) -> PoolStats {
         self.shared.stats()
     }
 
-    /// The tasks running now, with how long each has run.
+    /// The tasks running now, with how long each has run: what a
+    /// watchdog or a status page shows; each [`RunningTask`] displays as
+    /// one line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().threads(1).thread_name("import").build().unwrap();
+    /// let (started_tx, started) = bounded(1);
+    /// let (release, released) = bounded::<()>(1);
+    /// pool.task()
+    ///     .name("customers.csv")
+    ///     .execute(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         released.recv().unwrap();
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap();
+    ///
+    /// let running = pool.running_tasks();
+    /// assert_eq!(running.len(), 1);
+    /// assert_eq!(running[0].name.as_deref(), Some("customers.csv"));
+    /// assert_eq!(running[0].thread, "import-0");
+    /// println!("{}", running[0]); // task #.. (customers.csv) on import-0 for ..ms
+    /// release.send(()).unwrap();
+    /// ```
     pub fn running_tasks(&self) -> Vec<RunningTask> {
         self.shared.running_tasks()
     }
 }
 
 impl ThreadPool {
-    /// Shuts the pool down in escalating steps (see the [module
-    /// docs](crate::ShutdownPolicy)): drain for up to `policy.drain()`, then
-    /// interrupt for up to `policy.interrupt()`, then log and report what is
-    /// stuck. Returns after about `drain + interrupt` at most.
+    /// Shuts the pool down in escalating steps, stopping as soon as it has
+    /// terminated: [`shutdown`](Self::shutdown) and drain for up to
+    /// `policy.drain()`; then [`shutdown_now`](Self::shutdown_now) (the
+    /// tasks that never started are handed back, running tasks see their
+    /// stop token raised) and wait up to `policy.interrupt()`; then log every
+    /// task still running at error level and list it in the report as stuck.
+    /// Returns after about `drain + interrupt` at most. The steps in detail
+    /// are on [`ShutdownPolicy`]; what comes back is a [`ShutdownReport`].
     ///
     /// Called from one of the pool's own workers, where waiting for the pool
     /// cannot work, it calls `shutdown`, logs a warning and returns at once
     /// with `terminated == false`.
+    ///
+    /// # Examples
+    ///
+    /// A task that waits through its [`StopToken`](crate::StopToken) outlives
+    /// the drain and is woken by the interrupt.
+    ///
+    /// ```
+    /// use drainpool::{ShutdownPolicy, StopToken, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// pool.task()
+    ///     .name("poller")
+    ///     .execute(|| {
+    ///         // Sleeps until interrupted: step 2 wakes it.
+    ///         let _ = StopToken::current().sleep(Duration::MAX);
+    ///     })
+    ///     .unwrap();
+    /// let report = pool.shutdown_gracefully(ShutdownPolicy::new(
+    ///     Duration::from_millis(50),
+    ///     Duration::from_secs(10),
+    /// ));
+    /// assert!(report.terminated);
+    /// assert!(report.stuck.is_empty());
+    /// println!("{report}"); // pool terminated after 50.2ms: 1 completed, ...
+    /// ```
     pub fn shutdown_gracefully(&self, policy: ShutdownPolicy) -> ShutdownReport {
         let id = self.shared.id;
         graceful::shutdown_gracefully(&self.shared, policy, &format_args!("pool {id}"))

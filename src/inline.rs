@@ -20,23 +20,8 @@
 //! `wait.rs`); every block has a `SAFETY` comment, and the type is kept to
 //! this module.
 //!
-//! ```
-//! use drainpool::ThreadPool;
-//! use std::sync::Arc;
-//! use std::sync::atomic::{AtomicUsize, Ordering};
-//!
-//! let pool = ThreadPool::new(2).unwrap();
-//! let hits = Arc::new(AtomicUsize::new(0));
-//! for _ in 0..100 {
-//!     let hits = hits.clone(); // one word: queued without a box
-//!     pool.execute(move || {
-//!         hits.fetch_add(1, Ordering::Relaxed);
-//!     })
-//!     .unwrap();
-//! }
-//! pool.wait_idle(std::time::Duration::MAX);
-//! assert_eq!(hits.load(Ordering::Relaxed), 100);
-//! ```
+//! What a user sees of this (a closure of one word is queued without
+//! allocating) is on `ThreadPool::execute`, where it renders.
 
 #![allow(unsafe_code)]
 

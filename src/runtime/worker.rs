@@ -10,25 +10,9 @@
 //! (in that order: see `state.rs`). The last worker out runs `on_terminated`
 //! and marks the pool `Terminated`.
 //!
-//! ```
-//! use drainpool::ThreadPool;
-//! use std::sync::atomic::{AtomicUsize, Ordering};
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//!
-//! let pool = ThreadPool::new(2).unwrap();
-//! let ran = Arc::new(AtomicUsize::new(0));
-//! for _ in 0..100 {
-//!     let ran = ran.clone();
-//!     pool.execute(move || {
-//!         ran.fetch_add(1, Ordering::Relaxed);
-//!     })
-//!     .unwrap();
-//! }
-//! pool.shutdown();
-//! assert!(pool.await_termination(Duration::MAX));
-//! assert_eq!(ran.load(Ordering::Relaxed), 100); // the drain ran them all
-//! ```
+//! What a user sees of this (the drain runs every accepted task, the last
+//! worker runs `on_terminated`) is on `ThreadPool::shutdown` and
+//! `PoolState`, where it renders.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

@@ -1,26 +1,9 @@
 //! [`Builder`]: how many threads, what they are called, how big the queue
 //! is, and the hooks that run at the edges of a pool's life.
 //!
-//! ```
-//! use drainpool::ThreadPool;
-//! use std::sync::atomic::{AtomicBool, Ordering};
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//!
-//! let ended = Arc::new(AtomicBool::new(false));
-//! let flag = ended.clone();
-//! let pool = ThreadPool::builder()
-//!     .threads(2)
-//!     .thread_name("ingest")
-//!     .queue_capacity(1024)
-//!     .panic_handler(|panic| eprintln!("{panic}"))
-//!     .on_terminated(move || flag.store(true, Ordering::SeqCst))
-//!     .build()
-//!     .unwrap();
-//! pool.shutdown();
-//! assert!(pool.await_termination(Duration::from_secs(10)));
-//! assert!(ended.load(Ordering::SeqCst));
-//! ```
+//! `build` spawns the workers one by one; if the system refuses one, the
+//! half-built pool is taken down here (`abandon_build`) before the error
+//! is returned, so a failed build leaves no thread behind.
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,7 +23,34 @@ use crate::task::TaskPanic;
 /// Every setting has a default: as many threads as
 /// [`std::thread::available_parallelism`], threads named `drainpool-{index}`,
 /// the platform's stack size, an unbounded queue, panics logged with
-/// `log::error!`, no hooks.
+/// `log::error!`, no hooks, and a drop that waits for the drain however
+/// long it takes.
+///
+/// Hooks are user code: each runs outside every lock of the pool, and a
+/// panic in one is caught and logged; the pool goes on.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::ThreadPool;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let ended = Arc::new(AtomicBool::new(false));
+/// let flag = ended.clone();
+/// let pool = ThreadPool::builder()
+///     .threads(2)
+///     .thread_name("ingest")
+///     .queue_capacity(1024)
+///     .panic_handler(|panic| eprintln!("{panic}"))
+///     .on_terminated(move || flag.store(true, Ordering::SeqCst))
+///     .build()
+///     .unwrap();
+/// pool.shutdown();
+/// assert!(pool.await_termination(Duration::from_secs(10)));
+/// assert!(ended.load(Ordering::SeqCst));
+/// ```
 #[must_use = "a Builder does nothing until build is called"]
 pub struct Builder {
     threads: Option<usize>,
@@ -52,7 +62,17 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// A builder with the default settings.
+    /// A builder with the default settings; the same as
+    /// [`ThreadPool::builder`] and `Builder::default()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::Builder;
+    ///
+    /// let pool = Builder::new().threads(2).build().unwrap();
+    /// assert_eq!(pool.threads(), 2);
+    /// ```
     pub fn new() -> Builder {
         Builder {
             threads: None,
@@ -64,7 +84,20 @@ impl Builder {
         }
     }
 
-    /// The number of worker threads (at least 1).
+    /// The number of worker threads: at least 1, at most
+    /// [`Builder::MAX_THREADS`] (checked by [`build`](Builder::build)). By
+    /// default, [`std::thread::available_parallelism`], or 1 if that is
+    /// unknown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{BuildError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().threads(3).build().unwrap();
+    /// assert_eq!(pool.threads(), 3);
+    /// assert!(matches!(ThreadPool::builder().threads(0).build(), Err(BuildError::ZeroThreads)));
+    /// ```
     pub fn threads(mut self, threads: usize) -> Builder {
         self.threads = Some(threads);
         self
@@ -73,7 +106,18 @@ impl Builder {
     /// Names the threads `{prefix}-{index}`, index from 0 (and the relay
     /// thread of [`ThreadPool::shutdown_handle`] `{prefix}-relay`). A prefix
     /// with a NUL byte makes [`build`](Builder::build) fail with
-    /// [`BuildError::InvalidThreadName`].
+    /// [`BuildError::InvalidThreadName`]. The names show in panic messages,
+    /// debuggers, [`ThreadPool::running_tasks`] and shutdown reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().threads(1).thread_name("ingest").build().unwrap();
+    /// let name = pool.submit(|| std::thread::current().name().map(str::to_owned)).unwrap();
+    /// assert_eq!(name.join().unwrap().as_deref(), Some("ingest-0"));
+    /// ```
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
         self.thread_name = Some(prefix.into());
         self
@@ -82,7 +126,24 @@ impl Builder {
     /// The stack size of each worker thread, in bytes; raised to at least
     /// [`Builder::MIN_STACK_SIZE`], so that a panicking task (whose panic
     /// hook may print a backtrace) cannot overflow its worker's stack and
-    /// abort the process.
+    /// abort the process. By default, the platform's default for a spawned
+    /// thread (see [`std::thread::Builder::stack_size`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// // Deep recursion in the tasks: 8 MiB per worker.
+    /// let pool = ThreadPool::builder().threads(2).stack_size(8 << 20).build().unwrap();
+    /// let depth = pool.submit(|| {
+    ///     fn down(n: u32) -> u32 {
+    ///         if n == 0 { 0 } else { 1 + down(n - 1) }
+    ///     }
+    ///     down(10_000)
+    /// });
+    /// assert_eq!(depth.unwrap().join().unwrap(), 10_000);
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes.max(Builder::MIN_STACK_SIZE));
         self
@@ -100,6 +161,40 @@ impl Builder {
     /// is room or shutdown begins; [`ThreadPool::try_execute`] and
     /// [`ThreadPool::try_submit`] return
     /// [`RejectReason::QueueFull`](crate::RejectReason::QueueFull).
+    ///
+    /// A task takes room from when it is accepted until it starts (or is
+    /// cancelled or handed back); running tasks take none. By default the
+    /// queue is unbounded. A capacity of 0 makes [`build`](Builder::build)
+    /// fail with [`BuildError::ZeroQueueCapacity`].
+    ///
+    /// # Examples
+    ///
+    /// Backpressure: once two tasks wait behind the busy worker, a producer
+    /// that must not block is told so.
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{RejectReason, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::builder().threads(1).queue_capacity(2).build().unwrap();
+    /// let (started_tx, started) = bounded(1);
+    /// let (release, released) = bounded::<()>(1);
+    /// pool.execute(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     released.recv().unwrap();
+    /// })
+    /// .unwrap();
+    /// started.recv().unwrap(); // running: takes no room
+    /// pool.try_execute(|| ()).unwrap();
+    /// pool.try_execute(|| ()).unwrap();
+    /// let full = pool.try_execute(|| ()).unwrap_err();
+    /// assert_eq!(full.reason(), RejectReason::QueueFull);
+    ///
+    /// release.send(()).unwrap();
+    /// pool.execute(full.into_inner()).unwrap(); // blocks until there is room
+    /// assert!(pool.wait_idle(Duration::from_secs(10)));
+    /// ```
     pub fn queue_capacity(mut self, capacity: usize) -> Builder {
         self.queue_capacity = Some(capacity);
         self
@@ -111,6 +206,33 @@ impl Builder {
     /// still queued after `drain` are cancelled, and if the pool has not
     /// terminated after `interrupt`, the stuck tasks are logged and their
     /// threads left to finish on their own (detached), so the drop returns.
+    ///
+    /// # Examples
+    ///
+    /// A task that would keep a plain drop waiting forever is interrupted
+    /// once the drain budget is spent.
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{ShutdownPolicy, StopToken, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::builder()
+    ///     .threads(1)
+    ///     .drop_policy(ShutdownPolicy::new(Duration::ZERO, Duration::from_secs(10)))
+    ///     .build()
+    ///     .unwrap();
+    /// let (started_tx, started) = bounded(1);
+    /// let poller = pool
+    ///     .submit(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         StopToken::current().sleep(Duration::MAX).is_err() // until interrupted
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap();
+    /// drop(pool); // drains for zero seconds, then interrupts
+    /// assert!(poller.join().unwrap());
+    /// ```
     pub fn drop_policy(mut self, policy: ShutdownPolicy) -> Builder {
         self.drop_policy = Some(policy);
         self
@@ -120,6 +242,25 @@ impl Builder {
     /// to go to: of an `execute`d task, or of a submitted task whose handle
     /// was dropped unjoined. Runs on the thread where the task ran (or where
     /// the handle was dropped). The default logs it with `log::error!`.
+    /// The worker survives the panic either way; a panic in the handler
+    /// itself is caught and logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::unbounded;
+    /// use drainpool::ThreadPool;
+    ///
+    /// let (panics_tx, panics) = unbounded();
+    /// let pool = ThreadPool::builder()
+    ///     .threads(1)
+    ///     .panic_handler(move |panic| panics_tx.send(panic.to_string()).unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// pool.task().name("parse").execute(|| panic!("bad input")).unwrap();
+    /// let report = panics.recv().unwrap(); // "task #.. (parse) on drainpool-0 panicked: bad input"
+    /// assert!(report.contains("(parse)") && report.ends_with("panicked: bad input"));
+    /// ```
     pub fn panic_handler<H>(mut self, handler: H) -> Builder
     where
         H: Fn(TaskPanic) + Send + Sync + 'static,
@@ -128,7 +269,25 @@ impl Builder {
         self
     }
 
-    /// Called on each worker thread as it starts, with its index.
+    /// Called on each worker thread as it starts, with its index, before the
+    /// worker takes its first task: to set up thread-local state, say.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::unbounded;
+    /// use drainpool::ThreadPool;
+    ///
+    /// let (started_tx, started) = unbounded();
+    /// let pool = ThreadPool::builder()
+    ///     .threads(2)
+    ///     .on_thread_start(move |index| started_tx.send(index).unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let mut indexes = [started.recv().unwrap(), started.recv().unwrap()];
+    /// indexes.sort();
+    /// assert_eq!(indexes, [0, 1]);
+    /// ```
     pub fn on_thread_start<H>(mut self, hook: H) -> Builder
     where
         H: Fn(usize) + Send + Sync + 'static,
@@ -137,7 +296,31 @@ impl Builder {
         self
     }
 
-    /// Called on each worker thread as it exits, with its index.
+    /// Called on each worker thread as it exits, with its index, after its
+    /// last task: every exit hook has run once
+    /// [`await_termination`](ThreadPool::await_termination) returns true.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let exited = Arc::new(AtomicUsize::new(0));
+    /// let counter = exited.clone();
+    /// let pool = ThreadPool::builder()
+    ///     .threads(2)
+    ///     .on_thread_exit(move |_index| {
+    ///         counter.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// pool.shutdown();
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// assert_eq!(exited.load(Ordering::SeqCst), 2);
+    /// ```
     pub fn on_thread_exit<H>(mut self, hook: H) -> Builder
     where
         H: Fn(usize) + Send + Sync + 'static,
@@ -150,6 +333,28 @@ impl Builder {
     /// worker has exited and before
     /// [`await_termination`](ThreadPool::await_termination) returns true.
     /// Not called if [`build`](Self::build) fails.
+    ///
+    /// The place to release what the tasks used, knowing that none runs any
+    /// more; it runs on a worker thread, so it must not wait for the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let (ended_tx, ended) = bounded(1);
+    /// let pool = ThreadPool::builder()
+    ///     .threads(2)
+    ///     .on_terminated(move || ended_tx.send("all workers gone").unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// pool.execute(|| ()).unwrap();
+    /// pool.shutdown();
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// assert_eq!(ended.try_recv().unwrap(), "all workers gone"); // it ran first
+    /// ```
     pub fn on_terminated<H>(mut self, hook: H) -> Builder
     where
         H: FnOnce() + Send + 'static,
@@ -167,6 +372,20 @@ impl Builder {
     /// or [`BuildError::Spawn`] if the operating system refused a thread; then
     /// the threads already started are stopped and joined first, and
     /// `on_terminated` is not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{BuildError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().threads(2).build().unwrap();
+    /// assert_eq!(pool.threads(), 2);
+    ///
+    /// let bad = ThreadPool::builder().thread_name("bad\0name").build();
+    /// assert!(matches!(bad, Err(BuildError::InvalidThreadName { .. })));
+    /// let bad = ThreadPool::builder().queue_capacity(0).build();
+    /// assert!(matches!(bad, Err(BuildError::ZeroQueueCapacity)));
+    /// ```
     pub fn build(mut self) -> Result<ThreadPool, BuildError> {
         let threads = match self.threads {
             Some(0) => return Err(BuildError::ZeroThreads),
@@ -246,6 +465,17 @@ impl ThreadPool {
     }
 
     /// A [`Builder`] to configure a pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::builder()
+    ///     .threads(2)
+    ///     .thread_name("export")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.threads(), 2);
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
     }

@@ -12,7 +12,12 @@ use crate::state::WhenFull;
 use crate::task::{Call, Closure, Job, JobCall};
 
 /// Builds a task with options before handing it to the pool; from
-/// [`ThreadPool::task`](crate::ThreadPool::task).
+/// [`ThreadPool::task`](crate::ThreadPool::task), or
+/// [`TaskGroup::task`](crate::TaskGroup::task) for a task of a group.
+///
+/// The options are a name, which follows the task everywhere the pool
+/// tells about it, and a [`Priority`]. The builder is consumed by the call
+/// that hands the task over; it does nothing until then.
 ///
 /// # Examples
 ///
@@ -88,6 +93,17 @@ impl<'p> TaskBuilder<'p> {
 
     /// Names the task: the name shows in [`ThreadPool::running_tasks`](crate::ThreadPool::running_tasks),
     /// panic reports, [`PendingTask::name`](crate::PendingTask::name) and shutdown reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let handle = pool.task().name("invoice-2024-117").submit(|| "sent").unwrap();
+    /// assert_eq!(handle.name(), Some("invoice-2024-117"));
+    /// assert_eq!(handle.join().unwrap(), "sent");
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(Arc::from(name.into()));
         self
@@ -97,6 +113,18 @@ impl<'p> TaskBuilder<'p> {
     /// A group's tasks run in the group's order at
     /// the group's priority ([`TaskGroup::set_priority`](crate::TaskGroup::set_priority)), so for a task of
     /// a group this setting has no effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Priority, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// // Housekeeping that should never delay the real work.
+    /// pool.task().name("vacuum").priority(Priority::Low).execute(|| ()).unwrap();
+    /// let urgent = pool.task().priority(Priority::High).submit(|| "first in line").unwrap();
+    /// assert_eq!(urgent.join().unwrap(), "first in line");
+    /// ```
     pub fn priority(mut self, priority: Priority) -> Self {
         self.priority = priority;
         self
@@ -107,6 +135,26 @@ impl<'p> TaskBuilder<'p> {
     /// # Errors
     ///
     /// As [`ThreadPool::execute`](crate::ThreadPool::execute).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::unbounded;
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let (done_tx, done) = unbounded();
+    /// for chunk in 0..4 {
+    ///     let done_tx = done_tx.clone();
+    ///     pool.task()
+    ///         .name(format!("chunk-{chunk}"))
+    ///         .execute(move || done_tx.send(chunk).unwrap())
+    ///         .unwrap();
+    /// }
+    /// let mut chunks: Vec<i32> = done.iter().take(4).collect();
+    /// chunks.sort();
+    /// assert_eq!(chunks, [0, 1, 2, 3]);
+    /// ```
     pub fn execute<F>(self, f: F) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -119,6 +167,22 @@ impl<'p> TaskBuilder<'p> {
     /// # Errors
     ///
     /// As [`ThreadPool::try_execute`](crate::ThreadPool::try_execute).
+    ///
+    /// # Examples
+    ///
+    /// Shedding load: a producer that must not block runs the task itself
+    /// when the bounded queue is full.
+    ///
+    /// ```
+    /// use drainpool::{RejectReason, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().threads(1).queue_capacity(64).build().unwrap();
+    /// match pool.task().name("thumbnail").try_execute(|| ()) {
+    ///     Ok(()) => {}
+    ///     Err(full) if full.reason() == RejectReason::QueueFull => full.into_inner()(),
+    ///     Err(refused) => panic!("{refused}"),
+    /// }
+    /// ```
     pub fn try_execute<F>(self, f: F) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -131,6 +195,16 @@ impl<'p> TaskBuilder<'p> {
     /// # Errors
     ///
     /// As [`ThreadPool::submit`](crate::ThreadPool::submit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let handle = pool.task().name("sum").submit(|| (1..=100u64).sum::<u64>()).unwrap();
+    /// assert_eq!(handle.join().unwrap(), 5050);
+    /// ```
     pub fn submit<F, T>(self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -145,6 +219,28 @@ impl<'p> TaskBuilder<'p> {
     /// # Errors
     ///
     /// As [`ThreadPool::submit_job`](crate::ThreadPool::submit_job).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Job, ThreadPool};
+    ///
+    /// struct Export {
+    ///     batch: u32,
+    /// }
+    ///
+    /// impl Job for Export {
+    ///     type Output = u32;
+    ///     fn run(self) -> u32 {
+    ///         self.batch
+    ///     }
+    /// }
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let handle = pool.task().name("export-7").submit_job(Export { batch: 7 }).unwrap();
+    /// assert_eq!(handle.name(), Some("export-7"));
+    /// assert_eq!(handle.join().unwrap(), 7);
+    /// ```
     pub fn submit_job<J: Job>(self, job: J) -> Result<TaskHandle<J::Output>, Rejected<J>> {
         self.submit_as(JobCall(job), WhenFull::Wait)
             .map_err(|rejected| rejected.map(|call| call.0))
@@ -155,6 +251,20 @@ impl<'p> TaskBuilder<'p> {
     /// # Errors
     ///
     /// As [`ThreadPool::try_submit`](crate::ThreadPool::try_submit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{RejectReason, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().threads(1).queue_capacity(64).build().unwrap();
+    /// let area = match pool.task().name("area").try_submit(|| 6 * 7) {
+    ///     Ok(handle) => handle.join().unwrap(),
+    ///     Err(full) if full.reason() == RejectReason::QueueFull => full.into_inner()(),
+    ///     Err(refused) => panic!("{refused}"),
+    /// };
+    /// assert_eq!(area, 42);
+    /// ```
     pub fn try_submit<F, T>(self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -7,18 +7,9 @@
 //! helps (see [`TaskHandle::join`]), [`TaskHandle::cancel`], or the
 //! [`PendingTask`](crate::PendingTask) that `shutdown_now` handed back.
 //!
-//! ```
-//! use drainpool::{TaskError, ThreadPool};
-//!
-//! let pool = ThreadPool::new(2).unwrap();
-//! let ok = pool.submit(|| "done").unwrap();
-//! let boom = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
-//! assert_eq!(ok.join().unwrap(), "done");
-//! match boom.join() {
-//!     Err(TaskError::Panicked(_)) => {}
-//!     other => panic!("expected a panic, got {other:?}"),
-//! }
-//! ```
+//! What a user must know (join helps, cancel's two outcomes, a dropped
+//! handle's panic goes to the panic handler) is on [`TaskHandle`], where it
+//! renders.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -32,12 +23,36 @@ use crate::runtime::run;
 use crate::state::deadline_after;
 use crate::task::TaskId;
 
-/// The pending result of a task given to [`ThreadPool::submit`].
+/// The pending result of a task given to [`ThreadPool::submit`] (or any
+/// other `submit`: batches, named tasks, groups, [`Job`](crate::Job)s).
+///
+/// [`join`](Self::join) waits for the value; [`cancel`](Self::cancel)
+/// keeps a queued task from ever starting, or asks a running one to stop.
+/// Every handle resolves: if its task never starts (cancelled, or handed
+/// back by `shutdown_now` and then dropped), `join` returns
+/// [`TaskError::Cancelled`] rather than waiting forever.
+///
+/// # Drop
 ///
 /// Dropping a handle detaches the task: it still runs. If it then panics,
 /// the panic goes to the pool's
 /// [`panic_handler`](crate::Builder::panic_handler) instead, so a panic is
 /// never silently lost.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{TaskError, ThreadPool};
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// let ok = pool.submit(|| "done").unwrap();
+/// let boom = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+/// assert_eq!(ok.join().unwrap(), "done");
+/// match boom.join() {
+///     Err(TaskError::Panicked(_)) => {}
+///     other => panic!("expected a panic, got {other:?}"),
+/// }
+/// ```
 ///
 /// [`ThreadPool::submit`]: crate::ThreadPool::submit
 pub struct TaskHandle<T> {
@@ -118,6 +133,22 @@ impl<T> TaskHandle<T> {
     ///
     /// Called from inside the task itself, it returns false at once and
     /// logs a warning: the task cannot end while it waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (release, released) = bounded::<()>(0);
+    /// let handle = pool.submit(move || released.recv().unwrap()).unwrap();
+    /// assert!(!handle.wait_timeout(Duration::ZERO)); // a poll: still waiting
+    /// release.send(()).unwrap();
+    /// assert!(handle.wait_timeout(Duration::from_secs(10)));
+    /// handle.join().unwrap(); // returns at once now
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         if run::is_running(self.cell.header()) {
             log::warn!(
@@ -133,7 +164,21 @@ impl<T> TaskHandle<T> {
         self.cell.wait(deadline_after(timeout))
     }
 
-    /// True once the task has ended (completed, panicked or cancelled).
+    /// True once the task has ended (completed, panicked or cancelled):
+    /// [`join`](Self::join) then returns without waiting. Never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let handle = pool.submit(|| 1).unwrap();
+    /// assert!(handle.wait_timeout(Duration::from_secs(10)));
+    /// assert!(handle.is_finished());
+    /// assert_eq!(handle.join().unwrap(), 1);
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.cell.is_finished()
     }
@@ -144,7 +189,35 @@ impl<T> TaskHandle<T> {
     ///
     /// If the task is already running, raises its stop token (see
     /// [`StopToken::current`](crate::StopToken::current)) and returns false;
-    /// if it has ended, returns false.
+    /// if it has ended, returns false. A running task is never killed: it
+    /// stops only if it looks at its token, and then it ends however it
+    /// returns (its value, or the panic it raised).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{StopToken, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started) = bounded(1);
+    /// let running = pool
+    ///     .submit(move || {
+    ///         let stop = StopToken::current();
+    ///         started_tx.send(()).unwrap();
+    ///         stop.sleep(Duration::MAX).is_err() // true once asked to stop
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap(); // the only worker is busy
+    /// let queued = pool.submit(|| "never runs").unwrap();
+    ///
+    /// assert!(queued.cancel()); // still queued: it will never start
+    /// assert!(queued.join().unwrap_err().is_cancelled());
+    ///
+    /// assert!(!running.cancel()); // already running: asked to stop instead
+    /// assert!(running.join().unwrap());
+    /// ```
     pub fn cancel(&self) -> bool {
         matches!(
             run::cancel(&self.shared, &*self.cell, IfRunning::Stop),
@@ -152,12 +225,36 @@ impl<T> TaskHandle<T> {
         )
     }
 
-    /// The task's id.
+    /// The task's id: the one [`ThreadPool::running_tasks`], panic reports
+    /// and [`PendingTask::id`](crate::PendingTask::id) give for this task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(1).unwrap();
+    /// let a = pool.submit(|| ()).unwrap();
+    /// let b = pool.submit(|| ()).unwrap();
+    /// assert_ne!(a.id(), b.id());
+    /// println!("waiting for task {}", a.id()); // "waiting for task #1025"
+    /// ```
+    ///
+    /// [`ThreadPool::running_tasks`]: crate::ThreadPool::running_tasks
     pub fn id(&self) -> TaskId {
         self.cell.header().id
     }
 
-    /// The task's name, if it was given one.
+    /// The task's name, if it was given one with
+    /// [`TaskBuilder::name`](crate::TaskBuilder::name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(1).unwrap();
+    /// let named = pool.task().name("reindex").submit(|| ()).unwrap();
+    /// let plain = pool.submit(|| ()).unwrap();
+    /// assert_eq!(named.name(), Some("reindex"));
+    /// assert_eq!(plain.name(), None);
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.cell.header().name.as_deref()
     }

@@ -12,10 +12,18 @@ use crate::runtime::run;
 use crate::task::{Job, JobCall, TaskId};
 
 /// A task that was accepted but never started, handed back by
-/// [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now).
+/// [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now) (or
+/// [`TaskGroup::cancel_returning`](crate::TaskGroup::cancel_returning), or in
+/// [`ShutdownReport::never_started`](crate::ShutdownReport::never_started)).
 ///
-/// Keep it, run it on the calling thread with [`run`](PendingTask::run), or
-/// drop it. Dropping it cancels it: its handle, if any, resolves
+/// It is the program's now, not the pool's: no worker will run it. Keep
+/// it, run it on the calling thread with [`run`](PendingTask::run), take a
+/// [`Job`] value back out with [`into_job`](PendingTask::into_job), or drop
+/// it.
+///
+/// # Drop
+///
+/// Dropping it cancels it: its handle, if any, resolves
 /// `Err(TaskError::Cancelled)` and the pool counts it as cancelled.
 ///
 /// # Examples
@@ -75,13 +83,38 @@ impl PendingTask {
         self.task().stamp()
     }
 
-    /// The task's id.
+    /// The task's id: the same as its handle's
+    /// [`TaskHandle::id`](crate::TaskHandle::id).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(1).unwrap();
+    /// let job = pool.group("import");
+    /// job.pause(); // keep the task queued for the example
+    /// let handle = job.submit(|| 7).unwrap();
+    /// let pending = job.cancel_returning();
+    /// assert_eq!(pending[0].id(), handle.id());
+    /// ```
     pub fn id(&self) -> TaskId {
         self.id
     }
 
     /// The task's name, if it was given one with
     /// [`TaskBuilder::name`](crate::TaskBuilder::name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(1).unwrap();
+    /// let job = pool.group("import");
+    /// job.pause(); // keep the tasks queued for the example
+    /// job.task().name("chunk-0").execute(|| ()).unwrap();
+    /// job.execute(|| ()).unwrap();
+    /// let pending = job.cancel_returning();
+    /// let names: Vec<_> = pending.iter().map(|task| task.name()).collect();
+    /// assert_eq!(names, [Some("chunk-0"), None]);
+    /// ```
     pub fn name(&self) -> Option<&str> {
         match self.task() {
             Task::Plain(_, t) | Task::Named(_, t) => t.name().map(|n| &**n),
@@ -153,6 +186,19 @@ impl PendingTask {
     /// receives the result; a panic of an `execute`d task goes to the pool's
     /// panic handler, as it would have on a worker. The pool's `completed`
     /// or `panicked` count includes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(1).unwrap();
+    /// let job = pool.group("import");
+    /// job.pause(); // keep the task queued for the example
+    /// let handle = job.submit(|| 6 * 7).unwrap();
+    /// for task in job.cancel_returning() {
+    ///     task.run(); // here, now
+    /// }
+    /// assert_eq!(handle.join().unwrap(), 42);
+    /// ```
     pub fn run(mut self) {
         let task = self
             .task

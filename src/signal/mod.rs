@@ -114,8 +114,26 @@ use crate::runtime::relay::{Relay, SHUTDOWN, SHUTDOWN_NOW};
 /// [`ThreadPool::shutdown_handle`].
 ///
 /// Cheap to clone, `Send + Sync + 'static`; both requests are
-/// async-signal-safe (see the [module docs](self) for exactly what runs).
-/// The handle outlives the pool harmlessly.
+/// async-signal-safe (see [what runs in the
+/// handler](self#what-runs-in-the-handler-and-why-it-is-safe)) and return at
+/// once: a relay thread of the pool does the shutdown. The handle outlives
+/// the pool harmlessly: requests then do nothing.
+///
+/// # Examples
+///
+/// A handler of the program's own, here a plain thread standing in for one
+/// (registering it with signal-hook would be
+/// `signal_hook::low_level::register(SIGTERM, move || handle.request_shutdown())`):
+///
+/// ```
+/// use drainpool::ThreadPool;
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// let handle = pool.shutdown_handle();
+/// std::thread::spawn(move || handle.request_shutdown());
+/// assert!(pool.await_termination(Duration::from_secs(10)));
+/// ```
 #[derive(Clone)]
 pub struct ShutdownHandle {
     relay: Arc<Relay>,
@@ -124,6 +142,20 @@ pub struct ShutdownHandle {
 impl ShutdownHandle {
     /// Asks the pool to [`shutdown`](ThreadPool::shutdown): stop intake and
     /// drain. Async-signal-safe; returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{PoolState, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let answer = pool.submit(|| 42).unwrap();
+    /// pool.shutdown_handle().request_shutdown();
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// assert_eq!(answer.join().unwrap(), 42); // accepted before: it ran
+    /// assert_eq!(pool.state(), PoolState::Terminated);
+    /// ```
     pub fn request_shutdown(&self) {
         self.relay.request(SHUTDOWN);
     }
@@ -132,6 +164,31 @@ impl ShutdownHandle {
     /// intake, take back the queued tasks, raise the running tasks' stop
     /// tokens. The taken-back tasks are returned by the program's next call
     /// to `shutdown_now`. Async-signal-safe; returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{StopToken, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started) = bounded(1);
+    /// let busy = pool
+    ///     .submit(move || {
+    ///         let stop = StopToken::current();
+    ///         started_tx.send(()).unwrap();
+    ///         stop.sleep(Duration::MAX).is_err()
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap(); // the only worker is busy
+    /// pool.task().name("queued").execute(|| ()).unwrap();
+    ///
+    /// pool.shutdown_handle().request_shutdown_now();
+    /// assert!(busy.join().unwrap()); // its stop token fired
+    /// let kept = pool.shutdown_now(); // the tasks the request took back
+    /// assert_eq!(kept[0].name(), Some("queued"));
+    /// ```
     pub fn request_shutdown_now(&self) {
         self.relay.request(SHUTDOWN_NOW);
     }
@@ -154,6 +211,20 @@ impl ThreadPool {
     ///
     /// If the relay's socket pair or thread cannot be created (the process
     /// is out of file descriptors or threads), with a message saying which.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::builder().threads(2).thread_name("jobs").build().unwrap();
+    /// let handle = pool.shutdown_handle(); // starts the thread "jobs-relay"
+    /// let for_the_handler = handle.clone(); // one per handler: all the same pool
+    /// for_the_handler.request_shutdown();
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// handle.request_shutdown(); // again, or after the pool: does nothing
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             relay: self.shared_arc().relay(),

@@ -29,7 +29,7 @@ use crate::unwind;
 /// Add pools and resource steps in the order they must stop, then
 /// [`install`](OrderedShutdown::install).
 ///
-/// ```no_run
+/// ```
 /// use drainpool::signal::{on_signals, SHUTDOWN_SIGNALS};
 /// use drainpool::{ShutdownPolicy, ThreadPool};
 /// use std::time::Duration;
@@ -48,6 +48,7 @@ use crate::unwind;
 ///     })
 ///     .install()?;
 /// // ... serve until a signal arrives ...
+/// # guard.trigger(); // the doctest's stand-in for the first signal
 /// for step in guard.wait() {
 ///     println!("{step}");
 /// }
@@ -118,7 +119,35 @@ impl Step {
 impl OrderedShutdown {
     /// Adds a pool, shut down with [`ThreadPool::shutdown_gracefully`] and
     /// `policy`. The installer holds the pool weakly: a pool dropped before
-    /// the signal is skipped.
+    /// the signal is skipped (its report says
+    /// [`StepOutcome::PoolGone`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::signal::{on_signals, StepOutcome, SIGTERM};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let ingest = ThreadPool::new(2)?;
+    /// let export = ThreadPool::new(1)?;
+    /// let scratch = ThreadPool::new(1)?;
+    /// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+    /// let guard = on_signals([SIGTERM])
+    ///     .pool("ingest", &ingest, policy) // stops first: it feeds export
+    ///     .pool("export", &export, policy)
+    ///     .pool("scratch", &scratch, policy)
+    ///     .install()?;
+    /// drop(scratch); // gone before the signal: skipped
+    ///
+    /// guard.trigger(); // as the first SIGTERM would
+    /// let reports = guard.wait();
+    /// let names: Vec<&str> = reports.iter().map(|step| step.name.as_str()).collect();
+    /// assert_eq!(names, ["ingest", "export", "scratch"]);
+    /// assert!(ingest.is_terminated() && export.is_terminated());
+    /// assert!(matches!(reports[2].outcome, StepOutcome::PoolGone));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pool(
         mut self,
         name: impl Into<String>,
@@ -137,6 +166,41 @@ impl OrderedShutdown {
     /// every earlier step, with the tasks still stuck in earlier pools. If it
     /// panics or runs longer than `budget`, that is logged and the sequence
     /// goes on (an overrunning step is left to finish on its own).
+    ///
+    /// # Examples
+    ///
+    /// The database closes only once the pool that writes to it has
+    /// terminated.
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::signal::{on_signals, StepOutcome, SIGTERM};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let terminated = Arc::new(AtomicBool::new(false));
+    /// let flag = terminated.clone();
+    /// let writers = ThreadPool::builder()
+    ///     .threads(2)
+    ///     .on_terminated(move || flag.store(true, Ordering::SeqCst))
+    ///     .build()?;
+    /// let (closed_tx, closed) = bounded(1);
+    /// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+    /// let guard = on_signals([SIGTERM])
+    ///     .pool("writers", &writers, policy)
+    ///     .step("close the database", Duration::from_secs(5), move |_ctx| {
+    ///         // db.close(): no writer task can still be running.
+    ///         closed_tx.send(terminated.load(Ordering::SeqCst)).unwrap();
+    ///     })
+    ///     .install()?;
+    /// guard.trigger();
+    /// let reports = guard.wait();
+    /// assert!(closed.recv()?); // the pool had terminated when the step ran
+    /// assert!(matches!(reports[1].outcome, StepOutcome::Completed(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn step<F>(mut self, name: impl Into<String>, budget: Duration, run: F) -> Self
     where
         F: FnOnce(&StepContext) + Send + 'static,
@@ -151,10 +215,31 @@ impl OrderedShutdown {
 
     /// Registers the signal handlers and starts the listener thread.
     ///
+    /// Until the returned [`SignalGuard`] is dropped (or its
+    /// [`wait`](SignalGuard::wait) returns), the signals run the ordered
+    /// shutdown instead of their default action. Several installers may
+    /// watch the same signal; each runs its own sequence.
+    ///
     /// # Errors
     ///
     /// The error signal-hook gives if a handler cannot be registered (for
     /// instance for `SIGKILL`), or the error of spawning a thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::signal::{on_signals, SHUTDOWN_SIGNALS};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2)?;
+    /// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+    /// let guard = on_signals(SHUTDOWN_SIGNALS).pool("jobs", &pool, policy).install()?;
+    /// assert!(!guard.stop_token().is_stop_requested());
+    /// // ... the program runs; no signal came ...
+    /// drop(guard); // handlers gone: the signals' default action is back
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn install(self) -> io::Result<SignalGuard> {
         let stop = StopSource::new();
         let (start_tx, start_rx) = crossbeam_channel::bounded::<()>(1);
@@ -347,6 +432,41 @@ pub struct StepContext {
 impl StepContext {
     /// `(pool name, task)` for every task still running in a pool whose
     /// step came before this one and did not terminate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::{bounded, unbounded};
+    /// use drainpool::signal::{on_signals, SIGTERM};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1)?;
+    /// let (started_tx, started) = bounded(1);
+    /// let (release, released) = bounded::<()>(1);
+    /// pool.task().name("stubborn").execute(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     released.recv().unwrap(); // deaf to its stop token
+    /// })?;
+    /// started.recv()?;
+    ///
+    /// let (seen_tx, seen) = unbounded();
+    /// let guard = on_signals([SIGTERM])
+    ///     .pool("jobs", &pool, ShutdownPolicy::new(Duration::ZERO, Duration::from_millis(20)))
+    ///     .step("close the database", Duration::from_secs(10), move |ctx| {
+    ///         for (pool, task) in ctx.stuck() {
+    ///             // Still running: close around it, or wait for it a little.
+    ///             seen_tx.send((pool.clone(), task.name.clone())).unwrap();
+    ///         }
+    ///     })
+    ///     .install()?;
+    /// guard.trigger();
+    /// guard.wait();
+    /// let stuck: Vec<_> = seen.try_iter().collect();
+    /// assert_eq!(stuck, [("jobs".to_owned(), Some("stubborn".to_owned()))]);
+    /// release.send(())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stuck(&self) -> &[(String, StuckTask)] {
         &self.stuck
     }
@@ -387,6 +507,33 @@ impl StepContext {
 }
 
 /// How one step of an ordered shutdown went; from [`SignalGuard::wait`].
+///
+/// Its `Display` is one line for a resource step, and the pool's
+/// [`ShutdownReport`] for a pool step.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::signal::{on_signals, StepOutcome, SIGTERM};
+/// use drainpool::{ShutdownPolicy, ThreadPool};
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(1)?;
+/// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+/// let guard = on_signals([SIGTERM])
+///     .pool("jobs", &pool, policy)
+///     .step("flush the log", Duration::from_secs(5), |_ctx| ())
+///     .install()?;
+/// guard.trigger();
+/// for step in guard.wait() {
+///     match &step.outcome {
+///         StepOutcome::Pool(report) if !report.terminated => eprintln!("{step}"),
+///         StepOutcome::Failed | StepOutcome::Overran => eprintln!("{step}"),
+///         _ => println!("{step}"), // "jobs: pool terminated after ...", "flush the log: done in ..."
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct StepReport {
@@ -427,6 +574,13 @@ impl fmt::Display for StepReport {
 
 /// Keeps the signal handlers installed; from [`OrderedShutdown::install`].
 ///
+/// [`stop_token`](Self::stop_token) tells the program's own loops that the
+/// first signal came; [`wait`](Self::wait) waits for the ordered shutdown to
+/// finish and returns its reports; [`trigger`](Self::trigger) starts it
+/// without a signal.
+///
+/// # Drop
+///
 /// Dropping it unregisters the handlers and stops the listener thread; the
 /// signals take their default action again (a Ctrl-C ends the process). A
 /// sequence already started goes on to its end on its own thread.
@@ -440,6 +594,49 @@ pub struct SignalGuard {
 impl SignalGuard {
     /// A token that fires on the first signal (or [`trigger`](Self::trigger)),
     /// for the program's own loops; useful with no pool at all.
+    ///
+    /// # Examples
+    ///
+    /// A serve loop must expect the pool to refuse work: the first signal
+    /// may land between the loop's last look at the token and its next
+    /// `execute`. That refusal is the end of serving, not an error to
+    /// return with `?`, which would skip the whole shutdown sequence.
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::unbounded;
+    /// use drainpool::signal::{on_signals, SHUTDOWN_SIGNALS};
+    /// use drainpool::{RejectReason, ShutdownPolicy, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///     let jobs = ThreadPool::new(4)?;
+    ///     let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+    ///     let guard = on_signals(SHUTDOWN_SIGNALS)
+    ///         .pool("jobs", &jobs, policy)
+    ///         .step("close the database", Duration::from_secs(5), |_ctx| { /* db.close() */ })
+    ///         .install()?;
+    ///     let (listener, requests) = unbounded::<u64>(); // stands for the network
+    ///     for request in 0..3 {
+    ///         listener.send(request)?;
+    ///     }
+    /// #   guard.trigger(); // the doctest's stand-in for the first signal
+    ///
+    ///     let stop = guard.stop_token(); // fires on the first signal
+    ///     // `recv` returns Err once the stop fires (or the listener is gone).
+    ///     while let Ok(request) = stop.recv(&requests) {
+    ///         if let Err(refused) = jobs.execute(move || { /* handle(request) */ let _ = request; }) {
+    ///             if refused.reason() == RejectReason::Shutdown {
+    ///                 break; // the signal came first: go and wait for the shutdown
+    ///             }
+    ///             return Err(refused.into()); // a full queue, say: a real error
+    ///         }
+    ///     }
+    ///     for step in guard.wait() {
+    ///         println!("{step}"); // each pool's report, then each resource step
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn stop_token(&self) -> StopToken {
         self.trigger.stop.token()
     }
@@ -447,6 +644,27 @@ impl SignalGuard {
     /// Starts the ordered shutdown now, as the first signal would; false if
     /// it had already started. A signal after it counts as the second (it
     /// interrupts every pool), the next as the third (it exits).
+    ///
+    /// For a shutdown the program decides on itself (a fatal error, an
+    /// admin command), so that it runs the same steps as a signal would.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::signal::{on_signals, SIGTERM};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2)?;
+    /// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+    /// let guard = on_signals([SIGTERM]).pool("jobs", &pool, policy).install()?;
+    /// assert!(guard.trigger()); // started it
+    /// assert!(!guard.trigger()); // already under way
+    /// assert!(guard.stop_token().is_stop_requested());
+    /// guard.wait();
+    /// assert!(pool.is_terminated());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trigger(&self) -> bool {
         let started = self.trigger.start();
         if started {
@@ -457,7 +675,30 @@ impl SignalGuard {
 
     /// Blocks until the ordered shutdown (started by a signal or
     /// [`trigger`](Self::trigger)) has run every step; returns one report
-    /// per step, in order.
+    /// per step, in order. Then the guard is gone: the signals' default
+    /// action is back, so a Ctrl-C during the program's own cleanup ends
+    /// the process as usual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::signal::{on_signals, StepOutcome, SIGTERM};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2)?;
+    /// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+    /// let guard = on_signals([SIGTERM]).pool("jobs", &pool, policy).install()?;
+    /// # guard.trigger(); // the doctest's stand-in for the first signal
+    /// // Blocks until a SIGTERM came and every step has run.
+    /// let reports = guard.wait();
+    /// assert_eq!(reports.len(), 1);
+    /// match &reports[0].outcome {
+    ///     StepOutcome::Pool(report) => assert!(report.terminated),
+    ///     other => panic!("not a pool step: {other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait(mut self) -> Vec<StepReport> {
         let reports = self.done.recv().unwrap_or_default();
         if let Some(sequence) = self.sequence.take() {
@@ -469,6 +710,23 @@ impl SignalGuard {
     /// Like [`wait`](Self::wait), giving up after `timeout`: `None` if the
     /// sequence has not finished (or not started) by then. The reports are
     /// given out once: after this returned them, `wait` returns none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::signal::{on_signals, SIGTERM};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(2)?;
+    /// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+    /// let guard = on_signals([SIGTERM]).pool("jobs", &pool, policy).install()?;
+    /// assert!(guard.wait_timeout(Duration::ZERO).is_none()); // no signal yet
+    /// guard.trigger();
+    /// let reports = guard.wait_timeout(Duration::from_secs(30)).expect("the sequence ended");
+    /// assert_eq!(reports[0].name, "jobs");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Vec<StepReport>> {
         self.done.recv_timeout(timeout).ok()
     }

@@ -8,15 +8,6 @@
 //! whoever claims the cell first (a worker, a joiner helping, `cancel`, a
 //! `PendingTask`) decides the task's fate, and the queue entry of a cell
 //! claimed elsewhere is skipped when a worker reaches it.
-//!
-//! ```
-//! use drainpool::ThreadPool;
-//!
-//! let pool = ThreadPool::new(1).unwrap();
-//! let handle = pool.task().name("chunk-7").submit(|| 6 * 7).unwrap();
-//! assert_eq!(handle.name(), Some("chunk-7"));
-//! assert_eq!(handle.join().unwrap(), 42);
-//! ```
 
 use std::any::Any;
 use std::cell::Cell;
@@ -31,7 +22,17 @@ use crate::error::PanicPayload;
 ///
 /// Ids are handed out in blocks per submitting thread, so they are unique
 /// but only roughly increasing across threads; queue order, not id order,
-/// is submission order.
+/// is submission order. It displays as `#` and the number, as in the log
+/// and in reports.
+///
+/// # Examples
+///
+/// ```
+/// let pool = drainpool::ThreadPool::new(1).unwrap();
+/// let handle = pool.submit(|| ()).unwrap();
+/// let id = handle.id();
+/// assert_eq!(id.to_string(), format!("#{}", id.as_u64()));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskId(u64);
 
@@ -168,11 +169,36 @@ pub trait Job: Send + 'static {
 /// [`Builder::panic_handler`](crate::Builder::panic_handler).
 ///
 /// That is an `execute`d task, or a submitted task whose handle was dropped
-/// without being joined. The default handler logs it with `log::error!`.
+/// without being joined. The default handler logs it with `log::error!`;
+/// its `Display` is the line it logs.
 ///
 /// It is an `Error + Send + Sync + 'static` (its payload is a
 /// [`PanicPayload`]), so a handler may pass it on to whatever reports the
 /// program's errors, or send it to another thread.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::crossbeam_channel::unbounded;
+/// use drainpool::ThreadPool;
+///
+/// let (panics_tx, panics) = unbounded();
+/// let pool = ThreadPool::builder()
+///     .threads(1)
+///     .thread_name("parse")
+///     .panic_handler(move |panic| panics_tx.send(panic).unwrap())
+///     .build()
+///     .unwrap();
+/// pool.task().name("row-17").execute(|| panic!("bad date")).unwrap();
+///
+/// let panic = panics.recv().unwrap();
+/// assert_eq!(panic.name(), Some("row-17"));
+/// assert_eq!(panic.thread(), Some("parse-0"));
+/// assert_eq!(panic.message(), Some("bad date"));
+/// println!("{panic}"); // task #.. (row-17) on parse-0 panicked: bad date
+/// let payload = panic.into_payload(); // for std::panic::resume_unwind, say
+/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"bad date"));
+/// ```
 pub struct TaskPanic {
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
@@ -238,7 +264,25 @@ impl fmt::Display for TaskPanic {
 
 impl std::error::Error for TaskPanic {}
 
-/// A task running now; from [`ThreadPool::running_tasks`](crate::ThreadPool::running_tasks).
+/// A task running now; from [`ThreadPool::running_tasks`](crate::ThreadPool::running_tasks),
+/// and, as [`StuckTask`](crate::StuckTask), in shutdown reports.
+///
+/// Its `Display` is one line: id, name, thread and how long it has run.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::ThreadPool;
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// // One round of a watchdog: name every task running for over a minute.
+/// for task in pool.running_tasks() {
+///     if task.running_for > Duration::from_secs(60) {
+///         eprintln!("slow: {task}"); // slow: task #7 (import) on drainpool-1 for 75.2s
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunningTask {

@@ -443,6 +443,31 @@ impl Shared {
 /// `active` are momentary. At quiescence, every task ever accepted is
 /// `completed + panicked + cancelled`, or was handed back by
 /// `shutdown_now` and is still held as a [`PendingTask`](crate::PendingTask).
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::ThreadPool;
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// for i in 0..10 {
+///     pool.execute(move || {
+///         if i == 3 {
+///             panic!("task 3 fails");
+///         }
+///     })
+///     .unwrap();
+/// }
+/// pool.shutdown();
+/// let _refused = pool.execute(|| ()); // counted apart
+/// assert!(pool.await_termination(Duration::from_secs(10)));
+///
+/// let stats = pool.stats();
+/// assert_eq!(stats.completed + stats.panicked + stats.cancelled, 10); // every accepted task
+/// assert_eq!((stats.panicked, stats.rejected), (1, 1));
+/// assert_eq!((stats.queued, stats.active), (0, 0));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
@@ -471,6 +496,22 @@ pub struct PoolStats {
 ///
 /// At quiescence `submitted = completed + panicked + cancelled + returned +
 /// queued + running`.
+///
+/// # Examples
+///
+/// ```
+/// let pool = drainpool::ThreadPool::new(1).unwrap();
+/// let job = pool.group("import");
+/// job.pause(); // hold the tasks for the example
+/// for _ in 0..5 {
+///     job.execute(|| ()).unwrap();
+/// }
+/// let p = job.progress();
+/// assert_eq!((p.submitted, p.queued, p.running), (5, 5, 0));
+/// job.cancel();
+/// let p = job.progress();
+/// assert_eq!((p.queued, p.cancelled), (0, 5));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GroupProgress {

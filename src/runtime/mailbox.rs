@@ -1,6 +1,7 @@
 //! A group's mailbox: its queued tasks in submission order, its pause and
 //! cancel flags, its counts, and the token that stands for it in the pool's
-//! queue (see the `TaskGroup` docs for how a group queues its tasks).
+//! queue (the group's *turn*, as the `TaskGroup` docs call it, where how
+//! a group queues its tasks renders).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -59,7 +59,7 @@
 //! | completed | ran to the end, on a worker or through [`PendingTask::run`] | `Ok(value)` |
 //! | panicked | its closure panicked; the worker survives, and a panic nobody can join goes to the [`Builder::panic_handler`] | [`TaskError::Panicked`] |
 //! | cancelled | never started: [`TaskHandle::cancel`] or [`TaskGroup::cancel`] while it was queued, or handed back by `shutdown_now` and then dropped | [`TaskError::Cancelled`] |
-//! | rejected | never accepted: the pool was shutting down, its group was cancelled, or a bounded queue was full for a `try_` call | no handle: the closure comes back inside [`Rejected`] |
+//! | rejected | never accepted: the pool was shutting down, its group was cancelled, or a bounded queue was full for a `try_` call (or too small for a batch) | no handle: the closure comes back inside [`Rejected`] |
 //!
 //! Between `shutdown_now` and one of those ends, a task is *handed back*: a
 //! [`PendingTask`] value the caller holds. At any quiet moment every task

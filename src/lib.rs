@@ -129,12 +129,6 @@
 //! let not_send = std::rc::Rc::new(5);
 //! pool.execute(move || drop(not_send)).unwrap();
 //! ```
-// Without the feature `signal`, `on_signals` does not exist: the crate docs
-// link to the module, which says what the feature brings.
-#![cfg_attr(
-    not(feature = "signal"),
-    doc = "[`signal::on_signals`]: signal"
-)]
 
 // Three measured needs for `unsafe`, each kept to its module with a SAFETY
 // comment on every block: an interruptible condvar wait must lend the
@@ -146,6 +140,10 @@
 // function (signal/handlers.rs). Nothing else may use it.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The last line of the crate docs: without the feature `signal`,
+// `on_signals` does not exist, and the link goes to the module, which says
+// what the feature brings.
+#![cfg_attr(not(feature = "signal"), doc = "[`signal::on_signals`]: signal")]
 
 mod bell;
 mod builder;

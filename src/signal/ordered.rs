@@ -605,7 +605,7 @@ impl SignalGuard {
     /// ```
     /// use drainpool::crossbeam_channel::unbounded;
     /// use drainpool::signal::{on_signals, SHUTDOWN_SIGNALS};
-    /// use drainpool::{RejectReason, ShutdownPolicy, ThreadPool};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
     /// use std::time::Duration;
     ///
     /// fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -625,7 +625,7 @@ impl SignalGuard {
     ///     // `recv` returns Err once the stop fires (or the listener is gone).
     ///     while let Ok(request) = stop.recv(&requests) {
     ///         if let Err(refused) = jobs.execute(move || { /* handle(request) */ let _ = request; }) {
-    ///             if refused.reason() == RejectReason::Shutdown {
+    ///             if refused.is_shutdown() {
     ///                 break; // the signal came first: go and wait for the shutdown
     ///             }
     ///             return Err(refused.into()); // a full queue, say: a real error

@@ -297,6 +297,21 @@ pub enum TaskError {
 
 impl TaskError {
     /// True if the task was cancelled before it started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (release, released) = drainpool::crossbeam_channel::bounded::<()>(0);
+    /// pool.execute(move || drop(released.recv())).unwrap(); // the worker is busy
+    /// let queued = pool.submit(|| 7).unwrap();
+    /// assert!(queued.cancel()); // still queued: it never starts
+    /// release.send(()).unwrap();
+    /// let err = queued.join().unwrap_err();
+    /// assert!(err.is_cancelled() && !err.is_panic());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self, TaskError::Cancelled)
     }
@@ -308,6 +323,17 @@ impl TaskError {
 
     /// The panic message, when the payload is a `&str` or a `String` (what
     /// `panic!` with a message produces).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let err = pool.submit(|| panic!("row {} is bad", 17)).unwrap().join().unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert_eq!(err.panic_message(), Some("row 17 is bad"));
+    /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match self {
             TaskError::Panicked(payload) => payload.message(),
@@ -376,6 +402,23 @@ impl TaskError {
     ///
     /// Always: with the task's own payload if it panicked, or with a message
     /// saying it was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::panic::{self, AssertUnwindSafe};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let handle = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+    /// // As if the task had panicked on this thread: a caller up the stack
+    /// // (or the test harness) sees the task's own payload.
+    /// let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+    ///     handle.join().unwrap_or_else(|e| e.resume())
+    /// }));
+    /// let payload = caught.unwrap_err();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    /// ```
     pub fn resume(self) -> ! {
         match self {
             TaskError::Panicked(payload) => std::panic::resume_unwind(payload.into_inner()),

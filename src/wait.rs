@@ -38,10 +38,11 @@
 //!   within about a millisecond.
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread;
 use std::time::{Duration, Instant};
+use std::{mem, ptr, thread};
 
 use crossbeam_channel::{Receiver, Select, Sender};
 use parking_lot::lock_api::RawMutex as _;
@@ -200,7 +201,7 @@ impl StopToken {
         condvar: &Condvar,
         guard: &mut MutexGuard<'_, T>,
     ) -> Result<(), Interrupted> {
-        match self.condvar_wait(condvar, guard, None) {
+        match self.lot_wait(condvar, guard, None) {
             Err(WaitError::Interrupted) => Err(Interrupted),
             _ => Ok(()),
         }
@@ -218,7 +219,7 @@ impl StopToken {
         guard: &mut MutexGuard<'_, T>,
         timeout: Duration,
     ) -> Result<(), WaitError> {
-        self.condvar_wait(condvar, guard, deadline_after(timeout))
+        self.lot_wait(condvar, guard, deadline_after(timeout))
     }
 
     /// Waits on `condvar` while `condition` holds, like
@@ -242,48 +243,68 @@ impl StopToken {
         Ok(())
     }
 
-    fn condvar_wait<T: ?Sized>(
+    /// A `parking_lot` condvar wait, until `deadline` (`None`: no timeout).
+    fn lot_wait<T: ?Sized>(
         &self,
         condvar: &Condvar,
         guard: &mut MutexGuard<'_, T>,
         deadline: Option<Instant>,
     ) -> Result<(), WaitError> {
-        self.check()?;
-        let timed_out = if self.states().is_empty() {
-            match deadline {
-                None => {
-                    condvar.wait(guard);
-                    false
-                }
-                Some(d) => condvar.wait_until(guard, d).timed_out(),
+        let pair = LotPair::new(condvar, MutexGuard::mutex(guard));
+        let (_, woke) = self.condvar_wait(&pair, guard, |guard| match deadline {
+            None => {
+                condvar.wait(guard);
+                (guard, false)
             }
-        } else {
-            let mutex = MutexGuard::mutex(guard);
-            let _waker = CondvarWaker::register(self, condvar, mutex);
-            // A stop requested between `check` and registering ran our
-            // callback here, on this thread, while we hold the mutex: it
-            // could not notify anyone. Look again before parking; a stop
-            // requested after this point finds us registered.
-            if self.is_stop_requested() {
-                return Err(WaitError::Interrupted);
+            Some(d) => {
+                let timed_out = condvar.wait_until(guard, d).timed_out();
+                (guard, timed_out)
             }
-            match deadline {
-                None => {
-                    condvar.wait(guard);
-                    false
-                }
-                Some(d) => condvar.wait_until(guard, d).timed_out(),
-            }
-            // `_waker` drops here, before the borrows of `condvar` and
-            // `mutex` end; see `CondvarWaker::register`.
-        };
+        });
+        woke
+    }
+
+    /// Every interruptible condvar wait: check, lend `pair` (the condvar
+    /// and the mutex `guard` holds) to a stop callback, check again, park,
+    /// and say why the wait ended. `park` is the wrapped wait: it releases
+    /// the mutex, parks on the condvar, takes the mutex back, and says
+    /// whether it timed out.
+    fn condvar_wait<G>(
+        &self,
+        pair: &(dyn Wake + Sync),
+        guard: G,
+        park: impl FnOnce(G) -> (G, bool),
+    ) -> (G, Result<(), WaitError>) {
         if self.is_stop_requested() {
+            return (guard, Err(WaitError::Interrupted));
+        }
+        let (guard, timed_out) = if self.states().is_empty() {
+            park(guard) // nothing can request a stop: the plain wait
+        } else {
+            let _waker = CondvarWaker::register(self, pair);
+            // No lost wake-up. A stop requested between the check above and
+            // the registration ran our callback here, on this thread, while
+            // we hold the mutex: it could wake no one, so look again. A stop
+            // requested after this look finds us registered, and its
+            // callback notifies while holding the mutex (or has the
+            // confirmer do so). We hold the mutex from this look until
+            // `park` releases it, atomically with parking; so that notify
+            // comes after we park, and wakes us.
+            if self.is_stop_requested() {
+                return (guard, Err(WaitError::Interrupted));
+            }
+            park(guard)
+            // `_waker` drops here, giving the loan back before the borrow
+            // of `pair` ends (its lifetime says so).
+        };
+        let woke = if self.is_stop_requested() {
             Err(WaitError::Interrupted)
         } else if timed_out {
             Err(WaitError::Timeout)
         } else {
             Ok(())
-        }
+        };
+        (guard, woke)
     }
 
     /// Locks `mutex`, or gives up when a stop is requested. The guard is
@@ -320,6 +341,8 @@ impl StopToken {
         }
         let mut slice = LOCK_SLICE_MIN;
         loop {
+            // No lost wake-up to argue: nothing parks untimed; the token is
+            // looked at again after every slice.
             if let Some(guard) = mutex.try_lock_for(slice) {
                 return Ok(guard);
             }
@@ -329,29 +352,77 @@ impl StopToken {
     }
 }
 
-/// A condvar waiter, as the stop side sees it: the addresses of the
-/// caller's condvar and raw mutex, usable only while `state` says so.
+/// What a stop callback needs of one condvar waiter: its condvar, and the
+/// mutex it waits with. One implementation per library.
+trait Wake {
+    /// Wakes every thread parked on the condvar.
+    fn notify(&self);
+
+    /// Notifies while holding the mutex, if it is free: a waiter between
+    /// its stop check and its park holds the mutex, so a notify made under
+    /// it cannot fall into that window. False (nothing done) if the mutex
+    /// is held; never blocks.
+    fn notify_locked(&self) -> bool;
+}
+
+/// A `parking_lot` condvar and the raw mutex under the waiter's guard.
+struct LotPair<'a> {
+    condvar: &'a Condvar,
+    raw: &'a RawMutex,
+}
+
+impl<'a> LotPair<'a> {
+    #[allow(unsafe_code)]
+    fn new<T: ?Sized>(condvar: &'a Condvar, mutex: &'a Mutex<T>) -> LotPair<'a> {
+        // SAFETY: `raw` is unsafe only because the raw mutex could unlock a
+        // lock held through a guard; we unlock only what our own successful
+        // `try_lock` locked (see `notify_locked`).
+        let raw = unsafe { mutex.raw() };
+        LotPair { condvar, raw }
+    }
+}
+
+impl Wake for LotPair<'_> {
+    fn notify(&self) {
+        self.condvar.notify_all();
+    }
+
+    #[allow(unsafe_code)]
+    fn notify_locked(&self) -> bool {
+        if !self.raw.try_lock() {
+            return false;
+        }
+        self.condvar.notify_all();
+        // SAFETY: the lock was taken just above, on this thread, and is
+        // released exactly once.
+        unsafe { self.raw.unlock() };
+        true
+    }
+}
+
+/// A condvar waiter, as the stop side sees it: the waiter's `Wake` (its
+/// condvar and mutex), usable only while `state` says so.
 ///
-/// The waiter lends them for the length of one wait. Whoever uses them (the
+/// The waiter lends it for the length of one wait. Whoever uses it (the
 /// stop callback, the confirmer thread) first moves `state` from `LENT` to
 /// `IN_USE` and back; the waiter, when its wait ends, moves it to
 /// `RETURNED`, spinning only while a use is in progress (a notify and a
-/// `try_lock`: microseconds). After that nobody touches them again.
+/// `try_lock`: microseconds). After that nobody touches it again.
 ///
-/// The two are kept as pointers, not as addresses in a `usize`: the
-/// references made from them carry the provenance of the borrows they came
-/// from (Miri's strict provenance checks that).
+/// It is kept as a pointer, not as an address in a `usize`: the reference
+/// made from it carries the provenance of the borrow it came from (Miri's
+/// strict provenance checks that). Its `'static` is a lie told once, in
+/// `CondvarWaker::register`, and kept honest by `state`.
 struct Loan {
     state: AtomicU8,
-    condvar: *const Condvar,
-    raw: *const RawMutex,
+    waiter: *const (dyn Wake + Sync + 'static),
 }
 
-// SAFETY: the pointers are only turned into references inside `with`,
-// under the `IN_USE` state that keeps the waiter's borrows alive (see
-// there), on whichever thread holds the loan; what they point to,
-// `Condvar` and `RawMutex`, is `Sync`. So the loan may move to, and be
-// shared with, the stop callback's thread and the confirmer thread.
+// SAFETY: the pointer is only turned into a reference inside `with`, under
+// the `IN_USE` state that keeps the waiter's borrow alive (see there), on
+// whichever thread holds the loan; what it points to is `Sync`. So the loan
+// may move to, and be shared with, the stop callback's thread and the
+// confirmer thread.
 #[allow(unsafe_code)]
 unsafe impl Send for Loan {}
 // SAFETY: as for `Send`: every use goes through the `state` protocol.
@@ -363,48 +434,40 @@ const IN_USE: u8 = 1;
 const RETURNED: u8 = 2;
 
 impl Loan {
-    /// Runs `f` with the borrowed references, unless they were returned.
+    /// Runs `f` with the borrowed waiter, unless it was returned.
     #[allow(unsafe_code)]
-    fn with<R>(&self, f: impl FnOnce(&Condvar, &RawMutex) -> R) -> Option<R> {
+    fn with<R>(&self, f: impl FnOnce(&(dyn Wake + Sync)) -> R) -> Option<R> {
+        // ORDERING: `state` is a lock on the waiter's borrow. Acquire here
+        // and the Release store below order each use after the one before;
+        // `give_back`'s Acquire orders every use before the borrow ends.
         if self
             .state
             .compare_exchange(LENT, IN_USE, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return None; // returned: the waiter's borrows may be gone
+            return None; // returned: the waiter's borrow may be gone
         }
-        // SAFETY: the addresses come from the `&Condvar` and `&Mutex` that
-        // `condvar_wait` borrows for its whole call. That call ends only
-        // after `CondvarWaker::drop` has moved `state` to RETURNED, which it
-        // cannot do while we hold IN_USE. So both are alive here.
-        let (condvar, raw) = unsafe { (&*self.condvar, &*self.raw) };
-        let result = f(condvar, raw);
+        // SAFETY: the pointer comes from the borrow `CondvarWaker::register`
+        // took for its lifetime 'w. The waker moves `state` to RETURNED in
+        // its `drop`, before 'w ends, and cannot do so while we hold
+        // IN_USE. So the waiter is alive here.
+        let waiter = unsafe { &*self.waiter };
+        let result = f(waiter);
         self.state.store(LENT, Ordering::Release);
         Some(result)
     }
 
-    /// Notifies while holding the waiter's mutex, so that a waiter between
-    /// its stop check and its park (it holds the mutex then) cannot miss
-    /// the notification. True once done (or no longer needed).
-    #[allow(unsafe_code)]
+    /// Notifies while holding the waiter's mutex (see
+    /// `Wake::notify_locked`). True once done, or no longer needed.
     fn try_confirm(&self) -> bool {
-        self.with(|condvar, raw| {
-            if raw.try_lock() {
-                condvar.notify_all();
-                // SAFETY: the lock was taken just above, on this thread, and
-                // is released exactly once.
-                unsafe { raw.unlock() };
-                true
-            } else {
-                false
-            }
-        })
-        .unwrap_or(true)
+        self.with(|waiter| waiter.notify_locked()).unwrap_or(true)
     }
 
-    /// The waiter's wait is over: no one may use the references any more.
+    /// The waiter's wait is over: no one may use the borrow any more.
     fn give_back(&self) {
         loop {
+            // ORDERING: Acquire pairs with the Release in `with`: the last
+            // use happens before the waiter's borrow ends.
             match self
                 .state
                 .compare_exchange(LENT, RETURNED, Ordering::AcqRel, Ordering::Acquire)
@@ -465,30 +528,40 @@ fn confirmer(rx: &Receiver<Arc<Loan>>) {
 }
 
 /// A stop callback that wakes one condvar waiter, registered for the length
-/// of one wait.
-struct CondvarWaker {
+/// of one wait: the lifetime `'w` of the waiter's borrow.
+///
+/// Never `mem::forget` one: its `drop` is what ends the loan.
+struct CondvarWaker<'w> {
     loan: Arc<Loan>,
     registration: Option<StopCallback>,
+    lent: PhantomData<&'w (dyn Wake + Sync + 'w)>,
 }
 
-impl CondvarWaker {
-    /// Lends `condvar` and `mutex` to a stop callback until dropped.
+impl<'w> CondvarWaker<'w> {
+    /// Lends `waiter` to a stop callback until dropped.
     #[allow(unsafe_code)]
-    fn register<T: ?Sized>(token: &StopToken, condvar: &Condvar, mutex: &Mutex<T>) -> CondvarWaker {
-        // SAFETY: `raw` is unsafe only because the raw mutex could unlock a
-        // lock held through a guard; we unlock only what our own successful
-        // `try_lock` locked (see `Loan::try_confirm`).
-        let raw: &RawMutex = unsafe { mutex.raw() };
+    fn register(token: &StopToken, waiter: &'w (dyn Wake + Sync + 'w)) -> CondvarWaker<'w> {
+        let waiter: *const (dyn Wake + Sync + 'w) = ptr::from_ref(waiter);
+        // SAFETY: changes the lifetime bound only (same type, same layout),
+        // so that the loan can go to a `'static` stop callback and to the
+        // confirmer thread. The pointer is used only inside `Loan::with`,
+        // which stops using it once `drop` below has given the loan back;
+        // the returned waker holds the borrow for `'w`, so the compiler sees
+        // to it that `drop` runs before the waiter goes away.
+        let waiter = unsafe {
+            mem::transmute::<*const (dyn Wake + Sync + 'w), *const (dyn Wake + Sync + 'static)>(
+                waiter,
+            )
+        };
         let loan = Arc::new(Loan {
             state: AtomicU8::new(LENT),
-            condvar: std::ptr::from_ref(condvar),
-            raw: std::ptr::from_ref(raw),
+            waiter,
         });
         let for_callback = loan.clone();
         let registration = token.on_stop(move || {
             // Wakes a waiter already parked at once; then makes sure one that
             // was about to park cannot miss it.
-            for_callback.with(|condvar, _| condvar.notify_all());
+            for_callback.with(|waiter| waiter.notify());
             if !for_callback.try_confirm() {
                 confirm_later(for_callback);
             }
@@ -496,13 +569,64 @@ impl CondvarWaker {
         CondvarWaker {
             loan,
             registration: Some(registration),
+            lent: PhantomData,
         }
     }
 }
 
-impl Drop for CondvarWaker {
+impl Drop for CondvarWaker<'_> {
     fn drop(&mut self) {
         self.loan.give_back();
         drop(self.registration.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::stop::StopSource;
+
+    /// Runs `f` on a thread of its own; fails, instead of hanging, if it
+    /// has not returned within a minute (a lost wake-up).
+    fn watched<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the waiter was never woken: a lost wake-up (or it panicked)")
+    }
+
+    /// Requests the stop on another thread and waits for the request to
+    /// return: its callback has run, and, the mutex being ours, could only
+    /// hand the confirmation to the confirmer thread.
+    fn request_elsewhere(source: &StopSource) {
+        thread::scope(|s| {
+            s.spawn(|| assert!(source.request_stop()));
+        });
+    }
+
+    // The stop lands after the waiter's last check and before its park,
+    // while it holds the mutex: the unlocked notify finds nobody parked, the
+    // locked one cannot take the mutex. Only the confirmer, retrying once
+    // the park releases the mutex, can wake it. Without it these hang.
+
+    #[test]
+    fn a_stop_between_check_and_park_is_confirmed_parking_lot() {
+        let woke = watched(|| {
+            let source = StopSource::new();
+            let (mutex, condvar) = (Mutex::new(()), Condvar::new());
+            let mut guard = mutex.lock();
+            let pair = LotPair::new(&condvar, MutexGuard::mutex(&guard));
+            let (_, woke) = source.token().condvar_wait(&pair, &mut guard, |guard| {
+                request_elsewhere(&source);
+                condvar.wait(guard);
+                (guard, false)
+            });
+            woke
+        });
+        assert_eq!(woke, Err(WaitError::Interrupted));
     }
 }

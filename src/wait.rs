@@ -40,7 +40,10 @@
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{
+    Arc, Condvar as StdCondvar, LockResult, Mutex as StdMutex, MutexGuard as StdMutexGuard,
+    OnceLock, PoisonError, TryLockError,
+};
 use std::time::{Duration, Instant};
 use std::{mem, ptr, thread};
 
@@ -264,6 +267,197 @@ impl StopToken {
         woke
     }
 
+    /// Blocks on std's `condvar` like [`std::sync::Condvar::wait`], or
+    /// until a stop is requested. The guard goes in and comes back, with
+    /// why the wait ended; `mutex` is the mutex `guard` locks (std's guard
+    /// cannot name its mutex, and a stop needs it: see below). As with any
+    /// condvar, the wait may also end spuriously: re-check the condition, or
+    /// use [`wait_while_std`](Self::wait_while_std).
+    ///
+    /// It wakes as [`wait`](Self::wait) does: a stop notifies `condvar`
+    /// (every thread waiting on it wakes) and notifies again while holding
+    /// `mutex`, so a stop landing just as the wait begins is not missed; the
+    /// request never blocks on `mutex`. That is why `T` must be `Send`: the
+    /// stop side locks `mutex` on another thread (it never touches the
+    /// data). A mutex no other thread can share could only be woken by the
+    /// stop anyway.
+    ///
+    /// # Errors
+    ///
+    /// Poisoning is reported as std reports it: `Err(PoisonError)` when
+    /// `mutex` is poisoned as the call returns (also when a stop ended it
+    /// before it waited); [`PoisonError::into_inner`] gives the same pair as
+    /// `Ok`. In the pair, the guard holds the lock, and the outcome is
+    /// `Err(Interrupted)` if a stop was requested before or during the wait.
+    ///
+    /// # Panics
+    ///
+    /// If `guard` is visibly not a guard of `mutex` (its data does not lie
+    /// inside `mutex`); like std's own condvar, if `condvar` is used with
+    /// more than one mutex over time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Interrupted, StopSource};
+    /// use std::sync::{Arc, Condvar, Mutex};
+    ///
+    /// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let source = StopSource::new();
+    /// let (token, waiter_pair) = (source.token(), pair.clone());
+    /// let waiter = std::thread::spawn(move || {
+    ///     let (lock, cvar) = &*waiter_pair;
+    ///     let mut ready = lock.lock().unwrap();
+    ///     while !*ready {
+    ///         let (guard, woke) = token.wait_std(cvar, lock, ready).unwrap();
+    ///         ready = guard;
+    ///         woke?; // a stop: give up (the guard unlocks as it drops)
+    ///     }
+    ///     Ok::<(), Interrupted>(())
+    /// });
+    /// source.request_stop(); // nobody will ever set `ready`
+    /// assert_eq!(waiter.join().unwrap(), Err(Interrupted));
+    /// ```
+    pub fn wait_std<'m, T: Send>(
+        &self,
+        condvar: &StdCondvar,
+        mutex: &'m StdMutex<T>,
+        guard: StdMutexGuard<'m, T>,
+    ) -> LockResult<(StdMutexGuard<'m, T>, Result<(), Interrupted>)> {
+        let (guard, woke) = self.std_wait(condvar, mutex, guard, None);
+        let woke = match woke {
+            Err(WaitError::Interrupted) => Err(Interrupted),
+            _ => Ok(()),
+        };
+        poisoned_if(mutex, (guard, woke))
+    }
+
+    /// Like [`wait_std`](Self::wait_std), giving up after `timeout`
+    /// (`Duration::MAX`: never).
+    ///
+    /// # Errors
+    ///
+    /// Poisoning as [`wait_std`](Self::wait_std). In the pair, the outcome
+    /// is [`WaitError::Interrupted`] if a stop was requested,
+    /// [`WaitError::Timeout`] if the timeout elapsed first.
+    ///
+    /// # Panics
+    ///
+    /// As [`wait_std`](Self::wait_std).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{StopSource, WaitError};
+    /// use std::sync::{Condvar, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let (lock, cvar) = (Mutex::new(()), Condvar::new());
+    /// let token = StopSource::new().token();
+    /// let guard = lock.lock().unwrap();
+    /// let (_guard, woke) = token
+    ///     .wait_timeout_std(&cvar, &lock, guard, Duration::from_millis(5))
+    ///     .unwrap();
+    /// // Nobody notified and nobody stopped it (unless it woke spuriously).
+    /// assert!(matches!(woke, Err(WaitError::Timeout) | Ok(())));
+    /// ```
+    pub fn wait_timeout_std<'m, T: Send>(
+        &self,
+        condvar: &StdCondvar,
+        mutex: &'m StdMutex<T>,
+        guard: StdMutexGuard<'m, T>,
+        timeout: Duration,
+    ) -> LockResult<(StdMutexGuard<'m, T>, Result<(), WaitError>)> {
+        let woke = self.std_wait(condvar, mutex, guard, deadline_after(timeout));
+        poisoned_if(mutex, woke)
+    }
+
+    /// Waits on std's `condvar` while `condition` holds, like
+    /// [`std::sync::Condvar::wait_while`], or until a stop is requested. It
+    /// wakes as [`wait_std`](Self::wait_std) does.
+    ///
+    /// # Errors
+    ///
+    /// Like std's `wait_while`, it returns `Err(PoisonError)` as soon as a
+    /// wake-up finds `mutex` poisoned, whether the condition still holds or
+    /// not. In the pair, the outcome is `Err(Interrupted)` if a stop was
+    /// requested while the condition held.
+    ///
+    /// # Panics
+    ///
+    /// As [`wait_std`](Self::wait_std).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::StopSource;
+    /// use std::sync::{Arc, Condvar, Mutex};
+    ///
+    /// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let source = StopSource::new();
+    /// let (token, waiter_pair) = (source.token(), pair.clone());
+    /// let waiter = std::thread::spawn(move || {
+    ///     let (lock, cvar) = &*waiter_pair;
+    ///     let ready = lock.lock().unwrap();
+    ///     let (ready, woke) = token.wait_while_std(cvar, lock, ready, |ready| !*ready).unwrap();
+    ///     (*ready, woke)
+    /// });
+    /// let (lock, cvar) = &*pair;
+    /// *lock.lock().unwrap() = true;
+    /// cvar.notify_all();
+    /// assert_eq!(waiter.join().unwrap(), (true, Ok(())));
+    /// ```
+    pub fn wait_while_std<'m, T: Send, F>(
+        &self,
+        condvar: &StdCondvar,
+        mutex: &'m StdMutex<T>,
+        mut guard: StdMutexGuard<'m, T>,
+        mut condition: F,
+    ) -> LockResult<(StdMutexGuard<'m, T>, Result<(), Interrupted>)>
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        while condition(&mut *guard) {
+            let (back, woke) = self.wait_std(condvar, mutex, guard)?;
+            guard = back;
+            if woke.is_err() {
+                return Ok((guard, woke));
+            }
+        }
+        Ok((guard, Ok(())))
+    }
+
+    /// A std condvar wait, until `deadline` (`None`: no timeout). Poisoning
+    /// is left to the caller, which reads the mutex's flag while it holds
+    /// the lock again (`poisoned_if`).
+    fn std_wait<'m, T: Send>(
+        &self,
+        condvar: &StdCondvar,
+        mutex: &'m StdMutex<T>,
+        guard: StdMutexGuard<'m, T>,
+        deadline: Option<Instant>,
+    ) -> (StdMutexGuard<'m, T>, Result<(), WaitError>) {
+        assert!(
+            guards(mutex, &guard),
+            "StopToken::wait*_std: `guard` is not a guard of `mutex`"
+        );
+        let pair = StdPair { condvar, mutex };
+        // `into_inner` here drops no news: the caller reports poisoning from
+        // the flag, as std's own `wait` does.
+        self.condvar_wait(&pair, guard, |guard| match deadline {
+            None => (
+                condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
+                false,
+            ),
+            Some(d) => {
+                let (guard, result) = condvar
+                    .wait_timeout(guard, d.saturating_duration_since(Instant::now()))
+                    .unwrap_or_else(PoisonError::into_inner);
+                (guard, result.timed_out())
+            }
+        })
+    }
+
     /// Every interruptible condvar wait: check, lend `pair` (the condvar
     /// and the mutex `guard` holds) to a stop callback, check again, park,
     /// and say why the wait ended. `park` is the wrapped wait: it releases
@@ -352,6 +546,27 @@ impl StopToken {
     }
 }
 
+/// `value`, as std's `Condvar::wait` reports it: inside a `PoisonError` if
+/// `mutex` is poisoned. The caller holds the lock (the guard is in
+/// `value`), so no other holder's panic can poison it meanwhile.
+fn poisoned_if<T: ?Sized, V>(mutex: &StdMutex<T>, value: V) -> LockResult<V> {
+    if mutex.is_poisoned() {
+        Err(PoisonError::new(value))
+    } else {
+        Ok(value)
+    }
+}
+
+/// True if `guard`'s data lies inside `mutex`, as that of a guard of
+/// `mutex` does. (std's guard cannot name its mutex; two mutexes never
+/// overlap, unless one holds the other.)
+fn guards<T: ?Sized>(mutex: &StdMutex<T>, guard: &StdMutexGuard<'_, T>) -> bool {
+    let start = ptr::from_ref(mutex).cast::<u8>().addr();
+    let data = ptr::from_ref::<T>(guard).cast::<u8>().addr();
+    // Inclusive: a zero-sized value may sit at the very end.
+    (start..=start + mem::size_of_val(mutex)).contains(&data)
+}
+
 /// What a stop callback needs of one condvar waiter: its condvar, and the
 /// mutex it waits with. One implementation per library.
 trait Wake {
@@ -396,6 +611,34 @@ impl Wake for LotPair<'_> {
         // SAFETY: the lock was taken just above, on this thread, and is
         // released exactly once.
         unsafe { self.raw.unlock() };
+        true
+    }
+}
+
+/// A std condvar and the mutex of the waiter's guard. `Sync` (as a `Loan`
+/// requires) only if `T: Send`.
+struct StdPair<'a, T: ?Sized> {
+    condvar: &'a StdCondvar,
+    mutex: &'a StdMutex<T>,
+}
+
+impl<T: ?Sized> Wake for StdPair<'_, T> {
+    fn notify(&self) {
+        self.condvar.notify_all();
+    }
+
+    fn notify_locked(&self) -> bool {
+        let _held = match self.mutex.try_lock() {
+            Ok(guard) => guard,
+            // Held all the same. The poisoning is not ours to report: the
+            // waiter reads the flag itself when it has the lock back.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        // Our guard never poisons the mutex: nothing here can panic, and a
+        // guard taken while the thread was already unwinding does not
+        // poison it when dropped.
+        self.condvar.notify_all();
         true
     }
 }
@@ -614,6 +857,26 @@ mod tests {
     // the park releases the mutex, can wake it. Without it these hang.
 
     #[test]
+    fn a_stop_between_check_and_park_is_confirmed_std() {
+        let woke = watched(|| {
+            let source = StopSource::new();
+            let (mutex, condvar) = (StdMutex::new(()), StdCondvar::new());
+            let pair = StdPair {
+                condvar: &condvar,
+                mutex: &mutex,
+            };
+            let guard = mutex.lock().unwrap();
+            let (guard, woke) = source.token().condvar_wait(&pair, guard, |guard| {
+                request_elsewhere(&source);
+                (condvar.wait(guard).unwrap(), false)
+            });
+            drop(guard);
+            woke
+        });
+        assert_eq!(woke, Err(WaitError::Interrupted));
+    }
+
+    #[test]
     fn a_stop_between_check_and_park_is_confirmed_parking_lot() {
         let woke = watched(|| {
             let source = StopSource::new();
@@ -628,5 +891,17 @@ mod tests {
             woke
         });
         assert_eq!(woke, Err(WaitError::Interrupted));
+    }
+
+    #[test]
+    fn a_guard_is_recognised_by_its_mutex_alone() {
+        let (a, b) = (StdMutex::new(1u64), StdMutex::new(2u64));
+        let guard = a.lock().unwrap();
+        assert!(guards(&a, &guard));
+        assert!(!guards(&b, &guard));
+        let (unit, other) = (StdMutex::new(()), StdMutex::new(()));
+        let guard = unit.lock().unwrap();
+        assert!(guards(&unit, &guard));
+        assert!(!guards(&other, &guard));
     }
 }

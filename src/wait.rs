@@ -55,7 +55,7 @@ use crate::error::{Interrupted, WaitError};
 use crate::state::deadline_after;
 use crate::stop::{StopCallback, StopToken};
 
-/// The first and largest slice of a `lock` wait.
+/// The first and largest slice of a `lock` or `lock_std` wait.
 const LOCK_SLICE_MIN: Duration = Duration::from_micros(50);
 const LOCK_SLICE_MAX: Duration = Duration::from_millis(1);
 
@@ -543,6 +543,95 @@ impl StopToken {
             self.check()?;
             slice = (slice * 2).min(LOCK_SLICE_MAX);
         }
+    }
+
+    /// Locks std's `mutex`, like [`std::sync::Mutex::lock`], or gives up
+    /// when a stop is requested. The guard is std's ordinary guard.
+    ///
+    /// # How the wait is bounded, and what it costs
+    ///
+    /// std has no timed lock, and nothing but an unlock wakes its lock
+    /// wait; so this tries the lock, and while it is held, parks the
+    /// thread with a timeout and tries again. The timeouts grow from 50 µs
+    /// to 1 ms.
+    ///
+    /// - A stop wakes it at once: a stop callback unparks the thread.
+    /// - An unlock is noticed at the next try: after a long hold, within
+    ///   about 1 ms of the unlock. The wait is not fair: a thread blocked in
+    ///   a plain `lock()` is woken by the unlock and usually gets the lock
+    ///   first.
+    /// - While it waits, the thread wakes to try the lock after 50, 100,
+    ///   200, 400 and 800 µs, then once a millisecond: about a thousand
+    ///   wake-ups a second per waiting thread, each one `try_lock`. An
+    ///   uncontended lock costs one `try_lock`; a contended one also
+    ///   registers a stop callback (an allocation). With a token that can
+    ///   never fire this is the plain blocking `lock()`.
+    /// - It parks with `std::thread::park_timeout`: code of your own that
+    ///   uses `thread::park` on this thread may see a spurious wake-up,
+    ///   which `park` allows anyway.
+    ///
+    /// # Errors
+    ///
+    /// `Err(`[`Interrupted`]`)` if a stop was requested before the lock was
+    /// taken (a stop requested before the call wins over a free lock).
+    /// Otherwise `Ok` with std's own [`LockResult`]: `Err(PoisonError)`,
+    /// holding the guard, if the mutex is poisoned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Interrupted, StopSource, StopToken};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let data = Arc::new(Mutex::new(vec![1, 2]));
+    /// StopToken::never().lock_std(&data)?.unwrap().push(3);
+    ///
+    /// // Blocked behind a holder that never lets go, until a stop.
+    /// let held = data.lock().unwrap();
+    /// let source = StopSource::new();
+    /// let (token, in_thread) = (source.token(), data.clone());
+    /// let waiter = std::thread::spawn(move || token.lock_std(&in_thread).map(drop));
+    /// source.request_stop();
+    /// assert_eq!(waiter.join().unwrap(), Err(Interrupted));
+    /// drop(held);
+    /// # Ok::<(), Interrupted>(())
+    /// ```
+    pub fn lock_std<'m, T: ?Sized>(
+        &self,
+        mutex: &'m StdMutex<T>,
+    ) -> Result<LockResult<StdMutexGuard<'m, T>>, Interrupted> {
+        self.check()?;
+        if let Some(locked) = try_lock_std(mutex) {
+            return Ok(locked);
+        }
+        if self.states().is_empty() {
+            return Ok(mutex.lock());
+        }
+        let me = thread::current();
+        let _unpark = self.on_stop(move || me.unpark());
+        let mut slice = LOCK_SLICE_MIN;
+        loop {
+            // No lost wake-up: the callback is registered before this check.
+            // A stop requested before it is seen here; one requested after
+            // it unparks us after raising the flag: either before we park
+            // (the park returns at once: unpark leaves a token) or while we
+            // are parked. Either way the next check sees it.
+            self.check()?;
+            thread::park_timeout(slice);
+            if let Some(locked) = try_lock_std(mutex) {
+                return Ok(locked);
+            }
+            slice = (slice * 2).min(LOCK_SLICE_MAX);
+        }
+    }
+}
+
+/// std's `try_lock` as `lock` would answer: `None` while the mutex is held.
+fn try_lock_std<T: ?Sized>(mutex: &StdMutex<T>) -> Option<LockResult<StdMutexGuard<'_, T>>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(Ok(guard)),
+        Err(TryLockError::Poisoned(poisoned)) => Some(Err(poisoned)),
+        Err(TryLockError::WouldBlock) => None,
     }
 }
 

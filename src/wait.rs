@@ -1,41 +1,29 @@
 //! Interruptible waits: sleep, channel receive, condvar wait and lock
 //! acquisition that return early when a [`StopToken`] fires.
 //!
-//! A running task hears a stop request only if its waits wake up. Each wait
-//! here behaves exactly like the wait it wraps, except that it returns
-//! [`Interrupted`] (or [`WaitError::Interrupted`]) once a stop is requested,
-//! whether the request came a moment before the wait began or during it.
+//! This module is private: what a user must know about each wait (what
+//! wakes it, how fast, what it costs) is on the public `StopToken` methods.
+//! This note is for maintainers: the three mechanisms, and why none can
+//! miss a stop.
 //!
-//! ```
-//! use drainpool::{StopSource, WaitError};
-//! use std::time::Duration;
-//!
-//! let source = StopSource::new();
-//! let token = source.token();
-//! let (_tx, rx) = drainpool::crossbeam_channel::unbounded::<u32>();
-//! let waiter = std::thread::spawn(move || token.recv(&rx));
-//! source.request_stop(); // wakes the receive at once
-//! assert_eq!(waiter.join().unwrap(), Err(WaitError::Interrupted));
-//! assert!(source.token().sleep(Duration::from_secs(60)).is_err()); // no wait at all
-//! ```
-//!
-//! # How each wait wakes
-//!
-//! - `sleep`, `recv`, `recv_timeout` select on the wrapped channel (or
-//!   nothing) plus one channel per stop source that is disconnected when the
-//!   stop is requested. Disconnection is a state, not an event, so there is
-//!   no window in which a request can be missed, and no polling.
-//! - `wait`, `wait_while`, `wait_timeout` park on the caller's condvar; a
-//!   stop callback notifies it, then notifies again while holding the
-//!   caller's mutex, so the notification cannot fall between the waiter's
-//!   check and its park (the waiter holds the mutex then). The callback only
-//!   ever tries the mutex: if it is held, a process-wide confirmer thread
-//!   retries with backoff until it gets it or the wait is over, so a request
-//!   to stop never waits on another thread's lock.
-//! - `lock` cannot be woken inside `parking_lot`'s own park, so it waits in
-//!   timed slices (growing from 50 µs to 1 ms) and checks the token between
-//!   them: a lock holder's unlock still wakes it at once, and a stop wakes it
-//!   within about a millisecond.
+//! - Select waits (`sleep`, `recv`, `recv_timeout`) select on the wrapped
+//!   channel (or nothing) plus one channel per stop source that is
+//!   disconnected when the stop is requested. Disconnection is a state, not
+//!   an event, so there is no window in which a request can be missed, and
+//!   no polling.
+//! - Condvar waits (`wait*` for parking_lot, `wait*_std` for std) all go
+//!   through `StopToken::condvar_wait`. The waiter lends its condvar and
+//!   mutex (a `Wake`) to a stop callback for the length of one wait, through
+//!   a `Loan`; the callback notifies the condvar, then notifies again while
+//!   holding the mutex, so the notification cannot fall between the
+//!   waiter's check and its park (the waiter holds the mutex then). The
+//!   callback only ever *tries* the mutex: if it is held, the process-wide
+//!   confirmer thread retries with backoff until it gets it or the wait is
+//!   over, so a request to stop never waits on another thread's lock.
+//! - Lock waits cannot be woken inside the library's own lock: `lock` waits
+//!   in `parking_lot`'s timed lock, in slices, and checks the token between
+//!   them; `lock_std` (std has no timed lock) tries, parks with a timeout,
+//!   and tries again, and a stop callback unparks it.
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -116,6 +104,10 @@ impl StopToken {
     /// Sleeps for `duration`, or until a stop is requested.
     /// `Duration::MAX` sleeps until a stop is requested.
     ///
+    /// A stop wakes it at once, also one requested just as the sleep
+    /// begins: the sleep selects on a channel that the request disconnects,
+    /// a state that a late sleeper still sees. Nothing polls.
+    ///
     /// # Errors
     ///
     /// [`Interrupted`] if a stop was requested before or during the sleep.
@@ -139,17 +131,37 @@ impl StopToken {
     /// Receives from `rx`, like [`Receiver::recv`], or returns early when a
     /// stop is requested.
     ///
+    /// A stop wakes it at once, as it does [`sleep`](Self::sleep): the
+    /// receive selects on `rx` and on a channel that the request
+    /// disconnects. Nothing polls.
+    ///
     /// # Errors
     ///
     /// [`WaitError::Interrupted`] if a stop was requested before or during
     /// the wait (a stop requested before the call wins over a waiting
     /// message); [`WaitError::Disconnected`] if the channel is empty and
     /// disconnected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{StopSource, WaitError};
+    /// use std::time::Duration;
+    ///
+    /// let source = StopSource::new();
+    /// let token = source.token();
+    /// let (_tx, rx) = drainpool::crossbeam_channel::unbounded::<u32>();
+    /// let waiter = std::thread::spawn(move || token.recv(&rx));
+    /// source.request_stop(); // wakes the receive at once
+    /// assert_eq!(waiter.join().unwrap(), Err(WaitError::Interrupted));
+    /// assert!(source.token().sleep(Duration::from_secs(60)).is_err()); // no wait at all
+    /// ```
     pub fn recv<T>(&self, rx: &Receiver<T>) -> Result<T, WaitError> {
         self.recv_deadline(rx, None)
     }
 
-    /// Like [`recv`](Self::recv), giving up after `timeout`.
+    /// Like [`recv`](Self::recv), giving up after `timeout`
+    /// (`Duration::MAX`: never).
     ///
     /// # Errors
     ///
@@ -175,6 +187,24 @@ impl StopToken {
     /// Blocks on `condvar` like [`Condvar::wait`], or until a stop is
     /// requested. As with any condvar, the wait may also end spuriously:
     /// re-check the condition, or use [`wait_while`](Self::wait_while).
+    ///
+    /// # How a stop wakes it
+    ///
+    /// A stop runs a callback, on the requesting thread, that calls
+    /// `condvar.notify_all()`: the waiter wakes at once, and any other
+    /// thread waiting on the same condvar sees a spurious wake-up. A stop
+    /// landing just as the wait begins is not missed: the callback also
+    /// notifies while holding the mutex, which the waiter holds from its
+    /// check until it parks. The request never blocks on that mutex: if it
+    /// is locked, a background thread (`drainpool-stop-confirm`, one per
+    /// process, asleep when idle) retries, after 100 µs and then less and
+    /// less often (up to every 8 ms) while the mutex stays locked; so in
+    /// that race the wake-up can come up to that much later.
+    ///
+    /// With a token that can never fire ([`StopToken::never`], or
+    /// [`StopToken::current`] outside a pool task) this is the plain wait.
+    /// Otherwise each wait registers a stop callback: an allocation and a
+    /// short lock.
     ///
     /// # Errors
     ///
@@ -210,7 +240,8 @@ impl StopToken {
         }
     }
 
-    /// Like [`wait`](Self::wait), giving up after `timeout`.
+    /// Like [`wait`](Self::wait), giving up after `timeout`
+    /// (`Duration::MAX`: never).
     ///
     /// # Errors
     ///
@@ -226,7 +257,8 @@ impl StopToken {
     }
 
     /// Waits on `condvar` while `condition` holds, like
-    /// [`Condvar::wait_while`], or until a stop is requested.
+    /// [`Condvar::wait_while`], or until a stop is requested. It wakes as
+    /// [`wait`](Self::wait) does.
     ///
     /// # Errors
     ///
@@ -293,8 +325,8 @@ impl StopToken {
     /// # Panics
     ///
     /// If `guard` is visibly not a guard of `mutex` (its data does not lie
-    /// inside `mutex`); like std's own condvar, if `condvar` is used with
-    /// more than one mutex over time.
+    /// inside `mutex`). Like std's own wait, it may panic if `condvar` is
+    /// used with more than one mutex over time.
     ///
     /// # Examples
     ///
@@ -505,8 +537,12 @@ impl StopToken {
     /// the ordinary `parking_lot` guard: it releases the lock when dropped,
     /// also when the thread unwinds from a panic.
     ///
-    /// An unlock by the holder wakes this wait at once; a stop wakes it
-    /// within about a millisecond (see the module docs for why).
+    /// An unlock by the holder wakes this wait at once. A stop cannot wake
+    /// `parking_lot`'s own lock wait, so this waits in timed slices, growing
+    /// from 50 µs to 1 ms, and checks the token between them: a stop is
+    /// noticed within about a millisecond. An uncontended lock costs one
+    /// `try_lock` more than a plain one; a token that can never fire takes
+    /// the plain blocking lock.
     ///
     /// # Errors
     ///

@@ -1,7 +1,9 @@
 //! Stop latency: the time from `StopSource::request_stop()` to a thread
-//! blocked in `token.sleep`, `token.recv` or `token.wait` (parking_lot
-//! condvar) running again — side by side with the floor, a plain parking_lot
-//! `Condvar::notify_one` to a thread blocked in `Condvar::wait`.
+//! blocked in `token.sleep`, `token.recv`, `token.wait` (parking_lot
+//! condvar), `token.wait_std` (std condvar) or `token.lock_std` (a std
+//! mutex the bench holds) running again — side by side with the floors, a
+//! plain `Condvar::notify_one` (parking_lot's, and std's) to a thread
+//! blocked in `Condvar::wait`.
 //!
 //! One waiter thread per kind is reused across iterations. Each iteration:
 //!
@@ -10,7 +12,9 @@
 //! 3. the bench spins until it sees that, proves the condvar waiters parked
 //!    (by taking and releasing their mutex, which they give up only inside
 //!    the wait), and spins `SETTLE` more so that every waiter is asleep in
-//!    the kernel, not still on its way there;
+//!    the kernel, not still on its way there (the `lock_std` waiter is then
+//!    parked in its first or second timed slice, or between them trying the
+//!    lock the bench holds);
 //! 4. timed: `request_stop()` (or, for the plain condvar, set the flag
 //!    under the lock and `notify_one`), then spin until the waiter stores
 //!    "woke" in a second atomic right after its wait returns.
@@ -19,21 +23,22 @@
 //! 128 spins, for small machines), so the measurement is not delayed by the
 //! bench thread's own wake-up. The untimed part of an iteration (handing
 //! over the token, settling) costs far more than the timed part; criterion
-//! budgets by wall time, so the run still takes about a minute.
+//! budgets by wall time, so the run still takes about ten seconds a kind.
 //!
 //! Criterion's estimate is a mean over samples, which one slow wake-up in a
 //! sample can move; the closing summary therefore also prints exact
 //! percentiles of every individual wake-up measured (warm-up included), and
-//! each median's ratio to the plain condvar's. The targets: median
-//! under 50 µs, and within 2× of the plain condvar.
+//! each median's ratio to that of the plain condvar of the same library.
+//! The targets: median under 50 µs, and within 2× of the plain
+//! condvar.
 //!
-//! Run with `cargo bench --bench stop_latency` (about 45 s) on an otherwise
+//! Run with `cargo bench --bench stop_latency` (about 90 s) on an otherwise
 //! idle machine: a busy core turns microseconds into scheduler quanta.
 
 use std::collections::BTreeMap;
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Condvar as StdCondvar, Mutex as StdMutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,6 +57,9 @@ enum Kind {
     Recv,
     Wait,
     PlainCondvar,
+    WaitStd,
+    LockStd,
+    PlainStdCondvar,
 }
 
 impl Kind {
@@ -61,6 +69,17 @@ impl Kind {
             Kind::Recv => "token.recv",
             Kind::Wait => "token.wait (condvar)",
             Kind::PlainCondvar => "plain Condvar::notify_one",
+            Kind::WaitStd => "token.wait_std (std condvar)",
+            Kind::LockStd => "token.lock_std (std mutex)",
+            Kind::PlainStdCondvar => "plain std Condvar::notify_one",
+        }
+    }
+
+    /// The plain condvar wake-up to compare with: std's for std's waits.
+    fn floor(self) -> Kind {
+        match self {
+            Kind::WaitStd | Kind::LockStd | Kind::PlainStdCondvar => Kind::PlainStdCondvar,
+            _ => Kind::PlainCondvar,
         }
     }
 }
@@ -78,6 +97,9 @@ struct Waiter {
     woke: Arc<AtomicU64>,
     /// The condvar kinds' mutex (flag: "go") and condvar.
     pair: Arc<(Mutex<bool>, Condvar)>,
+    /// The same for std's condvar kinds; for `LockStd`, the mutex the bench
+    /// holds while the waiter waits for it.
+    std_pair: Arc<(StdMutex<bool>, StdCondvar)>,
     thread: Option<thread::JoinHandle<()>>,
     round: u64,
 }
@@ -88,11 +110,13 @@ impl Waiter {
         let ready = Arc::new(AtomicU64::new(0));
         let woke = Arc::new(AtomicU64::new(0));
         let pair = Arc::new((Mutex::new(false), Condvar::new()));
+        let std_pair = Arc::new((StdMutex::new(false), StdCondvar::new()));
         let thread = {
-            let (ready, woke, pair) = (ready.clone(), woke.clone(), pair.clone());
+            let (ready, woke) = (ready.clone(), woke.clone());
+            let (pair, std_pair) = (pair.clone(), std_pair.clone());
             thread::Builder::new()
                 .name(format!("waiter-{kind:?}"))
-                .spawn(move || waiter_loop(kind, &job_rx, &ready, &woke, &pair))
+                .spawn(move || waiter_loop(kind, &job_rx, &ready, &woke, &pair, &std_pair))
                 .unwrap()
         };
         Waiter {
@@ -101,6 +125,7 @@ impl Waiter {
             ready,
             woke,
             pair,
+            std_pair,
             thread: Some(thread),
             round: 0,
         }
@@ -111,15 +136,19 @@ impl Waiter {
         self.round += 1;
         let round = self.round;
         let source = StopSource::new();
+        // Held until the waiter has woken: only the stop can end its wait.
+        let held = (self.kind == Kind::LockStd).then(|| self.std_pair.0.lock().unwrap());
         self.jobs
             .as_ref()
             .unwrap()
             .send((round, source.token()))
             .unwrap();
         spin_until(|| self.ready.load(Ordering::Acquire) == round);
-        if matches!(self.kind, Kind::Wait | Kind::PlainCondvar) {
+        match self.kind {
             // The waiter holds the mutex until its wait releases it.
-            drop(self.pair.0.lock());
+            Kind::Wait | Kind::PlainCondvar => drop(self.pair.0.lock()),
+            Kind::WaitStd | Kind::PlainStdCondvar => drop(self.std_pair.0.lock().unwrap()),
+            _ => {}
         }
         let settle = Instant::now();
         while settle.elapsed() < SETTLE {
@@ -132,12 +161,17 @@ impl Waiter {
                 *self.pair.0.lock() = true;
                 self.pair.1.notify_one();
             }
+            Kind::PlainStdCondvar => {
+                *self.std_pair.0.lock().unwrap() = true;
+                self.std_pair.1.notify_one();
+            }
             _ => {
                 source.request_stop();
             }
         }
         spin_until(|| self.woke.load(Ordering::Acquire) == round);
         let took = started.elapsed();
+        drop(held);
         SAMPLES
             .lock()
             .unwrap()
@@ -177,10 +211,12 @@ fn waiter_loop(
     ready: &AtomicU64,
     woke: &AtomicU64,
     pair: &(Mutex<bool>, Condvar),
+    std_pair: &(StdMutex<bool>, StdCondvar),
 ) {
     // A channel nobody sends on, for `token.recv`.
     let (_keep, silent) = crossbeam_channel::unbounded::<()>();
     let (lock, cond) = pair;
+    let (std_lock, std_cond) = std_pair;
     for (round, token) in jobs {
         match kind {
             Kind::Sleep => {
@@ -210,13 +246,48 @@ fn waiter_loop(
                 woke.store(round, Ordering::Release);
                 *go = false;
             }
+            Kind::WaitStd => {
+                let mut guard = std_lock.lock().unwrap();
+                ready.store(round, Ordering::Release);
+                loop {
+                    let (again, stopped) = token.wait_std(std_cond, std_lock, guard).unwrap();
+                    guard = again;
+                    if stopped.is_err() {
+                        break;
+                    }
+                }
+                woke.store(round, Ordering::Release);
+            }
+            Kind::LockStd => {
+                ready.store(round, Ordering::Release);
+                let result = token.lock_std(std_lock).map(drop);
+                woke.store(round, Ordering::Release);
+                assert!(result.is_err());
+            }
+            Kind::PlainStdCondvar => {
+                let mut go = std_lock.lock().unwrap();
+                ready.store(round, Ordering::Release);
+                while !*go {
+                    go = std_cond.wait(go).unwrap();
+                }
+                woke.store(round, Ordering::Release);
+                *go = false;
+            }
         }
     }
 }
 
 fn stop_latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("stop_latency");
-    for kind in [Kind::PlainCondvar, Kind::Sleep, Kind::Recv, Kind::Wait] {
+    for kind in [
+        Kind::PlainCondvar,
+        Kind::Sleep,
+        Kind::Recv,
+        Kind::Wait,
+        Kind::PlainStdCondvar,
+        Kind::WaitStd,
+        Kind::LockStd,
+    ] {
         let mut waiter = Waiter::start(kind);
         group.bench_function(kind.label(), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| waiter.once()).sum());
@@ -235,34 +306,38 @@ fn micros(d: Duration) -> f64 {
 }
 
 /// Exact percentiles of every wake-up measured, and the ratio of each
-/// median to the plain condvar's.
+/// median to that of the plain condvar of the same library.
 fn summary() {
     let samples = SAMPLES.lock().unwrap();
-    let Some(floor) = samples.get(&Kind::PlainCondvar).map(|s| {
-        let mut s = s.clone();
-        s.sort();
-        percentile(&s, 0.5)
-    }) else {
-        return;
+    let median_of = |kind: Kind| {
+        samples.get(&kind).map(|s| {
+            let mut s = s.clone();
+            s.sort();
+            percentile(&s, 0.5)
+        })
     };
     println!("\nstop latency, every wake-up measured (µs):");
     println!(
-        "  {:<28} {:>9} {:>8} {:>8} {:>8} {:>8}  median vs plain condvar",
+        "  {:<30} {:>9} {:>8} {:>8} {:>8} {:>8}  median vs plain condvar",
         "", "wake-ups", "p10", "median", "p90", "p99"
     );
     for (kind, s) in samples.iter() {
         let mut s = s.clone();
         s.sort();
         let median = percentile(&s, 0.5);
+        // A filtered run may have measured no floor.
+        let ratio = median_of(kind.floor()).map_or_else(
+            || "-".to_owned(),
+            |floor| format!("{:.2}x", median.as_secs_f64() / floor.as_secs_f64()),
+        );
         println!(
-            "  {:<28} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {:.2}x",
+            "  {:<30} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {ratio}",
             kind.label(),
             s.len(),
             micros(percentile(&s, 0.1)),
             micros(median),
             micros(percentile(&s, 0.9)),
             micros(percentile(&s, 0.99)),
-            median.as_secs_f64() / floor.as_secs_f64()
         );
     }
 }

@@ -639,3 +639,62 @@ fn every_std_wait_in_a_task_is_interrupted_by_shutdown_now() {
     drop(held);
     assert!(pool.await_termination(WAIT));
 }
+
+// ----- how fast lock_std notices a stop (a measurement, not a check) ----------
+
+/// Prints the distribution of the time from `request_stop()` to a
+/// `lock_std` blocked behind a held mutex returning, with the stop landing
+/// anywhere in the first 5 ms of the wait: in its short first slices and in
+/// its 1 ms ones. Asserts nothing about time (the machine may be busy). Run
+/// with `cargo test --release --test std_waits -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: prints the latency distribution"]
+fn lock_std_stop_latency() {
+    const ROUNDS: usize = 1_000;
+    let data = Arc::new(Mutex::new(()));
+    let (job_tx, job_rx) = mpsc::channel::<StopToken>();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (woke_tx, woke_rx) = mpsc::channel();
+    let waiter = {
+        let data = data.clone();
+        spawn(move || {
+            for token in job_rx {
+                ready_tx.send(()).unwrap();
+                let result = token.lock_std(&data).map(drop);
+                woke_tx.send((std::time::Instant::now(), result)).unwrap();
+            }
+        })
+    };
+    let mut rng = Rng(0x0123_4567_89AB_CDEF);
+    let mut latencies = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let held = data.lock().unwrap();
+        let source = StopSource::new();
+        job_tx.send(source.token()).unwrap();
+        ready_rx.recv_timeout(WAIT).unwrap();
+        // How long the waiter has waited when the stop comes: the condition
+        // measured, not a synchronisation.
+        thread::sleep(Duration::from_micros(rng.next() % 5_000));
+        let requested = std::time::Instant::now();
+        source.request_stop();
+        let (woke, result) = woke_rx
+            .recv_timeout(WAIT)
+            .expect("lock_std was not interrupted");
+        assert_eq!(result, Err(Interrupted));
+        latencies.push(woke.saturating_duration_since(requested));
+        drop(held);
+    }
+    drop(job_tx);
+    waiter.join("the waiter");
+    latencies.sort();
+    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "lock_std stop latency over {ROUNDS} stops, 0-5 ms into the wait: \
+         p10 {:?}, median {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        at(0.1),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
+}

@@ -3,13 +3,14 @@
 //! Each error says precisely what went wrong, and where a value was refused it
 //! is handed back inside the error, so nothing is lost: a [`Rejected`] carries
 //! the closure the pool would not take, as crossbeam's `SendError<T>` carries
-//! the message, and an [`IntoJobError`] carries the [`PendingTask`].
+//! the message, and an `IntoJobError` (beside `PendingTask`, which it
+//! holds) carries the `PendingTask`.
 //!
 //! Every error is `std::error::Error + Send + Sync + 'static`, so `?` turns
 //! it into a `Box<dyn Error + Send + Sync>` (or an `anyhow::Error`): a
 //! [`TaskError`] holding a panic payload and a [`Rejected`] holding a closure
 //! that is `Send` but not `Sync` too. The values they hold that are not
-//! `Sync` themselves (a closure, a [`PendingTask`], a panic payload that is not
+//! `Sync` themselves (a closure, a `PendingTask`, a panic payload that is not
 //! a string) sit behind a mutex that only `Display` and `Debug` ever lock; the
 //! methods that give the value back take `self`, so no lock is shared with
 //! anyone else and none is ever contended.
@@ -32,8 +33,6 @@ use std::fmt;
 use std::io;
 
 use parking_lot::Mutex;
-
-use crate::runtime::PendingTask;
 
 /// Why a pool could not be built; returned by [`Builder::build`] and
 /// [`ThreadPool::new`].
@@ -291,7 +290,7 @@ pub enum TaskError {
     /// The task never started and never will: it was cancelled through its
     /// handle or group, or it was returned by
     /// [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now) and that
-    /// [`PendingTask`] was dropped.
+    /// [`PendingTask`](crate::PendingTask) was dropped.
     Cancelled,
 }
 
@@ -543,100 +542,6 @@ impl fmt::Debug for PanicPayload {
         d.finish()
     }
 }
-
-/// A [`PendingTask`] that is not the job [`PendingTask::into_job`] was
-/// asked for, handed back whole.
-///
-/// That is a closure, a job of another type, or a job that meanwhile ran
-/// or was cancelled through its handle. [`into_pending`](Self::into_pending)
-/// gives the task back, to run, keep or drop; dropping the error drops the
-/// task, which cancels it as dropping a [`PendingTask`] does.
-///
-/// It is an `Error + Send + Sync + 'static`, so `?` takes it into a
-/// `Box<dyn Error + Send + Sync>`. A [`PendingTask`] is only `Send` (it
-/// holds a closure that need not be `Sync`); the error keeps it behind a
-/// mutex that only `Display` and `Debug` lock, to read its id and name.
-///
-/// # Examples
-///
-/// ```
-/// use drainpool::{Job, ThreadPool};
-/// use std::sync::mpsc;
-///
-/// struct Chunk(u32);
-/// impl Job for Chunk {
-///     type Output = u32;
-///     fn run(self) -> u32 {
-///         self.0
-///     }
-/// }
-///
-/// let pool = ThreadPool::new(1).unwrap();
-/// let (started_tx, started_rx) = mpsc::channel();
-/// let (release_tx, release_rx) = mpsc::channel::<()>();
-/// pool.execute(move || {
-///     started_tx.send(()).unwrap();
-///     release_rx.recv().ok();
-/// })
-/// .unwrap();
-/// started_rx.recv().unwrap(); // the only worker is busy
-/// let handle = pool.task().name("closure").submit(|| 7).unwrap();
-/// let mut pending = pool.shutdown_now();
-/// release_tx.send(()).unwrap();
-///
-/// let Err(err) = pending.pop().unwrap().into_job::<Chunk>() else {
-///     unreachable!("a closure is not a Chunk");
-/// };
-/// assert!(err.to_string().contains("is not a pending job of type"));
-/// err.into_pending().run(); // still whole: it runs, its handle gets 7
-/// assert_eq!(handle.join().unwrap(), 7);
-/// ```
-pub struct IntoJobError {
-    task: Mutex<PendingTask>,
-    job_type: &'static str,
-}
-
-impl IntoJobError {
-    /// `task` was asked for as a job of type `job_type`.
-    pub(crate) fn new(task: PendingTask, job_type: &'static str) -> IntoJobError {
-        IntoJobError {
-            task: Mutex::new(task),
-            job_type,
-        }
-    }
-
-    /// The task, given back unchanged.
-    pub fn into_pending(self) -> PendingTask {
-        self.task.into_inner()
-    }
-}
-
-impl fmt::Debug for IntoJobError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntoJobError")
-            .field("task", &*self.task.lock())
-            .field("job_type", &self.job_type)
-            .finish()
-    }
-}
-
-impl fmt::Display for IntoJobError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let task = self.task.lock();
-        write!(f, "task {}", task.id())?;
-        if let Some(name) = task.name() {
-            write!(f, " ({name})")?;
-        }
-        write!(
-            f,
-            " is not a pending job of type `{}`: it is a closure, a job of another \
-             type, or it already ran or was cancelled",
-            self.job_type
-        )
-    }
-}
-
-impl std::error::Error for IntoJobError {}
 
 /// A stop was requested while waiting; returned by
 /// [`StopToken::check`](crate::StopToken::check) and the interruptible waits.

@@ -177,16 +177,15 @@ pub use crossbeam_channel;
 
 pub use builder::Builder;
 pub use error::{
-    BuildError, Interrupted, IntoJobError, PanicPayload, RejectReason, Rejected, TaskError,
-    WaitError,
+    BuildError, Interrupted, PanicPayload, RejectReason, Rejected, TaskError, WaitError,
 };
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::TaskGroup;
 pub use handle::TaskHandle;
 pub use pool::ThreadPool;
-pub use runtime::PendingTask;
 pub use runtime::queue::Priority;
 pub use runtime::{GroupProgress, PoolStats};
+pub use runtime::{IntoJobError, PendingTask};
 pub use signal::ShutdownHandle;
 #[cfg(feature = "signal")]
 pub use signal::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};

@@ -21,5 +21,5 @@ pub(crate) mod slot;
 pub(crate) mod worker;
 
 pub use ledger::{GroupProgress, PoolStats};
-pub use pending::PendingTask;
+pub use pending::{IntoJobError, PendingTask};
 pub(crate) use shared::{Hooks, Shared};

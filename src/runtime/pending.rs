@@ -4,7 +4,8 @@ use std::any::{TypeId, type_name};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::IntoJobError;
+use parking_lot::Mutex;
+
 use crate::runtime::Shared;
 use crate::runtime::entry::{Stamp, Task};
 use crate::runtime::ledger::Custody;
@@ -226,3 +227,97 @@ impl fmt::Debug for PendingTask {
         d.finish_non_exhaustive()
     }
 }
+
+/// A [`PendingTask`] that is not the job [`PendingTask::into_job`] was
+/// asked for, handed back whole.
+///
+/// That is a closure, a job of another type, or a job that meanwhile ran
+/// or was cancelled through its handle. [`into_pending`](Self::into_pending)
+/// gives the task back, to run, keep or drop; dropping the error drops the
+/// task, which cancels it as dropping a [`PendingTask`] does.
+///
+/// It is an `Error + Send + Sync + 'static`, so `?` takes it into a
+/// `Box<dyn Error + Send + Sync>`. A [`PendingTask`] is only `Send` (it
+/// holds a closure that need not be `Sync`); the error keeps it behind a
+/// mutex that only `Display` and `Debug` lock, to read its id and name.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{Job, ThreadPool};
+/// use std::sync::mpsc;
+///
+/// struct Chunk(u32);
+/// impl Job for Chunk {
+///     type Output = u32;
+///     fn run(self) -> u32 {
+///         self.0
+///     }
+/// }
+///
+/// let pool = ThreadPool::new(1).unwrap();
+/// let (started_tx, started_rx) = mpsc::channel();
+/// let (release_tx, release_rx) = mpsc::channel::<()>();
+/// pool.execute(move || {
+///     started_tx.send(()).unwrap();
+///     release_rx.recv().ok();
+/// })
+/// .unwrap();
+/// started_rx.recv().unwrap(); // the only worker is busy
+/// let handle = pool.task().name("closure").submit(|| 7).unwrap();
+/// let mut pending = pool.shutdown_now();
+/// release_tx.send(()).unwrap();
+///
+/// let Err(err) = pending.pop().unwrap().into_job::<Chunk>() else {
+///     unreachable!("a closure is not a Chunk");
+/// };
+/// assert!(err.to_string().contains("is not a pending job of type"));
+/// err.into_pending().run(); // still whole: it runs, its handle gets 7
+/// assert_eq!(handle.join().unwrap(), 7);
+/// ```
+pub struct IntoJobError {
+    task: Mutex<PendingTask>,
+    job_type: &'static str,
+}
+
+impl IntoJobError {
+    /// `task` was asked for as a job of type `job_type`.
+    pub(crate) fn new(task: PendingTask, job_type: &'static str) -> IntoJobError {
+        IntoJobError {
+            task: Mutex::new(task),
+            job_type,
+        }
+    }
+
+    /// The task, given back unchanged.
+    pub fn into_pending(self) -> PendingTask {
+        self.task.into_inner()
+    }
+}
+
+impl fmt::Debug for IntoJobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoJobError")
+            .field("task", &*self.task.lock())
+            .field("job_type", &self.job_type)
+            .finish()
+    }
+}
+
+impl fmt::Display for IntoJobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let task = self.task.lock();
+        write!(f, "task {}", task.id())?;
+        if let Some(name) = task.name() {
+            write!(f, " ({name})")?;
+        }
+        write!(
+            f,
+            " is not a pending job of type `{}`: it is a closure, a job of another \
+             type, or it already ran or was cancelled",
+            self.job_type
+        )
+    }
+}
+
+impl std::error::Error for IntoJobError {}

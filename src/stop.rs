@@ -280,7 +280,19 @@ enum Parts {
 }
 
 impl StopToken {
-    /// A token that never fires.
+    /// A token that never fires: for code that takes a token and a caller
+    /// that has none to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::StopToken;
+    /// use drainpool::parking_lot::Mutex;
+    ///
+    /// let data = Mutex::new(1);
+    /// *StopToken::never().lock(&data).unwrap() += 1; // a plain lock, then
+    /// assert_eq!(*data.lock(), 2);
+    /// ```
     pub fn never() -> StopToken {
         StopToken {
             parts: Parts::Never,
@@ -295,6 +307,31 @@ impl StopToken {
     ///
     /// It builds the token (a small allocation): take it once at the start
     /// of a task and keep it, rather than calling this in a hot loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{StopToken, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (ready_tx, ready) = drainpool::crossbeam_channel::bounded(0);
+    /// let import = pool
+    ///     .submit(move || {
+    ///         let stop = StopToken::current(); // once, at the start
+    ///         ready_tx.send(()).unwrap();
+    ///         let mut batches = 0;
+    ///         while !stop.is_stop_requested() {
+    ///             batches += 1; // ... one batch; never half of one ...
+    ///             std::thread::yield_now();
+    ///         }
+    ///         batches
+    ///     })
+    ///     .unwrap();
+    /// ready.recv().unwrap();
+    /// assert!(!import.cancel()); // running: cancel raises its token instead
+    /// assert!(import.join().unwrap() > 0);
+    /// assert!(!StopToken::current().is_stop_requested()); // outside a task: never fires
+    /// ```
     pub fn current() -> StopToken {
         let sources = CURRENT_SOURCES
             .get()
@@ -329,6 +366,27 @@ impl StopToken {
     /// # Errors
     ///
     /// [`Interrupted`] if a stop was requested.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{Interrupted, StopSource, StopToken};
+    ///
+    /// fn copy_rows(rows: &[u32], out: &mut Vec<u32>, stop: &StopToken) -> Result<(), Interrupted> {
+    ///     for row in rows {
+    ///         stop.check()?; // between two rows, never inside one
+    ///         out.push(*row);
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// let source = StopSource::new();
+    /// let mut out = Vec::new();
+    /// assert!(copy_rows(&[1, 2], &mut out, &source.token()).is_ok());
+    /// source.request_stop();
+    /// assert_eq!(copy_rows(&[3], &mut out, &source.token()), Err(Interrupted));
+    /// assert_eq!(out, [1, 2]);
+    /// ```
     pub fn check(&self) -> Result<(), Interrupted> {
         if self.is_stop_requested() {
             Err(Interrupted)
@@ -344,6 +402,25 @@ impl StopToken {
     /// returns, `f` is neither running nor going to run (if it is running on
     /// another thread, the drop waits for it). A panic in `f` is caught and
     /// logged, and the other callbacks still run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::StopSource;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// let source = StopSource::new();
+    /// let closed = Arc::new(AtomicBool::new(false));
+    /// // Wake something the token cannot: close a connection, say.
+    /// let callback = source.token().on_stop({
+    ///     let closed = closed.clone();
+    ///     move || closed.store(true, Ordering::SeqCst)
+    /// });
+    /// source.request_stop(); // runs the callback, on this thread
+    /// assert!(closed.load(Ordering::SeqCst));
+    /// drop(callback); // after the stop: nothing left to unregister
+    /// ```
     pub fn on_stop<F>(&self, f: F) -> StopCallback
     where
         F: FnOnce() + Send + 'static,

@@ -77,6 +77,23 @@ impl StopToken {
     ///
     /// [`WaitError::Interrupted`] if a stop was requested,
     /// [`WaitError::Timeout`] if the timeout elapsed first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::parking_lot::{Condvar, Mutex};
+    /// use drainpool::{StopSource, WaitError};
+    /// use std::time::Duration;
+    ///
+    /// let (lock, cvar) = (Mutex::new(()), Condvar::new());
+    /// let source = StopSource::new();
+    /// let mut guard = lock.lock();
+    /// let waited = source.token().wait_timeout(&cvar, &mut guard, Duration::from_millis(1));
+    /// assert_eq!(waited, Err(WaitError::Timeout)); // nobody notified
+    /// source.request_stop();
+    /// let waited = source.token().wait_timeout(&cvar, &mut guard, Duration::MAX);
+    /// assert_eq!(waited, Err(WaitError::Interrupted)); // at once: no wait at all
+    /// ```
     pub fn wait_timeout<T: ?Sized>(
         &self,
         condvar: &Condvar,
@@ -93,6 +110,31 @@ impl StopToken {
     /// # Errors
     ///
     /// [`Interrupted`] if a stop was requested while the condition held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::parking_lot::{Condvar, Mutex};
+    /// use drainpool::StopSource;
+    /// use std::sync::Arc;
+    ///
+    /// let queue = Arc::new((Mutex::new(Vec::<u32>::new()), Condvar::new()));
+    /// let source = StopSource::new();
+    /// let consumer = {
+    ///     let (queue, token) = (queue.clone(), source.token());
+    ///     std::thread::spawn(move || {
+    ///         let (items, ready) = &*queue;
+    ///         let mut items = items.lock();
+    ///         // Wait for work, or for the stop, whichever comes first.
+    ///         token.wait_while(ready, &mut items, |items| items.is_empty())?;
+    ///         Ok::<_, drainpool::Interrupted>(items.pop())
+    ///     })
+    /// };
+    /// let (items, ready) = &*queue;
+    /// items.lock().push(7);
+    /// ready.notify_all();
+    /// assert_eq!(consumer.join().unwrap(), Ok(Some(7)));
+    /// ```
     pub fn wait_while<T: ?Sized, F>(
         &self,
         condvar: &Condvar,

@@ -166,6 +166,19 @@ impl StopToken {
     ///
     /// As [`recv`](Self::recv), and [`WaitError::Timeout`] when the timeout
     /// elapses first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{StopToken, WaitError};
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = drainpool::crossbeam_channel::unbounded();
+    /// tx.send(5).unwrap();
+    /// let token = StopToken::never();
+    /// assert_eq!(token.recv_timeout(&rx, Duration::ZERO), Ok(5));
+    /// assert_eq!(token.recv_timeout(&rx, Duration::ZERO), Err(WaitError::Timeout));
+    /// ```
     pub fn recv_timeout<T>(&self, rx: &Receiver<T>, timeout: Duration) -> Result<T, WaitError> {
         self.recv_deadline(rx, deadline_after(timeout))
     }

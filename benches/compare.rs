@@ -472,7 +472,7 @@ fn main() {
     }
 
     println!(
-        "Measured {} with `cargo run --release --example compare`: {} worker threads, one \
+        "Measured {} with `cargo bench --bench compare`: {} worker threads, one \
          producer, {ROUNDS} rounds; medians, and the ratio of the best rounds, from this one run.",
         today(),
         THREADS

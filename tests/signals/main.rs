@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use common::WAIT;
 
 /// The bound on a child process's whole life.
+#[cfg_attr(not(feature = "signal"), allow(dead_code))]
 const CHILD_DEADLINE: Duration = Duration::from_secs(25);
 
 /// The signal the in-process `ShutdownHandle` tests raise: one nothing else
@@ -49,8 +50,10 @@ const TEST_SIGNAL: i32 = signal_hook::consts::SIGTERM;
 
 /// The signal the in-process installer tests raise (see [`TEST_SIGNAL`]).
 #[cfg(unix)]
+#[cfg_attr(not(feature = "signal"), allow(dead_code))]
 const OTHER_TEST_SIGNAL: i32 = signal_hook::consts::SIGUSR2;
 #[cfg(windows)]
+#[cfg_attr(not(feature = "signal"), allow(dead_code))]
 const OTHER_TEST_SIGNAL: i32 = 21; // SIGBREAK
 
 /// Held by every in-process test that touches signal handlers.
@@ -72,6 +75,7 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// Waits at most `limit` for `child` to exit; returns its status, stdout,
 /// stderr.
+#[cfg_attr(not(feature = "signal"), allow(dead_code))]
 fn bounded_output(mut child: Child, limit: Duration) -> (ExitStatus, Vec<u8>, Vec<u8>) {
     let pipe = |mut r: Box<dyn std::io::Read + Send>| {
         thread::spawn(move || {

@@ -197,7 +197,8 @@ impl StopToken {
     /// # Panics
     ///
     /// If `guard` is visibly not a guard of `mutex` (its data does not lie
-    /// inside `mutex`). Like std's own wait, it may panic if `condvar` is
+    /// inside `mutex`; for a zero-sized `T` that cannot be seen, and the
+    /// guard is taken on trust). Like std's own wait, it may panic if `condvar` is
     /// used with more than one mutex over time.
     ///
     /// # Examples

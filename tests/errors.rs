@@ -14,6 +14,7 @@ mod common;
 
 use std::cell::Cell;
 use std::error::Error;
+#[cfg(not(windows))]
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -111,15 +112,20 @@ fn a_build_error_goes_through_question_mark_with_its_source() {
     ));
 
     // No thread can have this stack: the operating system's error is the
-    // source (see bad_input.rs for the cleanup).
-    let err = build(ThreadPool::builder().threads(1).stack_size(usize::MAX)).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("could not spawn worker thread 0: "),
-        "{err}"
-    );
-    let source = err.source().expect("the spawn error is the source");
-    assert!(source.downcast_ref::<io::Error>().is_some(), "{source:?}");
+    // source (see builder.rs for the cleanup). Not under Windows, whose
+    // test runs are Wine's, which crashes creating such a thread (see
+    // builder.rs::an_unspawnable_stack_size_is_a_spawn_error_that_starts_nothing).
+    #[cfg(not(windows))]
+    {
+        let err = build(ThreadPool::builder().threads(1).stack_size(usize::MAX)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("could not spawn worker thread 0: "),
+            "{err}"
+        );
+        let source = err.source().expect("the spawn error is the source");
+        assert!(source.downcast_ref::<io::Error>().is_some(), "{source:?}");
+    }
 }
 
 // ----- Rejected ---------------------------------------------------------------

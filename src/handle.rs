@@ -16,11 +16,15 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(not(loom))]
+use crate::error::Interrupted;
 use crate::error::TaskError;
 use crate::runtime::Shared;
 use crate::runtime::cell::{CancelOutcome, HandleOps, IfRunning};
 use crate::runtime::run;
 use crate::state::deadline_after;
+#[cfg(not(loom))]
+use crate::stop::StopToken;
 use crate::task::TaskId;
 
 /// The pending result of a task given to [`ThreadPool::submit`] (or any
@@ -259,6 +263,21 @@ impl<T> TaskHandle<T> {
         self.cell.header().name.as_deref()
     }
 
+    /// Waits for the end, or until `token` fires; see [`StopToken::wait_task`].
+    #[cfg(not(loom))]
+    fn wait_or_stop(&self, token: &StopToken) -> Result<(), Interrupted> {
+        if run::is_running(self.cell.header()) {
+            panic!(
+                "task {}: wait_task called from inside the task itself, which can only end \
+                 once it stops waiting",
+                self.id()
+            );
+        }
+        token.check()?;
+        self.help();
+        self.cell.wait_or_stop(token)
+    }
+
     fn help(&self) {
         let header = self.cell.header();
         if !header.is_claimed() && run::is_worker_of(self.shared.id) {
@@ -297,5 +316,63 @@ impl<T> fmt::Debug for TaskHandle<T> {
             .field("name", &self.name())
             .field("finished", &self.is_finished())
             .finish()
+    }
+}
+
+#[cfg(not(loom))]
+impl StopToken {
+    /// Waits until `task` has ended, or until this token fires, whichever
+    /// comes first: `Ok(())` once the task has ended (its
+    /// [`join`](TaskHandle::join) then returns at once), `Err(Interrupted)`
+    /// if a stop was requested before or during the wait.
+    ///
+    /// The interruptible form of `join`, for a task that waits for another
+    /// task's result and must still hear its own stop (as Java's
+    /// `Future.get` hears an interrupt). Called from a worker of the task's
+    /// own pool while the task is still queued, it runs the task inline
+    /// first, as `join` does, so a one-thread pool cannot deadlock on it.
+    ///
+    /// # Errors
+    ///
+    /// [`Interrupted`] if a stop was requested before the task ended.
+    ///
+    /// # Panics
+    ///
+    /// Called from inside `task` itself, which cannot end while it waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{Interrupted, StopToken, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let (release, released) = bounded::<()>(0);
+    /// let (started_tx, started) = bounded(2);
+    /// // A task whose result another task waits for, and that takes long.
+    /// let slow = pool
+    ///     .submit({
+    ///         let started_tx = started_tx.clone();
+    ///         move || {
+    ///             started_tx.send(()).unwrap();
+    ///             released.recv().unwrap();
+    ///         }
+    ///     })
+    ///     .unwrap();
+    /// let waiter = pool
+    ///     .submit(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         StopToken::current().wait_task(&slow)?; // the waiter's own stop wakes it
+    ///         slow.join().map_err(|_| Interrupted)
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap();
+    /// started.recv().unwrap(); // both running
+    /// assert!(!waiter.cancel()); // running: raises the waiter's stop token
+    /// assert_eq!(waiter.join().unwrap(), Err(Interrupted));
+    /// release.send(()).unwrap(); // the slow task was never disturbed
+    /// ```
+    pub fn wait_task<T>(&self, task: &TaskHandle<T>) -> Result<(), Interrupted> {
+        task.wait_or_stop(self)
     }
 }

@@ -12,11 +12,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
+#[cfg(not(loom))]
+use crate::error::Interrupted;
 use crate::error::{PanicPayload, TaskError};
 use crate::runtime::Shared;
 use crate::runtime::ledger::{Custody, GroupCounts, Outcome, RunBy};
 use crate::runtime::mailbox::GroupInner;
 use crate::stop::StopState;
+#[cfg(not(loom))]
+use crate::stop::StopToken;
 use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 use crate::task::{Call, TaskId};
 use crate::unwind;
@@ -152,6 +156,9 @@ pub(crate) type CellRef<T> = Arc<dyn HandleOps<T>>;
 /// A cell as its handle sees it.
 pub(crate) trait HandleOps<T>: CellTask {
     fn wait(&self, deadline: Option<Instant>) -> bool;
+    /// Waits for the end, or until `token` fires.
+    #[cfg(not(loom))]
+    fn wait_or_stop(&self, token: &StopToken) -> Result<(), Interrupted>;
     fn is_finished(&self) -> bool;
     /// Waits for the end and takes the result, under one lock.
     fn join(&self) -> Result<T, TaskError>;
@@ -348,6 +355,17 @@ where
 {
     fn into_cell_task(self: Arc<Self>) -> Arc<dyn CellTask> {
         self
+    }
+
+    #[cfg(not(loom))]
+    fn wait_or_stop(&self, token: &StopToken) -> Result<(), Interrupted> {
+        let mut state = self.state.lock();
+        // No lost wake-up: the end is published and notified under the
+        // state's lock, which the wait holds from its test to its park; a
+        // stop wakes it as any `wait_while` (see `StopToken::wait_while`).
+        token.wait_while(&self.done, &mut state, |state| {
+            !matches!(state.stage, Stage::Done(_) | Stage::Taken)
+        })
     }
 
     fn wait(&self, deadline: Option<Instant>) -> bool {

@@ -16,7 +16,7 @@ use std::time::Instant;
 use crate::error::Interrupted;
 use crate::error::{PanicPayload, TaskError};
 use crate::runtime::Shared;
-use crate::runtime::ledger::{Custody, GroupCounts, Outcome, RunBy};
+use crate::runtime::ledger::{Custody, GroupCounts, Outcome};
 use crate::runtime::mailbox::GroupInner;
 use crate::stop::StopState;
 #[cfg(not(loom))]
@@ -92,10 +92,7 @@ impl Tally<'_> {
     #[inline]
     fn ended(self, header: &CellHeader, outcome: Outcome) {
         if let Some(shared) = self.shared {
-            let by = match self.index {
-                Some(i) => RunBy::Worker(&shared.slots[i].counts),
-                None => RunBy::Holder,
-            };
+            let by = shared.run_by(self.index);
             shared.ledger.ran(by, outcome, header.group_counts());
         }
     }

@@ -340,6 +340,16 @@ impl GroupCounts {
 // ----- reading the ledger -------------------------------------------------
 
 impl Shared {
+    /// Who ran a task on worker `index` (`None`: off the pool's workers,
+    /// which only a handed-back task's holder runs on).
+    #[inline(always)]
+    pub(crate) fn run_by(&self, index: Option<usize>) -> RunBy<'_> {
+        match index {
+            Some(i) => RunBy::Worker(&self.slots[i].counts),
+            None => RunBy::Holder,
+        }
+    }
+
     /// Tasks accepted and not yet ended, never an underestimate: the ended
     /// counts are read before the accepted count, and both only grow.
     pub(crate) fn outstanding(&self) -> u64 {

@@ -101,10 +101,7 @@ pub(crate) fn run_call<C: FnOnce()>(
     let guard = at.map(|at| SlotGuard::enter(&shared.slots[at.index], id, name.as_ref(), at));
     let result = catch_unwind(AssertUnwindSafe(call));
     // A plain task runs off the workers only as a PendingTask's.
-    let by = match index {
-        Some(i) => RunBy::Worker(&shared.slots[i].counts),
-        None => RunBy::Holder,
-    };
+    let by = shared.run_by(index);
     shared.ledger.ran(by, Outcome::of(&result), group);
     if let Err(payload) = result {
         shared.report_panic(id, name, index, PanicPayload::new(payload));

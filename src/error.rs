@@ -292,6 +292,10 @@ pub enum TaskError {
     /// [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now) and that
     /// [`PendingTask`](crate::PendingTask) was dropped.
     Cancelled,
+    /// The task, spawned in a [`ThreadPool::try_scope`](crate::ThreadPool::try_scope),
+    /// returned an `Err`: the error went to the scope, which returns the
+    /// first one and drops the rest (the shape of Go's `errgroup`).
+    Failed,
 }
 
 impl TaskError {
@@ -315,6 +319,25 @@ impl TaskError {
         matches!(self, TaskError::Cancelled)
     }
 
+    /// True if the task, spawned in a
+    /// [`try_scope`](crate::ThreadPool::try_scope), returned an `Err` (which
+    /// the scope took).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = drainpool::ThreadPool::new(2).unwrap();
+    /// let result: Result<(), &str> = pool.try_scope(|s| {
+    ///     let bad = s.spawn(|| Err::<u32, _>("bad row"));
+    ///     assert!(bad.join().unwrap_err().is_failed());
+    ///     Ok(())
+    /// });
+    /// assert_eq!(result, Err("bad row")); // the error itself went to the scope
+    /// ```
+    pub fn is_failed(&self) -> bool {
+        matches!(self, TaskError::Failed)
+    }
+
     /// True if the task panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self, TaskError::Panicked(_))
@@ -336,7 +359,7 @@ impl TaskError {
     pub fn panic_message(&self) -> Option<&str> {
         match self {
             TaskError::Panicked(payload) => payload.message(),
-            TaskError::Cancelled => None,
+            TaskError::Cancelled | TaskError::Failed => None,
         }
     }
 
@@ -422,6 +445,7 @@ impl TaskError {
         match self {
             TaskError::Panicked(payload) => std::panic::resume_unwind(payload.into_inner()),
             TaskError::Cancelled => panic!("task was cancelled before it started"),
+            TaskError::Failed => panic!("task returned an error, which went to its scope"),
         }
     }
 }
@@ -434,6 +458,7 @@ impl fmt::Display for TaskError {
                 None => f.write_str("task panicked"),
             },
             TaskError::Cancelled => f.write_str("task was cancelled before it started"),
+            TaskError::Failed => f.write_str("task returned an error, which went to its scope"),
         }
     }
 }
@@ -606,11 +631,14 @@ mod tests {
     use super::TaskError;
 
     /// The payload is boxed once more (see `Payload`) so that the
-    /// `Result<T, TaskError>` every cell holds stays small: one word, where
-    /// a bare `Box<dyn Any + Send>` took two.
+    /// `Result<T, TaskError>` every cell holds stays small: a pointer and a
+    /// tag (two unit variants, `Cancelled` and `Failed`, need the tag; one
+    /// fitted in the pointer's niche), where a bare `Box<dyn Any + Send>`
+    /// took three words; a small result fits beside the tag.
     #[test]
-    fn a_task_error_is_one_word() {
-        assert_eq!(size_of::<TaskError>(), size_of::<usize>());
+    fn a_task_result_stays_two_words() {
+        assert_eq!(size_of::<TaskError>(), 2 * size_of::<usize>());
         assert_eq!(size_of::<Result<u32, TaskError>>(), 2 * size_of::<usize>());
+        assert_eq!(size_of::<Result<(), TaskError>>(), 2 * size_of::<usize>());
     }
 }

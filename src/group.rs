@@ -22,7 +22,7 @@ use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::stop::StopToken;
-use crate::task::{Call, Closure, Job, JobCall};
+use crate::task::{Closure, Job, JobCall, StaticCall};
 use crate::task_builder::TaskBuilder;
 
 /// A named set of tasks of one pool, cancelled, paused and waited for as
@@ -311,7 +311,7 @@ impl TaskGroup {
         TaskBuilder::for_group(&self.shared, &self.inner)
     }
 
-    fn submit_call<C: Call>(
+    fn submit_call<C: StaticCall>(
         &self,
         call: C,
         when_full: WhenFull,
@@ -407,15 +407,7 @@ impl TaskGroup {
     /// Marks the group cancelled, raises its stop token, and takes every
     /// queued task out of its mailbox.
     fn close(&self) -> VecDeque<Task> {
-        let tasks = {
-            let mut mailbox = self.inner.mailbox.lock();
-            mailbox.cancelled = true;
-            // A queued token of ours stays; the worker that takes it finds
-            // the mailbox empty and skips it.
-            std::mem::take(&mut mailbox.tasks)
-        };
-        self.inner.stop.request();
-        tasks
+        self.inner.close()
     }
 
     /// Holds the group's queued tasks: they stay queued, in order, but none

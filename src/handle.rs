@@ -12,7 +12,6 @@
 //! renders.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,19 +62,25 @@ pub struct TaskHandle<T> {
     cell: Arc<dyn HandleOps<T>>,
     shared: Arc<Shared>,
     joined: bool,
-    _result: PhantomData<fn() -> T>,
+    /// Runs the queued task on the calling worker (a joiner's help). Made
+    /// where `T: 'static` is known, so the handle's methods need no such
+    /// bound: a cell that runs in a worker's frame must be `'static`, and
+    /// only a scoped task's is not (which has a `ScopedHandle`).
+    run_here: fn(&Arc<dyn HandleOps<T>>),
 }
 
-impl<T> TaskHandle<T> {
+impl<T: 'static> TaskHandle<T> {
     pub(crate) fn new(cell: Arc<dyn HandleOps<T>>, shared: Arc<Shared>) -> Self {
         TaskHandle {
             cell,
             shared,
             joined: false,
-            _result: PhantomData,
+            run_here: |cell| run::run_inline(&cell.clone().into_cell_task()),
         }
     }
+}
 
+impl<T> TaskHandle<T> {
     /// Waits for the task to end and returns its value.
     ///
     /// Called from a worker of the same pool while the task is still queued,
@@ -281,7 +286,7 @@ impl<T> TaskHandle<T> {
     fn help(&self) {
         let header = self.cell.header();
         if !header.is_claimed() && run::is_worker_of(self.shared.id) {
-            run::run_inline(&self.cell.clone().into_cell_task());
+            (self.run_here)(&self.cell);
         }
     }
 }

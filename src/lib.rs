@@ -157,6 +157,7 @@ mod inline;
 pub mod model;
 mod pool;
 mod runtime;
+mod scope;
 pub mod signal;
 mod state;
 mod stop;
@@ -186,6 +187,7 @@ pub use pool::ThreadPool;
 pub use runtime::queue::Priority;
 pub use runtime::{GroupProgress, PoolStats};
 pub use runtime::{IntoJobError, PendingTask};
+pub use scope::{Scope, ScopedHandle, TryScope};
 pub use signal::ShutdownHandle;
 #[cfg(feature = "signal")]
 pub use signal::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};

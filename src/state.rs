@@ -286,6 +286,21 @@ impl Gate {
         lifecycle: &'a Lifecycle,
         tasks: u64,
     ) -> Option<GatePass<'a>> {
+        self.enter_while(lifecycle, tasks, PoolState::Running)
+    }
+
+    /// Enters the gate, for `tasks` tasks, if the pool is at most at
+    /// `last`: `Running` for every submitter; `ShuttingDown` for a scope
+    /// opened by a task the drain runs, on that task's worker (a worker
+    /// about to exit waits for the gate to clear first, and then sees the
+    /// task queued: see `drain_is_over`).
+    #[inline]
+    pub(crate) fn enter_while<'a>(
+        &'a self,
+        lifecycle: &'a Lifecycle,
+        tasks: u64,
+        last: PoolState,
+    ) -> Option<GatePass<'a>> {
         let stripe = gate_stripe();
         // ORDERING: SeqCst increment, then SeqCst state load: see the module
         // docs. If we read Running, the shutdown side's later sum sees us.
@@ -299,7 +314,7 @@ impl Gate {
             stripe,
             give_back: tasks,
         };
-        if lifecycle.get() == PoolState::Running {
+        if lifecycle.get() <= last {
             Some(pass)
         } else {
             None // dropping `pass` leaves the gate

@@ -9,7 +9,7 @@
 //! `PendingTask`) decides the task's fate, and the queue entry of a cell
 //! claimed elsewhere is skipped when a worker reaches it.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
@@ -99,9 +99,37 @@ impl fmt::Display for TaskId {
 /// What a submit cell runs: a closure, or a [`Job`] value (which a
 /// [`PendingTask`] can give back as a value, see
 /// [`PendingTask::into_job`]).
-pub(crate) trait Call: Send + 'static {
-    type Output: Send + 'static;
+///
+/// Not `'static`: a scoped task's closure borrows from its scope (see
+/// `runtime/scope.rs`); the public `submit`s ask for `'static` themselves.
+pub(crate) trait Call: Send {
+    type Output: Send;
     fn call(self) -> Self::Output;
+    /// The type a `PendingTask::into_job` may take back out of the cell:
+    /// a job's; `None` for a closure, which no program can name.
+    fn job_type() -> Option<TypeId>
+    where
+        Self: Sized,
+    {
+        None
+    }
+    /// The value itself, once `job_type` matched.
+    fn into_any(self) -> Option<Box<dyn Any + Send>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// A [`Call`] with nothing borrowed: what every submit but a scope's takes.
+pub(crate) trait StaticCall: Call<Output: 'static> + 'static {}
+
+impl<C> StaticCall for C
+where
+    C: Call + 'static,
+    C::Output: 'static,
+{
 }
 
 /// A submitted closure.
@@ -109,8 +137,8 @@ pub(crate) struct Closure<F>(pub(crate) F);
 
 impl<F, T> Call for Closure<F>
 where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
+    F: FnOnce() -> T + Send,
+    T: Send,
 {
     type Output = T;
     fn call(self) -> T {
@@ -125,6 +153,12 @@ impl<J: Job> Call for JobCall<J> {
     type Output = J::Output;
     fn call(self) -> J::Output {
         self.0.run()
+    }
+    fn job_type() -> Option<TypeId> {
+        Some(TypeId::of::<JobCall<J>>())
+    }
+    fn into_any(self) -> Option<Box<dyn Any + Send>> {
+        Some(Box::new(self))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::runtime::Shared;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::state::WhenFull;
-use crate::task::{Call, Closure, Job, JobCall};
+use crate::task::{Closure, Job, JobCall, StaticCall};
 
 /// Builds a task with options before handing it to the pool; from
 /// [`ThreadPool::task`](crate::ThreadPool::task), or
@@ -73,7 +73,7 @@ impl<'p> TaskBuilder<'p> {
         }
     }
 
-    fn submit_as<C: Call>(
+    fn submit_as<C: StaticCall>(
         self,
         call: C,
         when_full: WhenFull,

@@ -18,6 +18,7 @@ use crate::error::{PanicPayload, TaskError};
 use crate::runtime::Shared;
 use crate::runtime::ledger::{Custody, GroupCounts, Outcome};
 use crate::runtime::mailbox::GroupInner;
+use crate::runtime::scope::ScopeState;
 use crate::stop::StopState;
 #[cfg(not(loom))]
 use crate::stop::StopToken;
@@ -38,8 +39,41 @@ pub(crate) struct CellHeader {
     /// skip a dead entry without taking the lock.
     claimed: AtomicBool,
     /// The group it was submitted to, which counts its end wherever it
-    /// happens (worker, helping joiner, cancel, `PendingTask`).
+    /// happens (worker, helping joiner, cancel, `PendingTask`); or the
+    /// scope it was spawned in (a group of its own kind, see
+    /// `runtime/scope.rs`), which counts the header while it lives.
     pub(crate) group: Option<Arc<GroupInner>>,
+}
+
+impl CellHeader {
+    fn new(name: Option<Arc<str>>, group: Option<Arc<GroupInner>>) -> CellHeader {
+        if let Some(scope) = group.as_deref().and_then(GroupInner::scope) {
+            scope.cell_made();
+        }
+        CellHeader {
+            id: TaskId::next(),
+            name,
+            claimed: AtomicBool::new(false),
+            group,
+        }
+    }
+
+    /// The scope the task was spawned in, if it is a scoped task.
+    #[inline]
+    pub(crate) fn scope(&self) -> Option<&ScopeState> {
+        self.group.as_deref().and_then(GroupInner::scope)
+    }
+}
+
+/// A scoped cell's header is the last thing of it to go: the cell's
+/// fields drop in order, so its closure and result (which may borrow from
+/// the scope) are gone before the scope hears that the cell is.
+impl Drop for CellHeader {
+    fn drop(&mut self) {
+        if let Some(scope) = self.scope() {
+            scope.cell_gone();
+        }
+    }
 }
 
 impl CellHeader {
@@ -101,6 +135,11 @@ impl Tally<'_> {
     /// counted by `ended`).
     #[cold]
     fn orphan(self, header: &CellHeader, payload: PanicPayload) {
+        if let (Some(scope), Some(shared)) = (header.scope(), self.shared) {
+            // Resumed on the scope's caller (or reported, if not the first).
+            scope.keep_panic(shared, header.id, header.name.clone(), payload);
+            return;
+        }
         match self.shared {
             Some(shared) => {
                 shared.report_panic(header.id, header.name.clone(), self.index, payload);
@@ -166,7 +205,9 @@ pub(crate) trait HandleOps<T>: CellTask {
     fn detach(&self) -> Option<PanicPayload>;
     /// The same cell as the queue and the workers see it (what trait
     /// upcasting does from Rust 1.86 on; the MSRV is older).
-    fn into_cell_task(self: Arc<Self>) -> Arc<dyn CellTask>;
+    fn into_cell_task(self: Arc<Self>) -> Arc<dyn CellTask>
+    where
+        Self: 'static;
 }
 
 enum Stage<F, T> {
@@ -190,25 +231,21 @@ struct CellState<F, T> {
     custody: Custody,
 }
 
+/// The fields drop in their order: the header last (see its `Drop`).
 pub(crate) struct Cell<F, T> {
-    header: CellHeader,
     state: Mutex<CellState<F, T>>,
     done: Condvar,
+    header: CellHeader,
 }
 
 impl<F, T> Cell<F, T>
 where
     F: Call<Output = T>,
-    T: Send + 'static,
+    T: Send,
 {
     pub(crate) fn new(name: Option<Arc<str>>, f: F, group: Option<Arc<GroupInner>>) -> Arc<Self> {
         Arc::new(Cell {
-            header: CellHeader {
-                id: TaskId::next(),
-                name,
-                claimed: AtomicBool::new(false),
-                group,
-            },
+            header: CellHeader::new(name, group),
             state: Mutex::new(CellState {
                 stage: Stage::Queued(f),
                 stop: None,
@@ -228,7 +265,7 @@ where
 impl<F, T> CellTask for Cell<F, T>
 where
     F: Call<Output = T>,
-    T: Send + 'static,
+    T: Send,
 {
     fn header(&self) -> &CellHeader {
         &self.header
@@ -279,7 +316,7 @@ where
                 // running a PendingTask).
                 Ok(value) => unwind::drop_quietly(value),
                 Err(TaskError::Panicked(payload)) => tally.orphan(&self.header, payload),
-                Err(TaskError::Cancelled) => {}
+                Err(TaskError::Cancelled | TaskError::Failed) => {}
             }
         }
         Ran::Here(claimant)
@@ -317,7 +354,7 @@ where
     }
 
     fn take_back(&self, want: TypeId) -> Option<Box<dyn Any + Send>> {
-        if want != TypeId::of::<F>() {
+        if F::job_type() != Some(want) {
             return None;
         }
         let mut state = self.state.lock();
@@ -331,10 +368,15 @@ where
         if state.handle_alive {
             self.publish(&mut state, Err(TaskError::Cancelled));
         }
-        Some(Box::new(f))
+        f.into_any()
     }
 
     fn hand_back(&self) -> bool {
+        // A scoped task borrows from its scope: only cancelled, never
+        // handed back (its scope is cancelled by the pool's stop).
+        if self.header.scope().is_some() {
+            return false;
+        }
         let mut state = self.state.lock();
         if matches!(state.stage, Stage::Queued(_)) {
             state.custody = Custody::HandedBack;
@@ -348,9 +390,12 @@ where
 impl<F, T> HandleOps<T> for Cell<F, T>
 where
     F: Call<Output = T>,
-    T: Send + 'static,
+    T: Send,
 {
-    fn into_cell_task(self: Arc<Self>) -> Arc<dyn CellTask> {
+    fn into_cell_task(self: Arc<Self>) -> Arc<dyn CellTask>
+    where
+        Self: 'static,
+    {
         self
     }
 

@@ -12,7 +12,7 @@ use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::run;
 use crate::state::{GatePass, WhenFull};
-use crate::task::{Call, Closure};
+use crate::task::{Closure, StaticCall};
 
 impl Shared {
     // ----- intake -------------------------------------------------------
@@ -53,7 +53,7 @@ impl Shared {
         self.execute(None, Priority::Normal, f, when_full)
     }
 
-    pub(crate) fn submit<C: Call>(
+    pub(crate) fn submit<C: StaticCall>(
         self: &Arc<Self>,
         name: Option<Arc<str>>,
         priority: Priority,

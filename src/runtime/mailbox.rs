@@ -16,9 +16,10 @@ use crate::runtime::entry;
 use crate::runtime::entry::{Task, UNSTAMPED};
 use crate::runtime::ledger::GroupCounts;
 use crate::runtime::queue::Priority;
-use crate::state::WhenFull;
+use crate::runtime::scope::ScopeState;
+use crate::state::{GatePass, WhenFull};
 use crate::stop::StopState;
-use crate::task::Call;
+use crate::task::StaticCall;
 
 /// What a group's tasks, its handles and the pool share.
 pub(crate) struct GroupInner {
@@ -29,6 +30,8 @@ pub(crate) struct GroupInner {
     pub(crate) stop: Arc<StopState>,
     /// Its counts (the ledger's to change) and their waiters.
     pub(crate) counts: GroupCounts,
+    /// Set for a scope's group (see `runtime/scope.rs`).
+    scope: Option<ScopeState>,
 }
 
 pub(crate) struct Mailbox {
@@ -42,6 +45,15 @@ pub(crate) struct Mailbox {
 
 impl GroupInner {
     pub(crate) fn new(name: String) -> GroupInner {
+        GroupInner::with_scope(name, None)
+    }
+
+    /// The group of a scope.
+    pub(crate) fn new_scope() -> GroupInner {
+        GroupInner::with_scope(String::from("scope"), Some(ScopeState::new()))
+    }
+
+    fn with_scope(name: String, scope: Option<ScopeState>) -> GroupInner {
         GroupInner {
             name: Arc::from(name),
             priority: AtomicU8::new(Priority::Normal as u8),
@@ -53,7 +65,14 @@ impl GroupInner {
             }),
             stop: StopState::new(),
             counts: GroupCounts::new(),
+            scope,
         }
+    }
+
+    /// What the group has of a scope, if it is one.
+    #[inline]
+    pub(crate) fn scope(&self) -> Option<&ScopeState> {
+        self.scope.as_ref()
     }
 
     pub(crate) fn priority(&self) -> Priority {
@@ -80,6 +99,28 @@ impl GroupInner {
         let more = !mailbox.tasks.is_empty();
         mailbox.scheduled = more;
         (task, more)
+    }
+
+    /// The first queued task, for a scope's caller that runs its own
+    /// scope's tasks while it waits. The token stays as it is: a worker
+    /// that takes it and finds the mailbox empty skips it.
+    pub(crate) fn take_for_help(&self) -> Option<Task> {
+        self.mailbox.lock().tasks.pop_front()
+    }
+
+    /// Marks the group cancelled, raises its stop, and takes every queued
+    /// task out of its mailbox (for the caller to cancel or hand back).
+    pub(crate) fn close(&self) -> VecDeque<Task> {
+        let tasks = {
+            let mut mailbox = self.mailbox.lock();
+            mailbox.cancelled = true;
+            // A queued token of ours stays; the worker that takes it finds
+            // the mailbox empty and skips it.
+            std::mem::take(&mut mailbox.tasks)
+        };
+        // Callbacks are user code: not under our lock.
+        self.stop.request();
+        tasks
     }
 
     /// Every task still in the mailbox, for `shutdown_now`.
@@ -126,12 +167,12 @@ impl Shared {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue_in_group(group, when_full, PlainMaker { name, f })
+        self.enqueue_in_group(group, || self.admit(when_full), PlainMaker { name, f })
             .map_err(|(reason, maker)| self.reject(reason, maker.f))
     }
 
     /// `submit` into `group`'s mailbox; the cell is the handle's to wrap.
-    pub(crate) fn submit_in_group<C: Call>(
+    pub(crate) fn submit_in_group<C: StaticCall>(
         &self,
         group: &Arc<GroupInner>,
         name: Option<Arc<str>>,
@@ -143,19 +184,20 @@ impl Shared {
             call,
             group: group.clone(),
         };
-        self.enqueue_in_group(group, when_full, maker)
+        self.enqueue_in_group(group, || self.admit(when_full), maker)
             .map_err(|(reason, maker)| self.reject(reason, maker.call))
     }
 
-    /// Admits a task into the pool and `group`'s mailbox; the maker builds
-    /// the entry once admitted, so a refused task is handed back as it came.
-    fn enqueue_in_group<M: MakeTask>(
-        &self,
+    /// Admits a task into the pool (through `admit`) and `group`'s
+    /// mailbox; the maker builds the entry once admitted, so a refused task
+    /// is handed back as it came.
+    pub(crate) fn enqueue_in_group<'a, M: MakeTask>(
+        &'a self,
         group: &Arc<GroupInner>,
-        when_full: WhenFull,
+        admit: impl FnOnce() -> Result<GatePass<'a>, RejectReason>,
         maker: M,
     ) -> Result<M::Made, (RejectReason, M)> {
-        let mut pass = match self.admit(when_full) {
+        let mut pass = match admit() {
             Ok(pass) => pass,
             Err(reason) => return Err((reason, maker)),
         };
@@ -186,7 +228,7 @@ impl Shared {
 }
 
 /// Builds a queue entry once the task is admitted.
-trait MakeTask {
+pub(crate) trait MakeTask {
     type Made;
     fn make(self) -> (Task, Self::Made);
 }
@@ -209,7 +251,7 @@ struct CellMaker<C> {
     group: Arc<GroupInner>,
 }
 
-impl<C: Call> MakeTask for CellMaker<C> {
+impl<C: StaticCall> MakeTask for CellMaker<C> {
     type Made = Arc<Cell<C, C::Output>>;
     fn make(self) -> (Task, Self::Made) {
         let cell = Cell::new(self.name, self.call, Some(self.group));

@@ -15,6 +15,7 @@ pub(crate) mod pending;
 pub(crate) mod queue;
 pub(crate) mod relay;
 pub(crate) mod run;
+pub(crate) mod scope;
 pub(crate) mod shared;
 pub(crate) mod shutdown;
 pub(crate) mod slot;

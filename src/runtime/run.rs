@@ -216,6 +216,21 @@ pub(crate) fn run_inline(task: &Arc<dyn CellTask>) {
     run_shared(&shared, Some(at), task);
 }
 
+/// Runs a task of `scope`, taken from its mailbox by the scope's caller,
+/// a worker of the scope's pool, while it waits for the scope to end: as
+/// a joiner's help runs a task, nested in what the worker runs now.
+pub(crate) fn help_with(shared: &Shared, scope: &Arc<GroupInner>, task: Task) {
+    let Some(index) = CONTEXT.with(|c| c.borrow().as_ref().map(|ctx| ctx.index)) else {
+        return;
+    };
+    let at = Site {
+        index,
+        started: shared.nanos_since_epoch(),
+        nested: true,
+    };
+    run_in_group(shared, at, scope, task);
+}
+
 /// Runs a task handed back by `shutdown_now` on the calling thread.
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {

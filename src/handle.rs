@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[cfg(not(loom))]
 use crate::error::Interrupted;
@@ -21,6 +21,7 @@ use crate::error::TaskError;
 use crate::runtime::Shared;
 use crate::runtime::cell::{CancelOutcome, HandleOps, IfRunning};
 use crate::runtime::run;
+use crate::runtime::worker;
 use crate::state::deadline_after;
 #[cfg(not(loom))]
 use crate::stop::StopToken;
@@ -128,7 +129,7 @@ impl<T> TaskHandle<T> {
                 self.id()
             );
         }
-        self.help();
+        self.help(&|| false);
         // Only now: should our own bookkeeping unwind out of `help`, the
         // drop still detaches the handle (a later panic gets reported).
         self.joined = true;
@@ -167,10 +168,11 @@ impl<T> TaskHandle<T> {
             );
             return false;
         }
+        let deadline = deadline_after(timeout);
         if !timeout.is_zero() {
-            self.help();
+            self.help(&|| deadline.is_some_and(|d| Instant::now() >= d));
         }
-        self.cell.wait(deadline_after(timeout))
+        self.cell.wait(deadline)
     }
 
     /// True once the task has ended (completed, panicked or cancelled):
@@ -279,14 +281,22 @@ impl<T> TaskHandle<T> {
             );
         }
         token.check()?;
-        self.help();
+        self.help(&|| token.is_stop_requested());
         self.cell.wait_or_stop(token)
     }
 
-    fn help(&self) {
-        let header = self.cell.header();
-        if !header.is_claimed() && run::is_worker_of(self.shared.id) {
-            (self.run_here)(&self.cell);
+    /// Before a wait: on a worker of the task's pool, runs the task here
+    /// if it is still queued (waiting could wait for this very worker); on
+    /// a worker of another pool, runs that pool's queued work until the
+    /// task ends or `give_up` says so (see `help_own_pool_until`: two pools
+    /// whose tasks wait for each other's cannot deadlock).
+    fn help(&self, give_up: &dyn Fn() -> bool) {
+        if run::is_worker_of(self.shared.id) {
+            if !self.cell.header().is_claimed() {
+                (self.run_here)(&self.cell);
+            }
+        } else if run::is_worker_of_another(self.shared.id) {
+            worker::help_own_pool_until(&|| self.cell.is_finished() || give_up());
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::runtime::Shared;
 use crate::runtime::cell::HandleOps;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::run;
+use crate::runtime::worker;
 use crate::state::PoolState;
 use crate::stop::{StopCallback, StopToken};
 use crate::task::{Closure, TaskId};
@@ -613,6 +614,8 @@ impl<T> ScopedHandle<'_, T> {
             return;
         };
         if !run::is_worker_of(core.shared.id) {
+            // On another pool's worker, that pool's queue moves meanwhile.
+            worker::help_own_pool_until(&|| cell.is_finished());
             return;
         }
         while !cell.header().is_claimed() && core.shared.lifecycle.get() < PoolState::Stopping {

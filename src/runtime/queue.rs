@@ -241,6 +241,11 @@ impl Queue {
         self.level(Priority::Normal).rx.recv().ok()
     }
 
+    /// Like `take_blocking`, for at most `timeout`.
+    pub(crate) fn take_timeout(&self, timeout: std::time::Duration) -> Option<Entry> {
+        self.level(Priority::Normal).rx.recv_timeout(timeout).ok()
+    }
+
     /// Takes any entry, High first: for drains.
     #[inline]
     pub(crate) fn drain_one(&self) -> Option<Entry> {

@@ -154,7 +154,7 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    fn enter(task: Option<Arc<dyn CellTask>>, custody: Custody) -> Frame {
+    pub(crate) fn enter(task: Option<Arc<dyn CellTask>>, custody: Custody) -> Frame {
         Frame {
             outer_task: swap_context_task(task),
             outer_custody: INNERMOST.with(|c| c.replace(custody)),
@@ -356,6 +356,15 @@ pub(crate) fn is_worker_of(pool_id: u64) -> bool {
         c.borrow()
             .as_ref()
             .is_some_and(|ctx| ctx.shared.id == pool_id)
+    })
+}
+
+/// True if the calling thread is a worker of a pool other than `pool_id`.
+pub(crate) fn is_worker_of_another(pool_id: u64) -> bool {
+    CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|ctx| ctx.shared.id != pool_id)
     })
 }
 

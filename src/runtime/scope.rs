@@ -34,6 +34,7 @@ use crate::runtime::cell::{Cell, CellEntry, CellTask, HandleOps};
 use crate::runtime::entry::{Task, UNSTAMPED};
 use crate::runtime::mailbox::{GroupInner, MakeTask};
 use crate::runtime::run;
+use crate::runtime::worker;
 use crate::state::{GatePass, PoolState, WhenFull};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, Waiters};
 use crate::task::{Call, TaskId};
@@ -210,6 +211,10 @@ impl Shared {
             return;
         };
         let helps = run::is_worker_of(self.id);
+        if !helps {
+            // On another pool's worker, that pool's queue moves meanwhile.
+            worker::help_own_pool_until(&|| state.is_over());
+        }
         loop {
             // Read before looking in the mailbox: a spawn after this wakes us.
             let seen = state.spawns.load(Ordering::SeqCst);

@@ -168,6 +168,16 @@ impl WorkerSlot {
         }
     }
 
+    /// What the slot shows now, for `end` to put back after runs that
+    /// leave the slot idle (a chunk's tasks, run by a worker helping).
+    pub(crate) fn save(&self) -> Previous {
+        Previous {
+            current: self.current.load(Ordering::Relaxed),
+            started: self.started.load(Ordering::Relaxed),
+            name: Some(self.name.lock().clone()),
+        }
+    }
+
     pub(crate) fn end(&self, prev: Previous) {
         // ORDERING: Release, so a reader that sees the restored id also sees
         // the restored fields; only `running_tasks` and `stats().active` read

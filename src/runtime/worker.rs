@@ -16,6 +16,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::runtime::Shared;
 use crate::runtime::chunk::{ChunkRef, ChunkRunner};
@@ -23,9 +24,9 @@ use crate::runtime::entry::{Entry, Task};
 use crate::runtime::ledger::Custody;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
-use crate::runtime::run::{CONTEXT, Context, run_in_group, run_taken, run_top};
+use crate::runtime::run::{CONTEXT, Context, Frame, run_in_group, run_taken, run_top};
 use crate::runtime::shutdown::ThreadEdge;
-use crate::runtime::slot::{Clock, Site};
+use crate::runtime::slot::{Clock, Previous, Site, WorkerSlot};
 use crate::state::PoolState;
 use crate::task::IdBlock;
 use crate::unwind;
@@ -141,6 +142,100 @@ fn work(shared: &Arc<Shared>, index: usize) {
             // Only wakes an idle worker; the loop looks at the state again.
             Entry::Wake => {}
         }
+    }
+}
+
+/// The shortest and longest naps of `help_own_pool_until` between two
+/// looks at what it waits for, when its own queue is empty.
+const NAP_MIN: Duration = Duration::from_micros(20);
+const NAP_MAX: Duration = Duration::from_millis(1);
+
+/// Called by a task that waits for work of *another* pool (a join of its
+/// task, a scope opened on it): until `done()`, runs its own pool's queued
+/// work on this worker, nested in the waiting task, as rayon's worker does
+/// while it waits for another pool. So two pools whose tasks wait for each
+/// other's cannot deadlock: a worker that waits keeps its own queue moving
+/// (pool A's task waits for pool B's, which waits for one queued in A: A's
+/// waiting worker runs it).
+///
+/// It returns at once on a thread that is no pool's worker, and once its
+/// pool is stopping; the caller then waits as usual. (While the pool
+/// drains it goes on: the drain runs everything. A wake-up entry it takes
+/// is meant for a worker deciding whether to exit: it is passed on, and
+/// the loop naps before it looks again.)
+///
+/// No lost wake-up, by construction: nothing wakes this loop but its own
+/// queue. When that is empty it naps in the queue for at most `NAP_MAX`
+/// (doubling from `NAP_MIN`) and looks at `done()` again, so the end of
+/// what it waits for is seen within `NAP_MAX`; new work of its own pool
+/// wakes it at once.
+pub(crate) fn help_own_pool_until(done: &dyn Fn() -> bool) {
+    let Some((shared, index)) = CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|ctx| (ctx.shared.clone(), ctx.index))
+    }) else {
+        return;
+    };
+    let mut clock = Clock::new();
+    let mut ids = IdBlock::new();
+    let mut turn = 0u32;
+    let mut nap = NAP_MIN;
+    while !done() {
+        if shared.lifecycle.get() >= PoolState::Stopping {
+            return;
+        }
+        let entry = match shared.queue.try_take(&mut turn) {
+            Some(entry) => entry,
+            None => match shared.queue.take_timeout(nap) {
+                Some(entry) => entry,
+                None => {
+                    nap = (nap * 2).min(NAP_MAX);
+                    continue;
+                }
+            },
+        };
+        if let Entry::Wake = entry {
+            shared.queue.push_wake();
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(NAP_MAX);
+            continue;
+        }
+        nap = NAP_MIN;
+        run_nested(&shared, index, &mut clock, &mut ids, entry);
+    }
+}
+
+/// Runs an entry taken from the queue by a worker that is in the middle of
+/// a task (see `help_own_pool_until`): the slot shows the inner task and
+/// then the outer one again, and the inner one's `StopToken::current` is
+/// its own.
+fn run_nested(shared: &Shared, index: usize, clock: &mut Clock, ids: &mut IdBlock, entry: Entry) {
+    let _frame = Frame::enter(None, Custody::Pool);
+    let at = Site {
+        index,
+        started: shared.nanos_since_epoch(),
+        nested: true,
+    };
+    match entry {
+        Entry::Task(task) => run_taken(shared, at, task, None),
+        Entry::Group(group) => take_group_turn(shared, at, group),
+        Entry::Chunk(chunk) => {
+            // A chunk's runs leave the slot idle after each task: put back
+            // what it showed (the waiting task) afterwards.
+            struct Restore<'a>(&'a WorkerSlot, Option<Previous>);
+            impl Drop for Restore<'_> {
+                fn drop(&mut self) {
+                    if let Some(previous) = self.1.take() {
+                        self.0.end(previous);
+                    }
+                }
+            }
+            let slot = &shared.slots[index];
+            let _restore = Restore(slot, Some(slot.save()));
+            run_chunk(shared, index, clock, ids, chunk);
+        }
+        Entry::Wake => {}
     }
 }
 

@@ -115,6 +115,9 @@
 //!   them so that it never makes another job wait behind all of it.
 //! - [`Priority`]: the order in which workers take tasks, and why a low
 //!   level is never starved.
+//! - [`ThreadPool::scope`] and [`ThreadPool::try_scope`]: tasks that borrow
+//!   from the caller's stack, fail fast, and stop together ([`Scope`],
+//!   [`ScopedHandle`]).
 //! - [`ShutdownPolicy`]: the three steps of a graceful shutdown.
 //! - [`signal`]: what runs in a signal handler and why it is safe, and the
 //!   ordered shutdown of pools and resources.
@@ -122,7 +125,8 @@
 //! Lifecycle transitions are logged at `debug` level with the [`log`] crate;
 //! the library never prints.
 //!
-//! A task must be `Send + 'static`; the compiler refuses anything else:
+//! A task must be `Send + 'static` (a [`Scope`]'s tasks only `Send`: they may
+//! borrow from the scope's caller); the compiler refuses anything else:
 //!
 //! ```compile_fail
 //! let pool = drainpool::ThreadPool::new(1).unwrap();

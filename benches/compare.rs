@@ -27,6 +27,10 @@
 //!   rayon `ThreadPool::scope` with spawns writing into slots.
 //! - fan-out: one task submits 100k children and joins them, vs
 //!   `rayon::scope` inside `install`.
+//! - scope: `pool.scope` with 100k spawns, each writing one slot of a
+//!   borrowed slice, called from the producer (outside the pool) and from
+//!   inside a task (its worker helps), vs `rayon::scope` inside `install`
+//!   doing the same. `benches/scope.rs` measures it with criterion.
 //! - `shutdown_now` with 1M tasks queued behind held workers, per returned
 //!   task, vs draining a channel of 1M boxed closures into a `Vec`.
 //! - idle `shutdown` + `await_termination`, vs a bare loop's drop-and-join.
@@ -43,8 +47,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    BareLoop, Hold, THREADS, Thunk, drain_submit_batch_join, drain_submit_join, new_drainpool,
-    new_rayon, parked_drainpool, rayon_scope_slots, spawn_round, tick, timed_sum,
+    BareLoop, Hold, THREADS, Thunk, drain_scope_slots, drain_scope_slots_inside,
+    drain_submit_batch_join, drain_submit_join, new_drainpool, new_rayon, parked_drainpool,
+    rayon_scope_slots, spawn_round, tick, timed_sum,
 };
 
 /// Rounds per timed scenario.
@@ -55,7 +60,7 @@ const SHORT_REPS: usize = 20;
 const BIG: u64 = 1_000_000;
 /// Tasks in the small spawn-to-completion round.
 const SMALL: u64 = 10_000;
-/// Tasks in submit-and-join, fan-out and the memory measurement.
+/// Tasks in submit-and-join, fan-out, scope and the memory measurement.
 const MID: u64 = 100_000;
 
 /// Counts only while memory is measured (`common::set_counting`), so it
@@ -142,6 +147,14 @@ fn round(rounds: &mut Rounds, drain: &Arc<drainpool::ThreadPool>, rayon: &rayon:
     rounds.record("fan out/drainpool", took);
     let took = timed_sum(MID, || rayon.install(|| rayon_scope_slots(MID)));
     rounds.record("fan out/rayon", took);
+
+    // A scope filling a borrowed slice; its own rayon round, side by side.
+    let took = timed_sum(MID, || drain_scope_slots(drain, MID));
+    rounds.record("scope/drainpool outside", took);
+    let took = timed_sum(MID, || drain_scope_slots_inside(drain, MID));
+    rounds.record("scope/drainpool inside", took);
+    let took = timed_sum(MID, || rayon.install(|| rayon_scope_slots(MID)));
+    rounds.record("scope/rayon", took);
 
     // shutdown_now with BIG tasks queued behind held workers.
     {
@@ -409,6 +422,25 @@ fn main() {
         ns,
         "—",
     );
+    for (what, key) in [
+        (
+            "`pool.scope`: 100k spawns into a borrowed slice, called from outside the pool, \
+             per task",
+            "scope/drainpool outside",
+        ),
+        (
+            "`pool.scope`: 100k spawns into a borrowed slice, called inside a task, per task",
+            "scope/drainpool inside",
+        ),
+    ] {
+        timed(
+            what,
+            (key, MID),
+            ("`rayon::scope` in `install`", "scope/rayon", MID),
+            ns,
+            "≤ 1.0",
+        );
+    }
     timed(
         "`shutdown_now` with 1M queued, per returned task",
         ("shutdown_now/drainpool", BIG),

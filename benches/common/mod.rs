@@ -1,6 +1,6 @@
 //! What the performance benchmarks and the compare table share: the
-//! peers' set-ups, the task body and its latch, the submit-and-join
-//! scenarios, workers held on a latch, per-round recording for criterion
+//! peers' set-ups, the task body and its latch, the submit-and-join and
+//! scope scenarios, workers held on a latch, per-round recording for criterion
 //! groups, and a counting global allocator.
 //!
 //! Each bench, `compare.rs` included, takes it with `mod common;`. Each
@@ -219,12 +219,64 @@ pub(crate) fn drain_submit_batch_join(pool: &drainpool::ThreadPool, n: u64) -> u
 /// the pool).
 pub(crate) fn rayon_scope_slots(n: u64) -> u64 {
     let mut slots = vec![0u64; n as usize];
+    rayon_scope_fill(&mut slots);
+    slots.iter().sum()
+}
+
+// ----- a scope filling a borrowed slice -------------------------------------------------
+
+/// rayon: one `rayon::scope` spawn per slot, writing `2i` into slot `i`
+/// (call inside the pool: the scope runs on the current worker).
+pub(crate) fn rayon_scope_fill(slots: &mut [u64]) {
     rayon::scope(|s| {
         for (i, slot) in slots.iter_mut().enumerate() {
             s.spawn(move |_| *slot = i as u64 * 2);
         }
     });
+}
+
+/// drainpool: one `pool.scope` spawn per slot, writing `2i` into slot `i`;
+/// the handles are dropped, as rayon's spawns return none. From outside
+/// the pool the caller waits; on one of its workers it helps.
+pub(crate) fn drain_scope_fill(pool: &drainpool::ThreadPool, slots: &mut [u64]) {
+    pool.scope(|s| {
+        for (i, slot) in slots.iter_mut().enumerate() {
+            s.spawn(move || *slot = i as u64 * 2);
+        }
+    });
+}
+
+/// drainpool: [`drain_scope_fill`] called from the producer (outside the
+/// pool), summed.
+pub(crate) fn drain_scope_slots(pool: &drainpool::ThreadPool, n: u64) -> u64 {
+    let mut slots = vec![0u64; n as usize];
+    drain_scope_fill(pool, &mut slots);
     slots.iter().sum()
+}
+
+/// drainpool: [`drain_scope_fill`] over `slots`, called inside a task of
+/// `pool` (so the scope's caller is a worker, which runs the scope's tasks
+/// too) that the producer submits and joins. The slots move into the task
+/// and back, so the task is `'static` and the scope still borrows them.
+pub(crate) fn drain_scope_fill_inside(
+    pool: &Arc<drainpool::ThreadPool>,
+    mut slots: Vec<u64>,
+) -> Vec<u64> {
+    let inner = pool.clone();
+    pool.submit(move || {
+        drain_scope_fill(&inner, &mut slots);
+        slots
+    })
+    .expect("running pool accepts")
+    .join()
+    .expect("ran")
+}
+
+/// drainpool: [`drain_scope_fill_inside`] over `n` new slots, summed.
+pub(crate) fn drain_scope_slots_inside(pool: &Arc<drainpool::ThreadPool>, n: u64) -> u64 {
+    drain_scope_fill_inside(pool, vec![0u64; n as usize])
+        .iter()
+        .sum()
 }
 
 // ----- holding workers --------------------------------------------------------------------

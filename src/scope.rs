@@ -18,8 +18,7 @@ use crate::runtime::Shared;
 use crate::runtime::cell::HandleOps;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::run;
-use crate::runtime::worker;
-use crate::state::PoolState;
+use crate::runtime::worker::{self, Helper};
 use crate::stop::{StopCallback, StopToken};
 use crate::task::{Closure, TaskId};
 use crate::unwind;
@@ -492,7 +491,7 @@ impl ScopeCore {
     }
 
     fn is_cancelled(&self) -> bool {
-        self.group.mailbox.lock().cancelled
+        self.group.scope().is_some_and(|state| state.is_cancelled())
     }
 
     fn stop_token(&self) -> StopToken {
@@ -607,23 +606,22 @@ impl<T> ScopedHandle<'_, T> {
         self.cell.as_ref().map(|cell| cell.header().id)
     }
 
-    /// On one of the scope's pool's workers, runs the scope's queued tasks
-    /// until this one is claimed (it may be the only thread that can).
+    /// On one of the scope's pool's workers, runs the pool's queued work
+    /// until this task is claimed (it is queued among it, and this may be
+    /// the only thread that can run it); on another pool's worker, that
+    /// pool's until it ends.
     fn help(&self) {
         let (Some(cell), core) = (&self.cell, self.core) else {
             return;
         };
         if !run::is_worker_of(core.shared.id) {
-            // On another pool's worker, that pool's queue moves meanwhile.
             worker::help_own_pool_until(&|| cell.is_finished());
             return;
         }
-        while !cell.header().is_claimed() && core.shared.lifecycle.get() < PoolState::Stopping {
-            match core.group.take_for_help() {
-                Some(task) => run::help_with(&core.shared, &core.group, task),
-                None => break,
-            }
-        }
+        let Some(mut helper) = Helper::new() else {
+            return;
+        };
+        while !cell.header().is_claimed() && helper.run_one(None) {}
     }
 }
 

@@ -46,9 +46,14 @@ impl ThreadPool {
     ///   hand a scoped task back (it borrows from here): it cancels it, and
     ///   the scope still returns.
     /// - **Never deadlocks.** Called on one of this pool's workers (inside
-    ///   a task), the waiting thread runs the scope's queued tasks itself,
-    ///   so a scope on a one-thread pool, or nested ten deep, finishes.
-    ///   Called from outside the pool, it waits while the workers run them.
+    ///   a task), the waiting thread runs the pool's queued tasks itself,
+    ///   the scope's among them, so a scope on a one-thread pool, or nested
+    ///   ten deep, finishes. (As in rayon, it may pick up another queued
+    ///   task meanwhile, and then returns once that one has ended too.)
+    ///   Called on a worker of another pool, it runs that pool's queued
+    ///   tasks while it waits, so two pools that wait for each other's work
+    ///   cannot deadlock. Called from any other thread, it waits while the
+    ///   workers run the scope's tasks.
     /// - **Accounting.** Scoped tasks are tasks of the pool: they count in
     ///   [`stats`](Self::stats) and show in
     ///   [`running_tasks`](Self::running_tasks) like any other.
@@ -531,7 +536,7 @@ pub struct ScopedHandle<'scope, T> {
 impl<T> ScopedHandle<'_, T> {
     /// Waits for the task to end and returns its value. Called on one of
     /// the pool's workers while the task is still queued, it runs the
-    /// scope's queued tasks itself until this one has started, so joining
+    /// pool's queued tasks itself until this one has started, so joining
     /// never deadlocks the pool.
     ///
     /// # Errors

@@ -18,7 +18,8 @@ use crate::runtime::Shared;
 use crate::runtime::cell::HandleOps;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::run;
-use crate::runtime::worker::{self, Helper};
+use crate::runtime::worker;
+use crate::state::PoolState;
 use crate::stop::{StopCallback, StopToken};
 use crate::task::{Closure, TaskId};
 use crate::unwind;
@@ -46,14 +47,9 @@ impl ThreadPool {
     ///   hand a scoped task back (it borrows from here): it cancels it, and
     ///   the scope still returns.
     /// - **Never deadlocks.** Called on one of this pool's workers (inside
-    ///   a task), the waiting thread runs the pool's queued tasks itself,
-    ///   the scope's among them, so a scope on a one-thread pool, or nested
-    ///   ten deep, finishes. (As in rayon, it may pick up another queued
-    ///   task meanwhile, and then returns once that one has ended too.)
-    ///   Called on a worker of another pool, it runs that pool's queued
-    ///   tasks while it waits, so two pools that wait for each other's work
-    ///   cannot deadlock. Called from any other thread, it waits while the
-    ///   workers run the scope's tasks.
+    ///   a task), the waiting thread runs the scope's queued tasks itself,
+    ///   so a scope on a one-thread pool, or nested ten deep, finishes.
+    ///   Called from outside the pool, it waits while the workers run them.
     /// - **Accounting.** Scoped tasks are tasks of the pool: they count in
     ///   [`stats`](Self::stats) and show in
     ///   [`running_tasks`](Self::running_tasks) like any other.
@@ -496,7 +492,7 @@ impl ScopeCore {
     }
 
     fn is_cancelled(&self) -> bool {
-        self.group.scope().is_some_and(|state| state.is_cancelled())
+        self.group.mailbox.lock().cancelled
     }
 
     fn stop_token(&self) -> StopToken {
@@ -536,7 +532,7 @@ pub struct ScopedHandle<'scope, T> {
 impl<T> ScopedHandle<'_, T> {
     /// Waits for the task to end and returns its value. Called on one of
     /// the pool's workers while the task is still queued, it runs the
-    /// pool's queued tasks itself until this one has started, so joining
+    /// scope's queued tasks itself until this one has started, so joining
     /// never deadlocks the pool.
     ///
     /// # Errors
@@ -611,22 +607,23 @@ impl<T> ScopedHandle<'_, T> {
         self.cell.as_ref().map(|cell| cell.header().id)
     }
 
-    /// On one of the scope's pool's workers, runs the pool's queued work
-    /// until this task is claimed (it is queued among it, and this may be
-    /// the only thread that can run it); on another pool's worker, that
-    /// pool's until it ends.
+    /// On one of the scope's pool's workers, runs the scope's queued tasks
+    /// until this one is claimed (it may be the only thread that can).
     fn help(&self) {
         let (Some(cell), core) = (&self.cell, self.core) else {
             return;
         };
         if !run::is_worker_of(core.shared.id) {
+            // On another pool's worker, that pool's queue moves meanwhile.
             worker::help_own_pool_until(&|| cell.is_finished());
             return;
         }
-        let Some(mut helper) = Helper::new() else {
-            return;
-        };
-        while !cell.header().is_claimed() && helper.run_one(None) {}
+        while !cell.header().is_claimed() && core.shared.lifecycle.get() < PoolState::Stopping {
+            match core.group.take_for_help() {
+                Some(task) => run::help_with(&core.shared, &core.group, task),
+                None => break,
+            }
+        }
     }
 }
 

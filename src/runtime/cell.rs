@@ -80,11 +80,7 @@ impl CellHeader {
     /// Its group's counts, if it belongs to a group.
     #[inline]
     pub(crate) fn group_counts(&self) -> Option<&GroupCounts> {
-        // A scope's group counts nothing (see `runtime/scope.rs`).
-        self.group
-            .as_deref()
-            .filter(|group| group.scope().is_none())
-            .map(|group| &group.counts)
+        self.group.as_deref().map(|group| &group.counts)
     }
 
     #[inline]

@@ -17,7 +17,7 @@ use crate::runtime::entry::{Task, UNSTAMPED};
 use crate::runtime::ledger::GroupCounts;
 use crate::runtime::queue::Priority;
 use crate::runtime::scope::ScopeState;
-use crate::state::WhenFull;
+use crate::state::{GatePass, WhenFull};
 use crate::stop::StopState;
 use crate::task::StaticCall;
 
@@ -101,6 +101,13 @@ impl GroupInner {
         (task, more)
     }
 
+    /// The first queued task, for a scope's caller that runs its own
+    /// scope's tasks while it waits. The token stays as it is: a worker
+    /// that takes it and finds the mailbox empty skips it.
+    pub(crate) fn take_for_help(&self) -> Option<Task> {
+        self.mailbox.lock().tasks.pop_front()
+    }
+
     /// Marks the group cancelled, raises its stop, and takes every queued
     /// task out of its mailbox (for the caller to cancel or hand back).
     pub(crate) fn close(&self) -> VecDeque<Task> {
@@ -160,7 +167,7 @@ impl Shared {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.enqueue_in_group(group, when_full, PlainMaker { name, f })
+        self.enqueue_in_group(group, || self.admit(when_full), PlainMaker { name, f })
             .map_err(|(reason, maker)| self.reject(reason, maker.f))
     }
 
@@ -177,19 +184,20 @@ impl Shared {
             call,
             group: group.clone(),
         };
-        self.enqueue_in_group(group, when_full, maker)
+        self.enqueue_in_group(group, || self.admit(when_full), maker)
             .map_err(|(reason, maker)| self.reject(reason, maker.call))
     }
 
-    /// Admits a task into the pool and `group`'s mailbox; the maker builds
-    /// the entry once admitted, so a refused task is handed back as it came.
-    fn enqueue_in_group<M: MakeTask>(
-        &self,
+    /// Admits a task into the pool (through `admit`) and `group`'s
+    /// mailbox; the maker builds the entry once admitted, so a refused task
+    /// is handed back as it came.
+    pub(crate) fn enqueue_in_group<'a, M: MakeTask>(
+        &'a self,
         group: &Arc<GroupInner>,
-        when_full: WhenFull,
+        admit: impl FnOnce() -> Result<GatePass<'a>, RejectReason>,
         maker: M,
     ) -> Result<M::Made, (RejectReason, M)> {
-        let mut pass = match self.admit(when_full) {
+        let mut pass = match admit() {
             Ok(pass) => pass,
             Err(reason) => return Err((reason, maker)),
         };
@@ -220,7 +228,7 @@ impl Shared {
 }
 
 /// Builds a queue entry once the task is admitted.
-trait MakeTask {
+pub(crate) trait MakeTask {
     type Made;
     fn make(self) -> (Task, Self::Made);
 }

@@ -14,7 +14,6 @@ use crate::runtime::cell::{CancelOutcome, CellHeader, CellTask, IfRunning, Tally
 use crate::runtime::entry::Task;
 use crate::runtime::ledger::{Custody, GroupCounts, Outcome, RunBy};
 use crate::runtime::mailbox::GroupInner;
-use crate::runtime::scope::ScopeState;
 use crate::runtime::slot::{At, Site, SlotGuard, TopGuard, WorkerSlot};
 use crate::stop::StopState;
 use crate::task::TaskId;
@@ -115,11 +114,6 @@ pub(crate) fn run_call<C: FnOnce()>(
 /// through its `PendingTask`.
 pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
     let header = task.header();
-    // A cancelled scope's queued task is cancelled by whoever reaches it.
-    if header.scope().is_some_and(ScopeState::is_cancelled) {
-        cancel(shared, &**task, IfRunning::Leave);
-        return;
-    }
     let tally = Tally {
         shared: Some(shared),
         index: at.map(|at| at.index),
@@ -220,6 +214,21 @@ pub(crate) fn run_inline(task: &Arc<dyn CellTask>) {
         nested: true,
     };
     run_shared(&shared, Some(at), task);
+}
+
+/// Runs a task of `scope`, taken from its mailbox by the scope's caller,
+/// a worker of the scope's pool, while it waits for the scope to end: as
+/// a joiner's help runs a task, nested in what the worker runs now.
+pub(crate) fn help_with(shared: &Shared, scope: &Arc<GroupInner>, task: Task) {
+    let Some(index) = CONTEXT.with(|c| c.borrow().as_ref().map(|ctx| ctx.index)) else {
+        return;
+    };
+    let at = Site {
+        index,
+        started: shared.nanos_since_epoch(),
+        nested: true,
+    };
+    run_in_group(shared, at, scope, task);
 }
 
 /// Runs a task handed back by `shutdown_now` on the calling thread.

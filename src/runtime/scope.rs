@@ -1,13 +1,12 @@
 //! Scopes: tasks that borrow from their caller's stack, and the wait that
 //! keeps the borrow sound.
 //!
-//! A scope's tasks are submitted cells queued straight in the pool's queue,
-//! so the claim that decides each end (`cell.rs`) and the ledger's counts
-//! are a submitted task's, unchanged. Each cell's header names the scope
-//! through a [`GroupInner`] whose `scope` is set: its stop source is what
-//! the tasks' `StopToken::current` observes, and the group's own counts
-//! and mailbox are not used (a scope has no progress to show, and nothing
-//! to hand back). What a scope adds is here:
+//! A scope is a group of its own kind: a [`GroupInner`] whose `scope` is
+//! set. Its tasks are submitted cells queued in its mailbox, so everything
+//! a group has they have too, unchanged: the claim that decides each end
+//! (`cell.rs`), the ledger's counts, the stop source that their
+//! `StopToken::current` observes, and a cancel that empties the mailbox
+//! and raises that stop. What a scope adds is here:
 //!
 //! - **The borrow.** A scoped cell's closure and result may borrow from the
 //!   caller (`'scope`); the queue holds `'static` entries, so the cell's
@@ -18,38 +17,32 @@
 //!   is dropped, which is after the cell's closure and result (see
 //!   `CellHeader`'s `Drop`). Nothing reachable from a cell is touched after
 //!   the count reaches zero.
-//! - **The cancel.** A flag and the stop: a cancelled scope's queued cells
-//!   are cancelled (closure dropped, handle resolved, counted) by whoever
-//!   reaches them to run them (`run_shared`), and by `shutdown_now`, which
-//!   never hands one back.
 //! - **The wait.** [`Shared::wait_scope`] returns once `live` is zero. A
-//!   caller that is a worker of the scope's pool runs the pool's queued
-//!   work itself meanwhile (its scope's tasks among it), so a scope opened
-//!   on a one-thread pool's only worker, or nested ten deep, finishes.
+//!   caller that is a worker of the scope's pool runs the scope's queued
+//!   tasks itself meanwhile, so a scope opened on a one-thread pool's only
+//!   worker, or nested ten deep, finishes.
 //! - **The failure.** A task's panic nobody joins is kept for the caller
 //!   ([`ScopeState::keep_panic`]); the face cancels the scope on the first
 //!   failure.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{PanicPayload, RejectReason};
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, CellEntry, CellTask, HandleOps};
 use crate::runtime::entry::{Task, UNSTAMPED};
-use crate::runtime::mailbox::GroupInner;
-use crate::runtime::queue::Priority;
+use crate::runtime::mailbox::{GroupInner, MakeTask};
 use crate::runtime::run;
-use crate::runtime::worker::{self, Helper};
+use crate::runtime::worker;
 use crate::state::{GatePass, PoolState, WhenFull};
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Waiters};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, Waiters};
 use crate::task::{Call, TaskId};
 
 /// What a scope adds to a group (see the module docs).
 pub(crate) struct ScopeState {
     /// Cells made in the scope and not yet dropped.
     live: AtomicUsize,
-    /// Set once by a cancel: queued cells are cancelled when reached.
-    cancelled: AtomicBool,
     /// Bumped by every spawn, so a waiting caller that helps sees a task
     /// to run (an event count: the condition stays made of atomics).
     spawns: AtomicU64,
@@ -63,7 +56,6 @@ impl ScopeState {
     pub(crate) fn new() -> ScopeState {
         ScopeState {
             live: AtomicUsize::new(0),
-            cancelled: AtomicBool::new(false),
             spawns: AtomicU64::new(0),
             waiters: Waiters::new(),
             panic: Mutex::new(None),
@@ -86,14 +78,6 @@ impl ScopeState {
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.waiters.notify();
         }
-    }
-
-    /// True once the scope was cancelled.
-    #[inline]
-    pub(crate) fn is_cancelled(&self) -> bool {
-        // ORDERING: SeqCst, against the spawn's load below: a spawn that
-        // reads false queues a cell that a cancel's reachers cancel.
-        self.cancelled.load(Ordering::SeqCst)
     }
 
     /// True once every cell of the scope is gone.
@@ -127,6 +111,26 @@ impl ScopeState {
     }
 }
 
+/// Makes a scoped task's cell once its spawn is admitted.
+struct ScopedMaker<'scope, C> {
+    call: C,
+    scope: Arc<GroupInner>,
+    _borrows: PhantomData<&'scope ()>,
+}
+
+impl<'scope, C> MakeTask for ScopedMaker<'scope, C>
+where
+    C: Call + 'scope,
+    C::Output: 'scope,
+{
+    type Made = Arc<dyn HandleOps<C::Output> + 'scope>;
+    fn make(self) -> (Task, Self::Made) {
+        let cell = Cell::new(None, self.call, Some(self.scope));
+        let entry = CellEntry(erase(cell.clone()));
+        (Task::Submitted(UNSTAMPED, entry), cell)
+    }
+}
+
 /// Lets a scoped cell sit in the queue, which holds `'static` entries.
 #[allow(unsafe_code)]
 fn erase<'scope>(cell: Arc<dyn CellTask + 'scope>) -> Arc<dyn CellTask> {
@@ -141,7 +145,7 @@ fn erase<'scope>(cell: Arc<dyn CellTask + 'scope>) -> Arc<dyn CellTask> {
 }
 
 impl Shared {
-    /// Queues `call` as a task of `scope`; its cell is the handle's to
+    /// Queues `call` in `scope`'s mailbox; its cell is the handle's to
     /// wrap. Refused (the call comes back with why) once the scope is
     /// cancelled, or the pool takes no more work (see `admit_scoped`).
     pub(crate) fn spawn_scoped<'scope, C>(
@@ -153,29 +157,23 @@ impl Shared {
         C: Call + 'scope,
         C::Output: 'scope,
     {
-        let state = scope.scope().expect("a scope's group");
-        let admitted = match state.is_cancelled() {
-            true => Err(RejectReason::Cancelled),
-            false => self.admit_scoped(),
+        let maker = ScopedMaker {
+            call,
+            scope: scope.clone(),
+            _borrows: PhantomData,
         };
-        let mut pass = match admitted {
-            Ok(pass) => pass,
-            Err(reason) => {
+        let made = self
+            .enqueue_in_group(scope, || self.admit_scoped(), maker)
+            .map_err(|(reason, maker)| {
                 self.ledger.rejected(1);
-                return Err((reason, call));
-            }
-        };
-        // A cancel from here on finds the cell when it is reached.
-        let cell = Cell::new(None, call, Some(scope.clone()));
-        let entry = CellEntry(erase(cell.clone()));
-        self.queue
-            .push(Priority::Normal, Task::Submitted(UNSTAMPED, entry));
-        pass.accept();
-        drop(pass);
-        // ORDERING: SeqCst, the changer's side of `Waiters`.
-        state.spawns.fetch_add(1, Ordering::SeqCst);
-        state.waiters.notify();
-        Ok(cell)
+                (reason, maker.call)
+            })?;
+        if let Some(state) = scope.scope() {
+            // ORDERING: SeqCst, the changer's side of `Waiters`.
+            state.spawns.fetch_add(1, Ordering::SeqCst);
+            state.waiters.notify();
+        }
+        Ok(made)
     }
 
     /// Lets a scoped task in: as any task while the pool is running; while
@@ -194,51 +192,43 @@ impl Shared {
         }
     }
 
-    /// Cancels `scope`: its queued tasks never start (each is cancelled,
-    /// its closure dropped and its handle resolved, by whoever reaches it),
-    /// later spawns are refused, and its stop token fires, which its
-    /// running tasks observe and which cancels the scopes opened inside
-    /// them.
-    pub(crate) fn cancel_scope(&self, scope: &GroupInner) {
-        if let Some(state) = scope.scope() {
-            state.cancelled.store(true, Ordering::SeqCst);
+    /// Cancels `scope`: its queued tasks never start (their closures are
+    /// dropped now, their handles resolve as cancelled), later spawns are
+    /// refused, and its stop token fires, which its running tasks observe
+    /// and which cancels the scopes opened inside them.
+    pub(crate) fn cancel_scope(&self, scope: &Arc<GroupInner>) {
+        let tasks = scope.close();
+        for task in tasks {
+            run::cancel_queued(self, scope, task);
         }
-        // Callbacks are user code; no lock of ours is held here.
-        scope.stop_state().request();
     }
 
     /// Waits until every cell of `scope` is gone. On a worker of this pool
-    /// it runs the pool's queued work itself meanwhile (the scope's tasks
-    /// are among it, and it may be the only thread that can run them),
-    /// until the pool is stopping; on another pool's worker, that pool's
-    /// (see `help_own_pool_until`).
-    pub(crate) fn wait_scope(&self, scope: &GroupInner) {
+    /// it runs the scope's queued tasks itself meanwhile (it may be the
+    /// only thread that can), until the pool is stopping.
+    pub(crate) fn wait_scope(&self, scope: &Arc<GroupInner>) {
         let Some(state) = scope.scope() else {
             return;
         };
-        let mut helper = match run::is_worker_of(self.id) {
-            true => Helper::new(),
-            false => {
-                worker::help_own_pool_until(&|| state.is_over());
-                None
-            }
-        };
+        let helps = run::is_worker_of(self.id);
+        if !helps {
+            // On another pool's worker, that pool's queue moves meanwhile.
+            worker::help_own_pool_until(&|| state.is_over());
+        }
         loop {
-            // Read before looking in the queue: a spawn after this wakes us.
+            // Read before looking in the mailbox: a spawn after this wakes us.
             let seen = state.spawns.load(Ordering::SeqCst);
             if state.is_over() {
                 return;
             }
-            if let Some(helper) = helper.as_mut() {
-                if helper.run_one(None) {
+            if helps && self.lifecycle.get() < PoolState::Stopping {
+                if let Some(task) = scope.take_for_help() {
+                    run::help_with(self, scope, task);
                     continue;
                 }
             }
             // No lost wake-up: `Waiters`; the last `cell_gone` and every
-            // spawn notify after changing what the condition reads. (A
-            // task queued by anyone else is a worker's to run: the caller
-            // waits for its own scope's only.)
-            let helps = helper.is_some();
+            // spawn notify after changing what the condition reads.
             state.waiters.wait_until(None, || {
                 state.is_over() || (helps && state.spawns.load(Ordering::SeqCst) != seen)
             });

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
-use crate::runtime::cell::IfRunning;
 use crate::runtime::chunk::TakeRest;
 use crate::runtime::entry::{Entry, Stamp, Task};
 use crate::runtime::mailbox::GroupInner;
@@ -227,12 +226,6 @@ impl Shared {
     ) -> bool {
         let keep = match &task {
             Task::Plain(_, _) | Task::Named(_, _) | Task::Inline(_, _) => true,
-            // A scoped task borrows from its scope's caller: cancelled,
-            // never handed back (its scope is cancelled by the same stop).
-            Task::Submitted(_, entry) if entry.0.header().scope().is_some() => {
-                run::cancel(self, &*entry.0, IfRunning::Leave);
-                false
-            }
             Task::Submitted(_, entry) => entry.0.hand_back(),
         };
         if keep {

@@ -150,62 +150,6 @@ fn work(shared: &Arc<Shared>, index: usize) {
 const NAP_MIN: Duration = Duration::from_micros(20);
 const NAP_MAX: Duration = Duration::from_millis(1);
 
-/// A worker in the middle of a task that waits: runs its own pool's queued
-/// entries one at a time, nested in the waiting task (see `run_nested`).
-pub(crate) struct Helper {
-    shared: Arc<Shared>,
-    index: usize,
-    clock: Clock,
-    ids: IdBlock,
-    turn: u32,
-}
-
-impl Helper {
-    /// The calling worker's helper; `None` on a thread that is no pool's
-    /// worker.
-    pub(crate) fn new() -> Option<Helper> {
-        CONTEXT.with(|c| {
-            c.borrow().as_ref().map(|ctx| Helper {
-                shared: ctx.shared.clone(),
-                index: ctx.index,
-                clock: Clock::new(),
-                ids: IdBlock::new(),
-                turn: 0,
-            })
-        })
-    }
-
-    /// Takes one entry of its pool's queue, waiting for one at most
-    /// `wait`, and runs it here; false if there was none (or its pool is
-    /// stopping: what is queued then is `shutdown_now`'s). A wake-up entry
-    /// is meant for a worker deciding whether to exit: it is passed on,
-    /// and counts as none (after a nap of `wait`).
-    pub(crate) fn run_one(&mut self, wait: Option<Duration>) -> bool {
-        let shared = &*self.shared;
-        if shared.lifecycle.get() >= PoolState::Stopping {
-            return false;
-        }
-        let entry = match shared.queue.try_take(&mut self.turn) {
-            Some(entry) => entry,
-            None => match wait.and_then(|wait| shared.queue.take_timeout(wait)) {
-                Some(entry) => entry,
-                None => return false,
-            },
-        };
-        if let Entry::Wake = entry {
-            shared.queue.push_wake();
-            // It may be all the queue holds: nap as if it were empty, not
-            // take it straight back.
-            if let Some(wait) = wait {
-                std::thread::sleep(wait);
-            }
-            return false;
-        }
-        run_nested(shared, self.index, &mut self.clock, &mut self.ids, entry);
-        true
-    }
-}
-
 /// Called by a task that waits for work of *another* pool (a join of its
 /// task, a scope opened on it): until `done()`, runs its own pool's queued
 /// work on this worker, nested in the waiting task, as rayon's worker does
@@ -216,7 +160,9 @@ impl Helper {
 ///
 /// It returns at once on a thread that is no pool's worker, and once its
 /// pool is stopping; the caller then waits as usual. (While the pool
-/// drains it goes on: the drain runs everything.)
+/// drains it goes on: the drain runs everything. A wake-up entry it takes
+/// is meant for a worker deciding whether to exit: it is passed on, and
+/// the loop naps before it looks again.)
 ///
 /// No lost wake-up, by construction: nothing wakes this loop but its own
 /// queue. When that is empty it naps in the queue for at most `NAP_MAX`
@@ -224,19 +170,39 @@ impl Helper {
 /// what it waits for is seen within `NAP_MAX`; new work of its own pool
 /// wakes it at once.
 pub(crate) fn help_own_pool_until(done: &dyn Fn() -> bool) {
-    let Some(mut helper) = Helper::new() else {
+    let Some((shared, index)) = CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|ctx| (ctx.shared.clone(), ctx.index))
+    }) else {
         return;
     };
+    let mut clock = Clock::new();
+    let mut ids = IdBlock::new();
+    let mut turn = 0u32;
     let mut nap = NAP_MIN;
     while !done() {
-        if helper.shared.lifecycle.get() >= PoolState::Stopping {
+        if shared.lifecycle.get() >= PoolState::Stopping {
             return;
         }
-        if helper.run_one(Some(nap)) {
-            nap = NAP_MIN;
-        } else {
+        let entry = match shared.queue.try_take(&mut turn) {
+            Some(entry) => entry,
+            None => match shared.queue.take_timeout(nap) {
+                Some(entry) => entry,
+                None => {
+                    nap = (nap * 2).min(NAP_MAX);
+                    continue;
+                }
+            },
+        };
+        if let Entry::Wake = entry {
+            shared.queue.push_wake();
+            std::thread::sleep(nap);
             nap = (nap * 2).min(NAP_MAX);
+            continue;
         }
+        nap = NAP_MIN;
+        run_nested(&shared, index, &mut clock, &mut ids, entry);
     }
 }
 

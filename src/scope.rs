@@ -446,7 +446,7 @@ impl ScopeCore {
     /// Opens a scope on `shared`'s pool, cancelled when the calling task's
     /// stop token (if the caller is a task) or the pool's stop fires.
     fn open(shared: &Arc<Shared>) -> ScopeCore {
-        let group = Arc::new(GroupInner::new_scope());
+        let group = Arc::new(GroupInner::new_scope(run::is_worker_of(shared.id)));
         let mut parents = StopToken::current().states().to_vec();
         if !parents.iter().any(|state| Arc::ptr_eq(state, &shared.stop)) {
             parents.push(shared.stop.clone());

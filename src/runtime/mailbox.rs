@@ -48,9 +48,10 @@ impl GroupInner {
         GroupInner::with_scope(name, None)
     }
 
-    /// The group of a scope.
-    pub(crate) fn new_scope() -> GroupInner {
-        GroupInner::with_scope(String::from("scope"), Some(ScopeState::new()))
+    /// The group of a scope; `inside`: opened by a task of the pool, on
+    /// one of its workers.
+    pub(crate) fn new_scope(inside: bool) -> GroupInner {
+        GroupInner::with_scope(String::from("scope"), Some(ScopeState::new(inside)))
     }
 
     fn with_scope(name: String, scope: Option<ScopeState>) -> GroupInner {

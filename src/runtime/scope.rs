@@ -50,11 +50,15 @@ pub(crate) struct ScopeState {
     waiters: Waiters,
     /// The first panic that no handle took, resumed on the caller.
     panic: Mutex<Option<PanicPayload>>,
+    /// Opened by a task of the pool, on one of its workers: part of that
+    /// task's work, which a drain lets finish (see `admit_scoped`).
+    inside: bool,
 }
 
 impl ScopeState {
-    pub(crate) fn new() -> ScopeState {
+    pub(crate) fn new(inside: bool) -> ScopeState {
         ScopeState {
+            inside,
             live: AtomicUsize::new(0),
             spawns: AtomicU64::new(0),
             waiters: Waiters::new(),
@@ -163,7 +167,7 @@ impl Shared {
             _borrows: PhantomData,
         };
         let made = self
-            .enqueue_in_group(scope, || self.admit_scoped(), maker)
+            .enqueue_in_group(scope, || self.admit_scoped(scope), maker)
             .map_err(|(reason, maker)| {
                 self.ledger.rejected(1);
                 (reason, maker.call)
@@ -177,17 +181,17 @@ impl Shared {
     }
 
     /// Lets a scoped task in: as any task while the pool is running; while
-    /// it drains, only from one of its own workers (the scope belongs to a
-    /// task the drain runs, and that worker finishes it, see `wait_scope`).
-    fn admit_scoped(&self) -> Result<GatePass<'_>, RejectReason> {
+    /// it drains, only into a scope opened by a task of the pool (part of
+    /// that task's work, which the drain runs: the opener's worker waits
+    /// in the scope and runs what the other workers leave, see
+    /// `wait_scope`), whichever thread spawns.
+    fn admit_scoped(&self, scope: &GroupInner) -> Result<GatePass<'_>, RejectReason> {
+        let inside = scope.scope().is_some_and(|state| state.inside);
         match self.admit(WhenFull::Wait) {
-            Err(RejectReason::Shutdown)
-                if !self.ledger.is_bounded() && run::is_worker_of(self.id) =>
-            {
-                self.gate
-                    .enter_while(&self.lifecycle, 1, PoolState::ShuttingDown)
-                    .ok_or(RejectReason::Shutdown)
-            }
+            Err(RejectReason::Shutdown) if inside && !self.ledger.is_bounded() => self
+                .gate
+                .enter_while(&self.lifecycle, 1, PoolState::ShuttingDown)
+                .ok_or(RejectReason::Shutdown),
             other => other,
         }
     }

@@ -656,6 +656,12 @@ impl ThreadPool {
     /// watchdog or a status page shows; each [`RunningTask`] displays as
     /// one line.
     ///
+    /// A task whose worker runs another one inside it (a
+    /// [`join`](crate::TaskHandle::join) that helps, a
+    /// [`scope`](Self::scope)'s caller running the scope's tasks) is still
+    /// running, and listed: just before the task it waits for, on the same
+    /// thread.
+    ///
     /// # Examples
     ///
     /// ```

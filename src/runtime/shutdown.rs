@@ -377,10 +377,15 @@ impl Shared {
     }
 
     pub(crate) fn running_tasks(&self) -> Vec<RunningTask> {
-        self.slots
-            .iter()
-            .filter_map(|slot| slot.running(self))
-            .collect()
+        // A task waiting for a nested run on its worker (a join helping,
+        // a scope's caller) is still running: listed before the one it
+        // waits for.
+        let mut tasks = Vec::new();
+        for slot in self.slots.iter() {
+            tasks.extend(slot.waiting(self));
+            tasks.extend(slot.running(self));
+        }
+        tasks
     }
 }
 

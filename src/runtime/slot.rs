@@ -88,9 +88,17 @@ pub(crate) struct WorkerSlot {
     name: Mutex<Option<Arc<str>>>,
     /// Whether `name` may hold a name, so unnamed tasks skip its lock.
     named: AtomicBool,
+    /// The tasks the slot showed before the nested runs now in progress
+    /// (a join helping, a scope's caller running its tasks), innermost
+    /// last: still running, they wait for the run the slot shows, and
+    /// `running_tasks` lists them too. Only nested runs take this lock.
+    waiting: Mutex<Vec<Shown>>,
     /// Its counts of the tasks it ran (the ledger's to change).
     pub(crate) counts: WorkerCounts,
 }
+
+/// A task a slot showed before a nested run: its id, start, and name.
+struct Shown(u64, u64, Option<Arc<str>>);
 
 /// What a slot showed before a nested run, restored after it.
 pub(crate) struct Previous {
@@ -107,6 +115,7 @@ impl WorkerSlot {
             started: AtomicU64::new(0),
             name: Mutex::new(None),
             named: AtomicBool::new(false),
+            waiting: Mutex::new(Vec::new()),
             counts: WorkerCounts::new(),
         }
     }
@@ -157,6 +166,12 @@ impl WorkerSlot {
             *slot_name = name.cloned();
             self.named.store(name.is_some(), Ordering::Relaxed);
         }
+        if prev_current != 0 {
+            let prev = prev_name.as_ref().and_then(Clone::clone);
+            self.waiting
+                .lock()
+                .push(Shown(prev_current, prev_started, prev));
+        }
         self.started.store(started, Ordering::Relaxed);
         // ORDERING: Release publishes `started` and `name` to
         // `running_tasks`, which reads `current` with Acquire first.
@@ -179,6 +194,9 @@ impl WorkerSlot {
     }
 
     pub(crate) fn end(&self, prev: Previous) {
+        if prev.current != 0 {
+            self.waiting.lock().pop();
+        }
         // ORDERING: Release, so a reader that sees the restored id also sees
         // the restored fields; only `running_tasks` and `stats().active` read
         // `current` (idleness is counted, not read from here).
@@ -189,6 +207,24 @@ impl WorkerSlot {
             *self.name.lock() = name;
             self.named.store(named, Ordering::Relaxed);
         }
+    }
+
+    /// The tasks of this slot waiting for a nested run (see `waiting`).
+    pub(crate) fn waiting(&self, shared: &Shared) -> Vec<RunningTask> {
+        let waiting = self.waiting.lock();
+        if waiting.is_empty() {
+            return Vec::new();
+        }
+        let now = shared.nanos_since_epoch();
+        waiting
+            .iter()
+            .map(|Shown(id, started, name)| RunningTask {
+                id: TaskId::from_raw(*id),
+                name: name.as_deref().map(str::to_owned),
+                thread: self.thread_name.clone(),
+                running_for: Duration::from_nanos(now.saturating_sub(*started)),
+            })
+            .collect()
     }
 
     /// The task running in this slot now, if any.

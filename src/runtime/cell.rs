@@ -80,7 +80,13 @@ impl CellHeader {
     /// Its group's counts, if it belongs to a group.
     #[inline]
     pub(crate) fn group_counts(&self) -> Option<&GroupCounts> {
-        self.group.as_deref().map(|group| &group.counts)
+        // A scope counts nothing (it has no progress to show: see
+        // `runtime/scope.rs`), which spares each of its tasks three shared
+        // counters.
+        self.group
+            .as_deref()
+            .filter(|group| group.scope().is_none())
+            .map(|group| &group.counts)
     }
 
     #[inline]

@@ -212,10 +212,16 @@ impl Shared {
                 return Err((RejectReason::Cancelled, maker));
             }
             let (task, made) = maker.make();
-            // The ticket under the mailbox lock: a mailbox is in ticket
-            // order, which `shutdown_now`'s merge relies on.
-            mailbox.tasks.push_back(task.stamped(self.queue.ticket()));
-            self.ledger.accepted_in(&group.counts);
+            if group.scope().is_none() {
+                // The ticket under the mailbox lock: a mailbox is in
+                // ticket order, which `shutdown_now`'s merge relies on.
+                mailbox.tasks.push_back(task.stamped(self.queue.ticket()));
+                self.ledger.accepted_in(&group.counts);
+            } else {
+                // A scope's tasks are never handed back (no ticket), and a
+                // scope counts nothing.
+                mailbox.tasks.push_back(task);
+            }
             let send = !mailbox.paused && !mailbox.scheduled;
             mailbox.scheduled |= send;
             (made, send)

@@ -4,8 +4,12 @@
 
 use drainpool::crossbeam_channel::unbounded;
 
-use crate::common::{Latch, WAIT};
-use crate::{Fates, books, expect_started, quiet_pool, wait_for_stop, watchdog};
+use std::sync::Arc;
+
+use drainpool::ThreadPool;
+
+use crate::common::{Latch, WAIT, bounded_join};
+use crate::{Fates, books, expect_started, finish, quiet_pool, shared, wait_for_stop, watchdog};
 
 #[test]
 fn stats_count_scoped_tasks_completed_panicked_cancelled_and_rejected() {
@@ -86,5 +90,73 @@ fn running_tasks_lists_a_scoped_task_while_it_runs_and_not_after() {
         assert_eq!(books(&pool), (1, 0, 0, 0));
         pool.shutdown();
         assert!(pool.await_termination(WAIT));
+    });
+}
+
+/// On a one-thread pool, a task (the opener) opens a scope and spawns a
+/// task that blocks until `release`; the only worker, waiting for the
+/// scope, runs that task itself. Returns the opener's handle and the
+/// scoped task's id once the scoped task runs.
+fn helped_scope(
+    pool: &Arc<ThreadPool>,
+    release: &Latch,
+) -> (drainpool::TaskHandle<()>, drainpool::TaskId) {
+    let (id_tx, id) = unbounded();
+    let (started_tx, started) = unbounded();
+    let opener = pool
+        .submit({
+            let (pool, release) = (pool.clone(), release.clone());
+            move || {
+                pool.scope(|s| {
+                    let helped = s.spawn(|| {
+                        started_tx.send(()).unwrap();
+                        assert!(release.wait(), "released");
+                    });
+                    id_tx.send(helped.id().expect("accepted")).unwrap();
+                    // The only worker waits here, and runs it itself.
+                })
+            }
+        })
+        .unwrap();
+    let helped = id.recv_timeout(WAIT).expect("the scope spawned");
+    expect_started(&started, 1);
+    (opener, helped)
+}
+
+#[test]
+fn running_tasks_lists_a_scoped_task_run_by_the_worker_waiting_for_its_scope() {
+    watchdog("the helped task", || {
+        let (pool, _keep) = shared(ThreadPool::new(1).unwrap());
+        let release = Latch::default();
+        let (opener, helped) = helped_scope(&pool, &release);
+        let running = pool.running_tasks();
+        assert!(
+            running.iter().any(|task| task.id == helped),
+            "{helped}, run by the waiting worker, is not in {running:?}"
+        );
+        release.open();
+        bounded_join(opener).unwrap();
+        assert_eq!(books(&pool), (2, 0, 0, 0), "the opener and the helped task");
+        finish(&pool);
+    });
+}
+
+#[test]
+fn running_tasks_still_lists_a_task_while_its_worker_runs_a_task_of_its_scope() {
+    watchdog("the helping opener", || {
+        let (pool, _keep) = shared(ThreadPool::new(1).unwrap());
+        let release = Latch::default();
+        let (opener, _) = helped_scope(&pool, &release);
+        let running = pool.running_tasks();
+        release.open();
+        let opener_id = opener.id();
+        bounded_join(opener).unwrap();
+        finish(&pool);
+        // The opener has not ended: it waits in its scope (helping). A
+        // watchdog or the graceful shutdown's stuck list must see it.
+        assert!(
+            running.iter().any(|task| task.id == opener_id),
+            "{opener_id}, still running (waiting for its scope), is not in {running:?}"
+        );
     });
 }

@@ -210,3 +210,93 @@ fn an_outside_spawn_into_a_full_bounded_queue_waits_for_room() {
         assert!(pool.await_termination(WAIT));
     });
 }
+
+/// A task of `s` that spawns the next link of a chain into `s` and joins
+/// it: on a one-thread pool only the joining worker can run it.
+fn link<'scope>(s: &'scope drainpool::Scope<'scope, '_>, left: usize) -> usize {
+    if left == 0 {
+        return 0;
+    }
+    1 + s.spawn(move || link(s, left - 1)).join().unwrap()
+}
+
+#[test]
+fn a_task_joining_a_sibling_it_spawned_on_a_one_thread_pool_runs_it_itself() {
+    const CHAIN: usize = 10;
+    watchdog("the chain of joins", || {
+        let (pool, _keep) = shared(ThreadPool::new(1).unwrap());
+        for round in 0..ROUNDS {
+            // From outside: the chain runs on the worker, each link joined
+            // by the one before it.
+            let links = pool.scope(|s| s.spawn(move || link(s, CHAIN)).join().unwrap());
+            assert_eq!(links, CHAIN, "round {round}, outside");
+            // From inside the only worker.
+            let inside = {
+                let pool = pool.clone();
+                move || pool.scope(|s| link(s, CHAIN))
+            };
+            let handle = pool.submit(inside).unwrap();
+            assert_eq!(
+                bounded_join(handle).unwrap(),
+                CHAIN,
+                "round {round}, inside"
+            );
+        }
+        finish(&pool);
+    });
+}
+
+/// A one-thread pool with room for one queued task, its worker held by a
+/// scoped task of `s` and its queue filled by another: the next spawn of
+/// `s` from outside waits for room. `stop` runs, on a thread or task of
+/// its own, once that spawn waits; the spawn must then come back refused.
+fn blocked_spawn_released_by(stop: impl Fn(&ThreadPool, &drainpool::Scope<'_, '_>) + Sync) {
+    let pool = ThreadPool::builder()
+        .threads(1)
+        .queue_capacity(1)
+        .build()
+        .unwrap();
+    let fates = Fates::new(2);
+    let (started_tx, started) = drainpool::crossbeam_channel::unbounded();
+    pool.scope(|s| {
+        let running = s.spawn(|| crate::wait_for_stop(&started_tx));
+        crate::expect_started(&started, 1);
+        let probe = fates.probe(0);
+        let queued = s.spawn(move || probe.run());
+        assert!(queued.id().is_some(), "the queue had room for one");
+        let (pool, stop) = (&pool, &stop);
+        std::thread::scope(|t| {
+            t.spawn(move || {
+                crate::until("the spawn waits for room", || {
+                    pool.stats().blocked_submitters == 1
+                });
+                stop(pool, s);
+            });
+            let probe = fates.probe(1);
+            let blocked = s.spawn(move || probe.run());
+            assert!(blocked.join().unwrap_err().is_cancelled(), "refused");
+        });
+        assert!(queued.join().unwrap_err().is_cancelled());
+        assert!(running.join().unwrap(), "the running task was stopped");
+    });
+    fates.assert_each_ended_once("the blocked spawn");
+    assert_eq!(fates.ran(), 0);
+    pool.shutdown();
+    assert!(pool.await_termination(WAIT));
+}
+
+#[test]
+fn a_spawn_waiting_for_room_in_a_bounded_queue_is_released_by_shutdown_now() {
+    watchdog("the spawn waiting for room", || {
+        blocked_spawn_released_by(|pool, _| {
+            assert!(pool.shutdown_now().is_empty(), "no scoped task handed back");
+        });
+    });
+}
+
+#[test]
+fn a_spawn_waiting_for_room_in_a_bounded_queue_is_released_by_the_scopes_cancel() {
+    watchdog("the spawn waiting for room", || {
+        blocked_spawn_released_by(|_, s| s.cancel());
+    });
+}

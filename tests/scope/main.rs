@@ -20,6 +20,7 @@ mod cancel_races;
 #[path = "../common/mod.rs"]
 mod common;
 mod deadlock_free;
+mod drops;
 mod fail_fast;
 mod handles;
 mod shutdown;

@@ -13,7 +13,7 @@ use drainpool::crossbeam_channel::unbounded;
 use drainpool::{TaskId, ThreadPool};
 
 use crate::common::{AT_ONCE, DropCounter, Gate, Latch, Rng, TestPool, WAIT, bounded_join, spin};
-use crate::{Fates, books, expect_started, shared, spin_until, wait_for_stop, watchdog};
+use crate::{Fates, books, expect_started, finish, shared, spin_until, wait_for_stop, watchdog};
 
 #[test]
 fn shutdown_now_during_an_outside_scope_ends_it_promptly_and_hands_none_of_it_back() {
@@ -99,6 +99,53 @@ fn shutdown_now_during_an_outside_scope_ends_it_promptly_and_hands_none_of_it_ba
             2,
             "the running ones were stopped"
         );
+        assert!(pool.await_termination(WAIT));
+    });
+}
+
+#[test]
+fn shutdown_now_through_a_shutdown_handle_stashes_none_of_an_outside_scopes_tasks() {
+    const QUEUED: usize = 50;
+    const PLAIN: usize = 5;
+    watchdog("the scope meeting a requested shutdown_now", || {
+        let pool = TestPool::new(1);
+        let queued = Fates::new(QUEUED);
+        let (started_tx, started) = unbounded();
+        pool.scope(|s| {
+            let running = s.spawn(|| wait_for_stop(&started_tx));
+            expect_started(&started, 1);
+            let handles: Vec<_> = (0..QUEUED)
+                .map(|i| {
+                    let probe = queued.probe(i);
+                    s.spawn(move || probe.run())
+                })
+                .collect();
+            let plain: Vec<_> = (0..PLAIN)
+                .map(|i| pool.submit(move || i).unwrap())
+                .collect();
+            let scoped: HashSet<TaskId> =
+                handles.iter().map(|h| h.id().expect("accepted")).collect();
+
+            // Taken back into the pool's stash (its stop is raised after
+            // that), for the next `shutdown_now` to return.
+            pool.shutdown_handle().request_shutdown_now();
+            assert!(running.join().unwrap(), "the running task was stopped");
+            let stashed: Vec<TaskId> = pool.shutdown_now().iter().map(|t| t.id()).collect();
+
+            assert!(
+                stashed.iter().all(|id| !scoped.contains(id)),
+                "a scoped task (it borrows from here) was stashed: {} of {}",
+                stashed.iter().filter(|id| scoped.contains(id)).count(),
+                stashed.len()
+            );
+            let plain_ids: Vec<TaskId> = plain.iter().map(|h| h.id()).collect();
+            assert_eq!(stashed, plain_ids, "the plain tasks come back, in order");
+            for (i, handle) in handles.into_iter().enumerate() {
+                assert!(handle.join().unwrap_err().is_cancelled(), "queued task {i}");
+            }
+        });
+        queued.assert_each_ended_once("after the scope");
+        assert_eq!(queued.ran(), 0, "no queued scoped task ran");
         assert!(pool.await_termination(WAIT));
     });
 }
@@ -338,5 +385,64 @@ fn a_scope_opened_by_a_task_the_drain_runs_on_a_bounded_pool_is_refused() {
         );
         assert!(pool.await_termination(WAIT));
         assert_eq!(books(&pool), (1, 0, 0, 5));
+    });
+}
+
+#[test]
+fn a_scope_on_a_terminated_pool_refuses_every_spawn_and_returns() {
+    watchdog("the scope on a terminated pool", || {
+        let pool = TestPool::new(2);
+        finish(&pool);
+        let fates = Fates::new(10);
+        let value = pool.scope(|s| {
+            for i in 0..10 {
+                let probe = fates.probe(i);
+                assert!(
+                    s.spawn(move || probe.run())
+                        .join()
+                        .unwrap_err()
+                        .is_cancelled()
+                );
+            }
+            assert!(!s.stop_token().is_stop_requested() || s.is_cancelled());
+            "returned"
+        });
+        assert_eq!(value, "returned");
+        fates.assert_each_ended_once("on the terminated pool");
+        assert_eq!(fates.ran(), 0);
+        assert_eq!(pool.stats().rejected, 10);
+    });
+}
+
+#[test]
+fn a_task_of_an_outside_scope_spawning_after_shutdown_is_refused_like_its_caller() {
+    watchdog("the outside scope's task spawning in the drain", || {
+        let pool = TestPool::new(2);
+        let shut = Latch::default();
+        let late = Fates::new(5);
+        let refused = pool.scope(|s| {
+            // Runs on a worker; spawns into the outside scope once the
+            // pool is shutting down.
+            let spawner = s.spawn(|| {
+                assert!(shut.wait(), "the test shut the pool down");
+                (0..5)
+                    .filter(|&i| {
+                        let probe = late.probe(i);
+                        s.spawn(move || probe.run()).id().is_none()
+                    })
+                    .count()
+            });
+            pool.shutdown();
+            shut.open();
+            spawner.join().unwrap()
+        });
+        late.assert_each_ended_once("spawned in the drain");
+        assert_eq!(
+            (refused, late.ran()),
+            (5, 0),
+            "\"Shutdown\" on ThreadPool::scope: a scope opened outside the pool spawns nothing \
+             after shutdown, whichever thread spawns"
+        );
+        assert!(pool.await_termination(WAIT));
     });
 }

@@ -9,8 +9,11 @@ use std::time::Duration;
 use drainpool::crossbeam_channel::unbounded;
 use drainpool::{StopToken, crossbeam_channel};
 
-use crate::common::{Latch, Rng, WAIT, spin};
-use crate::{Fates, expect_started, panic_message_of, quiet_pool, until, wait_for_stop, watchdog};
+use crate::common::{Latch, Rng, WAIT, bounded_join, spin};
+use crate::{
+    Fates, expect_started, finish, panic_message_of, quiet_pool, shared, until, wait_for_stop,
+    watchdog,
+};
 
 #[test]
 fn a_panic_in_one_of_1000_tasks_cancels_the_queued_rest_and_resumes_on_the_caller() {
@@ -203,5 +206,50 @@ fn a_panic_of_the_scope_closure_resumes_rather_than_an_earlier_unjoined_task_pan
             })
         });
         assert_eq!(message, "deliberate: the closure failed second");
+    });
+}
+
+#[test]
+fn a_panic_in_a_scope_opened_on_a_worker_cancels_the_rest_and_resumes_in_the_opening_task() {
+    const OTHERS: usize = 100;
+    watchdog("the failing scope on the only worker", || {
+        let (pool, _keep) = shared(
+            drainpool::ThreadPool::builder()
+                .threads(1)
+                .panic_handler(|_| {})
+                .build()
+                .unwrap(),
+        );
+        crate::quiet_deliberate_panics();
+        let fates = std::sync::Arc::new(Fates::new(OTHERS));
+        let opener = pool
+            .submit({
+                let (pool, fates) = (pool.clone(), fates.clone());
+                move || {
+                    pool.scope(|s| {
+                        s.spawn(|| panic!("deliberate: failed on the worker"));
+                        for i in 0..OTHERS {
+                            let probe = fates.probe(i);
+                            s.spawn(move || probe.run());
+                        }
+                        // The only worker runs them, in order, from here.
+                    });
+                    unreachable!("the scope resumed the panic");
+                }
+            })
+            .unwrap();
+        let error = bounded_join(opener).unwrap_err();
+        assert_eq!(
+            error.panic_message(),
+            Some("deliberate: failed on the worker")
+        );
+        fates.assert_each_ended_once("after the scope");
+        assert_eq!(
+            fates.ran(),
+            0,
+            "the panic came first and cancelled them all"
+        );
+        assert_eq!(fates.dropped_unrun(), OTHERS);
+        finish(&pool);
     });
 }

@@ -446,3 +446,52 @@ fn a_task_of_an_outside_scope_spawning_after_shutdown_is_refused_like_its_caller
         assert!(pool.await_termination(WAIT));
     });
 }
+
+#[test]
+fn a_graceful_shutdown_during_an_outside_scope_reports_none_of_its_tasks_as_never_started() {
+    const QUEUED: usize = 20;
+    const PLAIN: usize = 3;
+    watchdog("the scope meeting a graceful shutdown", || {
+        let (pool, _keep) = shared(ThreadPool::new(2).unwrap());
+        let queued = Fates::new(QUEUED);
+        let woke = AtomicUsize::new(0);
+        let (started_tx, started) = unbounded();
+        let (report, scoped) = pool.scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    if wait_for_stop(&started_tx) {
+                        woke.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+            expect_started(&started, 2);
+            let handles: Vec<_> = (0..QUEUED)
+                .map(|i| {
+                    let probe = queued.probe(i);
+                    s.spawn(move || probe.run())
+                })
+                .collect();
+            for i in 0..PLAIN {
+                pool.execute(move || assert!(i < PLAIN)).unwrap();
+            }
+            let scoped: HashSet<TaskId> = handles.iter().filter_map(|h| h.id()).collect();
+            // The drain cannot finish (both workers wait for a stop), so
+            // the shutdown goes on to interrupt them.
+            let policy = drainpool::ShutdownPolicy::new(crate::common::BRIEF, WAIT);
+            let report = pool.shutdown_gracefully(policy);
+            (report, scoped)
+        });
+        assert!(report.terminated, "{report}");
+        assert!(report.stuck.is_empty(), "{report}");
+        let never: Vec<TaskId> = report.never_started.iter().map(|t| t.id()).collect();
+        assert_eq!(never.len(), PLAIN, "only the plain tasks: {report}");
+        assert!(never.iter().all(|id| !scoped.contains(id)), "{report}");
+        assert_eq!(
+            woke.load(Ordering::SeqCst),
+            2,
+            "the running scoped tasks were stopped"
+        );
+        queued.assert_each_ended_once("after the graceful shutdown");
+        assert_eq!(queued.ran(), 0);
+    });
+}

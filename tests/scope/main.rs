@@ -1,7 +1,8 @@
 //! Structured scopes (`pool.scope`, `pool.try_scope`): their tasks borrow
 //! from the caller's stack, fail fast, stop together (also when the stop
 //! comes from above), never deadlock the pool that runs them, count in its
-//! books like any task, and meet the pool's shutdown as documented.
+//! books like any task, survive user `Drop`s that panic, and meet the
+//! pool's shutdown as documented.
 //!
 //! Every task is accounted for exactly once: it ran, or its closure was
 //! dropped without running (cancelled, or refused at its spawn).

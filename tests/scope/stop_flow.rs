@@ -13,7 +13,7 @@ use drainpool::crossbeam_channel::{Sender, unbounded};
 use crate::common::{WAIT, bounded_join};
 use crate::{Fates, expect_started, finish, shared, wait_for_stop, watchdog};
 
-const ROUNDS: usize = 40;
+const ROUNDS: usize = 100;
 /// Queued behind the blocked tasks of each inner scope.
 const QUEUED: usize = 30;
 
@@ -168,7 +168,8 @@ struct Nest {
 
 impl Nest {
     /// Opens level `level`'s scope on `pool`, from inside level
-    /// `level - 1`'s first task (level 1: from outside the pool).
+    /// `level - 1`'s first task (level 1: from the first task of the
+    /// test's own scope, opened outside the pool).
     fn open(&self, pool: &ThreadPool, level: usize) {
         pool.scope(|s| {
             if level < self.depth {

@@ -4,12 +4,12 @@
 //! once all have ended the panic resumes on the scope's caller.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use drainpool::crossbeam_channel::unbounded;
 use drainpool::{StopToken, crossbeam_channel};
 
-use crate::common::{Latch, Rng, WAIT, bounded_join, spin};
+use crate::common::{AT_ONCE, Gate, Latch, Rng, WAIT, bounded_join, spin};
 use crate::{
     Fates, expect_started, finish, panic_message_of, quiet_pool, shared, until, wait_for_stop,
     watchdog,
@@ -251,5 +251,38 @@ fn a_panic_in_a_scope_opened_on_a_worker_cancels_the_rest_and_resumes_in_the_ope
         );
         assert_eq!(fates.dropped_unrun(), OTHERS);
         finish(&pool);
+    });
+}
+
+#[test]
+fn a_panicking_scope_closure_returns_without_waiting_for_busy_workers_to_reach_its_tasks() {
+    // Fail fast: the queued tasks never start, and the panic resumes once
+    // the *running* ones have ended -- none here: unrelated work holds
+    // every worker, and the scope must not wait for it.
+    watchdog("the failing scope on a busy pool", || {
+        let pool = quiet_pool(2);
+        let gate = Gate::occupying(&pool, 2);
+        let fates = Fates::new(10);
+        let start = Instant::now();
+        let message = panic_message_of(|| {
+            pool.scope(|s| {
+                for i in 0..10 {
+                    let probe = fates.probe(i);
+                    s.spawn(move || probe.run());
+                }
+                panic!("deliberate: the closure failed on a busy pool");
+            })
+        });
+        // Measured before the release: a gate task lets go by itself only
+        // after WAIT, far beyond AT_ONCE.
+        let took = start.elapsed();
+        gate.release();
+        assert_eq!(message, "deliberate: the closure failed on a busy pool");
+        assert!(
+            took < AT_ONCE,
+            "the failed scope took {took:?} to return: it waited for the busy workers"
+        );
+        fates.assert_each_ended_once("after the scope");
+        assert_eq!(fates.ran(), 0);
     });
 }

@@ -13,7 +13,10 @@ use drainpool::crossbeam_channel::unbounded;
 use drainpool::{TaskId, ThreadPool};
 
 use crate::common::{AT_ONCE, DropCounter, Gate, Latch, Rng, TestPool, WAIT, bounded_join, spin};
-use crate::{Fates, books, expect_started, finish, shared, spin_until, wait_for_stop, watchdog};
+use crate::{
+    Fates, books, expect_started, finish, shared, spin_until, wait_for_stop, watchdog,
+    watchdog_within,
+};
 
 #[test]
 fn shutdown_now_during_an_outside_scope_ends_it_promptly_and_hands_none_of_it_back() {
@@ -295,55 +298,95 @@ fn shutdown_during_an_outside_scope_runs_what_it_spawned_before_and_refuses_the_
     });
 }
 
+/// A task submitted before `shutdown` opens a scope once the pool is
+/// shutting down (its worker runs it in the drain); the scope's tasks
+/// spawn more into it. Every spawn is admitted and runs, the opener
+/// returns, and the drain then ends.
+fn scope_in_the_drain(threads: usize) {
+    const FAN: usize = 5;
+    let (pool, _keep) = shared(ThreadPool::new(threads).unwrap());
+    let shut = Latch::default();
+    let opener = pool
+        .submit({
+            let (pool, shut) = (pool.clone(), shut.clone());
+            move || {
+                assert!(shut.wait(), "the test shut the pool down");
+                assert!(pool.is_shutdown());
+                let fates = Fates::new(FAN * FAN);
+                let refused = AtomicUsize::new(0);
+                pool.scope(|s| {
+                    for i in 0..FAN {
+                        let (fates, refused) = (&fates, &refused);
+                        let handle = s.spawn(move || {
+                            // Spawned from a task of the scope, on any
+                            // worker, during the drain.
+                            for j in 0..FAN {
+                                let probe = fates.probe(i * FAN + j);
+                                let handle = s.spawn(move || probe.run());
+                                refused.fetch_add(
+                                    usize::from(handle.id().is_none()),
+                                    Ordering::SeqCst,
+                                );
+                            }
+                        });
+                        refused.fetch_add(usize::from(handle.id().is_none()), Ordering::SeqCst);
+                    }
+                });
+                fates.assert_each_ended_once("in the drain");
+                (fates.ran(), refused.into_inner())
+            }
+        })
+        .unwrap();
+    pool.shutdown();
+    shut.open();
+    assert_eq!(
+        bounded_join(opener).unwrap(),
+        (FAN * FAN, 0),
+        "all ran, none refused"
+    );
+    assert!(
+        pool.await_termination(WAIT),
+        "the drain waited for the scope, then ended"
+    );
+    assert_eq!(books(&pool), ((1 + FAN + FAN * FAN) as u64, 0, 0, 0));
+}
+
 #[test]
 fn a_scope_opened_by_a_task_the_drain_runs_keeps_spawning_and_its_tasks_run() {
-    const FAN: usize = 5;
-    watchdog("the scope in the drain", || {
-        let (pool, _keep) = shared(ThreadPool::new(2).unwrap());
+    // Two workers: the other one may still be there, or may have exited
+    // (the queue looked empty to it), leaving the opener's worker alone.
+    watchdog_within("the scopes in the drain", 6 * WAIT, || {
+        for _ in 0..20 {
+            scope_in_the_drain(2);
+        }
+    });
+}
+
+#[test]
+fn a_scope_opened_in_the_drain_of_a_one_thread_pool_runs_on_its_only_worker() {
+    watchdog("the scope in the drain", || scope_in_the_drain(1));
+}
+
+#[test]
+fn a_join_in_a_scope_opened_in_the_drain_of_a_one_thread_pool_returns() {
+    // As above, but the only worker waits in `ScopedHandle::join`, which
+    // runs the queued work itself until the joined task has started.
+    watchdog("the join in the drain", || {
+        let (pool, _keep) = shared(ThreadPool::new(1).unwrap());
         let shut = Latch::default();
         let opener = pool
             .submit({
                 let (pool, shut) = (pool.clone(), shut.clone());
                 move || {
                     assert!(shut.wait(), "the test shut the pool down");
-                    assert!(pool.is_shutdown());
-                    let fates = Fates::new(FAN * FAN);
-                    let refused = AtomicUsize::new(0);
-                    pool.scope(|s| {
-                        for i in 0..FAN {
-                            let (fates, refused) = (&fates, &refused);
-                            let handle = s.spawn(move || {
-                                // Spawned from a task of the scope, on
-                                // either worker, during the drain.
-                                for j in 0..FAN {
-                                    let probe = fates.probe(i * FAN + j);
-                                    let handle = s.spawn(move || probe.run());
-                                    refused.fetch_add(
-                                        usize::from(handle.id().is_none()),
-                                        Ordering::SeqCst,
-                                    );
-                                }
-                            });
-                            refused.fetch_add(usize::from(handle.id().is_none()), Ordering::SeqCst);
-                        }
-                    });
-                    fates.assert_each_ended_once("in the drain");
-                    (fates.ran(), refused.into_inner())
+                    pool.scope(|s| s.spawn(|| "joined").join())
                 }
             })
             .unwrap();
         pool.shutdown();
         shut.open();
-        assert_eq!(
-            bounded_join(opener).unwrap(),
-            (FAN * FAN, 0),
-            "all ran, none refused"
-        );
-        assert!(
-            pool.await_termination(WAIT),
-            "the drain waited for the scope, then ended"
-        );
-        assert_eq!(books(&pool), ((1 + FAN + FAN * FAN) as u64, 0, 0, 0));
+        assert_eq!(bounded_join(opener).unwrap().unwrap(), "joined");
+        assert!(pool.await_termination(WAIT));
     });
 }
 

@@ -15,7 +15,7 @@ use crate::common::{AT_ONCE, DropCounter, Gate, TestPool, WAIT};
 use crate::{Fates, expect_started, wait_for_stop, watchdog};
 
 #[test]
-fn cancel_stops_the_running_task_and_its_queued_tasks_never_start() {
+fn cancel_drops_the_queued_tasks_at_once_and_stops_the_running_one() {
     watchdog("the cancelled scope", || {
         let pool = TestPool::new(1);
         let fates = Fates::new(10);
@@ -42,10 +42,18 @@ fn cancel_stops_the_running_task_and_its_queued_tasks_never_start() {
             assert!(s.is_cancelled(), "is_cancelled after cancel");
             assert!(stop.is_stop_requested(), "the scope's token fired");
             assert!(fired.load(Ordering::SeqCst), "its callback ran");
-            assert!(running.join().unwrap(), "the running task was woken");
+            // `Scope::cancel` (and `TaskGroup::cancel`): the queued
+            // closures go, and their handles resolve, at once.
+            assert_eq!(
+                fates.dropped_unrun(),
+                10,
+                "the queued closures went at once"
+            );
             for (i, handle) in queued.into_iter().enumerate() {
+                assert!(handle.is_finished(), "task {i} resolved at once");
                 assert!(handle.join().unwrap_err().is_cancelled(), "task {i}");
             }
+            assert!(running.join().unwrap(), "the running task was woken");
             s.cancel(); // again: nothing more to do
             assert!(s.is_cancelled());
             "the closure's value"

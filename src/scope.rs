@@ -667,3 +667,64 @@ impl<E> fmt::Debug for TryScope<'_, '_, E> {
             .finish_non_exhaustive()
     }
 }
+
+/// Small enough for Miri (`cargo +nightly miri test --lib scope`, with
+/// `MIRIFLAGS=-Zmiri-strict-provenance`), which checks the one `unsafe`
+/// of scopes: every borrow of a scoped task ends before its scope does.
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use crate::ThreadPool;
+
+    /// A result that borrows from the caller, dropped on a worker.
+    struct Borrows<'a>(&'a mut u32);
+
+    impl Drop for Borrows<'_> {
+        fn drop(&mut self) {
+            *self.0 += 1;
+        }
+    }
+
+    #[test]
+    fn borrowed_closures_and_results_end_before_the_scope() {
+        let pool = ThreadPool::new(2).unwrap();
+        let input = vec![1u32, 2, 3, 4];
+        let mut drops = [0u32; 4];
+        let mut out = [0u32; 4];
+        pool.scope(|s| {
+            for ((x, o), d) in input.iter().zip(out.iter_mut()).zip(drops.iter_mut()) {
+                let handle = s.spawn(move || {
+                    *o = x * 10;
+                    Borrows(d)
+                });
+                drop(handle); // the result is dropped wherever it ends
+            }
+        });
+        assert_eq!(out, [10, 20, 30, 40]);
+        assert_eq!(drops, [1; 4]);
+        let text = String::from("borrowed");
+        let joined = pool.scope(|s| s.spawn(|| text.len()).join().unwrap());
+        assert_eq!(joined, 8);
+    }
+
+    #[test]
+    fn a_panic_and_a_cancel_drop_what_never_ran_before_the_scope_returns() {
+        let pool = ThreadPool::new(1).unwrap();
+        let mut counts = [0u32; 3];
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            pool.scope(|s| {
+                let [a, b, c] = &mut counts;
+                s.spawn(move || *a += 1);
+                s.spawn(|| panic!("fails"));
+                let late = Borrows(b);
+                s.spawn(move || drop(late));
+                s.cancel();
+                s.spawn(move || *c += 1); // refused: dropped here
+            })
+        }));
+        assert!(caught.is_err() || counts[2] == 0);
+        assert_eq!(counts[2], 0);
+        assert!(counts[1] <= 1);
+    }
+}

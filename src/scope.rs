@@ -521,7 +521,9 @@ impl ScopeCore {
 /// The handle of a task spawned in a scope: [`join`](Self::join) for its
 /// value. It lives within the scope; dropping it leaves the task running
 /// (the scope waits for it), and a panic it then has resumes on the
-/// scope's caller.
+/// scope's caller. As with [`std::thread::ScopedJoinHandle`], a handle
+/// passed to [`std::mem::forget`] keeps its task's result alive for good,
+/// and its scope then waits forever.
 pub struct ScopedHandle<'scope, T> {
     /// `None`: the spawn was refused (the task never starts).
     cell: Option<Arc<dyn HandleOps<Option<T>> + 'scope>>,

@@ -691,7 +691,7 @@ mod tests {
     #[test]
     fn borrowed_closures_and_results_end_before_the_scope() {
         let pool = ThreadPool::new(2).unwrap();
-        let input = vec![1u32, 2, 3, 4];
+        let input = [1u32, 2, 3, 4];
         let mut drops = [0u32; 4];
         let mut out = [0u32; 4];
         pool.scope(|s| {

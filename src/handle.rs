@@ -86,7 +86,11 @@ impl<T> TaskHandle<T> {
     ///
     /// Called from a worker of the same pool while the task is still queued,
     /// the joiner takes the task out of the queue and runs it itself, so a
-    /// task that joins another never deadlocks the pool.
+    /// task that joins another never deadlocks the pool. Called from a
+    /// worker of *another* pool, it runs that worker's own pool's queued
+    /// tasks while it waits (as rayon does), so two pools whose tasks wait
+    /// for each other's cannot deadlock; it then returns once the task it
+    /// runs when the awaited one ends has ended too.
     ///
     /// # Errors
     ///

@@ -2,11 +2,14 @@
 //! keeps the borrow sound.
 //!
 //! A scope is a group of its own kind: a [`GroupInner`] whose `scope` is
-//! set. Its tasks are submitted cells queued in its mailbox, so everything
-//! a group has they have too, unchanged: the claim that decides each end
-//! (`cell.rs`), the ledger's counts, the stop source that their
+//! set. Its tasks are submitted cells queued in its mailbox, so they have
+//! what a group's tasks have: the claim that decides each end (`cell.rs`),
+//! the pool's counts in the ledger, the stop source that their
 //! `StopToken::current` observes, and a cancel that empties the mailbox
-//! and raises that stop. What a scope adds is here:
+//! and raises that stop. Two things a group keeps, a scope does not need:
+//! a ticket per task (its tasks are never handed back, so their place in
+//! submission order is never read) and the group's own counts (a scope
+//! shows no progress). What a scope adds is here:
 //!
 //! - **The borrow.** A scoped cell's closure and result may borrow from the
 //!   caller (`'scope`); the queue holds `'static` entries, so the cell's

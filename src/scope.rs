@@ -49,7 +49,10 @@ impl ThreadPool {
     /// - **Never deadlocks.** Called on one of this pool's workers (inside
     ///   a task), the waiting thread runs the scope's queued tasks itself,
     ///   so a scope on a one-thread pool, or nested ten deep, finishes.
-    ///   Called from outside the pool, it waits while the workers run them.
+    ///   Called on a worker of another pool, it runs that pool's queued
+    ///   tasks while it waits, so two pools that wait for each other's
+    ///   work cannot deadlock. Called from any other thread, it waits while
+    ///   the workers run them (a scope's tasks run on pool threads only).
     /// - **Accounting.** Scoped tasks are tasks of the pool: they count in
     ///   [`stats`](Self::stats) and show in
     ///   [`running_tasks`](Self::running_tasks) like any other.
@@ -62,9 +65,8 @@ impl ThreadPool {
     /// on spawning until it ends, and the drain waits for it: its worker
     /// runs what the others leave. A scope opened outside the pool spawns
     /// nothing after `shutdown`: such a spawn is refused, its closure
-    /// dropped, and its handle resolves `Cancelled` (as every spawn of a
-    /// scope opened after `shutdown`, and every spawn after
-    /// [`shutdown_now`]). On a pool with a bounded queue a spawn waits for
+    /// dropped, and its handle resolves `Cancelled` (as does every spawn
+    /// into a cancelled scope, and every spawn after [`shutdown_now`]). On a pool with a bounded queue a spawn waits for
     /// room like [`submit`](Self::submit); one from the pool's own worker
     /// that finds the queue full, or made during the drain, is refused the
     /// same way. Refused spawns count as rejected in `stats`.

@@ -39,8 +39,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Group, SAMPLES, drain_scope_fill, drain_scope_fill_inside, new_drainpool, new_rayon,
-    rayon_scope_fill,
+    Group, drain_scope_fill, drain_scope_fill_inside, new_drainpool, new_rayon, print_medians,
+    print_ratio, rayon_scope_fill,
 };
 use criterion::Criterion;
 
@@ -101,21 +101,9 @@ fn scope_100k(c: &mut Criterion) {
 
 // ----- summary -------------------------------------------------------------------
 
-fn median(key: &str) -> Option<f64> {
-    let samples = SAMPLES.lock().unwrap();
-    let mut s = samples.get(key)?.clone();
-    s.sort_by(f64::total_cmp);
-    Some(s[s.len() / 2])
-}
-
 /// Prints each variant's median, then the ratios against rayon.
 fn summary() {
-    println!("\nmedian ns per task, every round measured:");
-    for (key, s) in SAMPLES.lock().unwrap().iter() {
-        let mut s = s.clone();
-        s.sort_by(f64::total_cmp);
-        println!("  {key:<40} {:>9.1}  ({} rounds)", s[s.len() / 2], s.len());
-    }
+    print_medians(40);
     println!("\nratios of medians (drainpool / rayon), with the issue's target:");
     let k = |v: &str| format!("scope_100k/{v}");
     for (what, ours, theirs, target) in [
@@ -138,12 +126,7 @@ fn summary() {
             "(none)",
         ),
     ] {
-        if let (Some(a), Some(b)) = (median(&k(ours)), median(&k(theirs))) {
-            println!(
-                "  {what:<44} {a:>8.1} / {b:>8.1} ns = {:>5.2}   target {target}",
-                a / b
-            );
-        }
+        print_ratio(44, what, &k(ours), &k(theirs), target);
     }
 }
 

@@ -48,8 +48,8 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use common::{
-    BareLoop, Group, SAMPLES, THREADS, drain_submit_batch_join, drain_submit_join, new_drainpool,
-    new_rayon, rayon_scope_slots, spawn_round, tick, timed_sum,
+    BareLoop, Group, THREADS, drain_submit_batch_join, drain_submit_join, new_drainpool, new_rayon,
+    print_medians, print_ratio, rayon_scope_slots, spawn_round, tick, timed_sum,
 };
 use criterion::Criterion;
 
@@ -239,29 +239,12 @@ fn fan_out(c: &mut Criterion, pools: &Pools) {
 
 // ----- summary -------------------------------------------------------------------
 
-fn median(key: &str) -> Option<f64> {
-    let samples = SAMPLES.lock().unwrap();
-    let mut s = samples.get(key)?.clone();
-    s.sort_by(f64::total_cmp);
-    Some(s[s.len() / 2])
-}
-
 /// Prints each variant's median, then the targets of the issue as ratios.
 fn summary() {
-    println!("\nmedian ns per task, every round measured:");
-    for (key, s) in SAMPLES.lock().unwrap().iter() {
-        let mut s = s.clone();
-        s.sort_by(f64::total_cmp);
-        println!("  {key:<48} {:>9.1}  ({} rounds)", s[s.len() / 2], s.len());
-    }
+    print_medians(48);
     println!("\nratios of medians (drainpool / peer), with the issue's targets:");
     let ratio = |what: &str, ours: &str, theirs: &str, target: &str| {
-        if let (Some(a), Some(b)) = (median(ours), median(theirs)) {
-            println!(
-                "  {what:<58} {a:>8.1} / {b:>8.1} ns = {:>5.2}   target {target}",
-                a / b
-            );
-        }
+        print_ratio(58, what, ours, theirs, target);
     };
     for group in ["spawn_10k", "spawn_1m"] {
         let k = |v: &str| format!("{group}/{v}");

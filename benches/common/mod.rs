@@ -332,6 +332,40 @@ impl Hold {
 /// Every round measured, in nanoseconds per unit, by benchmark id.
 pub(crate) static SAMPLES: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
 
+/// The median of the rounds recorded under `key`, in nanoseconds.
+pub(crate) fn median(key: &str) -> Option<f64> {
+    let samples = SAMPLES.lock().unwrap();
+    let mut s = samples.get(key)?.clone();
+    s.sort_by(f64::total_cmp);
+    Some(s[s.len() / 2])
+}
+
+/// Prints every recorded variant's median (ns per task), keys padded to
+/// `width`.
+pub(crate) fn print_medians(width: usize) {
+    println!("\nmedian ns per task, every round measured:");
+    for (key, s) in SAMPLES.lock().unwrap().iter() {
+        let mut s = s.clone();
+        s.sort_by(f64::total_cmp);
+        println!(
+            "  {key:<width$} {:>9.1}  ({} rounds)",
+            s[s.len() / 2],
+            s.len()
+        );
+    }
+}
+
+/// Prints `ours / theirs` of the medians recorded under those keys, with
+/// the target it is judged by, the label padded to `width`.
+pub(crate) fn print_ratio(width: usize, what: &str, ours: &str, theirs: &str, target: &str) {
+    if let (Some(a), Some(b)) = (median(ours), median(theirs)) {
+        println!(
+            "  {what:<width$} {a:>8.1} / {b:>8.1} ns = {:>5.2}   target {target}",
+            a / b
+        );
+    }
+}
+
 /// A criterion group that also records every round in [`SAMPLES`].
 pub(crate) struct Group<'c> {
     inner: BenchmarkGroup<'c, WallTime>,

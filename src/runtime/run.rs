@@ -197,38 +197,40 @@ pub(crate) fn swap_context_task(task: Option<Arc<dyn CellTask>>) -> Option<Arc<d
     ManuallyDrop::into_inner(CURRENT_TASK.with(|current| current.replace(ManuallyDrop::new(task))))
 }
 
-/// Runs a queued task on the calling worker, for a joiner that would
-/// otherwise wait for it (see `TaskHandle::join`).
-pub(crate) fn run_inline(task: &Arc<dyn CellTask>) {
-    let Some((shared, index)) = CONTEXT.with(|c| {
+/// The pool and index of the calling thread, if it is a worker.
+pub(crate) fn worker_here() -> Option<(Arc<Shared>, usize)> {
+    CONTEXT.with(|c| {
         c.borrow()
             .as_ref()
             .map(|ctx| (ctx.shared.clone(), ctx.index))
-    }) else {
-        return;
-    };
-    let started = shared.nanos_since_epoch();
-    let at = Site {
+    })
+}
+
+/// The place of a run nested, from now, in what worker `index` runs (a
+/// joiner's help, a scope's caller, a worker waiting for another pool).
+pub(crate) fn nested_at(shared: &Shared, index: usize) -> Site {
+    Site {
         index,
-        started,
+        started: shared.nanos_since_epoch(),
         nested: true,
-    };
-    run_shared(&shared, Some(at), task);
+    }
+}
+
+/// Runs a queued task on the calling worker, for a joiner that would
+/// otherwise wait for it (see `TaskHandle::join`).
+pub(crate) fn run_inline(task: &Arc<dyn CellTask>) {
+    if let Some((shared, index)) = worker_here() {
+        run_shared(&shared, Some(nested_at(&shared, index)), task);
+    }
 }
 
 /// Runs a task of `scope`, taken from its mailbox by the scope's caller,
 /// a worker of the scope's pool, while it waits for the scope to end: as
 /// a joiner's help runs a task, nested in what the worker runs now.
 pub(crate) fn help_with(shared: &Shared, scope: &Arc<GroupInner>, task: Task) {
-    let Some(index) = CONTEXT.with(|c| c.borrow().as_ref().map(|ctx| ctx.index)) else {
-        return;
-    };
-    let at = Site {
-        index,
-        started: shared.nanos_since_epoch(),
-        nested: true,
-    };
-    run_in_group(shared, at, scope, task);
+    if let Some((_, index)) = worker_here() {
+        run_in_group(shared, nested_at(shared, index), scope, task);
+    }
 }
 
 /// Runs a task handed back by `shutdown_now` on the calling thread.

@@ -24,7 +24,9 @@ use crate::runtime::entry::{Entry, Task};
 use crate::runtime::ledger::Custody;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
-use crate::runtime::run::{CONTEXT, Context, Frame, run_in_group, run_taken, run_top};
+use crate::runtime::run::{
+    CONTEXT, Context, Frame, nested_at, run_in_group, run_taken, run_top, worker_here,
+};
 use crate::runtime::shutdown::ThreadEdge;
 use crate::runtime::slot::{Clock, Previous, Site, WorkerSlot};
 use crate::state::PoolState;
@@ -170,11 +172,7 @@ const NAP_MAX: Duration = Duration::from_millis(1);
 /// what it waits for is seen within `NAP_MAX`; new work of its own pool
 /// wakes it at once.
 pub(crate) fn help_own_pool_until(done: &dyn Fn() -> bool) {
-    let Some((shared, index)) = CONTEXT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .map(|ctx| (ctx.shared.clone(), ctx.index))
-    }) else {
+    let Some((shared, index)) = worker_here() else {
         return;
     };
     let mut clock = Clock::new();
@@ -212,11 +210,7 @@ pub(crate) fn help_own_pool_until(done: &dyn Fn() -> bool) {
 /// its own.
 fn run_nested(shared: &Shared, index: usize, clock: &mut Clock, ids: &mut IdBlock, entry: Entry) {
     let _frame = Frame::enter(None, Custody::Pool);
-    let at = Site {
-        index,
-        started: shared.nanos_since_epoch(),
-        nested: true,
-    };
+    let at = nested_at(shared, index);
     match entry {
         Entry::Task(task) => run_taken(shared, at, task, None),
         Entry::Group(group) => take_group_turn(shared, at, group),

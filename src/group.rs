@@ -6,7 +6,6 @@
 //! group queues its tasks, which a user must know, is on `TaskGroup`, where
 //! it renders.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,7 +16,6 @@ use crate::handle::TaskHandle;
 use crate::runtime::GroupProgress;
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
-use crate::runtime::entry::Task;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::state::{PoolState, WhenFull, deadline_after};
@@ -358,23 +356,7 @@ impl TaskGroup {
     ///
     /// [`TaskError::Cancelled`]: crate::TaskError::Cancelled
     pub fn cancel(&self) -> usize {
-        let tasks = self.close();
-        let taken = tasks.len();
-        // Each task cancelled here gives its room back as it is counted; a
-        // dead entry (cancelled through its handle) gave it already.
-        let mut dropped = 0;
-        for task in tasks {
-            if crate::runtime::run::cancel_queued(&self.shared, &self.inner, task) {
-                dropped += 1;
-            }
-        }
-        if taken > 0 {
-            log::debug!(
-                "group {}: cancelled, {dropped} queued task(s) dropped",
-                self.inner.name
-            );
-        }
-        dropped
+        self.shared.cancel_group(&self.inner)
     }
 
     /// Like [`cancel`](Self::cancel), but hands the never-started tasks back
@@ -400,14 +382,8 @@ impl TaskGroup {
     /// # pool.shutdown();
     /// ```
     pub fn cancel_returning(&self) -> Vec<PendingTask> {
-        let tasks = self.close();
+        let tasks = self.inner.close();
         self.shared.hand_back_tasks(&self.inner, tasks)
-    }
-
-    /// Marks the group cancelled, raises its stop token, and takes every
-    /// queued task out of its mailbox.
-    fn close(&self) -> VecDeque<Task> {
-        self.inner.close()
     }
 
     /// Holds the group's queued tasks: they stay queued, in order, but none

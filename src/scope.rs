@@ -456,7 +456,9 @@ impl ScopeCore {
         let parent = StopToken::from_states(parents).on_stop({
             let shared = shared.clone();
             let group = group.clone();
-            move || shared.cancel_scope(&group)
+            move || {
+                shared.cancel_group(&group);
+            }
         });
         ScopeCore {
             shared: shared.clone(),
@@ -490,7 +492,7 @@ impl ScopeCore {
     }
 
     fn cancel(&self) {
-        self.shared.cancel_scope(&self.group);
+        self.shared.cancel_group(&self.group);
     }
 
     fn is_cancelled(&self) -> bool {

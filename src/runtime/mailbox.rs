@@ -16,6 +16,7 @@ use crate::runtime::entry;
 use crate::runtime::entry::{Task, UNSTAMPED};
 use crate::runtime::ledger::GroupCounts;
 use crate::runtime::queue::Priority;
+use crate::runtime::run;
 use crate::runtime::scope::ScopeState;
 use crate::state::{GatePass, WhenFull};
 use crate::stop::StopState;
@@ -157,6 +158,29 @@ impl GroupInner {
 }
 
 impl Shared {
+    /// Cancels `group` (a task group's or a scope's): its queued tasks
+    /// never start (their closures are dropped now, their handles resolve
+    /// as cancelled), later submissions are refused, and its stop token
+    /// fires, which its running tasks observe (and which cancels the
+    /// scopes opened inside them). Returns how many queued tasks it
+    /// dropped; a dead entry (cancelled through its handle) gave its room
+    /// back already, and is not counted.
+    pub(crate) fn cancel_group(&self, group: &Arc<GroupInner>) -> usize {
+        let tasks = group.close();
+        let taken = tasks.len();
+        let dropped = tasks
+            .into_iter()
+            .map(|task| usize::from(run::cancel_queued(self, group, task)))
+            .sum();
+        if taken > 0 {
+            log::debug!(
+                "group {}: cancelled, {dropped} queued task(s) dropped",
+                group.name
+            );
+        }
+        dropped
+    }
+
     /// `execute` into `group`'s mailbox.
     pub(crate) fn execute_in_group<F>(
         &self,

@@ -199,17 +199,6 @@ impl Shared {
         }
     }
 
-    /// Cancels `scope`: its queued tasks never start (their closures are
-    /// dropped now, their handles resolve as cancelled), later spawns are
-    /// refused, and its stop token fires, which its running tasks observe
-    /// and which cancels the scopes opened inside them.
-    pub(crate) fn cancel_scope(&self, scope: &Arc<GroupInner>) {
-        let tasks = scope.close();
-        for task in tasks {
-            run::cancel_queued(self, scope, task);
-        }
-    }
-
     /// Waits until every cell of `scope` is gone. On a worker of this pool
     /// it runs the scope's queued tasks itself meanwhile (it may be the
     /// only thread that can), until the pool is stopping.

@@ -2,10 +2,15 @@
 //! once (it ran, or its closure was dropped without running), its handle
 //! agrees, the pool's books agree, and the scope returns.
 //!
-//! The two sides are lined up before each round's race (both spin until
-//! the other is there), then the canceller waits a random spin, so that
-//! the cancel lands anywhere in the run of spawns; each test checks that
-//! the window was hit (some rounds both ran tasks and cancelled some).
+//! The two sides are lined up inside each round's race: the spawner stops
+//! at a random spawn until the canceller says it is about to cancel, so
+//! that both are on a core at that moment however busy the machine is;
+//! then the canceller waits a short random spin, so that the cancel lands
+//! anywhere near that spawn. Lining them up only before the first spawn
+//! was not enough: on a loaded two-core machine the canceller lost its
+//! core to the workers the spawns woke, and in 500 rounds no spawn came
+//! after the cancel. Each test checks that the window was hit (some
+//! rounds both ran tasks and cancelled some, some refused a spawn).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -55,20 +60,23 @@ fn cancel_from_a_task_racing_the_callers_spawns_ends_every_task_once() {
         for round in 0..ROUNDS {
             let what = format!("round {round}");
             let fates = Fates::new(TASKS);
-            let (ready, go) = (AtomicBool::new(false), AtomicBool::new(false));
+            let (go, cancelling) = (AtomicBool::new(false), AtomicBool::new(false));
             let mut refused = 0;
-            let cancel_spins = rng.spins(16);
+            let meet_at = rng.next() as usize % TASKS;
+            let cancel_spins = rng.spins(12);
             pool.scope(|s| {
                 let canceller = s.spawn(|| {
-                    ready.store(true, Ordering::SeqCst);
                     spin_until(&go);
+                    cancelling.store(true, Ordering::SeqCst);
                     spin(cancel_spins);
                     s.cancel();
                 });
-                spin_until(&ready);
-                go.store(true, Ordering::SeqCst);
                 let handles: Vec<_> = (0..TASKS)
                     .map(|i| {
+                        if i == meet_at {
+                            go.store(true, Ordering::SeqCst);
+                            spin_until(&cancelling);
+                        }
                         let probe = fates.probe(i);
                         s.spawn(move || probe.run())
                     })
@@ -114,16 +122,19 @@ fn cancel_from_the_caller_racing_a_tasks_spawns_ends_every_task_once() {
             let what = format!("round {round}");
             let fates = Fates::new(TASKS);
             let refused = AtomicUsize::new(0);
-            let (ready, go) = (AtomicBool::new(false), AtomicBool::new(false));
-            let cancel_spins = rng.spins(16);
+            let (go, cancelling) = (AtomicBool::new(false), AtomicBool::new(false));
+            let meet_at = rng.next() as usize % TASKS;
+            let cancel_spins = rng.spins(12);
             let task_spins: Vec<u64> = (0..TASKS).map(|_| rng.spins(8)).collect();
             pool.scope(|s| {
                 let (fates, refused, task_spins) = (&fates, &refused, &task_spins);
-                let (ready, go) = (&ready, &go);
+                let (go, cancelling) = (&go, &cancelling);
                 s.spawn(move || {
-                    ready.store(true, Ordering::SeqCst);
-                    spin_until(go);
                     for (i, &spins) in task_spins.iter().enumerate() {
+                        if i == meet_at {
+                            go.store(true, Ordering::SeqCst);
+                            spin_until(cancelling);
+                        }
                         let probe = fates.probe(i);
                         let handle = s.spawn(move || {
                             spin(spins);
@@ -132,8 +143,8 @@ fn cancel_from_the_caller_racing_a_tasks_spawns_ends_every_task_once() {
                         refused.fetch_add(usize::from(handle.id().is_none()), Ordering::SeqCst);
                     }
                 });
-                spin_until(ready);
-                go.store(true, Ordering::SeqCst);
+                spin_until(go);
+                cancelling.store(true, Ordering::SeqCst);
                 spin(cancel_spins);
                 s.cancel();
             });

@@ -166,16 +166,19 @@ fn shutdown_now_racing_an_outside_scopes_spawns_leaves_every_task_ended_once() {
             let what = format!("round {round}");
             let (pool, _keep) = shared(ThreadPool::new(3).unwrap());
             let fates = Fates::new(TASKS);
-            let (ready, go) = (
+            // The two meet at a random spawn, so that both are on a core
+            // there however busy the machine is (see `cancel_races`).
+            let (go, stopping) = (
                 Arc::new(AtomicBool::new(false)),
                 Arc::new(AtomicBool::new(false)),
             );
+            let meet_at = rng.next() as usize % TASKS;
             let stopper = {
-                let (pool, ready, go) = (pool.clone(), ready.clone(), go.clone());
-                let spins = rng.spins(17);
+                let (pool, go, stopping) = (pool.clone(), go.clone(), stopping.clone());
+                let spins = rng.spins(12);
                 crate::common::spawn(move || {
-                    ready.store(true, Ordering::SeqCst);
                     spin_until(&go);
+                    stopping.store(true, Ordering::SeqCst);
                     spin(spins);
                     pool.shutdown_now()
                         .iter()
@@ -185,9 +188,11 @@ fn shutdown_now_racing_an_outside_scopes_spawns_leaves_every_task_ended_once() {
             };
             let scoped: HashSet<TaskId> = pool.scope(|s| {
                 let mut ids = HashSet::new();
-                spin_until(&ready);
-                go.store(true, Ordering::SeqCst);
                 for i in 0..TASKS {
+                    if i == meet_at {
+                        go.store(true, Ordering::SeqCst);
+                        spin_until(&stopping);
+                    }
                     let probe = fates.probe(i);
                     let spins = rng.spins(12);
                     let handle = s.spawn(move || {

@@ -296,6 +296,10 @@ pub enum TaskError {
     /// returned an `Err`: the error went to the scope, which returns the
     /// first one and drops the rest (the shape of Go's `errgroup`).
     Failed,
+    /// The task never started and never will: it was not started within
+    /// its start deadline ([`TaskBuilder::start_within`](crate::TaskBuilder::start_within)),
+    /// so its closure was dropped when the deadline passed.
+    Expired,
 }
 
 impl TaskError {
@@ -338,6 +342,28 @@ impl TaskError {
         matches!(self, TaskError::Failed)
     }
 
+    /// True if the task was not started within its start deadline
+    /// ([`TaskBuilder::start_within`](crate::TaskBuilder::start_within)):
+    /// it never ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (release, released) = drainpool::crossbeam_channel::bounded::<()>(0);
+    /// pool.execute(move || drop(released.recv())).unwrap(); // the worker is busy
+    /// let late = pool.task().start_within(Duration::from_millis(20)).submit(|| 7).unwrap();
+    /// let err = late.join().unwrap_err(); // resolves when the deadline passes
+    /// assert!(err.is_expired() && !err.is_cancelled());
+    /// release.send(()).unwrap();
+    /// ```
+    pub fn is_expired(&self) -> bool {
+        matches!(self, TaskError::Expired)
+    }
+
     /// True if the task panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self, TaskError::Panicked(_))
@@ -359,7 +385,7 @@ impl TaskError {
     pub fn panic_message(&self) -> Option<&str> {
         match self {
             TaskError::Panicked(payload) => payload.message(),
-            TaskError::Cancelled | TaskError::Failed => None,
+            TaskError::Cancelled | TaskError::Failed | TaskError::Expired => None,
         }
     }
 
@@ -446,6 +472,7 @@ impl TaskError {
             TaskError::Panicked(payload) => std::panic::resume_unwind(payload.into_inner()),
             TaskError::Cancelled => panic!("task was cancelled before it started"),
             TaskError::Failed => panic!("task returned an error, which went to its scope"),
+            TaskError::Expired => panic!("task expired: it did not start within its deadline"),
         }
     }
 }
@@ -459,6 +486,7 @@ impl fmt::Display for TaskError {
             },
             TaskError::Cancelled => f.write_str("task was cancelled before it started"),
             TaskError::Failed => f.write_str("task returned an error, which went to its scope"),
+            TaskError::Expired => f.write_str("task expired: it did not start within its deadline"),
         }
     }
 }

@@ -132,7 +132,8 @@ impl Cell {
             Ran::Here(custody) => End::Ran {
                 returned: custody == Custody::HandedBack,
             },
-            Ran::Lost => End::Lost,
+            // No model task has a start deadline.
+            Ran::Lost | Ran::Expired => End::Lost,
         }
     }
 

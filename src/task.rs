@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::PanicPayload;
 
@@ -118,6 +118,13 @@ pub(crate) trait Call: Send {
     where
         Self: Sized,
     {
+        None
+    }
+    /// The start deadline (see `runtime/timer.rs`): a worker that claims
+    /// the task after it expires it instead of running it. `None` for
+    /// every call but a timed one, so the check costs nothing there.
+    #[inline(always)]
+    fn start_by(&self) -> Option<Instant> {
         None
     }
 }

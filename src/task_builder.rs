@@ -1,13 +1,17 @@
-//! [`TaskBuilder`]: a task with a name or a priority, for a pool or a group.
+//! [`TaskBuilder`]: a task with a name, a priority or deadlines, for a pool
+//! or a group.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use crate::error::Rejected;
 use crate::handle::TaskHandle;
 use crate::runtime::Shared;
+use crate::runtime::cell::CellTask;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
+use crate::runtime::timer::Timed;
 use crate::state::WhenFull;
 use crate::task::{Closure, Job, JobCall, StaticCall};
 
@@ -16,8 +20,10 @@ use crate::task::{Closure, Job, JobCall, StaticCall};
 /// [`TaskGroup::task`](crate::TaskGroup::task) for a task of a group.
 ///
 /// The options are a name, which follows the task everywhere the pool
-/// tells about it, and a [`Priority`]. The builder is consumed by the call
-/// that hands the task over; it does nothing until then.
+/// tells about it, a [`Priority`], a start deadline
+/// ([`start_within`](TaskBuilder::start_within)) and a run deadline
+/// ([`time_limit`](TaskBuilder::time_limit)). The builder is consumed by
+/// the call that hands the task over; it does nothing until then.
 ///
 /// # Examples
 ///
@@ -38,6 +44,8 @@ pub struct TaskBuilder<'p> {
     target: Target<'p>,
     name: Option<Arc<str>>,
     priority: Priority,
+    start_within: Option<Duration>,
+    time_limit: Option<Duration>,
 }
 
 /// Where a built task goes.
@@ -52,6 +60,8 @@ impl<'p> TaskBuilder<'p> {
             target: Target::Pool(shared),
             name: None,
             priority: Priority::Normal,
+            start_within: None,
+            time_limit: None,
         }
     }
 
@@ -60,6 +70,8 @@ impl<'p> TaskBuilder<'p> {
             target: Target::Group(shared, group),
             name: None,
             priority: Priority::Normal,
+            start_within: None,
+            time_limit: None,
         }
     }
 
@@ -67,16 +79,62 @@ impl<'p> TaskBuilder<'p> {
     where
         F: FnOnce() + Send + 'static,
     {
+        if self.has_deadline() {
+            // A deadline needs a cell to claim: a submit whose handle is
+            // dropped at once (its panic goes to the panic handler, as an
+            // executed task's does).
+            return self
+                .submit_as(Closure(f), when_full)
+                .map(drop)
+                .map_err(|rejected| rejected.map(|call| call.0));
+        }
         match self.target {
             Target::Pool(shared) => shared.execute(self.name, self.priority, f, when_full),
             Target::Group(shared, group) => shared.execute_in_group(group, self.name, f, when_full),
         }
     }
 
+    fn has_deadline(&self) -> bool {
+        self.start_within.is_some() || self.time_limit.is_some()
+    }
+
+    fn shared(&self) -> &'p Arc<Shared> {
+        match self.target {
+            Target::Pool(shared) | Target::Group(shared, _) => shared,
+        }
+    }
+
+    /// Submits `call`, wrapped with the deadlines if it has any (see
+    /// `runtime/timer.rs`).
     fn submit_as<C: StaticCall>(
         self,
         call: C,
         when_full: WhenFull,
+    ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
+        if !self.has_deadline() {
+            return self.submit_cell(call, when_full, |_| ());
+        }
+        let shared = self.shared();
+        let timer = shared.timer();
+        // From the submission on, also while it waits for room.
+        let start_by = self.start_within.map(|within| Instant::now() + within);
+        let limit = self.time_limit.zip(timer.cloned());
+        let timed = Timed::new(call, start_by, limit);
+        let expire = |cell: Weak<dyn CellTask>| {
+            if let (Some(at), Some(timer)) = (start_by, timer) {
+                timer.expire_at(at, cell);
+            }
+        };
+        self.submit_cell(timed, when_full, expire)
+            .map_err(|rejected| rejected.map(|timed| timed.call))
+    }
+
+    /// Submits `call` as it is; `queued` sees its cell once it is queued.
+    fn submit_cell<C: StaticCall>(
+        self,
+        call: C,
+        when_full: WhenFull,
+        queued: impl FnOnce(Weak<dyn CellTask>),
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         let (shared, cell) = match self.target {
             Target::Pool(shared) => (
@@ -88,7 +146,11 @@ impl<'p> TaskBuilder<'p> {
                 shared.submit_in_group(group, self.name, call, when_full),
             ),
         };
-        cell.map(|cell| TaskHandle::new(cell, shared.clone()))
+        cell.map(|cell| {
+            let weak: Weak<dyn CellTask> = Arc::downgrade(&cell) as Weak<_>;
+            queued(weak);
+            TaskHandle::new(cell, shared.clone())
+        })
     }
 
     /// Names the task: the name shows in [`ThreadPool::running_tasks`](crate::ThreadPool::running_tasks),
@@ -127,6 +189,86 @@ impl<'p> TaskBuilder<'p> {
     /// ```
     pub fn priority(mut self, priority: Priority) -> Self {
         self.priority = priority;
+        self
+    }
+
+    /// A start deadline: if the task has not started within `deadline` of
+    /// its submission, it never starts. Its closure is dropped as soon as
+    /// the deadline passes (by the pool's timer thread, not when a worker
+    /// gets to it), its handle resolves [`TaskError::Expired`](crate::TaskError::Expired),
+    /// it is counted in [`PoolStats::expired`](crate::PoolStats::expired)
+    /// (and its group's [`GroupProgress::expired`](crate::GroupProgress::expired)),
+    /// and a warning naming it is logged. The deadline counts from the
+    /// submit call, including a wait for room in a bounded queue.
+    ///
+    /// For work that is worthless when late: a request whose client has
+    /// given up, a cache refresh overtaken by the next one. Folly's
+    /// `add(func, expiration, expireCallback)` is the model.
+    ///
+    /// The pool keeps the deadline while the task is its own: an expired
+    /// task is never handed back by [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now),
+    /// but a task handed back before its deadline is its holder's to run
+    /// when it likes. The first task with a deadline starts the pool's
+    /// timer thread (`{name}-timer`), which ends with the pool.
+    ///
+    /// # Examples
+    ///
+    /// A one-worker pool busy with a long task: the request behind it
+    /// expires instead of running late.
+    ///
+    /// ```
+    /// use drainpool::{TaskError, ThreadPool};
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (release, released) = bounded::<()>(0);
+    /// pool.execute(move || drop(released.recv())).unwrap(); // the worker is busy
+    ///
+    /// let reply = pool
+    ///     .task()
+    ///     .name("reply to client 7")
+    ///     .start_within(Duration::from_millis(50))
+    ///     .submit(|| "hello")
+    ///     .unwrap();
+    /// assert!(matches!(reply.join(), Err(TaskError::Expired)));
+    /// assert_eq!(pool.stats().expired, 1);
+    /// release.send(()).unwrap();
+    /// ```
+    pub fn start_within(mut self, deadline: Duration) -> Self {
+        self.start_within = Some(deadline);
+        self
+    }
+
+    /// A run deadline: once the task has run for `limit`, its stop token
+    /// fires (as its handle's [`cancel`](crate::TaskHandle::cancel) would),
+    /// so [`StopToken::current`](crate::StopToken::current) inside it
+    /// reports a stop and its interruptible waits wake with
+    /// [`Interrupted`](crate::Interrupted). A warning naming it is logged.
+    ///
+    /// Stopping is cooperative: a task that ignores its token runs on, and
+    /// [`ThreadPool::running_tasks`](crate::ThreadPool::running_tasks)
+    /// names it as over its limit until it ends. The first task with a
+    /// deadline starts the pool's timer thread (`{name}-timer`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::{StopToken, ThreadPool, WaitError};
+    /// use drainpool::crossbeam_channel::unbounded;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (_tx, rx) = unbounded::<u32>(); // nothing ever comes
+    /// let poll = pool
+    ///     .task()
+    ///     .time_limit(Duration::from_millis(50))
+    ///     .submit(move || StopToken::current().recv(&rx))
+    ///     .unwrap();
+    /// assert!(matches!(poll.join().unwrap(), Err(WaitError::Interrupted)));
+    /// ```
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
         self
     }
 
@@ -285,6 +427,8 @@ impl fmt::Debug for TaskBuilder<'_> {
             .field("target", &target)
             .field("name", &self.name)
             .field("priority", &self.priority)
+            .field("start_within", &self.start_within)
+            .field("time_limit", &self.time_limit)
             .finish_non_exhaustive()
     }
 }

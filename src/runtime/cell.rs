@@ -118,6 +118,8 @@ pub(crate) enum Ran {
     Here(Custody),
     /// Someone else had claimed it already.
     Lost,
+    /// Its start deadline had passed: the claim expired it instead.
+    Expired,
 }
 
 impl Tally<'_> {
@@ -134,6 +136,14 @@ impl Tally<'_> {
         if let Some(shared) = self.shared {
             let by = shared.run_by(self.index);
             shared.ledger.ran(by, outcome, header.group_counts());
+        }
+    }
+
+    /// The claim found the task past its start deadline and expired it.
+    #[cold]
+    fn expired(self, header: &CellHeader) {
+        if let Some(shared) = self.shared {
+            shared.task_expired(header);
         }
     }
 
@@ -183,6 +193,10 @@ pub(crate) trait CellTask: Send + Sync {
     /// not, since the run they see may be a joiner's, which they must not
     /// disturb.
     fn cancel(&self, if_running: IfRunning) -> CancelOutcome;
+    /// Claims the task if it is still queued and the pool's, drops its
+    /// closure and resolves its handle as expired; true if it did (the
+    /// caller counts it). For the timer, when the start deadline passes.
+    fn expire(&self) -> bool;
     /// Marks a queued task as handed back by `shutdown_now`; false if it was
     /// claimed already (then it must not be handed back).
     fn hand_back(&self) -> bool;
@@ -266,6 +280,21 @@ where
         state.stage = Stage::Done(result);
         self.done.notify_all();
     }
+
+    /// Claims a queued task that will never run (cancelled, expired or
+    /// taken back): its handle, if any, gets `why`; the closure is the
+    /// caller's to drop outside the lock.
+    fn claim_unrun(&self, state: &mut CellState<F, T>, why: TaskError) -> F {
+        // Under the lock, as in `run`.
+        self.header.claimed.store(true, Ordering::Release);
+        let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Taken) else {
+            unreachable!("the caller saw it queued, under the same lock")
+        };
+        if state.handle_alive {
+            self.publish(state, Err(why));
+        }
+        f
+    }
 }
 
 impl<F, T> CellTask for Cell<F, T>
@@ -293,18 +322,25 @@ where
             if state.custody != claimant {
                 return Ran::Lost;
             }
-            match mem::replace(&mut state.stage, Stage::Running) {
-                Stage::Queued(f) => {
-                    // Under the lock, so that whoever sees `claimed` false
-                    // and then takes the lock finds the stage still Queued.
-                    self.header.claimed.store(true, Ordering::Release);
-                    f
-                }
-                other => {
-                    state.stage = other;
-                    return Ran::Lost;
-                }
+            let Stage::Queued(f) = &state.stage else {
+                return Ran::Lost;
+            };
+            // The pool honours a start deadline; a handed-back task is its
+            // holder's to run when it likes.
+            if claimant == Custody::Pool && f.start_by().is_some_and(|by| Instant::now() >= by) {
+                let f = self.claim_unrun(&mut state, TaskError::Expired);
+                drop(state);
+                unwind::drop_quietly(f);
+                tally.expired(&self.header);
+                return Ran::Expired;
             }
+            let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Running) else {
+                unreachable!("matched above, under the same lock")
+            };
+            // Under the lock, so that whoever sees `claimed` false and then
+            // takes the lock finds the stage still Queued.
+            self.header.claimed.store(true, Ordering::Release);
+            f
         };
         tally.started(&self.header, claimant);
         let result = catch_unwind(AssertUnwindSafe(move || f.call()))
@@ -322,7 +358,7 @@ where
                 // running a PendingTask).
                 Ok(value) => unwind::drop_quietly(value),
                 Err(TaskError::Panicked(payload)) => tally.orphan(&self.header, payload),
-                Err(TaskError::Cancelled | TaskError::Failed) => {}
+                Err(TaskError::Cancelled | TaskError::Failed | TaskError::Expired) => {}
             }
         }
         Ran::Here(claimant)
@@ -332,13 +368,7 @@ where
         let mut state = self.state.lock();
         match &state.stage {
             Stage::Queued(_) => {
-                self.header.claimed.store(true, Ordering::Release);
-                let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Taken) else {
-                    unreachable!()
-                };
-                if state.handle_alive {
-                    self.publish(&mut state, Err(TaskError::Cancelled));
-                }
+                let f = self.claim_unrun(&mut state, TaskError::Cancelled);
                 let custody = state.custody;
                 drop(state);
                 // The captures drop outside our lock, and a panicking Drop
@@ -367,14 +397,20 @@ where
         if !matches!(state.stage, Stage::Queued(_)) {
             return None;
         }
-        self.header.claimed.store(true, Ordering::Release);
-        let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Taken) else {
-            unreachable!()
-        };
-        if state.handle_alive {
-            self.publish(&mut state, Err(TaskError::Cancelled));
+        self.claim_unrun(&mut state, TaskError::Cancelled)
+            .into_any()
+    }
+
+    fn expire(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.custody != Custody::Pool || !matches!(state.stage, Stage::Queued(_)) {
+            return false;
         }
-        f.into_any()
+        let f = self.claim_unrun(&mut state, TaskError::Expired);
+        drop(state);
+        // Outside our lock, and a panicking Drop must not skip the count.
+        unwind::drop_quietly(f);
+        true
     }
 
     fn hand_back(&self) -> bool {

@@ -77,6 +77,8 @@ pub(crate) struct Ledger {
     cancelled_queued: AtomicU64,
     /// Handed-back tasks cancelled (a dropped `PendingTask`, their handle).
     cancelled_returned: AtomicU64,
+    /// Not started within their start deadline (always the pool's then).
+    expired: AtomicU64,
     rejected: AtomicU64,
 }
 
@@ -94,6 +96,7 @@ pub(crate) struct GroupCounts {
     completed: AtomicU64,
     panicked: AtomicU64,
     cancelled: AtomicU64,
+    expired: AtomicU64,
     returned: AtomicU64,
     running: AtomicUsize,
     waiters: Waiters,
@@ -110,6 +113,7 @@ impl Ledger {
             returned_panicked: AtomicU64::new(0),
             cancelled_queued: AtomicU64::new(0),
             cancelled_returned: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         }
     }
@@ -229,6 +233,19 @@ impl Ledger {
         }
     }
 
+    /// A queued task was not started within its start deadline: expired
+    /// by the pool's timer, or by the worker that reached it late. Only
+    /// the pool's tasks expire (a handed-back one is its holder's), so its
+    /// room comes back now. The caller wakes `wait_idle`.
+    pub(crate) fn expired(&self, group: Option<&GroupCounts>) {
+        self.expired.fetch_add(1, Ordering::SeqCst);
+        self.release_room(1);
+        if let Some(group) = group {
+            group.expired.fetch_add(1, Ordering::SeqCst);
+            group.waiters.notify();
+        }
+    }
+
     /// `n` tasks that never started were handed back (all of `group`'s,
     /// or none of any group's). The caller wakes `wait_idle`.
     pub(crate) fn handed_back(&self, n: usize, group: Option<&GroupCounts>) {
@@ -284,6 +301,7 @@ impl GroupCounts {
             completed: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
             returned: AtomicU64::new(0),
             running: AtomicUsize::new(0),
             waiters: Waiters::new(),
@@ -300,6 +318,7 @@ impl GroupCounts {
         let ended = self.completed.load(Ordering::SeqCst)
             + self.panicked.load(Ordering::SeqCst)
             + self.cancelled.load(Ordering::SeqCst)
+            + self.expired.load(Ordering::SeqCst)
             + self.returned.load(Ordering::SeqCst);
         ended >= self.submitted.load(Ordering::SeqCst)
     }
@@ -320,10 +339,11 @@ impl GroupCounts {
         let completed = self.completed.load(Ordering::SeqCst);
         let panicked = self.panicked.load(Ordering::SeqCst);
         let cancelled = self.cancelled.load(Ordering::SeqCst);
+        let expired = self.expired.load(Ordering::SeqCst);
         let returned = self.returned.load(Ordering::SeqCst);
         let running = self.running.load(Ordering::SeqCst);
         let submitted = self.submitted.load(Ordering::SeqCst);
-        let ended = completed + panicked + cancelled + returned;
+        let ended = completed + panicked + cancelled + expired + returned;
         let queued = submitted.saturating_sub(ended + running as u64);
         GroupProgress {
             submitted,
@@ -332,6 +352,7 @@ impl GroupCounts {
             completed,
             panicked,
             cancelled,
+            expired,
             returned,
         }
     }
@@ -359,6 +380,7 @@ impl Shared {
             .map(|s| s.counts.completed() + s.counts.panicked())
             .sum::<u64>()
             + self.ledger.cancelled_queued.load(Ordering::SeqCst)
+            + self.ledger.expired.load(Ordering::SeqCst)
             + self.ledger.returned.load(Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.gate.accepted().saturating_sub(ended)
@@ -385,6 +407,7 @@ impl Shared {
                 + c.returned_panicked.load(Ordering::SeqCst),
             cancelled: c.cancelled_queued.load(Ordering::SeqCst)
                 + c.cancelled_returned.load(Ordering::SeqCst),
+            expired: c.expired.load(Ordering::SeqCst),
             rejected: c.rejected.load(Ordering::SeqCst),
             blocked_submitters: c.blocked_submitters(),
         }
@@ -494,6 +517,9 @@ pub struct PoolStats {
     /// Tasks that will never start: cancelled through their handle, or
     /// handed back by `shutdown_now` and dropped.
     pub cancelled: u64,
+    /// Tasks that never started because they were not started within their
+    /// start deadline ([`TaskBuilder::start_within`](crate::TaskBuilder::start_within)).
+    pub expired: u64,
     /// Tasks refused (and handed back inside [`Rejected`](crate::Rejected)).
     pub rejected: u64,
     /// Submitters blocked waiting for room in a bounded queue: the pool's
@@ -504,8 +530,8 @@ pub struct PoolStats {
 
 /// Counts of a group's tasks; from [`TaskGroup::progress`](crate::TaskGroup::progress).
 ///
-/// At quiescence `submitted = completed + panicked + cancelled + returned +
-/// queued + running`.
+/// At quiescence `submitted = completed + panicked + cancelled + expired +
+/// returned + queued + running`.
 ///
 /// # Examples
 ///
@@ -538,6 +564,9 @@ pub struct GroupProgress {
     /// Tasks that will never start: cancelled with the group or through
     /// their handle.
     pub cancelled: u64,
+    /// Tasks that never started because they were not started within their
+    /// start deadline ([`TaskBuilder::start_within`](crate::TaskBuilder::start_within)).
+    pub expired: u64,
     /// Tasks handed back by `shutdown_now` (the program holds them now).
     pub returned: u64,
 }

@@ -19,6 +19,7 @@ pub(crate) mod scope;
 pub(crate) mod shared;
 pub(crate) mod shutdown;
 pub(crate) mod slot;
+pub(crate) mod timer;
 pub(crate) mod worker;
 
 pub use ledger::{GroupProgress, PoolStats};

@@ -14,6 +14,7 @@ use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Queue;
 use crate::runtime::relay::Relay;
 use crate::runtime::slot::WorkerSlot;
+use crate::runtime::timer::Timer;
 use crate::state::{Gate, Lifecycle};
 use crate::stop::StopState;
 use crate::sync::Waiters;
@@ -69,6 +70,9 @@ pub(crate) struct Shared {
     pub(crate) epoch: Instant,
     /// Made by the first `shutdown_handle`.
     pub(crate) relay: OnceLock<Arc<Relay>>,
+    /// Started by the first task with a deadline (`None` inside: its
+    /// thread could not start); stopped when this state is dropped.
+    pub(crate) timer: OnceLock<Option<Arc<Timer>>>,
     /// Tasks handed back by a `shutdown_now` requested through a
     /// `ShutdownHandle`, kept for the program's next `shutdown_now`. `None`
     /// once the `ThreadPool` is dropped: nobody can ask then, and keeping
@@ -106,6 +110,7 @@ impl Shared {
             threads: Mutex::new(Vec::with_capacity(threads)),
             epoch,
             relay: OnceLock::new(),
+            timer: OnceLock::new(),
             stash: Mutex::new(Some(Vec::new())),
         }
     }
@@ -125,6 +130,9 @@ impl Drop for Shared {
         // (e.g. a failed build); their handles must not wait forever.
         while let Some(task) = self.queue.drain_one() {
             drop_quietly(task);
+        }
+        if let Some(Some(timer)) = self.timer.get() {
+            timer.stop();
         }
     }
 }

@@ -163,6 +163,7 @@ mod pool;
 mod runtime;
 mod scope;
 pub mod signal;
+mod span;
 mod state;
 mod stop;
 mod sync;

@@ -19,6 +19,7 @@ use crate::runtime::Shared;
 use crate::runtime::ledger::{Custody, GroupCounts, Outcome};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::scope::ScopeState;
+use crate::span::{self, SubmitSpan};
 use crate::stop::StopState;
 #[cfg(not(loom))]
 use crate::stop::StopToken;
@@ -43,6 +44,9 @@ pub(crate) struct CellHeader {
     /// scope it was spawned in (a group of its own kind, see
     /// `runtime/scope.rs`), which counts the header while it lives.
     pub(crate) group: Option<Arc<GroupInner>>,
+    /// The submitter's span, entered around the run (feature `tracing`;
+    /// zero-sized without it).
+    span: SubmitSpan,
 }
 
 impl CellHeader {
@@ -55,6 +59,7 @@ impl CellHeader {
             name,
             claimed: AtomicBool::new(false),
             group,
+            span: span::current(),
         }
     }
 
@@ -343,8 +348,11 @@ where
             f
         };
         tally.started(&self.header, claimant);
-        let result = catch_unwind(AssertUnwindSafe(move || f.call()))
-            .map_err(|payload| TaskError::Panicked(PanicPayload::new(payload)));
+        let span = &self.header.span;
+        let result = catch_unwind(AssertUnwindSafe(move || {
+            span::in_span(span, move || f.call())
+        }))
+        .map_err(|payload| TaskError::Panicked(PanicPayload::new(payload)));
         tally.ended(&self.header, Outcome::of(&result));
         let mut state = self.state.lock();
         if state.handle_alive {

@@ -50,6 +50,7 @@ use crate::runtime::ledger::Custody;
 use crate::runtime::queue::{Priority, Queue};
 use crate::runtime::run::{run_shared, run_top};
 use crate::runtime::slot::{Clock, Site, WorkerSlot};
+use crate::span::{self, SubmitSpan};
 use crate::state::PoolState;
 use crate::task::IdBlock;
 use crate::unwind;
@@ -110,6 +111,9 @@ pub(crate) struct ChunkHeader {
     /// Queue entries ever made for this chunk (its own, and the extra ones
     /// asking idle workers to help).
     entries: AtomicUsize,
+    /// The submitter's span, entered while a worker runs the chunk's tasks
+    /// (feature `tracing`; zero-sized without it).
+    span: SubmitSpan,
 }
 
 impl ChunkHeader {
@@ -119,6 +123,7 @@ impl ChunkHeader {
             stamp,
             left: AtomicUsize::new(left),
             entries: AtomicUsize::new(1),
+            span: span::current(),
         }
     }
 
@@ -223,17 +228,19 @@ impl<T> Rest<T> {
 
 impl<T: Item> ChunkTasks for Chunk<T> {
     fn run(&self, runner: &mut ChunkRunner<'_>) {
-        while runner.may_start() {
-            // The guard is a temporary: the lock is released before the
-            // task runs.
-            let Some((task, left)) = self.rest.lock().pop(&self.header) else {
-                return;
-            };
-            if left == 0 {
-                runner.emptied_chunk();
+        span::in_span(&self.header.span, || {
+            while runner.may_start() {
+                // The guard is a temporary: the lock is released before the
+                // task runs.
+                let Some((task, left)) = self.rest.lock().pop(&self.header) else {
+                    return;
+                };
+                if left == 0 {
+                    runner.emptied_chunk();
+                }
+                task.run(runner, left);
             }
-            task.run(runner, left);
-        }
+        });
     }
 
     fn take_rest(&self, which: TakeRest) -> Option<Vec<Task>> {

@@ -116,6 +116,19 @@ pub(crate) struct Named<F> {
 /// in place); a named one is boxed with its id and name.
 #[inline]
 pub(crate) fn plain<F: FnOnce() + Send + 'static>(name: Option<Arc<str>>, f: F) -> Task {
+    #[cfg(feature = "tracing")]
+    {
+        // The submitter's span goes with the task, when there is one.
+        let span = crate::span::current();
+        if !span.is_disabled() {
+            return plain_as_is(name, move || crate::span::in_span(&span, f));
+        }
+    }
+    plain_as_is(name, f)
+}
+
+#[inline]
+fn plain_as_is<F: FnOnce() + Send + 'static>(name: Option<Arc<str>>, f: F) -> Task {
     if let Some(name) = name {
         return Task::Named(
             UNSTAMPED,

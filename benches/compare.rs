@@ -23,6 +23,9 @@
 //!   capturing an `Arc` clone. Peers: a bare crossbeam-channel worker loop
 //!   (the floor), `threadpool::execute`, rayon `ThreadPool::spawn`.
 //! - batch intake: the same round as one `execute_batch` call.
+//! - timing metrics: the capture-free round, and a round of 100k tasks of
+//!   about 1.7 µs, on a pool built with `Builder::metrics(true)`,
+//!   vs the same without.
 //! - submit-and-join: 100k tasks with results joined by the producer, vs
 //!   rayon `ThreadPool::scope` with spawns writing into slots.
 //! - fan-out: one task submits 100k children and joins them, vs
@@ -98,7 +101,22 @@ impl Rounds {
 fn noop() {}
 
 /// One round of every timed scenario.
-fn round(rounds: &mut Rounds, drain: &Arc<drainpool::ThreadPool>, rayon: &rayon::ThreadPool) {
+/// About 1.7 µs of work (on the machine of the README's table) that the
+/// optimiser cannot remove.
+fn work_1us() {
+    let mut acc = 0u64;
+    for i in 0..1000u64 {
+        acc = std::hint::black_box(acc.wrapping_mul(31).wrapping_add(i));
+    }
+    std::hint::black_box(acc);
+}
+
+fn round(
+    rounds: &mut Rounds,
+    drain: &Arc<drainpool::ThreadPool>,
+    measured: &drainpool::ThreadPool,
+    rayon: &rayon::ThreadPool,
+) {
     let tp = threadpool::ThreadPool::new(THREADS);
     let bare = BareLoop::new();
     let shared = Arc::new(());
@@ -121,6 +139,28 @@ fn round(rounds: &mut Rounds, drain: &Arc<drainpool::ThreadPool>, rayon: &rayon:
             .expect("accepted")
     });
     rounds.record("spawn 1M/drainpool batch", took);
+    // The cost of timing metrics (`Builder::metrics`): tiny tasks, and
+    // tasks of about a microsecond, on a pool that measures and one that
+    // does not.
+    let took = spawn_round(BIG, || {
+        (0..BIG).for_each(|_| measured.execute(tick).expect("accepted"))
+    });
+    rounds.record("spawn 1M/drainpool metrics", took);
+    for (pool, key) in [
+        (&**drain, "spawn 100k 1us/drainpool"),
+        (measured, "spawn 100k 1us/drainpool metrics"),
+    ] {
+        let took = spawn_round(MID, || {
+            (0..MID).for_each(|_| {
+                pool.execute(|| {
+                    work_1us();
+                    tick();
+                })
+                .expect("accepted")
+            })
+        });
+        rounds.record(key, took);
+    }
     let took = spawn_round(BIG, || (0..BIG).for_each(|_| tp.execute(tick)));
     rounds.record("spawn 1M/threadpool", took);
     let took = spawn_round(BIG, || (0..BIG).for_each(|_| rayon.spawn(tick)));
@@ -334,13 +374,20 @@ fn main() {
     // First, while no other pool's threads are about.
     let mem = memory();
     let drain = Arc::new(new_drainpool());
+    let measured = drainpool::ThreadPool::builder()
+        .threads(common::THREADS)
+        .metrics(true)
+        .build()
+        .expect("drainpool with metrics");
     let rayon = new_rayon();
     let mut rounds = Rounds::default();
     for _ in 0..ROUNDS {
-        round(&mut rounds, &drain, &rayon);
+        round(&mut rounds, &drain, &measured, &rayon);
     }
-    drain.shutdown();
-    assert!(drain.await_termination(Duration::from_secs(60)));
+    for pool in [&*drain, &measured] {
+        pool.shutdown();
+        assert!(pool.await_termination(Duration::from_secs(60)));
+    }
 
     let r = &rounds;
     let mut rows: Vec<[String; 6]> = Vec::new();
@@ -396,6 +443,20 @@ fn main() {
         ("drainpool `execute`", "spawn 1M/drainpool", BIG),
         ns,
         "≤ 0.5",
+    );
+    timed(
+        "spawn-to-completion, 1M capture-free tasks, with timing metrics (`Builder::metrics`), per task",
+        ("spawn 1M/drainpool metrics", BIG),
+        ("without", "spawn 1M/drainpool", BIG),
+        ns,
+        "≤ 1.05, or opt-in (it is)",
+    );
+    timed(
+        "spawn-to-completion, 100k tasks of ~1.7 µs, with timing metrics, per task",
+        ("spawn 100k 1us/drainpool metrics", MID),
+        ("without", "spawn 100k 1us/drainpool", MID),
+        ns,
+        "≤ 1.05, or opt-in (it is)",
     );
     for (what, key) in [
         (

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use crate::error::Rejected;
 use crate::handle::TaskHandle;
-use crate::runtime::GroupProgress;
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
+use crate::runtime::{GroupProgress, PoolMetrics};
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::stop::StopToken;
 use crate::task::{Closure, Job, JobCall, StaticCall};
@@ -84,7 +84,7 @@ pub struct TaskGroup {
 
 impl TaskGroup {
     pub(crate) fn new(shared: Arc<Shared>, name: String) -> TaskGroup {
-        let inner = Arc::new(GroupInner::new(name));
+        let inner = Arc::new(GroupInner::new(name, shared.metrics.is_some()));
         shared.register_group(&inner);
         TaskGroup { shared, inner }
     }
@@ -541,6 +541,30 @@ impl TaskGroup {
     /// ```
     pub fn progress(&self) -> GroupProgress {
         self.inner.counts.progress()
+    }
+
+    /// The timing of this group's tasks: queue wait, run time and the age
+    /// of its oldest queued task, as [`ThreadPool::metrics`](crate::ThreadPool::metrics)
+    /// gives for the whole pool. Empty unless the pool was built with
+    /// [`Builder::metrics`](crate::Builder::metrics) on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::builder().threads(2).metrics(true).build().unwrap();
+    /// let import = pool.group("import");
+    /// for _ in 0..10 {
+    ///     import.execute(|| ()).unwrap();
+    /// }
+    /// pool.execute(|| ()).unwrap(); // not the group's
+    /// assert!(import.wait(Duration::from_secs(10)));
+    /// assert_eq!(import.metrics().run_time.count, 10);
+    /// ```
+    pub fn metrics(&self) -> PoolMetrics {
+        self.shared.group_metrics(&self.inner)
     }
 
     /// A token that fires when the group is cancelled (the tokens of its

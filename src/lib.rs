@@ -190,7 +190,7 @@ pub use group::TaskGroup;
 pub use handle::TaskHandle;
 pub use pool::ThreadPool;
 pub use runtime::queue::Priority;
-pub use runtime::{GroupProgress, PoolStats};
+pub use runtime::{GroupProgress, Percentiles, PoolMetrics, PoolStats};
 pub use runtime::{IntoJobError, PendingTask};
 pub use scope::{Scope, ScopedHandle, TryScope};
 pub use signal::ShutdownHandle;
@@ -214,6 +214,7 @@ mod auto_traits {
         send_sync::<crate::StopSource>();
         send_sync::<crate::StopCallback>();
         send_sync::<crate::PoolStats>();
+        send_sync::<crate::PoolMetrics>();
         send::<crate::PendingTask>();
     }
 

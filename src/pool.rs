@@ -16,7 +16,7 @@ use crate::handle::TaskHandle;
 use crate::runtime::PendingTask;
 use crate::runtime::queue::Priority;
 use crate::runtime::run;
-use crate::runtime::{PoolStats, Shared};
+use crate::runtime::{PoolMetrics, PoolStats, Shared};
 use crate::state::{PoolState, WhenFull, deadline_after};
 use crate::task::{Closure, Job, JobCall, RunningTask};
 use crate::task_builder::TaskBuilder;
@@ -650,6 +650,33 @@ impl ThreadPool {
     /// ```
     pub fn stats(&self) -> PoolStats {
         self.shared.stats()
+    }
+
+    /// How long tasks waited in the queue and how long they ran, as
+    /// percentiles, and how long the oldest queued task has waited: for a
+    /// status page, or to tell a pool that is too small (long queue waits)
+    /// from tasks that are too slow (long run times). Empty unless the pool
+    /// was built with [`Builder::metrics`](crate::Builder::metrics) on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::builder().threads(1).metrics(true).build().unwrap();
+    /// for ms in [1, 2, 3] {
+    ///     pool.execute(move || std::thread::sleep(Duration::from_millis(ms))).unwrap();
+    /// }
+    /// assert!(pool.wait_idle(Duration::from_secs(10)));
+    /// let m = pool.metrics();
+    /// assert_eq!((m.queue_wait.count, m.run_time.count), (3, 3));
+    /// assert!(m.run_time.max >= Duration::from_millis(3));
+    /// assert!(m.queue_wait.max >= Duration::from_millis(3)); // the last waited for the first two
+    /// assert_eq!(m.oldest_queued, None); // nothing queued now
+    /// ```
+    pub fn metrics(&self) -> PoolMetrics {
+        self.shared.metrics()
     }
 
     /// The tasks running now, with how long each has run: what a

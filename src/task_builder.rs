@@ -147,8 +147,7 @@ impl<'p> TaskBuilder<'p> {
             ),
         };
         cell.map(|cell| {
-            let weak: Weak<dyn CellTask> = Arc::downgrade(&cell) as Weak<_>;
-            queued(weak);
+            queued(Arc::downgrade(&cell.clone().into_cell_task()));
             TaskHandle::new(cell, shared.clone())
         })
     }

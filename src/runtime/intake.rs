@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
-use crate::runtime::cell::{Cell, CellEntry, CellRef};
+use crate::runtime::cell::CellRef;
 use crate::runtime::chunk;
-use crate::runtime::entry::{self, Entry, Task, UNSTAMPED};
+use crate::runtime::entry::{Entry, Task, UNSTAMPED};
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::run;
@@ -29,7 +29,7 @@ impl Shared {
     {
         match self.admit(when_full) {
             Ok(pass) => {
-                self.enqueue(priority, entry::plain(name, f), pass);
+                self.enqueue(priority, self.plain_task(name, f), pass);
                 Ok(())
             }
             Err(reason) => Err(self.reject(reason, f)),
@@ -46,7 +46,7 @@ impl Shared {
         F: FnOnce() + Send + 'static,
     {
         if let Some(mut pass) = self.pass_unbounded() {
-            self.queue.push(Priority::Normal, entry::plain(None, f));
+            self.queue.push(Priority::Normal, self.plain_task(None, f));
             pass.accept();
             return Ok(());
         }
@@ -59,15 +59,11 @@ impl Shared {
         priority: Priority,
         f: C,
         when_full: WhenFull,
-    ) -> Result<Arc<Cell<C, C::Output>>, Rejected<C>> {
+    ) -> Result<CellRef<C::Output>, Rejected<C>> {
         match self.admit(when_full) {
             Ok(pass) => {
-                let cell = Cell::new(name, f, None);
-                self.enqueue(
-                    priority,
-                    Task::Submitted(UNSTAMPED, CellEntry(cell.clone())),
-                    pass,
-                );
+                let (cell, entry) = self.new_cell(name, f, None);
+                self.enqueue(priority, Task::Submitted(UNSTAMPED, entry), pass);
                 Ok(cell)
             }
             Err(reason) => Err(self.reject(reason, f)),
@@ -136,10 +132,13 @@ impl Shared {
         match self.admit_many(tasks.len(), WhenFull::Wait) {
             Ok(mut pass) => {
                 if size > 1 {
-                    self.chunks.enqueue(&self.queue, chunk::calls(tasks, size));
+                    match self.measured_batch(tasks) {
+                        Ok(tasks) => self.chunks.enqueue(&self.queue, chunk::calls(tasks, size)),
+                        Err(tasks) => self.chunks.enqueue(&self.queue, chunk::calls(tasks, size)),
+                    }
                 } else {
                     for f in tasks {
-                        self.queue.push(Priority::Normal, entry::plain(None, f));
+                        self.queue.push(Priority::Normal, self.plain_task(None, f));
                     }
                 }
                 pass.accept();
@@ -165,9 +164,9 @@ impl Shared {
             Ok(mut pass) => {
                 let mut handles = Vec::with_capacity(tasks.len());
                 let cells = tasks.into_iter().map(|f| {
-                    let cell = Cell::new(None, Closure(f), None);
-                    handles.push(cell.clone() as CellRef<T>);
-                    CellEntry(cell)
+                    let (cell, entry) = self.new_cell(None, Closure(f), None);
+                    handles.push(cell);
+                    entry
                 });
                 if size > 1 {
                     // Made as they are queued, so the first chunks can start

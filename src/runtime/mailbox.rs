@@ -11,10 +11,10 @@ use parking_lot::Mutex;
 
 use crate::error::{RejectReason, Rejected};
 use crate::runtime::Shared;
-use crate::runtime::cell::{Cell, CellEntry};
-use crate::runtime::entry;
+use crate::runtime::cell::CellRef;
 use crate::runtime::entry::{Task, UNSTAMPED};
 use crate::runtime::ledger::GroupCounts;
+use crate::runtime::metrics::Recorder;
 use crate::runtime::queue::Priority;
 use crate::runtime::run;
 use crate::runtime::scope::ScopeState;
@@ -33,6 +33,8 @@ pub(crate) struct GroupInner {
     pub(crate) counts: GroupCounts,
     /// Set for a scope's group (see `runtime/scope.rs`).
     scope: Option<ScopeState>,
+    /// Its timing metrics, if the pool records them (never a scope's).
+    pub(crate) metrics: Option<Recorder>,
 }
 
 pub(crate) struct Mailbox {
@@ -45,8 +47,12 @@ pub(crate) struct Mailbox {
 }
 
 impl GroupInner {
-    pub(crate) fn new(name: String) -> GroupInner {
-        GroupInner::with_scope(name, None)
+    /// A task group; `metrics`: the pool records timing metrics.
+    pub(crate) fn new(name: String, metrics: bool) -> GroupInner {
+        GroupInner {
+            metrics: metrics.then(Recorder::new),
+            ..GroupInner::with_scope(name, None)
+        }
     }
 
     /// The group of a scope; `inside`: opened by a task of the pool, on
@@ -68,6 +74,7 @@ impl GroupInner {
             stop: StopState::new(),
             counts: GroupCounts::new(),
             scope,
+            metrics: None,
         }
     }
 
@@ -203,7 +210,7 @@ impl Shared {
         name: Option<Arc<str>>,
         call: C,
         when_full: WhenFull,
-    ) -> Result<Arc<Cell<C, C::Output>>, Rejected<C>> {
+    ) -> Result<CellRef<C::Output>, Rejected<C>> {
         let maker = CellMaker {
             name,
             call,
@@ -235,7 +242,7 @@ impl Shared {
                 self.notify_idle_waiters();
                 return Err((RejectReason::Cancelled, maker));
             }
-            let (task, made) = maker.make();
+            let (task, made) = maker.make(self);
             if group.scope().is_none() {
                 // The ticket under the mailbox lock: a mailbox is in
                 // ticket order, which `shutdown_now`'s merge relies on.
@@ -261,7 +268,7 @@ impl Shared {
 /// Builds a queue entry once the task is admitted.
 pub(crate) trait MakeTask {
     type Made;
-    fn make(self) -> (Task, Self::Made);
+    fn make(self, shared: &Shared) -> (Task, Self::Made);
 }
 
 struct PlainMaker<F> {
@@ -271,8 +278,8 @@ struct PlainMaker<F> {
 
 impl<F: FnOnce() + Send + 'static> MakeTask for PlainMaker<F> {
     type Made = ();
-    fn make(self) -> (Task, ()) {
-        (entry::plain(self.name, self.f), ())
+    fn make(self, shared: &Shared) -> (Task, ()) {
+        (shared.plain_task(self.name, self.f), ())
     }
 }
 
@@ -283,9 +290,9 @@ struct CellMaker<C> {
 }
 
 impl<C: StaticCall> MakeTask for CellMaker<C> {
-    type Made = Arc<Cell<C, C::Output>>;
-    fn make(self) -> (Task, Self::Made) {
-        let cell = Cell::new(self.name, self.call, Some(self.group));
-        (Task::Submitted(UNSTAMPED, CellEntry(cell.clone())), cell)
+    type Made = CellRef<C::Output>;
+    fn make(self, shared: &Shared) -> (Task, Self::Made) {
+        let (cell, entry) = shared.new_cell(self.name, self.call, Some(self.group));
+        (Task::Submitted(UNSTAMPED, entry), cell)
     }
 }

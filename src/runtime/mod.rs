@@ -11,6 +11,7 @@ pub(crate) mod entry;
 pub(crate) mod intake;
 pub(crate) mod ledger;
 pub(crate) mod mailbox;
+pub(crate) mod metrics;
 pub(crate) mod pending;
 pub(crate) mod queue;
 pub(crate) mod relay;
@@ -23,5 +24,6 @@ pub(crate) mod timer;
 pub(crate) mod worker;
 
 pub use ledger::{GroupProgress, PoolStats};
+pub use metrics::{Percentiles, PoolMetrics};
 pub use pending::{IntoJobError, PendingTask};
 pub(crate) use shared::{Hooks, Shared};

@@ -206,6 +206,29 @@ pub(crate) fn worker_here() -> Option<(Arc<Shared>, usize)> {
     })
 }
 
+/// Calls `f` with the pool, the index and the group (if any) of the
+/// task this worker runs now, for its metrics; `None` off a worker, and
+/// for a handed-back task (no longer the pool's). `f` must not run user
+/// code: the thread's context is borrowed meanwhile.
+pub(crate) fn with_worker_here<R>(
+    f: impl FnOnce(&Shared, usize, Option<&GroupInner>) -> R,
+) -> Option<R> {
+    if INNERMOST.with(Cell::get) != Custody::Pool {
+        return None;
+    }
+    CONTEXT.with(|c| {
+        let c = c.borrow();
+        let ctx = c.as_ref()?;
+        if let Some(group) = &ctx.group {
+            return Some(f(&ctx.shared, ctx.index, Some(group)));
+        }
+        Some(with_current_task(|task| {
+            let group = task.and_then(|task| task.header().group.as_deref());
+            f(&ctx.shared, ctx.index, group)
+        }))
+    })
+}
+
 /// The place of a run nested, from now, in what worker `index` runs (a
 /// joiner's help, a scope's caller, a worker waiting for another pool).
 pub(crate) fn nested_at(shared: &Shared, index: usize) -> Site {

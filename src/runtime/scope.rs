@@ -131,10 +131,20 @@ where
     C::Output: 'scope,
 {
     type Made = Arc<dyn HandleOps<C::Output> + 'scope>;
-    fn make(self) -> (Task, Self::Made) {
-        let cell = Cell::new(None, self.call, Some(self.scope));
-        let entry = CellEntry(erase(cell.clone()));
-        (Task::Submitted(UNSTAMPED, entry), cell)
+    fn make(self, shared: &Shared) -> (Task, Self::Made) {
+        fn made<'scope, C: Call + 'scope>(
+            cell: Arc<Cell<C, C::Output>>,
+        ) -> (Task, Arc<dyn HandleOps<C::Output> + 'scope>)
+        where
+            C::Output: 'scope,
+        {
+            let entry = CellEntry(erase(cell.clone()));
+            (Task::Submitted(UNSTAMPED, entry), cell)
+        }
+        match shared.measured_call(self.call) {
+            Ok(measured) => made(Cell::new(None, measured, Some(self.scope))),
+            Err(call) => made(Cell::new(None, call, Some(self.scope))),
+        }
     }
 }
 

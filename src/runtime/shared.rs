@@ -11,6 +11,7 @@ use crate::runtime::PendingTask;
 use crate::runtime::chunk::Chunks;
 use crate::runtime::ledger::Ledger;
 use crate::runtime::mailbox::GroupInner;
+use crate::runtime::metrics::Metrics;
 use crate::runtime::queue::Queue;
 use crate::runtime::relay::Relay;
 use crate::runtime::slot::WorkerSlot;
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
     /// Started by the first task with a deadline (`None` inside: its
     /// thread could not start); stopped when this state is dropped.
     pub(crate) timer: OnceLock<Option<Arc<Timer>>>,
+    /// The timing metrics, if the pool records them (`Builder::metrics`).
+    pub(crate) metrics: Option<Metrics>,
     /// Tasks handed back by a `shutdown_now` requested through a
     /// `ShutdownHandle`, kept for the program's next `shutdown_now`. `None`
     /// once the `ThreadPool` is dropped: nobody can ask then, and keeping
@@ -89,6 +92,7 @@ impl Shared {
         capacity: Option<usize>,
         hooks: Hooks,
         epoch: Instant,
+        metrics: bool,
     ) -> Shared {
         static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
         crate::stop::find_current_sources_with(crate::runtime::run::current_stop_states);
@@ -111,6 +115,7 @@ impl Shared {
             epoch,
             relay: OnceLock::new(),
             timer: OnceLock::new(),
+            metrics: metrics.then(|| Metrics::new(threads)),
             stash: Mutex::new(Some(Vec::new())),
         }
     }

@@ -15,6 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::blocked::{BlockedOn, Blocking};
 #[cfg(not(loom))]
 use crate::error::Interrupted;
 use crate::error::TaskError;
@@ -133,6 +134,9 @@ impl<T> TaskHandle<T> {
                 self.id()
             );
         }
+        // Recorded for the whole wait, the help included: an inline run
+        // moves it aside and back (see `blocked.rs`).
+        let _blocked = Blocking::enter(BlockedOn::Task(self.id()));
         self.help(&|| false);
         // Only now: should our own bookkeeping unwind out of `help`, the
         // drop still detaches the handle (a later panic gets reported).
@@ -173,9 +177,11 @@ impl<T> TaskHandle<T> {
             return false;
         }
         let deadline = deadline_after(timeout);
-        if !timeout.is_zero() {
-            self.help(&|| deadline.is_some_and(|d| Instant::now() >= d));
+        if timeout.is_zero() {
+            return self.cell.wait(deadline); // a poll, not a wait
         }
+        let _blocked = Blocking::enter(BlockedOn::Task(self.id()));
+        self.help(&|| deadline.is_some_and(|d| Instant::now() >= d));
         self.cell.wait(deadline)
     }
 
@@ -285,6 +291,7 @@ impl<T> TaskHandle<T> {
             );
         }
         token.check()?;
+        let _blocked = Blocking::enter(BlockedOn::Task(self.id()));
         self.help(&|| token.is_stop_requested());
         self.cell.wait_or_stop(token)
     }

@@ -150,6 +150,7 @@
 #![cfg_attr(not(feature = "signal"), doc = "[`signal::on_signals`]: signal")]
 
 mod bell;
+mod blocked;
 mod builder;
 mod error;
 mod graceful;
@@ -181,6 +182,7 @@ pub use parking_lot;
 /// to make the channel, and your versions never have to match by hand.
 pub use crossbeam_channel;
 
+pub use blocked::{Blocked, BlockedOn};
 pub use builder::Builder;
 pub use error::{
     BuildError, Interrupted, PanicPayload, RejectReason, Rejected, TaskError, WaitError,

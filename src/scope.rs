@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::blocked::{BlockedOn, Blocking};
 use crate::error::TaskError;
 use crate::pool::ThreadPool;
 use crate::runtime::Shared;
@@ -572,6 +573,9 @@ impl<T> ScopedHandle<'_, T> {
                 cell.header().id
             );
         }
+        // A wait for the scope's work: its own wait kind, as the scope's
+        // end (`wait_scope`) records; the help runs inside it.
+        let _blocked = Blocking::enter(BlockedOn::Scope);
         self.help();
         self.joined = true;
         cell.join()?.ok_or(TaskError::Failed)

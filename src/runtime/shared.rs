@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use crate::blocked::{Change, Mark};
 use crate::runtime::PendingTask;
 use crate::runtime::chunk::Chunks;
 use crate::runtime::ledger::Ledger;
@@ -14,6 +15,7 @@ use crate::runtime::mailbox::GroupInner;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::queue::Queue;
 use crate::runtime::relay::Relay;
+use crate::runtime::run;
 use crate::runtime::slot::WorkerSlot;
 use crate::runtime::timer::Timer;
 use crate::state::{Gate, Lifecycle};
@@ -96,6 +98,7 @@ impl Shared {
     ) -> Shared {
         static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
         crate::stop::find_current_sources_with(crate::runtime::run::current_stop_states);
+        crate::blocked::record_with(record_wait_here);
         Shared {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             lifecycle: Lifecycle::new(),
@@ -127,6 +130,21 @@ impl Shared {
     pub(crate) fn nanos_since_epoch(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
+}
+
+/// Applies a `Blocking` guard's change to the slot of the worker the
+/// calling thread is (see `blocked.rs`); `None` on any other thread, and
+/// in a thread-local destructor after the context is gone.
+fn record_wait_here(change: Change) -> Option<Mark> {
+    run::CONTEXT
+        .try_with(|context| {
+            let context = context.try_borrow().ok()?;
+            let context = context.as_ref()?;
+            let slot = context.shared.slots.get(context.index)?;
+            slot.change_wait(&context.shared, change)
+        })
+        .ok()
+        .flatten()
 }
 
 impl Drop for Shared {

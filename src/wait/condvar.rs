@@ -9,6 +9,7 @@ use parking_lot::{Condvar, MutexGuard};
 
 use super::loan::{CondvarWaker, LotPair, StdPair, Wake};
 use super::{guards, poisoned_if};
+use crate::blocked::{BlockedOn, Blocking};
 use crate::error::{Interrupted, WaitError};
 use crate::state::deadline_after;
 use crate::stop::StopToken;
@@ -377,6 +378,7 @@ impl StopToken {
         if self.is_stop_requested() {
             return (guard, Err(WaitError::Interrupted));
         }
+        let blocked = Blocking::enter(BlockedOn::Condvar);
         let (guard, timed_out) = if self.states().is_empty() {
             park(guard) // nothing can request a stop: the plain wait
         } else {
@@ -396,6 +398,7 @@ impl StopToken {
             // `_waker` drops here, giving the loan back before the borrow
             // of `pair` ends (its lifetime says so).
         };
+        drop(blocked);
         let woke = if self.is_stop_requested() {
             Err(WaitError::Interrupted)
         } else if timed_out {

@@ -35,6 +35,7 @@ use std::{mem, ptr, thread};
 use crossbeam_channel::{Receiver, Select};
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::blocked::{BlockedOn, Blocking};
 use crate::error::{Interrupted, WaitError};
 use crate::state::deadline_after;
 use crate::stop::StopToken;
@@ -55,11 +56,19 @@ enum Woke<T> {
 
 impl StopToken {
     /// Waits on `rx` (if any) and this token's stop channels until the
-    /// deadline (`None`: forever).
-    fn select<T>(&self, rx: Option<&Receiver<T>>, deadline: Option<Instant>) -> Woke<T> {
+    /// deadline (`None`: forever); recorded as a wait on `on` meanwhile.
+    fn select<T>(
+        &self,
+        rx: Option<&Receiver<T>>,
+        deadline: Option<Instant>,
+        on: BlockedOn,
+    ) -> Woke<T> {
         if self.is_stop_requested() {
             return Woke::Stopped;
         }
+        // Also around a receive that finds a message at once: a record
+        // set and cleared within the call, not worth a `try_recv` more.
+        let _blocked = Blocking::enter(on);
         let stops: Vec<&Receiver<Infallible>> = self.states().iter().map(|s| s.closed()).collect();
         if rx.is_none() && stops.is_empty() {
             // Nothing can wake us but time.
@@ -121,7 +130,7 @@ impl StopToken {
     /// assert!(StopToken::current().sleep(Duration::from_millis(1)).is_ok());
     /// ```
     pub fn sleep(&self, duration: Duration) -> Result<(), Interrupted> {
-        match self.select::<()>(None, deadline_after(duration)) {
+        match self.select::<()>(None, deadline_after(duration), BlockedOn::Sleep) {
             Woke::Stopped => Err(Interrupted),
             Woke::TimedOut | Woke::Message(_) => Ok(()),
         }
@@ -188,7 +197,7 @@ impl StopToken {
         rx: &Receiver<T>,
         deadline: Option<Instant>,
     ) -> Result<T, WaitError> {
-        match self.select(Some(rx), deadline) {
+        match self.select(Some(rx), deadline, BlockedOn::Recv) {
             Woke::Message(Ok(value)) => Ok(value),
             Woke::Message(Err(_)) => Err(WaitError::Disconnected),
             Woke::Stopped => Err(WaitError::Interrupted),
@@ -229,6 +238,7 @@ impl StopToken {
         if let Some(guard) = mutex.try_lock() {
             return Ok(guard);
         }
+        let _blocked = Blocking::enter(BlockedOn::Lock);
         if self.states().is_empty() {
             return Ok(mutex.lock());
         }
@@ -310,6 +320,7 @@ impl StopToken {
         if let Some(locked) = try_lock_std(mutex) {
             return Ok(locked);
         }
+        let _blocked = Blocking::enter(BlockedOn::Lock);
         if self.states().is_empty() {
             return Ok(mutex.lock());
         }

@@ -82,6 +82,7 @@ where
 {
     OrderedShutdown {
         signals: signals.into_iter().map(|s| *s.borrow()).collect(),
+        dumps: Vec::new(),
         steps: Vec::new(),
     }
 }
@@ -90,6 +91,8 @@ where
 #[must_use = "nothing is installed until install is called"]
 pub struct OrderedShutdown {
     signals: Vec<c_int>,
+    /// The signals that ask for a dump of the running tasks (`dump_on`).
+    dumps: Vec<c_int>,
     steps: Vec<Step>,
 }
 
@@ -213,6 +216,63 @@ impl OrderedShutdown {
         self
     }
 
+    /// Adds `signal` as a request for a **dump**: when it arrives, every
+    /// task running in the pools added with [`pool`](Self::pool) is logged,
+    /// with how long it has run and what it waits on
+    /// ([`RunningTask::blocked_on`](crate::RunningTask::blocked_on)), and
+    /// nothing stops: the JVM's thread dump on `SIGQUIT`, for a pool.
+    ///
+    /// The dump is written with [`log`] at `warn` level, one line per
+    /// task after a header per pool:
+    ///
+    /// ```text
+    /// SIGQUIT received: the running tasks of 1 pool(s) follow (nothing stops)
+    /// pool jobs: Running, 2 running, 14 queued, 4 thread(s)
+    /// pool jobs: task #1025 (import) on drainpool-0 for 75.2s, blocked in recv for 75.1s
+    /// pool jobs: task #1031 on drainpool-2 for 0.3s
+    /// ```
+    ///
+    /// The handler does what the shutdown signals' handler does (counts
+    /// the arrival, rings a bell: async-signal-safe); the listener thread
+    /// reads the pools and logs. A dump signal is no shutdown signal: it
+    /// neither starts nor escalates the ordered shutdown, and it still
+    /// dumps while one runs (what is a stuck drain waiting on?). While the
+    /// [`SignalGuard`] lives the signal's default action (for `SIGQUIT`, a
+    /// core dump) is replaced; afterwards it is back.
+    ///
+    /// Unix only: Windows has no signal to spare for this.
+    ///
+    /// # Errors
+    ///
+    /// [`install`](Self::install) refuses (`InvalidInput`) a signal that is
+    /// both a shutdown signal and a dump signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::signal::{on_signals, SHUTDOWN_SIGNALS, SIGQUIT};
+    /// use drainpool::{ShutdownPolicy, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(4)?;
+    /// let policy = ShutdownPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
+    /// let guard = on_signals(SHUTDOWN_SIGNALS)
+    ///     .pool("jobs", &pool, policy)
+    ///     .dump_on(SIGQUIT) // `kill -QUIT <pid>`, or Ctrl-\ in a terminal
+    ///     .install()?;
+    /// // ... serve; each SIGQUIT logs what every task of "jobs" is doing ...
+    /// # drop(guard);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(unix)]
+    #[cfg_attr(docsrs, doc(cfg(unix)))]
+    pub fn dump_on(mut self, signal: c_int) -> Self {
+        if !self.dumps.contains(&signal) {
+            self.dumps.push(signal);
+        }
+        self
+    }
+
     /// Registers the signal handlers and starts the listener thread.
     ///
     /// Until the returned [`SignalGuard`] is dropped (or its
@@ -223,7 +283,9 @@ impl OrderedShutdown {
     /// # Errors
     ///
     /// The error signal-hook gives if a handler cannot be registered (for
-    /// instance for `SIGKILL`), or the error of spawning a thread.
+    /// instance for `SIGKILL`), or the error of spawning a thread;
+    /// `InvalidInput` for a signal given both to [`on_signals`] and to
+    /// `dump_on`.
     ///
     /// # Examples
     ///
@@ -241,6 +303,15 @@ impl OrderedShutdown {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn install(self) -> io::Result<SignalGuard> {
+        if let Some(both) = self.dumps.iter().find(|s| self.signals.contains(s)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is given both as a shutdown signal and as a dump signal",
+                    signal_name(*both)
+                ),
+            ));
+        }
         let stop = StopSource::new();
         let (start_tx, start_rx) = crossbeam_channel::bounded::<()>(1);
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
@@ -267,7 +338,14 @@ impl OrderedShutdown {
                 }
             })?;
         let trigger = shared.clone();
-        let handlers = Handlers::install(&self.signals, move |signal| {
+        let dumps = self.dumps;
+        let mut signals = self.signals;
+        signals.extend(&dumps);
+        let handlers = Handlers::install(&signals, move |signal| {
+            if dumps.contains(&signal) {
+                trigger.dump(signal);
+                return;
+            }
             let count = trigger.events.fetch_add(1, Ordering::SeqCst) + 1;
             trigger.on_signal(count, signal);
         })?;
@@ -284,6 +362,7 @@ impl fmt::Debug for OrderedShutdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OrderedShutdown")
             .field("signals", &self.signals)
+            .field("dumps", &self.dumps)
             .field(
                 "steps",
                 &self.steps.iter().map(Step::name).collect::<Vec<_>>(),
@@ -345,6 +424,36 @@ impl Trigger {
                     }
                 }
                 std::process::exit(128 + signal);
+            }
+        }
+    }
+}
+
+impl Trigger {
+    /// Logs every running task of every pool (a dump signal came), on the
+    /// listener thread; starts nothing.
+    fn dump(&self, signal: c_int) {
+        log::warn!(
+            "{} received: the running tasks of {} pool(s) follow (nothing stops)",
+            signal_name(signal),
+            self.pools.len()
+        );
+        for (name, pool) in &self.pools {
+            let Some(shared) = pool.upgrade() else {
+                log::warn!("pool {name}: dropped");
+                continue;
+            };
+            let tasks = shared.running_tasks();
+            let stats = shared.stats();
+            log::warn!(
+                "pool {name}: {:?}, {} running, {} queued, {} thread(s)",
+                shared.lifecycle.get(),
+                tasks.len(),
+                stats.queued,
+                stats.threads
+            );
+            for task in tasks {
+                log::warn!("pool {name}: {task}");
             }
         }
     }

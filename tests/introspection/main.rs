@@ -1,6 +1,6 @@
 //! Introspection (issue 15): what a running task waits on
-//! (`RunningTask::blocked_on`), in `running_tasks` and in a graceful
-//! shutdown's report of stuck tasks.
+//! (`RunningTask::blocked_on`), in `running_tasks`, in a graceful
+//! shutdown's report of stuck tasks, and in the dump a signal asks for.
 //!
 //! A task's wait is recorded on its worker's slot, which nothing notifies
 //! about: the tests poll `running_tasks` until the record shows (bounded by
@@ -13,6 +13,8 @@
 mod blocked_on;
 #[path = "../common/mod.rs"]
 mod common;
+#[cfg(all(unix, feature = "signal"))]
+mod dump;
 mod nested;
 mod report;
 

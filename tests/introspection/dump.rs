@@ -205,3 +205,15 @@ impl Drop for Killer {
             .status();
     }
 }
+
+/// A signal cannot both start a shutdown and ask for a dump: `install`
+/// refuses it before registering anything.
+#[test]
+fn a_signal_for_both_shutdown_and_dumps_is_refused() {
+    let refused = on_signals([SIGTERM, SIGQUIT])
+        .dump_on(SIGQUIT)
+        .install()
+        .unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(refused.to_string().contains("SIGQUIT"), "{refused}");
+}

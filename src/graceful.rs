@@ -30,7 +30,8 @@ use crate::task::RunningTask;
 ///    tasks see their [`StopToken`](crate::StopToken) raised and their
 ///    interruptible waits wake. Wait up to [`interrupt`](Self::interrupt).
 /// 3. Every task still running is logged at error level with its name, id,
-///    thread and how long it has run, and listed in
+///    thread, how long it has run and, if it is blocked in a drainpool wait,
+///    on what and for how long ([`RunningTask::blocked_on`]), and listed in
 ///    [`ShutdownReport::stuck`]. Nothing is killed: the stuck tasks' threads
 ///    go on, and the call returns.
 ///
@@ -84,16 +85,20 @@ impl ShutdownPolicy {
     }
 }
 
-/// A task still running when a graceful shutdown gave up on it.
+/// A task still running when a graceful shutdown gave up on it; its
+/// [`blocked_on`](RunningTask::blocked_on) says what it waits on, if it
+/// waits through drainpool.
 pub type StuckTask = RunningTask;
 
 /// What a graceful shutdown achieved; from
 /// [`ThreadPool::shutdown_gracefully`](crate::ThreadPool::shutdown_gracefully).
 ///
 /// Its `Display` is a few lines meant for a log: the counts, then the
-/// first [`ShutdownReport::LISTED`] stuck tasks and the first `LISTED`
-/// never-started ones by name, each list ending with how many more there
-/// are (the fields hold them all).
+/// first [`ShutdownReport::LISTED`] stuck tasks (each with what it waits
+/// on, as in `stuck: task #7 (import) on drainpool-0 for 12.0s, blocked in
+/// recv for 11.9s`) and the first `LISTED` never-started ones by name,
+/// each list ending with how many more there are (the fields hold them
+/// all).
 ///
 /// Dropping the report drops the [`PendingTask`]s in
 /// [`never_started`](Self::never_started), which cancels them: take them

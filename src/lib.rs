@@ -109,8 +109,8 @@
 //!
 //! - [`ThreadPool`]: intake (`execute`, `submit`, batches, [`Job`] values),
 //!   the lifecycle calls, and what the pool tells about itself
-//!   ([`PoolStats`], [`RunningTask`]); [`Builder`] for threads, queue bound
-//!   and hooks.
+//!   ([`PoolStats`], [`RunningTask`] and what it waits on, [`Blocked`]);
+//!   [`Builder`] for threads, queue bound and hooks.
 //! - [`TaskGroup`]: one job split into many tasks, and how a group queues
 //!   them so that it never makes another job wait behind all of it.
 //! - [`Priority`]: the order in which workers take tasks, and why a low

@@ -689,6 +689,10 @@ impl ThreadPool {
     /// running, and listed: just before the task it waits for, on the same
     /// thread.
     ///
+    /// A task blocked in one of drainpool's waits says on what, and for how
+    /// long ([`RunningTask::blocked_on`]): a stop token's `sleep`, `recv`,
+    /// condvar wait or lock, a wait for another task, a scope.
+    ///
     /// # Examples
     ///
     /// ```
@@ -711,6 +715,7 @@ impl ThreadPool {
     /// assert_eq!(running.len(), 1);
     /// assert_eq!(running[0].name.as_deref(), Some("customers.csv"));
     /// assert_eq!(running[0].thread, "import-0");
+    /// assert_eq!(running[0].blocked_on(), None); // a plain recv: not drainpool's
     /// println!("{}", running[0]); // task #.. (customers.csv) on import-0 for ..ms
     /// release.send(()).unwrap();
     /// ```

@@ -72,6 +72,10 @@ use crate::unwind;
 /// signal's default action is back: a later Ctrl-C ends the process as
 /// usual, also during the program's own cleanup.
 ///
+/// On Unix, [`dump_on`](OrderedShutdown::dump_on) adds a signal (say
+/// `SIGQUIT`) that logs what every task of the pools is doing, and stops
+/// nothing.
+///
 /// Which signals exist depends on the platform: see
 /// [`SHUTDOWN_SIGNALS`](super::SHUTDOWN_SIGNALS) and the constants of
 /// [`signal`](super).

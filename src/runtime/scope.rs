@@ -31,6 +31,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::blocked::{BlockedOn, Blocking};
 use crate::error::{PanicPayload, RejectReason};
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, CellEntry, CellTask, HandleOps};
@@ -216,6 +217,7 @@ impl Shared {
         let Some(state) = scope.scope() else {
             return;
         };
+        let _blocked = Blocking::enter(BlockedOn::Scope);
         let helps = run::is_worker_of(self.id);
         if !helps {
             // On another pool's worker, that pool's queue moves meanwhile.

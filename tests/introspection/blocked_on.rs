@@ -348,7 +348,6 @@ fn scoped_handle_join() {
 /// The scope's caller waiting for the scope's tasks at its end. Needs the
 /// `Blocking` guard in `runtime/scope.rs::wait_scope`.
 #[test]
-#[ignore = "needs the wait_scope hook"]
 fn scope_end() {
     let (pool, _leak) = shared_pool(2);
     let (release, gate) = bounded::<()>(1);

@@ -10,8 +10,8 @@
 //!   submit against `shutdown` and `shutdown_now`;
 //! - [`Cell`]: a submitted task's cell, whose claim decides between a
 //!   worker (or a joiner) running it, `shutdown_now` handing it back, the
-//!   handed-back `PendingTask` running or being dropped, and its handle's
-//!   `cancel`;
+//!   handed-back `PendingTask` running or being dropped, its handle's
+//!   `cancel`, and the timer expiring it at its start deadline;
 //! - stop requests need no wrapper: `StopSource`, `StopToken::on_stop` and
 //!   `StopCallback` are public, and `stop.rs` takes its primitives from
 //!   loom too.
@@ -26,6 +26,7 @@ use std::sync::Arc;
 use crate::error::TaskError;
 use crate::runtime::cell::{self, CancelOutcome, HandleOps, IfRunning, Ran, Tally};
 use crate::runtime::ledger::Custody;
+use crate::runtime::timer::Timed;
 use crate::state::{Gate, Lifecycle};
 use crate::task::Closure;
 
@@ -96,6 +97,8 @@ pub enum End {
     Running,
     /// Someone else claimed it already.
     Lost,
+    /// Its start deadline had passed: expired here.
+    Expired,
 }
 
 /// A submitted task's cell, with a closure returning `u32`, and the ways
@@ -106,6 +109,30 @@ pub struct Cell(Arc<dyn HandleOps<u32>>);
 impl Cell {
     pub fn new(f: impl FnOnce() -> u32 + Send + 'static) -> Cell {
         Cell(cell::Cell::new(None, Closure(f), None))
+    }
+
+    /// A cell whose start deadline has already passed: whoever claims it
+    /// for the pool expires it.
+    pub fn past_its_deadline(f: impl FnOnce() -> u32 + Send + 'static) -> Cell {
+        let now = std::time::Instant::now();
+        Cell(cell::Cell::new(
+            None,
+            Timed::new(Closure(f), Some(now), None),
+            None,
+        ))
+    }
+
+    /// The pool's timer, at the start deadline.
+    pub fn expire(&self) -> End {
+        let tally = Tally {
+            shared: None,
+            index: None,
+        };
+        if self.0.expire(tally) {
+            End::Expired
+        } else {
+            End::Lost
+        }
     }
 
     /// A worker that took the cell's entry from the queue, or a joiner
@@ -132,8 +159,8 @@ impl Cell {
             Ran::Here(custody) => End::Ran {
                 returned: custody == Custody::HandedBack,
             },
-            // No model task has a start deadline.
-            Ran::Lost | Ran::Expired => End::Lost,
+            Ran::Lost => End::Lost,
+            Ran::Expired => End::Expired,
         }
     }
 

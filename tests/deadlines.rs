@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{BRIEF, DropCounter, Gate, TestPool, WAIT, bounded_join};
-use drainpool::crossbeam_channel::unbounded;
+use drainpool::crossbeam_channel::{bounded, unbounded};
 use drainpool::{StopToken, TaskError, ThreadPool, WaitError};
 
 // ----- captured logs ----------------------------------------------------------
@@ -55,6 +55,15 @@ fn warned(needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits (bounded) until `done`: for a task with no handle to join.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        std::thread::yield_now();
+    }
+}
+
 // ----- start deadlines ------------------------------------------------------------
 
 #[test]
@@ -80,9 +89,11 @@ fn a_task_queued_behind_a_blocker_expires_at_its_deadline_without_a_worker() {
         submitted.elapsed() >= Duration::from_millis(50),
         "expired before its deadline"
     );
-    // The only worker is still held: the timer, not a worker, expired it.
+    // Its closure was dropped, and its end counted, before its handle
+    // said so.
     assert_eq!(drops.count(), 1, "the closure is dropped at the deadline");
     assert_eq!(runs.load(Ordering::SeqCst), 0);
+    // The only worker is still held: the timer, not a worker, expired it.
     let stats = pool.stats();
     assert_eq!((stats.expired, stats.queued, stats.active), (1, 0, 1));
     assert_eq!(warned("late reply").len(), 1, "{:?}", warned("late reply"));
@@ -117,11 +128,7 @@ fn an_executed_task_with_a_deadline_expires_too_and_its_closure_is_dropped() {
         .start_within(BRIEF)
         .execute(move || drop(tracked))
         .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while pool.stats().expired == 0 {
-        assert!(Instant::now() < deadline, "never expired");
-        std::thread::yield_now();
-    }
+    eventually("expired", || pool.stats().expired == 1);
     assert_eq!(drops.count(), 1);
     gate.release();
 }
@@ -301,6 +308,54 @@ fn a_time_limit_wakes_a_task_blocked_in_recv_with_interrupted() {
         "{:?}",
         warned("poll forever")
     );
+}
+
+#[test]
+fn a_task_that_ignores_its_time_limit_is_listed_as_over_it_until_it_ends() {
+    let pool = TestPool::new(1);
+    let (release, released) = bounded::<()>(0);
+    pool.task()
+        .name("stubborn")
+        .time_limit(BRIEF)
+        .execute(move || {
+            let _ = released.recv_timeout(WAIT);
+        })
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let listed = loop {
+        let running = pool.running_tasks();
+        if let Some(task) = running.iter().find(|t| t.over_time_limit().is_some()) {
+            break task.clone();
+        }
+        assert!(Instant::now() < deadline, "never listed as over its limit");
+        std::thread::yield_now();
+    };
+    assert_eq!(listed.over_time_limit(), Some(BRIEF));
+    assert!(listed.running_for >= BRIEF, "{listed}");
+    let line = listed.to_string();
+    assert!(
+        line.contains("(stubborn)") && line.contains("over its time limit of 50ms"),
+        "{line}"
+    );
+    release.send(()).unwrap();
+    assert!(pool.wait_idle(WAIT));
+    // Unlisted once it ended: the next task on the same worker is not over.
+    let (release, released) = bounded::<()>(0);
+    pool.execute(move || {
+        let _ = released.recv_timeout(WAIT);
+    })
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let running = loop {
+        let running = pool.running_tasks();
+        if !running.is_empty() {
+            break running;
+        }
+        assert!(Instant::now() < deadline, "the second task never started");
+        std::thread::yield_now();
+    };
+    assert_eq!(running[0].over_time_limit(), None);
+    release.send(()).unwrap();
 }
 
 #[test]

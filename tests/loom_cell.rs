@@ -105,7 +105,7 @@ fn handle_cancel_vs_start() {
             End::Cancelled { returned } => assert!(!returned && ran == End::Lost),
             End::Running => assert!(cell.stop_requested(), "cancel of a running task"),
             End::Lost => assert_eq!(ran, End::Ran { returned: false }),
-            End::Ran { .. } => unreachable!(),
+            End::Ran { .. } | End::Expired => unreachable!(),
         }
     });
 }
@@ -189,6 +189,60 @@ fn a_joiner_helping_never_runs_a_handed_back_task() {
                 assert_eq!(held, End::Ran { returned: true });
             }
             None => assert_eq!(helped, End::Ran { returned: false }),
+        }
+    });
+}
+
+/// A task past its start deadline: the timer expires it while a worker
+/// takes it (and expires it too, finding the deadline passed) and the
+/// handle cancels it; the program joins. Exactly one party ends it, the
+/// closure never runs, and a joiner that sees `Expired` sees the closure
+/// already dropped.
+#[test]
+fn the_timer_expiring_vs_a_worker_taking_vs_a_cancel() {
+    loom::model(|| {
+        let dropped = std::sync::Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let runs = std::sync::Arc::new(AtomicUsize::new(0));
+        let cell = {
+            struct CountsDrop(std::sync::Arc<loom::sync::atomic::AtomicUsize>);
+            impl Drop for CountsDrop {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, SeqCst);
+                }
+            }
+            let (keep, runs) = (CountsDrop(dropped.clone()), runs.clone());
+            Cell::past_its_deadline(move || {
+                let _keep = keep;
+                runs.fetch_add(1, SeqCst);
+                42
+            })
+        };
+        let timer = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.expire())
+        };
+        let worker = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.run())
+        };
+        let cancelled = cell.cancel();
+        let joined = cell.join();
+        if let Err(TaskError::Expired) = joined {
+            assert_eq!(dropped.load(SeqCst), 1, "resolved before the drop");
+        }
+        let ends = [timer.join().unwrap(), worker.join().unwrap(), cancelled];
+        let expired = ends.iter().filter(|e| matches!(e, End::Expired)).count();
+        let cancels = ends
+            .iter()
+            .filter(|e| matches!(e, End::Cancelled { .. }))
+            .count();
+        assert_eq!(expired + cancels, 1, "claimed {ends:?}");
+        assert_eq!(runs.load(SeqCst), 0, "a task past its deadline never runs");
+        assert_eq!(dropped.load(SeqCst), 1);
+        match joined {
+            Err(TaskError::Expired) => assert_eq!(expired, 1, "{ends:?}"),
+            Err(TaskError::Cancelled) => assert_eq!(cancels, 1, "{ends:?}"),
+            other => panic!("{other:?} after {ends:?}"),
         }
     });
 }

@@ -199,9 +199,10 @@ pub(crate) trait CellTask: Send + Sync {
     /// disturb.
     fn cancel(&self, if_running: IfRunning) -> CancelOutcome;
     /// Claims the task if it is still queued and the pool's, drops its
-    /// closure and resolves its handle as expired; true if it did (the
-    /// caller counts it). For the timer, when the start deadline passes.
-    fn expire(&self) -> bool;
+    /// closure, counts it in `tally` and resolves its handle as expired, in
+    /// that order; true if it did. For the timer, when the start deadline
+    /// passes.
+    fn expire(&self, tally: Tally<'_>) -> bool;
     /// Marks a queued task as handed back by `shutdown_now`; false if it was
     /// claimed already (then it must not be handed back).
     fn hand_back(&self) -> bool;
@@ -286,9 +287,37 @@ where
         self.done.notify_all();
     }
 
-    /// Claims a queued task that will never run (cancelled, expired or
-    /// taken back): its handle, if any, gets `why`; the closure is the
-    /// caller's to drop outside the lock.
+    /// Claims a queued task to expire it: the stage reads `Running` until
+    /// `expire_claimed` publishes, so that a joiner who sees `Expired` also
+    /// sees the closure dropped and the end counted (as a run's end is
+    /// counted before its result is published). Meanwhile it is no longer
+    /// queued: a cancel, a hand-back or a take-back finds nothing to do.
+    fn claim_to_expire(&self, state: &mut CellState<F, T>) -> F {
+        // Under the lock, as in `run`.
+        self.header.claimed.store(true, Ordering::Release);
+        let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Running) else {
+            unreachable!("the caller saw it queued, under the same lock")
+        };
+        f
+    }
+
+    /// Ends a task claimed by `claim_to_expire`: drops its closure, counts
+    /// it, then resolves its handle.
+    fn expire_claimed(&self, f: F, tally: Tally<'_>) {
+        // Outside our lock, and a panicking Drop must not skip the count.
+        unwind::drop_quietly(f);
+        tally.expired(&self.header);
+        let mut state = self.state.lock();
+        if state.handle_alive {
+            self.publish(&mut state, Err(TaskError::Expired));
+        } else {
+            state.stage = Stage::Taken;
+        }
+    }
+
+    /// Claims a queued task that will never run (cancelled or taken back):
+    /// its handle, if any, gets `why`; the closure is the caller's to drop
+    /// outside the lock.
     fn claim_unrun(&self, state: &mut CellState<F, T>, why: TaskError) -> F {
         // Under the lock, as in `run`.
         self.header.claimed.store(true, Ordering::Release);
@@ -333,10 +362,9 @@ where
             // The pool honours a start deadline; a handed-back task is its
             // holder's to run when it likes.
             if claimant == Custody::Pool && f.start_by().is_some_and(|by| Instant::now() >= by) {
-                let f = self.claim_unrun(&mut state, TaskError::Expired);
+                let f = self.claim_to_expire(&mut state);
                 drop(state);
-                unwind::drop_quietly(f);
-                tally.expired(&self.header);
+                self.expire_claimed(f, tally);
                 return Ran::Expired;
             }
             let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Running) else {
@@ -409,15 +437,14 @@ where
             .into_any()
     }
 
-    fn expire(&self) -> bool {
+    fn expire(&self, tally: Tally<'_>) -> bool {
         let mut state = self.state.lock();
         if state.custody != Custody::Pool || !matches!(state.stage, Stage::Queued(_)) {
             return false;
         }
-        let f = self.claim_unrun(&mut state, TaskError::Expired);
+        let f = self.claim_to_expire(&mut state);
         drop(state);
-        // Outside our lock, and a panicking Drop must not skip the count.
-        unwind::drop_quietly(f);
+        self.expire_claimed(f, tally);
         true
     }
 

@@ -9,7 +9,9 @@
 //! - **Start deadline.** The submit registers a weak reference to the
 //!   task's cell. When the deadline passes, the timer claims the cell if it
 //!   is still queued and the pool's (`CellTask::expire`), which drops the
-//!   closure at once, whether or not any worker is free. A worker that
+//!   closure at once, whether or not any worker is free, counts the end,
+//!   and only then resolves the handle (so a joiner that sees `Expired`
+//!   sees the rest done). A worker that
 //!   claims the task late (the timer runs behind, or has not got to it yet)
 //!   expires it instead of running it (`Cell::run` reads `Call::start_by`).
 //!   Either way the claim decides, so it expires exactly once, and
@@ -42,7 +44,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::runtime::Shared;
-use crate::runtime::cell::{CellHeader, CellTask};
+use crate::runtime::cell::{CellHeader, CellTask, Tally};
 use crate::runtime::run;
 use crate::stop::StopState;
 use crate::task::{Call, TaskId};
@@ -144,6 +146,15 @@ impl Timer {
         self.add(at, What::Start(task));
     }
 
+    /// The time limit task `id` is running past, if it is.
+    pub(crate) fn over_limit(&self, id: TaskId) -> Option<Duration> {
+        let over = self.over.lock();
+        if over.is_empty() {
+            return None;
+        }
+        over.get(&id).copied()
+    }
+
     /// The time limit of the task running on this thread; disarmed when
     /// the returned guard drops. `None` off a submitted task (never, for a
     /// `Timed` call, which only a cell runs).
@@ -195,9 +206,10 @@ fn fire(timer: &Timer, pool: &Weak<Shared>, what: What) {
             let (Some(task), Some(shared)) = (task.upgrade(), pool.upgrade()) else {
                 return;
             };
-            if task.expire() {
-                shared.task_expired(task.header());
-            }
+            task.expire(Tally {
+                shared: Some(&shared),
+                index: None,
+            });
         }
         What::Run(entry) => entry.fire(timer),
     }

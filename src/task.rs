@@ -341,6 +341,8 @@ pub struct RunningTask {
     pub running_for: Duration,
     /// What it waits on, if it is blocked in a drainpool wait.
     pub(crate) blocked: Option<Blocked>,
+    /// The time limit it has run past, if it has.
+    pub(crate) over_limit: Option<Duration>,
 }
 
 impl RunningTask {
@@ -387,6 +389,39 @@ impl RunningTask {
     pub fn blocked_on(&self) -> Option<Blocked> {
         self.blocked
     }
+
+    /// The time limit the task has run past, if it was given one
+    /// ([`TaskBuilder::time_limit`](crate::TaskBuilder::time_limit)) and
+    /// has: its stop token fired then, and it runs on, ignoring it (or not
+    /// yet seeing it). `Display` says it too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (release, released) = bounded::<()>(0);
+    /// pool.task()
+    ///     .name("stubborn")
+    ///     .time_limit(Duration::from_millis(20))
+    ///     .execute(move || drop(released.recv())) // not a drainpool wait: no stop seen
+    ///     .unwrap();
+    /// let over = loop {
+    ///     if let Some(limit) = pool.running_tasks().first().and_then(|t| t.over_time_limit()) {
+    ///         break limit;
+    ///     }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(over, Duration::from_millis(20));
+    /// println!("{}", pool.running_tasks()[0]); // task #1 (stubborn) on drainpool-0 for 20.1ms, over its time limit of 20ms
+    /// release.send(()).unwrap();
+    /// ```
+    pub fn over_time_limit(&self) -> Option<Duration> {
+        self.over_limit
+    }
 }
 
 impl fmt::Display for RunningTask {
@@ -396,6 +431,9 @@ impl fmt::Display for RunningTask {
             write!(f, " ({name})")?;
         }
         write!(f, " on {} for {:.1?}", self.thread, self.running_for)?;
+        if let Some(limit) = self.over_limit {
+            write!(f, ", over its time limit of {limit:?}")?;
+        }
         if let Some(blocked) = &self.blocked {
             write!(f, ", {blocked}")?;
         }

@@ -385,6 +385,11 @@ impl Shared {
             tasks.extend(slot.waiting(self));
             tasks.extend(slot.running(self));
         }
+        if let Some(Some(timer)) = self.timer.get() {
+            for task in &mut tasks {
+                task.over_limit = timer.over_limit(task.id);
+            }
+        }
         tasks
     }
 }

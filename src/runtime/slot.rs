@@ -394,6 +394,7 @@ impl WorkerSlot {
                 thread: self.thread_name.clone(),
                 running_for: Duration::from_nanos(now.saturating_sub(*started)),
                 blocked: WorkerSlot::blocked(*wait, now),
+                over_limit: None,
             })
             .collect()
     }
@@ -424,6 +425,7 @@ impl WorkerSlot {
                     thread: self.thread_name.clone(),
                     running_for: Duration::from_nanos(now.saturating_sub(started)),
                     blocked: WorkerSlot::blocked(wait, now),
+                    over_limit: None,
                 });
             }
         }

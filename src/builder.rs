@@ -461,7 +461,7 @@ impl Builder {
                 }
             }
         }
-        log::debug!("pool {}: started {threads} worker(s)", shared.id);
+        log_debug!("pool {}: started {threads} worker(s)", shared.id);
         Ok(ThreadPool::from_shared(shared, self.drop_policy))
     }
 }

@@ -230,13 +230,13 @@ pub(crate) fn shutdown_gracefully(
     let mut never_started = Vec::new();
     let terminated = if run::is_worker_of(shared.id) {
         shared.shutdown();
-        log::warn!(
+        log_warn!(
             "{pool}: shutdown_gracefully called from the pool's own worker; shutting down \
              without waiting"
         );
         false
     } else {
-        log::debug!(
+        log_debug!(
             "{pool}: graceful shutdown, step 1: drain for up to {:?}",
             policy.drain
         );
@@ -257,7 +257,7 @@ pub(crate) fn shutdown_gracefully(
             } else {
                 format!("the drain did not finish in {:?}", policy.drain)
             };
-            log::warn!(
+            log_warn!(
                 "{pool}: graceful shutdown, step 2: {why}; interrupting {} running task(s), \
                  {} never-started task(s) handed back",
                 shared.stats().active,
@@ -276,7 +276,7 @@ pub(crate) fn shutdown_gracefully(
         shared.running_tasks()
     };
     for task in &stuck {
-        log::error!("{pool}: graceful shutdown, step 3: {task}, still running: stuck");
+        log_error!("{pool}: graceful shutdown, step 3: {task}, still running: stuck");
     }
     let after = shared.stats();
     ShutdownReport {

@@ -510,7 +510,7 @@ impl TaskGroup {
     /// ```
     pub fn wait(&self, timeout: Duration) -> bool {
         if crate::runtime::run::is_in_group(&self.inner) {
-            log::warn!(
+            log_warn!(
                 "group {}: wait called from one of its own tasks, which cannot end while it \
                  waits; returning false instead of waiting for itself",
                 self.inner.name

@@ -169,7 +169,7 @@ impl<T> TaskHandle<T> {
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         if run::is_running(self.cell.header()) {
-            log::warn!(
+            log_warn!(
                 "task {}: wait_timeout called from inside the task itself; returning false \
                  instead of waiting for itself",
                 self.id()

@@ -149,6 +149,9 @@
 // what the feature brings.
 #![cfg_attr(not(feature = "signal"), doc = "[`signal::on_signals`]: signal")]
 
+#[macro_use]
+mod logging;
+
 mod bell;
 mod blocked;
 mod builder;

@@ -570,7 +570,7 @@ impl ThreadPool {
     /// ```
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         if run::is_worker_of(self.shared.id) {
-            log::warn!(
+            log_warn!(
                 "pool {}: wait_idle called from the pool's own worker; returning false instead of \
                  deadlocking",
                 self.shared.id
@@ -780,14 +780,14 @@ impl Drop for ThreadPool {
         // captured its own group makes a cycle only while it is queued, and
         // a terminated pool has no queued task.
         if run::is_worker_of(self.shared.id) {
-            log::warn!(
+            log_warn!(
                 "pool {}: dropped from its own worker; shutting down without waiting",
                 self.shared.id
             );
             return;
         }
         if crate::stop::in_stop_callback() {
-            log::warn!(
+            log_warn!(
                 "pool {}: dropped inside a stop callback; shutting down without waiting (a task \
                  dropping that callback may be waiting for it)",
                 self.shared.id
@@ -801,7 +801,7 @@ impl Drop for ThreadPool {
             Some(policy) => {
                 let report = self.shutdown_gracefully(policy);
                 if !report.terminated {
-                    log::error!(
+                    log_error!(
                         "pool {}: dropped without terminating; its threads are left to finish \
                          on their own: {report}",
                         self.shared.id

@@ -476,7 +476,7 @@ impl ScopeCore {
         let cell = match self.shared.spawn_scoped(&self.group, Closure(f)) {
             Ok(cell) => Some(cell),
             Err((reason, refused)) => {
-                log::debug!(
+                log_debug!(
                     "pool {}: a scoped spawn was refused ({reason:?}); it never starts",
                     self.shared.id
                 );

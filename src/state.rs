@@ -492,7 +492,7 @@ impl Bound {
             return Err(RejectReason::QueueFull);
         }
         if on_own_worker() {
-            log::warn!(
+            log_warn!(
                 "a blocking submit from one of the pool's own workers found its bounded queue \
                  full; refusing with QueueFull instead of waiting for itself"
             );

@@ -17,7 +17,7 @@ pub(crate) fn call_logged<F: FnOnce()>(what: impl fmt::Display, f: F) -> bool {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => true,
         Err(payload) => {
-            log::error!("{what} panicked: {}", message(payload.as_ref()));
+            log_error!("{what} panicked: {}", message(payload.as_ref()));
             forget_payload(payload);
             false
         }
@@ -33,7 +33,7 @@ pub(crate) fn drop_quietly<T>(value: T) {
 /// payload instead of risking an abort.
 fn forget_payload(payload: Box<dyn Any + Send>) {
     if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        log::error!("a panic payload's Drop panicked; leaking it");
+        log_error!("a panic payload's Drop panicked; leaking it");
         std::mem::forget(second);
     }
 }

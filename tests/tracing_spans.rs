@@ -1,22 +1,51 @@
 //! Feature `tracing`: the span current when a task is submitted is the
 //! current span inside the task, on the worker, whichever way it was
-//! submitted; a task submitted outside any span runs in none.
+//! submitted; a task submitted outside any span runs in none. And the
+//! pool's own log lines reach a `tracing` subscriber too.
 #![cfg(feature = "tracing")]
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use common::{TestPool, bounded_join};
 use drainpool::crossbeam_channel::unbounded;
 use tracing::Span;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 
-/// The registry as the process-wide subscriber (the workers are other
-/// threads), installed once per test binary.
+/// Every event's level and message, as the subscriber saw them.
+static EVENTS: Mutex<Vec<(tracing::Level, String)>> = Mutex::new(Vec::new());
+
+/// Keeps each event's `message` field.
+struct Capture;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        EVENTS
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), message.0));
+    }
+}
+
+/// The registry, with the capture, as the process-wide subscriber (the
+/// workers are other threads), installed once per test binary.
 fn subscriber() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        tracing::subscriber::set_global_default(tracing_subscriber::registry())
+        let subscriber = tracing_subscriber::registry().with(Capture);
+        tracing::subscriber::set_global_default(subscriber)
             .expect("no other subscriber in this test binary");
     });
 }
@@ -103,4 +132,30 @@ fn a_task_submitted_outside_any_span_runs_in_none() {
     let pool = TestPool::new(1);
     let handle = pool.submit(current_name).unwrap();
     assert_eq!(bounded_join(handle).unwrap(), None);
+}
+
+#[test]
+fn the_pools_warnings_reach_a_tracing_subscriber_without_the_log_bridge() {
+    subscriber();
+    let pool = TestPool::new(1);
+    let (release, released) = unbounded::<()>();
+    pool.execute(move || {
+        let _ = released.recv();
+    })
+    .unwrap();
+    let late = pool
+        .task()
+        .name("traced expiry")
+        .start_within(Duration::from_millis(20))
+        .submit(|| ())
+        .unwrap();
+    assert!(bounded_join(late).unwrap_err().is_expired());
+    release.send(()).unwrap();
+    let events = EVENTS.lock().unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .filter(|(_, message)| message.contains("traced expiry"))
+        .collect();
+    assert_eq!(seen.len(), 1, "{events:?}");
+    assert_eq!(seen[0].0, tracing::Level::WARN);
 }

@@ -437,7 +437,7 @@ impl Shared {
                 handler(panic);
             }),
             None => call_logged(format_args!("pool {id}: the panic handler"), || {
-                log::error!("pool {}: {panic}", self.id);
+                log_error!("pool {}: {panic}", self.id);
                 drop(panic);
             }),
         };

@@ -180,7 +180,7 @@ impl Shared {
             .map(|task| usize::from(run::cancel_queued(self, group, task)))
             .sum();
         if taken > 0 {
-            log::debug!(
+            log_debug!(
                 "group {}: cancelled, {dropped} queued task(s) dropped",
                 group.name
             );

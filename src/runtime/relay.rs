@@ -71,13 +71,13 @@ fn relay_main(relay: &Relay, pool: &Weak<Shared>) {
             }
             let requested = relay.requested.swap(0, Ordering::Acquire);
             if requested & SHUTDOWN_NOW != 0 {
-                log::debug!(
+                log_debug!(
                     "pool {}: shutdown_now requested through a ShutdownHandle",
                     shared.id
                 );
                 shared.shutdown_now_to_stash();
             } else if requested & SHUTDOWN != 0 {
-                log::debug!(
+                log_debug!(
                     "pool {}: shutdown requested through a ShutdownHandle",
                     shared.id
                 );
@@ -85,7 +85,7 @@ fn relay_main(relay: &Relay, pool: &Weak<Shared>) {
             }
         } // no strong reference to the pool while we block
         if let Err(e) = relay.bell.wait() {
-            log::error!("a ShutdownHandle relay could not wait for its bell: {e}");
+            log_error!("a ShutdownHandle relay could not wait for its bell: {e}");
             return;
         }
     }

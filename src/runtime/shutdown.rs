@@ -28,7 +28,7 @@ impl Shared {
         // the drain over (found by tests/groups/shutdown.rs).
         let _hold = self.gate.hold(&self.lifecycle);
         if self.lifecycle.advance(PoolState::ShuttingDown) == PoolState::Running {
-            log::debug!(
+            log_debug!(
                 "pool {}: shutdown: intake closed, draining {} queued task(s)",
                 self.id,
                 self.queued()
@@ -62,7 +62,7 @@ impl Shared {
         let mut stash = to_stash.then(|| self.stash.lock());
         let first = self.lifecycle.advance(PoolState::Stopping) < PoolState::Stopping;
         if first {
-            log::debug!(
+            log_debug!(
                 "pool {}: shutdown_now: intake closed, stop requested",
                 self.id
             );
@@ -158,7 +158,7 @@ impl Shared {
         self.send_wakes(self.slots.len());
         self.notify_idle_waiters();
         if taken > 0 {
-            log::debug!(
+            log_debug!(
                 "pool {}: shutdown_now: handed back {taken} never-started task(s)",
                 self.id
             );
@@ -340,7 +340,7 @@ impl Shared {
         if let Some(hook) = self.take_on_terminated() {
             call_logged(format_args!("pool {}: on_terminated", self.id), hook);
         }
-        log::debug!("pool {}: terminated", self.id);
+        log_debug!("pool {}: terminated", self.id);
         self.lifecycle.set_terminated();
         self.notify_idle_waiters();
         // ORDERING: pairs with the fence in the relay thread (see signal.rs).
@@ -366,7 +366,7 @@ impl Shared {
             return true;
         }
         if run::is_worker_of(self.id) {
-            log::warn!(
+            log_warn!(
                 "pool {}: await_termination called from the pool's own worker; returning false \
                  instead of deadlocking",
                 self.id

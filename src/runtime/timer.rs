@@ -253,7 +253,7 @@ impl RunLimit {
             .as_deref()
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        log::warn!(
+        log_warn!(
             "task {}{name}: ran past its time limit of {:?}; its stop token fired",
             self.id,
             self.limit
@@ -341,7 +341,7 @@ impl Shared {
                 let name = format!("{}-timer", self.thread_prefix());
                 Timer::start(self, name)
                     .map_err(|e| {
-                        log::error!(
+                        log_error!(
                             "pool {}: no timer thread, deadlines are not kept on time: {e}",
                             self.id
                         )
@@ -361,7 +361,7 @@ impl Shared {
             .as_deref()
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        log::warn!(
+        log_warn!(
             "task {}{name}: expired, not started within its start deadline; it will never run",
             header.id
         );

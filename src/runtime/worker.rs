@@ -45,7 +45,7 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
     // Whatever happens from here on (a panicking exit hook or logger
     // included), the pool learns that this worker is gone.
     let _exit = Exit(&shared);
-    log::debug!("{}: started", shared.slots[index].thread_name());
+    log_debug!("{}: started", shared.slots[index].thread_name());
     shared.run_thread_hook(ThreadEdge::Start, index);
     // Tasks run under their own `catch_unwind`; this one is for the pool's
     // bookkeeping around them (or a `Drop` of a task's result), caught once
@@ -53,7 +53,7 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
     // and the loop starts again, so the worker never dies with the pool
     // still counting on it.
     while let Err(payload) = catch_unwind(AssertUnwindSafe(|| work(&shared, index))) {
-        log::error!(
+        log_error!(
             "{}: a panic escaped a task's cleanup (a Drop of its result?): {}",
             shared.slots[index].thread_name(),
             unwind::message(payload.as_ref())
@@ -66,7 +66,7 @@ pub(crate) fn main(shared: Arc<Shared>, index: usize) {
     // whatever our hook does.
     shared.send_wakes(1);
     shared.run_thread_hook(ThreadEdge::Exit, index);
-    log::debug!("{}: exiting", shared.slots[index].thread_name());
+    log_debug!("{}: exiting", shared.slots[index].thread_name());
 }
 
 /// Counts its worker out of the pool when dropped, also on unwind.

@@ -151,7 +151,7 @@ fn listen(inbox: &Inbox, mut on_signal: impl FnMut(c_int)) {
         // No lost wake-up: a handler counts its signal before it rings, and
         // a ring after our loads above wakes the `wait` below (see `Bell`).
         if let Err(e) = inbox.bell.wait() {
-            log::error!("the signal listener could not wait for its bell: {e}; signals are lost");
+            log_error!("the signal listener could not wait for its bell: {e}; signals are lost");
             return;
         }
     }

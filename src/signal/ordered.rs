@@ -403,14 +403,14 @@ impl Trigger {
         let name = signal_name(signal);
         match count {
             1 => {
-                log::warn!(
+                log_warn!(
                     "{name} received: shutting down in order (again to interrupt running tasks, \
                      a third time to exit at once)"
                 );
                 self.start();
             }
             2 => {
-                log::warn!("{name} received again: interrupting every pool (shutdown_now)");
+                log_warn!("{name} received again: interrupting every pool (shutdown_now)");
                 self.start();
                 for (_, pool) in &self.pools {
                     if let Some(shared) = pool.upgrade() {
@@ -419,11 +419,11 @@ impl Trigger {
                 }
             }
             _ => {
-                log::error!("{name} received a third time: exiting now");
+                log_error!("{name} received a third time: exiting now");
                 for (pool_name, pool) in &self.pools {
                     if let Some(shared) = pool.upgrade() {
                         for task in shared.running_tasks() {
-                            log::error!("pool {pool_name}: abandoned while running: {task}");
+                            log_error!("pool {pool_name}: abandoned while running: {task}");
                         }
                     }
                 }
@@ -437,19 +437,19 @@ impl Trigger {
     /// Logs every running task of every pool (a dump signal came), on the
     /// listener thread; starts nothing.
     fn dump(&self, signal: c_int) {
-        log::warn!(
+        log_warn!(
             "{} received: the running tasks of {} pool(s) follow (nothing stops)",
             signal_name(signal),
             self.pools.len()
         );
         for (name, pool) in &self.pools {
             let Some(shared) = pool.upgrade() else {
-                log::warn!("pool {name}: dropped");
+                log_warn!("pool {name}: dropped");
                 continue;
             };
             let tasks = shared.running_tasks();
             let stats = shared.stats();
-            log::warn!(
+            log_warn!(
                 "pool {name}: {:?}, {} running, {} queued, {} thread(s)",
                 shared.lifecycle.get(),
                 tasks.len(),
@@ -457,7 +457,7 @@ impl Trigger {
                 stats.threads
             );
             for task in tasks {
-                log::warn!("pool {name}: {task}");
+                log_warn!("pool {name}: {task}");
             }
         }
     }
@@ -472,7 +472,7 @@ fn run_sequence(steps: Vec<Step>) -> Vec<StepReport> {
             Step::Pool { name, pool, policy } => {
                 let outcome = match pool.upgrade() {
                     Some(shared) => {
-                        log::debug!("ordered shutdown: pool {name}");
+                        log_debug!("ordered shutdown: pool {name}");
                         let report = graceful::shutdown_gracefully(
                             &shared,
                             policy,
@@ -492,7 +492,7 @@ fn run_sequence(steps: Vec<Step>) -> Vec<StepReport> {
                 StepReport { name, outcome }
             }
             Step::Resource { name, budget, run } => {
-                log::debug!("ordered shutdown: step {name}");
+                log_debug!("ordered shutdown: step {name}");
                 let ctx = StepContext {
                     stuck: stuck.clone(),
                     never_started: never_started.clone(),
@@ -518,14 +518,14 @@ fn run_step(name: &str, budget: Duration, run: StepFn, ctx: StepContext) -> Step
             let _ = tx.send(ok);
         });
     if let Err(e) = spawned {
-        log::error!("shutdown step {name:?} could not start: {e}");
+        log_error!("shutdown step {name:?} could not start: {e}");
         return StepOutcome::Failed;
     }
     match rx.recv_timeout(budget) {
         Ok(true) => StepOutcome::Completed(start.elapsed()),
         Ok(false) => StepOutcome::Failed,
         Err(_) => {
-            log::error!(
+            log_error!(
                 "shutdown step {name:?} overran its budget of {budget:?}; going on without it"
             );
             StepOutcome::Overran

@@ -183,7 +183,7 @@ pub(super) fn confirm_later(loan: Arc<Loan>) {
         match spawned {
             Ok(_) => Some(tx),
             Err(e) => {
-                log::error!("could not start the stop-confirmer thread: {e}");
+                log_error!("could not start the stop-confirmer thread: {e}");
                 None
             }
         }

@@ -24,7 +24,7 @@
 //!   (the floor), `threadpool::execute`, rayon `ThreadPool::spawn`.
 //! - batch intake: the same round as one `execute_batch` call.
 //! - timing metrics: the capture-free round, and a round of 100k tasks of
-//!   about 1.7 µs, on a pool built with `Builder::metrics(true)`,
+//!   about a microsecond, on a pool built with `Builder::metrics(true)`,
 //!   vs the same without.
 //! - submit-and-join: 100k tasks with results joined by the producer, vs
 //!   rayon `ThreadPool::scope` with spawns writing into slots.
@@ -101,8 +101,7 @@ impl Rounds {
 fn noop() {}
 
 /// One round of every timed scenario.
-/// About 1.7 µs of work (on the machine of the README's table) that the
-/// optimiser cannot remove.
+/// About a microsecond of work that the optimiser cannot remove.
 fn work_1us() {
     let mut acc = 0u64;
     for i in 0..1000u64 {
@@ -452,7 +451,7 @@ fn main() {
         "≤ 1.05, or opt-in (it is)",
     );
     timed(
-        "spawn-to-completion, 100k tasks of ~1.7 µs, with timing metrics, per task",
+        "spawn-to-completion, 100k tasks of ~1 µs, with timing metrics, per task",
         ("spawn 100k 1us/drainpool metrics", MID),
         ("without", "spawn 100k 1us/drainpool", MID),
         ns,

@@ -92,9 +92,9 @@ impl Builder {
     ///
     /// Off by default because it costs more than the tiniest tasks do: a
     /// clock read at each submit and two on the worker, and a wrapper that
-    /// keeps the submission time with each queued task, about 100 ns per
+    /// keeps the submission time with each queued task: 70 to 100 ns per
     /// task in all on a 2-core VM (the `compare` bench: 3.1 times the cost
-    /// of a capture-free task, 1.13 times that of a task of about 1.7 µs).
+    /// of a capture-free task, 1.14 times that of a task of about 1 µs).
     /// For tasks of tens of microseconds and up it is noise. Recording
     /// takes no lock: each worker writes its own histograms.
     ///

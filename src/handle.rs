@@ -385,6 +385,9 @@ impl StopToken {
     ///         }
     ///     })
     ///     .unwrap();
+    /// // Running before the waiter comes: a waiter that found it still
+    /// // queued would run it inline, and then wait in its `recv`.
+    /// started.recv().unwrap();
     /// let waiter = pool
     ///     .submit(move || {
     ///         started_tx.send(()).unwrap();
@@ -392,7 +395,6 @@ impl StopToken {
     ///         slow.join().map_err(|_| Interrupted)
     ///     })
     ///     .unwrap();
-    /// started.recv().unwrap();
     /// started.recv().unwrap(); // both running
     /// assert!(!waiter.cancel()); // running: raises the waiter's stop token
     /// assert_eq!(waiter.join().unwrap(), Err(Interrupted));

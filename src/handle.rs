@@ -15,10 +15,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::blocked::{BlockedOn, Blocking};
 #[cfg(not(loom))]
 use crate::error::Interrupted;
 use crate::error::TaskError;
+use crate::running::{BlockedOn, Blocking};
 use crate::runtime::Shared;
 use crate::runtime::cell::{CancelOutcome, HandleOps, IfRunning};
 use crate::runtime::run;
@@ -135,7 +135,7 @@ impl<T> TaskHandle<T> {
             );
         }
         // Recorded for the whole wait, the help included: an inline run
-        // moves it aside and back (see `blocked.rs`).
+        // moves it aside and back (see `running.rs`).
         let _blocked = Blocking::enter(BlockedOn::Task(self.id()));
         self.help(&|| false);
         // Only now: should our own bookkeeping unwind out of `help`, the

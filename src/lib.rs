@@ -153,7 +153,6 @@
 mod logging;
 
 mod bell;
-mod blocked;
 mod builder;
 mod error;
 mod graceful;
@@ -164,6 +163,7 @@ mod inline;
 #[doc(hidden)]
 pub mod model;
 mod pool;
+mod running;
 mod runtime;
 mod scope;
 pub mod signal;
@@ -185,7 +185,6 @@ pub use parking_lot;
 /// to make the channel, and your versions never have to match by hand.
 pub use crossbeam_channel;
 
-pub use blocked::{Blocked, BlockedOn};
 pub use builder::Builder;
 pub use error::{
     BuildError, Interrupted, PanicPayload, RejectReason, Rejected, TaskError, WaitError,
@@ -194,6 +193,7 @@ pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::TaskGroup;
 pub use handle::TaskHandle;
 pub use pool::ThreadPool;
+pub use running::{Blocked, BlockedOn};
 pub use runtime::queue::Priority;
 pub use runtime::{GroupProgress, Percentiles, PoolMetrics, PoolStats};
 pub use runtime::{IntoJobError, PendingTask};

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::blocked::{BlockedOn, Blocking};
 use crate::error::TaskError;
 use crate::pool::ThreadPool;
+use crate::running::{BlockedOn, Blocking};
 use crate::runtime::Shared;
 use crate::runtime::cell::HandleOps;
 use crate::runtime::mailbox::GroupInner;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::blocked::Blocked;
 use crate::error::PanicPayload;
+use crate::running::Blocked;
 
 /// A task's identity, unique within the process.
 ///

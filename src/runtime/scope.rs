@@ -31,8 +31,8 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::blocked::{BlockedOn, Blocking};
 use crate::error::{PanicPayload, RejectReason};
+use crate::running::{BlockedOn, Blocking};
 use crate::runtime::Shared;
 use crate::runtime::cell::{Cell, CellEntry, CellTask, HandleOps};
 use crate::runtime::entry::{Task, UNSTAMPED};

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::blocked::{Change, Mark};
+use crate::running::{Change, Mark};
 use crate::runtime::PendingTask;
 use crate::runtime::chunk::Chunks;
 use crate::runtime::ledger::Ledger;
@@ -98,7 +98,7 @@ impl Shared {
     ) -> Shared {
         static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
         crate::stop::find_current_sources_with(crate::runtime::run::current_stop_states);
-        crate::blocked::record_with(record_wait_here);
+        crate::running::record_with(record_wait_here);
         Shared {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             lifecycle: Lifecycle::new(),
@@ -133,7 +133,7 @@ impl Shared {
 }
 
 /// Applies a `Blocking` guard's change to the slot of the worker the
-/// calling thread is (see `blocked.rs`); `None` on any other thread, and
+/// calling thread is (see `running.rs`); `None` on any other thread, and
 /// in a thread-local destructor after the context is gone.
 fn record_wait_here(change: Change) -> Option<Mark> {
     run::CONTEXT

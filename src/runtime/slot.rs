@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::blocked::{Blocked, BlockedOn, Change, Mark};
+use crate::running::{Blocked, BlockedOn, Change, Mark};
 use crate::runtime::Shared;
 use crate::runtime::ledger::WorkerCounts;
 use crate::task::{RunningTask, TaskId};
@@ -95,7 +95,7 @@ pub(crate) struct WorkerSlot {
     /// `running_tasks` lists them too. Only nested runs take this lock.
     waiting: Mutex<Vec<Shown>>,
     /// What the running task waits on, if it waits through drainpool (see
-    /// `blocked.rs`): see [`Wait`].
+    /// `running.rs`): see [`Wait`].
     wait: Wait,
     /// Its counts of the tasks it ran (the ledger's to change).
     pub(crate) counts: WorkerCounts,
@@ -353,7 +353,7 @@ impl WorkerSlot {
     }
 
     /// Records that the task this slot shows waits on `on` from now, or
-    /// puts a saved record back (see `blocked.rs`); returns the record it
+    /// puts a saved record back (see `running.rs`); returns the record it
     /// replaced, `None` if it changed nothing. Only the slot's own thread
     /// calls it.
     ///

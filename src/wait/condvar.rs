@@ -9,8 +9,8 @@ use parking_lot::{Condvar, MutexGuard};
 
 use super::loan::{CondvarWaker, LotPair, StdPair, Wake};
 use super::{guards, poisoned_if};
-use crate::blocked::{BlockedOn, Blocking};
 use crate::error::{Interrupted, WaitError};
+use crate::running::{BlockedOn, Blocking};
 use crate::state::deadline_after;
 use crate::stop::StopToken;
 

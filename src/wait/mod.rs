@@ -35,8 +35,8 @@ use std::{mem, ptr, thread};
 use crossbeam_channel::{Receiver, Select};
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::blocked::{BlockedOn, Blocking};
 use crate::error::{Interrupted, WaitError};
+use crate::running::{BlockedOn, Blocking};
 use crate::state::deadline_after;
 use crate::stop::StopToken;
 

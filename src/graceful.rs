@@ -11,11 +11,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::running::RunningTask;
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
 use crate::runtime::run;
 use crate::state::{PoolState, deadline_after};
-use crate::task::RunningTask;
 
 /// The time budget of each step of a graceful shutdown: ask nicely, then
 /// interrupt, then make a scene.

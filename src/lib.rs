@@ -193,7 +193,7 @@ pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::TaskGroup;
 pub use handle::TaskHandle;
 pub use pool::ThreadPool;
-pub use running::{Blocked, BlockedOn};
+pub use running::{Blocked, BlockedOn, RunningTask};
 pub use runtime::queue::Priority;
 pub use runtime::{GroupProgress, Percentiles, PoolMetrics, PoolStats};
 pub use runtime::{IntoJobError, PendingTask};
@@ -203,7 +203,7 @@ pub use signal::ShutdownHandle;
 pub use signal::{OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport};
 pub use state::PoolState;
 pub use stop::{StopCallback, StopSource, StopToken};
-pub use task::{Job, RunningTask, TaskId, TaskPanic};
+pub use task::{Job, TaskId, TaskPanic};
 pub use task_builder::TaskBuilder;
 
 #[cfg(test)]

@@ -13,12 +13,13 @@ use crate::error::Rejected;
 use crate::graceful::{self, ShutdownPolicy, ShutdownReport};
 use crate::group::TaskGroup;
 use crate::handle::TaskHandle;
+use crate::running::RunningTask;
 use crate::runtime::PendingTask;
 use crate::runtime::queue::Priority;
 use crate::runtime::run;
 use crate::runtime::{PoolMetrics, PoolStats, Shared};
 use crate::state::{PoolState, WhenFull, deadline_after};
-use crate::task::{Closure, Job, JobCall, RunningTask};
+use crate::task::{Closure, Job, JobCall};
 use crate::task_builder::TaskBuilder;
 
 /// A pool of worker threads that stops cleanly.

@@ -1,4 +1,5 @@
-//! What a running task waits on: [`Blocked`] and [`BlockedOn`] as
+//! A running task as the pool shows it ([`RunningTask`]), and what it
+//! waits on: [`Blocked`] and [`BlockedOn`] as
 //! [`RunningTask::blocked_on`](crate::RunningTask::blocked_on) gives them,
 //! and the guard every wait of the crate enters around its blocking part.
 //!
@@ -244,5 +245,140 @@ mod tests {
             blocked(BlockedOn::Scope).to_string(),
             "waiting for its scope for 4.2s"
         );
+    }
+}
+
+/// A task running now; from [`ThreadPool::running_tasks`](crate::ThreadPool::running_tasks),
+/// and, as [`StuckTask`](crate::StuckTask), in shutdown reports.
+///
+/// Its `Display` is one line: id, name, thread and how long it has run,
+/// and what it waits on if it is blocked in a drainpool wait (see
+/// [`blocked_on`](Self::blocked_on)).
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::ThreadPool;
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// // One round of a watchdog: name every task running for over a minute.
+/// for task in pool.running_tasks() {
+///     if task.running_for > Duration::from_secs(60) {
+///         // slow: task #7 (import) on drainpool-1 for 75.2s, blocked in recv for 75.1s
+///         eprintln!("slow: {task}");
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunningTask {
+    /// The task's id.
+    pub id: TaskId,
+    /// Its name, if it was given one.
+    pub name: Option<String>,
+    /// The name of the worker thread running it.
+    pub thread: String,
+    /// How long it has been running.
+    pub running_for: Duration,
+    /// What it waits on, if it is blocked in a drainpool wait.
+    pub(crate) blocked: Option<Blocked>,
+    /// The time limit it has run past, if it has.
+    pub(crate) over_limit: Option<Duration>,
+}
+
+impl RunningTask {
+    /// What the task waits on, and for how long so far, if it is blocked in
+    /// one of drainpool's waits; `None` while it runs (or blocks in a wait
+    /// of its own, which drainpool cannot see).
+    ///
+    /// The waits it sees are the [`StopToken`](crate::StopToken) ones
+    /// (`sleep`, `recv`, `recv_timeout`, the condvar `wait`s, `lock`,
+    /// `lock_std`), [`StopToken::wait_task`](crate::StopToken::wait_task),
+    /// [`TaskHandle::join`](crate::TaskHandle::join) and
+    /// [`wait_timeout`](crate::TaskHandle::wait_timeout) on a task that has
+    /// not ended, and a scope waiting for its tasks, whatever token the
+    /// wait takes. A lock taken at once, a join of a task that has ended,
+    /// are not waits and leave no record.
+    ///
+    /// A task whose worker runs another task inside its wait (a join that
+    /// runs the awaited task inline, a scope's caller running the scope's
+    /// tasks) still shows that wait, for its whole length; the inner task
+    /// shows only its own. Recording a wait costs a clock read and a few
+    /// stores on the worker's own line, no lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use drainpool::{BlockedOn, StopToken, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (tx, rx) = bounded::<u32>(0);
+    /// let task = pool.submit(move || StopToken::current().recv(&rx)).unwrap();
+    /// let blocked = loop {
+    ///     let running = pool.running_tasks();
+    ///     if let Some(blocked) = running.first().and_then(|task| task.blocked_on()) {
+    ///         break blocked;
+    ///     }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(blocked.on, BlockedOn::Recv);
+    /// println!("{}", pool.running_tasks()[0]); // task #1 on drainpool-0 for 0.1ms, blocked in recv for 0.1ms
+    /// tx.send(7).unwrap();
+    /// assert_eq!(task.join().unwrap(), Ok(7));
+    /// ```
+    pub fn blocked_on(&self) -> Option<Blocked> {
+        self.blocked
+    }
+
+    /// The time limit the task has run past, if it was given one
+    /// ([`TaskBuilder::time_limit`](crate::TaskBuilder::time_limit)) and
+    /// has: its stop token fired then, and it runs on, ignoring it (or not
+    /// yet seeing it). `Display` says it too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drainpool::ThreadPool;
+    /// use drainpool::crossbeam_channel::bounded;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (release, released) = bounded::<()>(0);
+    /// pool.task()
+    ///     .name("stubborn")
+    ///     .time_limit(Duration::from_millis(20))
+    ///     .execute(move || drop(released.recv())) // not a drainpool wait: no stop seen
+    ///     .unwrap();
+    /// let over = loop {
+    ///     if let Some(limit) = pool.running_tasks().first().and_then(|t| t.over_time_limit()) {
+    ///         break limit;
+    ///     }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(over, Duration::from_millis(20));
+    /// println!("{}", pool.running_tasks()[0]); // task #1 (stubborn) on drainpool-0 for 20.1ms, over its time limit of 20ms
+    /// release.send(()).unwrap();
+    /// ```
+    pub fn over_time_limit(&self) -> Option<Duration> {
+        self.over_limit
+    }
+}
+
+impl fmt::Display for RunningTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {}", self.id)?;
+        if let Some(name) = &self.name {
+            write!(f, " ({name})")?;
+        }
+        write!(f, " on {} for {:.1?}", self.thread, self.running_for)?;
+        if let Some(limit) = self.over_limit {
+            write!(f, ", over its time limit of {limit:?}")?;
+        }
+        if let Some(blocked) = &self.blocked {
+            write!(f, ", {blocked}")?;
+        }
+        Ok(())
     }
 }

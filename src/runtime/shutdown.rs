@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
+use crate::running::RunningTask;
 use crate::runtime::PendingTask;
 use crate::runtime::Shared;
 use crate::runtime::chunk::TakeRest;
@@ -16,7 +17,6 @@ use crate::runtime::queue::Priority;
 use crate::runtime::relay::Relay;
 use crate::runtime::run;
 use crate::state::{PoolState, deadline_after};
-use crate::task::RunningTask;
 use crate::unwind::call_logged;
 
 impl Shared {

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::running::RunningTask;
 use crate::running::{Blocked, BlockedOn, Change, Mark};
 use crate::runtime::Shared;
 use crate::runtime::ledger::WorkerCounts;
-use crate::task::{RunningTask, TaskId};
+use crate::task::TaskId;
 
 /// Where a task runs: on worker `.0`, stamped as started at `.1`; `None`
 /// for a thread outside the pool (a `PendingTask` run by the program).

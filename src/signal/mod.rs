@@ -66,12 +66,15 @@ use std::sync::Arc;
 mod handlers;
 #[cfg(feature = "signal")]
 mod ordered;
+#[cfg(feature = "signal")]
+mod step;
 
 #[cfg(feature = "signal")]
 #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
-pub use self::ordered::{
-    OrderedShutdown, SignalGuard, StepContext, StepOutcome, StepReport, on_signals,
-};
+pub use self::ordered::{OrderedShutdown, SignalGuard, on_signals};
+#[cfg(feature = "signal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
+pub use self::step::{StepContext, StepOutcome, StepReport};
 
 /// The signal numbers [`on_signals`] takes, for every platform.
 ///

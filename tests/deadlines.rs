@@ -8,51 +8,17 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{BRIEF, DropCounter, Gate, TestPool, WAIT, bounded_join};
+use common::{BRIEF, DropCounter, Gate, TestPool, WAIT, bounded_join, capture_logs, logged};
 use drainpool::crossbeam_channel::{bounded, unbounded};
 use drainpool::{StopToken, TaskError, ThreadPool, WaitError};
 
-// ----- captured logs ----------------------------------------------------------
-
-struct Capture;
-
-static LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        LINES
-            .lock()
-            .unwrap()
-            .push((record.level(), record.args().to_string()));
-    }
-    fn flush(&self) {}
-}
-
-/// Installs the capturing logger (once per test binary).
-fn capture_logs() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        log::set_logger(&Capture).expect("no other logger in this test binary");
-        log::set_max_level(log::LevelFilter::Debug);
-    });
-}
-
 /// The captured warnings that contain `needle`.
 fn warned(needle: &str) -> Vec<String> {
-    LINES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(level, line)| *level == log::Level::Warn && line.contains(needle))
-        .map(|(_, line)| line.clone())
-        .collect()
+    logged(log::Level::Warn, needle)
 }
 
 /// Waits (bounded) until `done`: for a task with no handle to join.

@@ -7,13 +7,13 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    AT_ONCE, BRIEF, Gate, Latch, LeakOnPanic, WAIT, at_once, bounded_join, bump, named_pool,
-    sleep_until_stopped, spawn, started_sleeper, still_blocked,
+    AT_ONCE, BRIEF, Gate, Latch, LeakOnPanic, WAIT, at_once, bounded_join, bump, capture_logs,
+    logged, named_pool, sleep_until_stopped, spawn, started_sleeper, still_blocked,
 };
 use drainpool::{
     Interrupted, PoolState, ShutdownPolicy, ShutdownReport, StopToken, TaskError, TaskHandle,
@@ -23,45 +23,6 @@ use drainpool::{
 /// Slack on top of a budget: how much later than planned a shutdown may end
 /// (generous: CI machines stall).
 const SLACK: Duration = Duration::from_secs(5);
-
-// ----- a logger that keeps what the library logs -------------------------------
-
-struct Capture;
-
-static LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        LINES
-            .lock()
-            .unwrap()
-            .push((record.level(), record.args().to_string()));
-    }
-    fn flush(&self) {}
-}
-
-/// Installs the capturing logger (once per test binary).
-fn capture_logs() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        log::set_logger(&Capture).expect("no other logger in this test binary");
-        log::set_max_level(log::LevelFilter::Debug);
-    });
-}
-
-/// The captured lines at `level` that contain `needle`.
-fn logged(level: log::Level, needle: &str) -> Vec<String> {
-    LINES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(l, line)| *l == level && line.contains(needle))
-        .map(|(_, line)| line.clone())
-        .collect()
-}
 
 // ----- helpers ------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 //! of helper threads, drop counters, the closure and the hand-back of the
 //! shutdown races, a pool wrapper that must terminate when its test ends,
 //! small pool builders, checks that a call returned at once or is still
-//! blocked, and hooks that count their calls.
+//! blocked, hooks that count their calls, and a logger that keeps what
+//! the library logs.
 //!
 //! Every wait here is bounded by [`WAIT`], so that a bug fails a test
 //! instead of hanging CI.
@@ -446,4 +447,44 @@ impl Hooked {
             self.terminated.load(SeqCst),
         )
     }
+}
+
+// ----- a logger that keeps what the library logs ---------------------------------
+
+struct Capture;
+
+static LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        LINES
+            .lock()
+            .unwrap()
+            .push((record.level(), record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger (once per test binary; a binary that
+/// calls it can have no other logger).
+pub(crate) fn capture_logs() {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        log::set_logger(&Capture).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+}
+
+/// The captured lines at `level` that contain `needle`.
+pub(crate) fn logged(level: log::Level, needle: &str) -> Vec<String> {
+    LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(l, line)| *l == level && line.contains(needle))
+        .map(|(_, line)| line.clone())
+        .collect()
 }

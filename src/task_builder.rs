@@ -2,13 +2,13 @@
 //! or a group.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Rejected;
 use crate::handle::TaskHandle;
 use crate::runtime::Shared;
-use crate::runtime::cell::CellTask;
+use crate::runtime::cell::CellRef;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::queue::Priority;
 use crate::runtime::timer::Timed;
@@ -120,9 +120,9 @@ impl<'p> TaskBuilder<'p> {
         let start_by = self.start_within.map(|within| Instant::now() + within);
         let limit = self.time_limit.zip(timer.cloned());
         let timed = Timed::new(call, start_by, limit);
-        let expire = |cell: Weak<dyn CellTask>| {
+        let expire = |cell: &CellRef<C::Output>| {
             if let (Some(at), Some(timer)) = (start_by, timer) {
-                timer.expire_at(at, cell);
+                timer.expire_at(at, Arc::downgrade(&cell.clone().into_cell_task()));
             }
         };
         self.submit_cell(timed, when_full, expire)
@@ -134,7 +134,7 @@ impl<'p> TaskBuilder<'p> {
         self,
         call: C,
         when_full: WhenFull,
-        queued: impl FnOnce(Weak<dyn CellTask>),
+        queued: impl FnOnce(&CellRef<C::Output>),
     ) -> Result<TaskHandle<C::Output>, Rejected<C>> {
         let (shared, cell) = match self.target {
             Target::Pool(shared) => (
@@ -147,7 +147,7 @@ impl<'p> TaskBuilder<'p> {
             ),
         };
         cell.map(|cell| {
-            queued(Arc::downgrade(&cell.clone().into_cell_task()));
+            queued(&cell);
             TaskHandle::new(cell, shared.clone())
         })
     }

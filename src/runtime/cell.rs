@@ -293,12 +293,7 @@ where
     /// counted before its result is published). Meanwhile it is no longer
     /// queued: a cancel, a hand-back or a take-back finds nothing to do.
     fn claim_to_expire(&self, state: &mut CellState<F, T>) -> F {
-        // Under the lock, as in `run`.
-        self.header.claimed.store(true, Ordering::Release);
-        let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Running) else {
-            unreachable!("the caller saw it queued, under the same lock")
-        };
-        f
+        self.claim(state, Stage::Running)
     }
 
     /// Ends a task claimed by `claim_to_expire`: drops its closure, counts
@@ -319,14 +314,22 @@ where
     /// its handle, if any, gets `why`; the closure is the caller's to drop
     /// outside the lock.
     fn claim_unrun(&self, state: &mut CellState<F, T>, why: TaskError) -> F {
-        // Under the lock, as in `run`.
-        self.header.claimed.store(true, Ordering::Release);
-        let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Taken) else {
-            unreachable!("the caller saw it queued, under the same lock")
-        };
+        let f = self.claim(state, Stage::Taken);
         if state.handle_alive {
             self.publish(state, Err(why));
         }
+        f
+    }
+
+    /// The claim itself, under the cell's lock, of a task the caller saw
+    /// queued: takes the closure out, leaving `then`.
+    fn claim(&self, state: &mut CellState<F, T>, then: Stage<F, T>) -> F {
+        // Under the lock, so that whoever sees `claimed` false and then
+        // takes the lock finds the stage still Queued.
+        self.header.claimed.store(true, Ordering::Release);
+        let Stage::Queued(f) = mem::replace(&mut state.stage, then) else {
+            unreachable!("the caller saw it queued, under the same lock")
+        };
         f
     }
 }
@@ -367,13 +370,7 @@ where
                 self.expire_claimed(f, tally);
                 return Ran::Expired;
             }
-            let Stage::Queued(f) = mem::replace(&mut state.stage, Stage::Running) else {
-                unreachable!("matched above, under the same lock")
-            };
-            // Under the lock, so that whoever sees `claimed` false and then
-            // takes the lock finds the stage still Queued.
-            self.header.claimed.store(true, Ordering::Release);
-            f
+            self.claim(&mut state, Stage::Running)
         };
         tally.started(&self.header, claimant);
         let span = &self.header.span;

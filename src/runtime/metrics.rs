@@ -3,7 +3,7 @@
 //! queued task.
 //!
 //! - **Where it is measured.** A task of a pool with metrics is wrapped
-//!   when it is queued ([`Shared::measured_plain`], [`Measured`] for a
+//!   when it is queued ([`Shared::plain_task`], [`Measured`] for a
 //!   cell) with the time of its submission; the wrapper reads the clock when
 //!   the task starts and when it ends (also on unwind), on the worker. A
 //!   pool without metrics pays one predictable branch per submit.
@@ -270,29 +270,28 @@ fn measure<R>(submitted: u64, f: impl FnOnce() -> R) -> R {
     }
     impl Drop for Ended {
         fn drop(&mut self) {
-            run::with_worker_here(|shared, index, group| {
-                let end = shared.nanos_since_epoch();
-                if let Some(metrics) = &shared.metrics {
-                    metrics.workers[index].0.ended(self.start, end);
-                }
-                if let Some(group) = group.and_then(|g| g.metrics.as_ref()) {
-                    group.ended(self.start, end);
-                }
-            });
+            record_here(|recorder, end| recorder.ended(self.start, end));
         }
     }
-    let start = run::with_worker_here(|shared, index, group| {
-        let start = shared.nanos_since_epoch();
-        if let Some(metrics) = &shared.metrics {
-            metrics.workers[index].0.started(submitted, start);
-        }
-        if let Some(group) = group.and_then(|g| g.metrics.as_ref()) {
-            group.started(submitted, start);
-        }
-        start
-    });
+    let start = record_here(|recorder, start| recorder.started(submitted, start));
     let _ended = start.map(|start| Ended { start });
     f()
+}
+
+/// Reads the clock and calls `record` with the time and each recorder of
+/// the task this worker runs: the worker's, and its group's if that
+/// measures. `None` (nothing recorded) off the pool's workers.
+fn record_here(record: impl Fn(&Recorder, u64)) -> Option<u64> {
+    run::with_worker_here(|shared, index, group| {
+        let now = shared.nanos_since_epoch();
+        if let Some(metrics) = &shared.metrics {
+            record(&metrics.workers[index].0, now);
+        }
+        if let Some(group) = group.and_then(|g| g.metrics.as_ref()) {
+            record(group, now);
+        }
+        now
+    })
 }
 
 impl Shared {

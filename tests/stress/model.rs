@@ -237,7 +237,7 @@ impl Tracker {
         id
     }
 
-    /// Submits a child and joins it: from a worker, the join helps (runs
+    /// Submits a child and joins it: from a worker, the wait helps (runs
     /// the child inline if it is still queued), so it can never deadlock.
     pub(crate) fn parent(&self, rng: &mut Rng) {
         let Some(pool) = self.env.pool.get().and_then(Weak::upgrade) else {
@@ -253,10 +253,20 @@ impl Tracker {
         // `try_submit`: a worker blocked on a full bounded queue could wait
         // for the other workers doing the same.
         match pool.try_submit(move || child.run()) {
+            // The wait hears the parent's stop: a `shutdown_now` (also a
+            // `ShutdownHandle`'s, whose stash keeps the handed-back child
+            // until the round ends) wakes it, and it detaches. A plain
+            // wait here sat out its whole bound (CI, under Wine: "did not
+            // resolve within 10s", then dropped from the stash).
             Ok(handle) if ctx_now() == Ctx::Pool => {
                 slot.intake.store(ACCEPTED, SeqCst);
-                slot.handle.store(PENDING, SeqCst);
-                resolve(&self.env, &slot, handle, WAIT);
+                if StopToken::current().wait_task(&handle).is_ok() {
+                    slot.handle.store(PENDING, SeqCst);
+                    resolve(&self.env, &slot, handle, WAIT);
+                } else {
+                    slot.handle.store(DETACHED, SeqCst);
+                    drop(handle);
+                }
             }
             // Off the pool (a handed-back parent run by a producer) the join
             // cannot help, and the child may sit in the stash of a

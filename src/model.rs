@@ -236,3 +236,44 @@ impl Latch {
         assert!(open);
     }
 }
+
+/// The FIFO under each level of the pool's queue (`runtime/fifo.rs`), of
+/// `u32`s, with blocks of three slots under loom so that the models cross
+/// block ends.
+pub struct Fifo(crate::runtime::fifo::Fifo<u32>);
+
+impl Fifo {
+    pub fn new() -> Fifo {
+        Fifo(crate::runtime::fifo::Fifo::new())
+    }
+
+    pub fn push(&self, value: u32) {
+        self.0.push(value);
+    }
+
+    /// Takes the oldest, if any.
+    pub fn pop(&self) -> Option<u32> {
+        self.0.pop()
+    }
+
+    /// Takes the oldest, sleeping until there is one.
+    pub fn pop_wait(&self) -> u32 {
+        self.0
+            .pop_wait(None)
+            .expect("an untimed wait returns an entry")
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for Fifo {
+    fn default() -> Self {
+        Fifo::new()
+    }
+}

@@ -401,7 +401,7 @@ impl Gate {
 /// the gate. So a cancelled task gives its room back at once, not when a
 /// worker skips its dead entry. Only bounded pools have one, so an unbounded
 /// pool's submit path touches no shared counter for it. The queue itself is
-/// always an unbounded channel: internal entries (wake-ups) never compete
+/// always unbounded (`runtime/fifo.rs`): internal entries (wake-ups) never compete
 /// with tasks for room, and a worker never blocks on a full queue.
 ///
 /// Waiters are served in the order they came: a submitter that finds others

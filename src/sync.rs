@@ -20,7 +20,9 @@
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
+};
 #[cfg(not(loom))]
 pub(crate) use std::thread::{ThreadId, current as current_thread};
 
@@ -28,11 +30,69 @@ pub(crate) use std::thread::{ThreadId, current as current_thread};
 pub(crate) use self::model::{Condvar, Mutex};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
 };
 // Loom's threads are coroutines on one OS thread: std's ids would all match.
 #[cfg(loom)]
 pub(crate) use loom::thread::{ThreadId, current as current_thread};
+
+/// A cell written and read through raw pointers: `std`'s `UnsafeCell`, or
+/// under loom loom's, which checks that no two threads touch it at once.
+#[cfg(not(loom))]
+pub(crate) struct RawCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> RawCell<T> {
+    pub(crate) fn new(value: T) -> RawCell<T> {
+        RawCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a pointer to the value; the caller is the only one
+    /// touching it meanwhile.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) struct RawCell<T>(loom::cell::UnsafeCell<T>);
+
+#[cfg(loom)]
+impl<T> RawCell<T> {
+    pub(crate) fn new(value: T) -> RawCell<T> {
+        RawCell(loom::cell::UnsafeCell::new(value))
+    }
+
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        self.0.with_mut(f)
+    }
+}
+
+/// One turn of a short wait for another thread that is in the middle of a
+/// few instructions (a producer between claiming a slot and filling it):
+/// a spin hint for the first turns, then the processor is given up, so a
+/// preempted writer gets to finish. Under loom, always a yield (loom must
+/// switch threads for the loop to end).
+#[inline]
+pub(crate) fn spin_turn(turn: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = turn;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        if *turn < 6 {
+            for _ in 0..(1u32 << *turn) {
+                std::hint::spin_loop();
+            }
+            *turn += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
 /// Marks the middle of a Dekker pair: a SeqCst write here, a SeqCst read of
 /// another location after it.
@@ -226,6 +286,11 @@ mod model {
 
         pub(crate) fn notify_all(&self) -> bool {
             self.0.notify_all();
+            true
+        }
+
+        pub(crate) fn notify_one(&self) -> bool {
+            self.0.notify_one();
             true
         }
     }

@@ -8,8 +8,8 @@
 //! `LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" cargo test --release --test 'loom_*'`
 //!
 //! A plain `execute` task has no cell: its queue entry is taken by exactly
-//! one party (a worker or `shutdown_now`'s drain) because the queue is a
-//! channel, so there is nothing of ours to model there.
+//! one party (a worker or `shutdown_now`'s drain) because each slot of the
+//! queue is claimed once; `loom_fifo.rs` models that.
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

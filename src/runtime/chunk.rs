@@ -1,9 +1,9 @@
 //! Batch chunks: a large batch enters the queue as a few entries that each
 //! hold many tasks, instead of one entry per task.
 //!
-//! `execute_batch` of a million tasks would otherwise pay a channel send
-//! and a channel receive per task, and the two workers would fight over
-//! the channel's head for every one of them. A chunk is one queue entry for
+//! `execute_batch` of a million tasks would otherwise pay a queue push
+//! and a queue take per task, and the two workers would fight over
+//! the queue's head for every one of them. A chunk is one queue entry for
 //! up to [`MAX_CHUNK`] tasks of one batch, in the order given; a worker that
 //! takes it runs its tasks one by one, each with the bookkeeping of a plain
 //! task (its own id, slot record, `catch_unwind`, end count).
@@ -57,7 +57,7 @@ use crate::unwind;
 
 /// The most tasks in one chunk.
 ///
-/// Large enough that the entry's cost (an allocation, a channel send and
+/// Large enough that the entry's cost (an allocation, a queue push and
 /// receive, the register) is small per task; small enough that a High
 /// priority task waits for at most this many tasks of a worker's chunk.
 pub(crate) const MAX_CHUNK: usize = 128;

@@ -1,4 +1,6 @@
-//! The pool's queue: three FIFO levels of [`Priority`].
+//! The pool's queue: three FIFO levels of [`Priority`], each a
+//! [`Fifo`] of our own (its protocol, memory reclamation and lost-wake-up
+//! argument are in `fifo.rs`).
 //!
 //! The rule a user sees (highest level first, FIFO within a level, every
 //! 8th take from the lowest level up) is on [`Priority`], where it
@@ -15,9 +17,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
-
 use crate::runtime::entry::{Entry, Stamp, Task};
+use crate::runtime::fifo::Fifo;
 
 /// How urgent a task or a group is.
 ///
@@ -88,22 +89,10 @@ pub enum Priority {
 /// Every this many takes, a worker looks from the lowest level up.
 pub(crate) const STARVATION_TURN: u32 = 8;
 
-struct Level {
-    tx: Sender<Entry>,
-    rx: Receiver<Entry>,
-}
-
-impl Level {
-    fn new() -> Level {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Level { tx, rx }
-    }
-}
-
-/// Three unbounded channels; see the module docs.
+/// Three FIFOs (`fifo.rs`); see the module docs.
 pub(crate) struct Queue {
     /// High, Normal, Low.
-    levels: [Level; 3],
+    levels: [Fifo<Entry>; 3],
     /// Entries in the High and Low levels.
     elsewhere: AtomicUsize,
     /// The submission-order counter (see `entry::Stamp`), advanced only by
@@ -118,13 +107,13 @@ struct Order(AtomicU32);
 impl Queue {
     pub(crate) fn new() -> Queue {
         Queue {
-            levels: [Level::new(), Level::new(), Level::new()],
+            levels: [Fifo::new(), Fifo::new(), Fifo::new()],
             elsewhere: AtomicUsize::new(0),
             order: Order(AtomicU32::new(0)),
         }
     }
 
-    fn level(&self, priority: Priority) -> &Level {
+    fn level(&self, priority: Priority) -> &Fifo<Entry> {
         &self.levels[priority as usize]
     }
 
@@ -177,13 +166,7 @@ impl Queue {
 
     #[inline]
     fn send(&self, priority: Priority, entry: Entry) {
-        // Cannot fail: unbounded, and `self` holds every receiver. (The
-        // error is forgotten, not dropped: that keeps the drop glue of a
-        // `Entry` off the hot path.)
-        if let Err(lost) = self.level(priority).tx.send(entry) {
-            std::mem::forget(lost);
-            unreachable!("the pool's queue lost its receiver");
-        }
+        self.level(priority).push(entry);
     }
 
     /// A wake-up for a worker blocked on the empty queue.
@@ -224,26 +207,23 @@ impl Queue {
 
     #[inline]
     fn try_take_at(&self, priority: Priority) -> Option<Entry> {
-        match self.level(priority).rx.try_recv() {
-            Ok(task) => {
-                if priority != Priority::Normal {
-                    self.elsewhere.fetch_sub(1, Ordering::SeqCst);
-                }
-                Some(task)
-            }
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        let task = self.level(priority).pop()?;
+        if priority != Priority::Normal {
+            self.elsewhere.fetch_sub(1, Ordering::SeqCst);
         }
+        Some(task)
     }
 
     /// Blocks until an entry arrives in the Normal level (every entry of
     /// another level brings a wake-up there).
     pub(crate) fn take_blocking(&self) -> Option<Entry> {
-        self.level(Priority::Normal).rx.recv().ok()
+        self.level(Priority::Normal).pop_wait(None)
     }
 
     /// Like `take_blocking`, for at most `timeout`.
     pub(crate) fn take_timeout(&self, timeout: std::time::Duration) -> Option<Entry> {
-        self.level(Priority::Normal).rx.recv_timeout(timeout).ok()
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        self.level(Priority::Normal).pop_wait(deadline)
     }
 
     /// Takes any entry, High first: for drains.
@@ -268,10 +248,10 @@ impl Queue {
     /// Entries queued now, of every level (a chunk or a group's token
     /// counts one): a size hint for drains.
     pub(crate) fn len(&self) -> usize {
-        self.levels.iter().map(|l| l.rx.len()).sum()
+        self.levels.iter().map(Fifo::len).sum()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.levels.iter().all(|l| l.rx.is_empty())
+        self.levels.iter().all(Fifo::is_empty)
     }
 }

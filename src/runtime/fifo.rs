@@ -1,0 +1,585 @@
+//! [`Fifo`]: the unbounded many-producer, many-consumer queue under each
+//! level of the pool's queue (`queue.rs`), made for what the pool does with
+//! it and nothing else: push, take the oldest, sleep until there is one,
+//! and drain everything for `shutdown_now`. No disconnection, no select,
+//! no bounded mode, no deadline bookkeeping on the hot path (what a
+//! general channel carries, and what measured about half of a tiny task's
+//! instructions on each side).
+//!
+//! # Shape
+//!
+//! Entries live in blocks of `BLOCK` slots, linked oldest to newest. Each
+//! end (`head` for takers, `tail` for pushers) is a position and the block
+//! it falls in, on a cache line of its own. A position counts `LAP`
+//! (a power of two, `BLOCK + 1`) per block: offsets `0..BLOCK` are slots,
+//! offset `BLOCK` means "this end is moving to the next block". A pusher
+//! claims a slot with one compare-and-swap of the tail position, writes the
+//! entry and sets the slot's `WRITTEN` bit; a taker claims the oldest slot
+//! with one compare-and-swap of the head position and waits (a few
+//! instructions at most: the pusher has claimed it) for `WRITTEN`. Whoever
+//! claims a block's last slot links (pusher) or follows (taker) the next
+//! block, and moves its end there; the others wait while the offset reads
+//! `BLOCK`.
+//!
+//! # Memory reclamation
+//!
+//! A block is freed once every one of its slots has been read, by the last
+//! reader, without a shared counter: the reader of the last slot walks the
+//! others; one not read yet gets a `DESTROY` bit, and its reader, which
+//! finds that bit when it marks the slot `READ`, carries on the walk from
+//! the next slot. Nobody holds a block's address past that point: a pusher
+//! or taker dereferences a block only after its compare-and-swap has won a
+//! slot of it (a failed one retries with a fresh load), and the one that
+//! wins the last slot links or follows the next block before its slot can
+//! be read. (crossbeam-channel's list flavour, which this replaces, frees
+//! its blocks the same way; the positions, the ends and the walk are
+//! written down here.)
+//!
+//! # No lost wake-up
+//!
+//! A taker that found the queue empty may sleep (`pop_wait`). It counts
+//! itself in `sleepers` (SeqCst) under `lock`, then looks again, and waits
+//! on `ready` without releasing `lock` in between. A pusher's claim is a
+//! SeqCst compare-and-swap of the tail, followed by a SeqCst load of
+//! `sleepers`; seeing a sleeper, it takes `lock` and notifies one. In the
+//! single order of those four SeqCst operations, either the sleeper's look
+//! comes after the claim (and sees a non-empty queue), or the pusher's load
+//! comes after the count (and it notifies, under the lock the sleeper holds
+//! until it waits). A notify that finds no one waiting is lost only when
+//! every counted sleeper is awake (between its wake and its uncount), and
+//! each of those looks at the queue again before it sleeps.
+
+#![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::time::Instant;
+
+use crate::sync::{
+    AtomicPtr, AtomicUsize, Condvar, Mutex, Ordering, RawCell, dekker_fence, spin_turn,
+};
+
+/// Positions per block: a power of two, so that positions may wrap.
+/// Small under loom, so that the models cross blocks.
+#[cfg(not(loom))]
+const LAP: usize = 64;
+#[cfg(loom)]
+const LAP: usize = 4;
+/// Slots per block; offset `BLOCK` marks an end moving to the next block.
+const BLOCK: usize = LAP - 1;
+
+/// Looks at an empty queue before a taker sleeps: the spin of `spin_turn`
+/// and a few yields.
+const SPINS_BEFORE_SLEEP: usize = 10;
+
+/// A slot's entry has been written.
+const WRITTEN: usize = 1;
+/// A slot's entry has been read (moved out).
+const READ: usize = 2;
+/// The block's walk stopped at this slot: its reader carries it on.
+const DESTROY: usize = 4;
+
+struct Slot<T> {
+    value: RawCell<MaybeUninit<T>>,
+    state: AtomicUsize,
+}
+
+struct Block<T> {
+    next: AtomicPtr<Block<T>>,
+    slots: [Slot<T>; BLOCK],
+}
+
+impl<T> Block<T> {
+    fn new() -> *mut Block<T> {
+        Box::into_raw(Box::new(Block {
+            next: AtomicPtr::new(ptr::null_mut()),
+            slots: std::array::from_fn(|_| Slot {
+                value: RawCell::new(MaybeUninit::uninit()),
+                state: AtomicUsize::new(0),
+            }),
+        }))
+    }
+
+    /// Waits for the block after this one (its last slot is claimed, so
+    /// its claimant is linking it).
+    fn wait_next(&self) -> *mut Block<T> {
+        let mut turn = 0;
+        loop {
+            // ORDERING: Acquire, pairs with the linking store: the new
+            // block's contents are visible.
+            let next = self.next.load(Ordering::Acquire);
+            if !next.is_null() {
+                return next;
+            }
+            spin_turn(&mut turn);
+        }
+    }
+
+    /// Frees `block` once slots `start..BLOCK - 1` have all been read (the
+    /// last slot has been, by the caller or by the walk's starter); stops
+    /// at the first that has not, leaving its reader to carry on.
+    ///
+    /// # Safety
+    ///
+    /// `block` is live, its last slot has been read, and the caller is the
+    /// reader of slot `start - 1` (or the last slot's, for `start == 0`).
+    unsafe fn release(block: *mut Block<T>, start: usize) {
+        for i in start..BLOCK - 1 {
+            // SAFETY: the block stays live until this walk frees it.
+            let slot = unsafe { &(*block).slots[i] };
+            // ORDERING: AcqRel, against the reader's fetch_or of READ: one
+            // of the two sees the other's bit.
+            if slot.state.load(Ordering::Acquire) & READ == 0
+                && slot.state.fetch_or(DESTROY, Ordering::AcqRel) & READ == 0
+            {
+                return; // its reader carries on
+            }
+        }
+        // SAFETY: every slot has been read and no one else holds the block
+        // (see the module docs); it came from `Box::into_raw`.
+        drop(unsafe { Box::from_raw(block) });
+    }
+}
+
+/// One end of the queue, on its own cache line.
+#[repr(align(128))]
+struct End<T> {
+    position: AtomicUsize,
+    block: AtomicPtr<Block<T>>,
+}
+
+/// The entries between positions `head` and `tail` (read in that order,
+/// so `head` is not past `tail`): the positions between them, less the
+/// block ends among them. Exact across wrap-around, `LAP` being a power
+/// of two.
+#[inline]
+fn between(head: usize, tail: usize) -> usize {
+    let positions = tail.wrapping_sub(head);
+    positions - (head % LAP + positions) / LAP
+}
+
+/// An unbounded FIFO for many pushers and many takers; see the module
+/// docs.
+pub(crate) struct Fifo<T> {
+    head: End<T>,
+    tail: End<T>,
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    ready: Condvar,
+}
+
+// SAFETY: entries move between threads (T: Send); the slots are shared
+// through the claim protocol, which gives each entry one writer and one
+// reader.
+unsafe impl<T: Send> Send for Fifo<T> {}
+// SAFETY: as for Send: `&Fifo` only moves whole entries in and out.
+unsafe impl<T: Send> Sync for Fifo<T> {}
+
+impl<T> Fifo<T> {
+    pub(crate) fn new() -> Fifo<T> {
+        let first = Block::new();
+        Fifo {
+            head: End {
+                position: AtomicUsize::new(0),
+                block: AtomicPtr::new(first),
+            },
+            tail: End {
+                position: AtomicUsize::new(0),
+                block: AtomicPtr::new(first),
+            },
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Appends `value`, and wakes a sleeping taker if there is one.
+    #[inline]
+    pub(crate) fn push(&self, value: T) {
+        let mut turn = 0;
+        // ORDERING: Acquire: a position in a new block comes with the
+        // block's address (stored before it, Release).
+        let mut position = self.tail.position.load(Ordering::Acquire);
+        let mut block = self.tail.block.load(Ordering::Acquire);
+        let mut next: *mut Block<T> = ptr::null_mut();
+        loop {
+            let offset = position % LAP;
+            if offset == BLOCK {
+                // Another pusher is linking the next block.
+                spin_turn(&mut turn);
+                position = self.tail.position.load(Ordering::Acquire);
+                block = self.tail.block.load(Ordering::Acquire);
+                continue;
+            }
+            if offset + 1 == BLOCK && next.is_null() {
+                // Made before the claim, so the claimant of a last slot
+                // links at once and the others wait only for two stores.
+                next = Block::new();
+            }
+            // ORDERING: SeqCst: one half of the Dekker pair with a sleeper
+            // (see the module docs); it also publishes nothing, the slot's
+            // WRITTEN bit does.
+            match self.tail.position.compare_exchange_weak(
+                position,
+                position.wrapping_add(1),
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if offset + 1 == BLOCK {
+                        // ORDERING: the block before the position (Release),
+                        // as the loads above expect.
+                        self.tail.block.store(next, Ordering::Release);
+                        self.tail.position.fetch_add(1, Ordering::Release);
+                        // SAFETY: our claim of a slot keeps the block live.
+                        unsafe { (*block).next.store(next, Ordering::Release) };
+                        next = ptr::null_mut();
+                    }
+                    // SAFETY: we won slot `offset` of a live block; no one
+                    // reads it before WRITTEN is set.
+                    let slot = unsafe { &(*block).slots[offset] };
+                    slot.value.with_mut(|cell| {
+                        // SAFETY: ours alone until WRITTEN (see above).
+                        unsafe { cell.write(MaybeUninit::new(value)) }
+                    });
+                    // ORDERING: Release publishes the entry to its reader;
+                    // fetch_or keeps a DESTROY bit a walk may have set.
+                    slot.state.fetch_or(WRITTEN, Ordering::Release);
+                    break;
+                }
+                Err(now) => {
+                    position = now;
+                    block = self.tail.block.load(Ordering::Acquire);
+                    spin_turn(&mut turn);
+                }
+            }
+        }
+        if !next.is_null() {
+            // A block made for a last slot someone else claimed.
+            // SAFETY: never shared; from `Box::into_raw`.
+            drop(unsafe { Box::from_raw(next) });
+        }
+        dekker_fence();
+        // ORDERING: SeqCst, the other half of the Dekker pair.
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.wake_one();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_one(&self) {
+        let _guard = self.lock.lock();
+        self.ready.notify_one();
+    }
+
+    /// Takes the oldest entry, if there is one.
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<T> {
+        let mut turn = 0;
+        let mut position = self.head.position.load(Ordering::Acquire);
+        let mut block = self.head.block.load(Ordering::Acquire);
+        loop {
+            let offset = position % LAP;
+            if offset == BLOCK {
+                // Another taker is moving the head to the next block.
+                spin_turn(&mut turn);
+                position = self.head.position.load(Ordering::Acquire);
+                block = self.head.block.load(Ordering::Acquire);
+                continue;
+            }
+            // ORDERING: SeqCst: a sleeper's look (see the module docs).
+            if position == self.tail.position.load(Ordering::SeqCst) {
+                return None;
+            }
+            match self.head.position.compare_exchange_weak(
+                position,
+                position.wrapping_add(1),
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                // SAFETY: we won slot `offset` of `block`, which a pusher
+                // has claimed (the tail is past it).
+                Ok(_) => return Some(unsafe { self.read(block, offset) }),
+                Err(now) => {
+                    position = now;
+                    block = self.head.block.load(Ordering::Acquire);
+                    spin_turn(&mut turn);
+                }
+            }
+        }
+    }
+
+    /// Reads the slot this taker won, moving the head on first if it is
+    /// the block's last.
+    ///
+    /// # Safety
+    ///
+    /// The caller won slot `offset` of the live `block`.
+    #[inline]
+    unsafe fn read(&self, block: *mut Block<T>, offset: usize) -> T {
+        // SAFETY: live while our slot is unread.
+        let block_ref = unsafe { &*block };
+        if offset + 1 == BLOCK {
+            let next = block_ref.wait_next();
+            self.head.block.store(next, Ordering::Release);
+            self.head.position.fetch_add(1, Ordering::Release);
+        }
+        let slot = &block_ref.slots[offset];
+        let mut turn = 0;
+        // ORDERING: Acquire, pairs with the pusher's Release of WRITTEN.
+        while slot.state.load(Ordering::Acquire) & WRITTEN == 0 {
+            spin_turn(&mut turn);
+        }
+        // SAFETY: written, and ours alone to read.
+        let value = slot
+            .value
+            .with_mut(|cell| unsafe { cell.read().assume_init() });
+        if offset + 1 == BLOCK {
+            // SAFETY: we read the last slot.
+            unsafe { Block::release(block, 0) };
+        } else if slot.state.fetch_or(READ, Ordering::AcqRel) & DESTROY != 0 {
+            // SAFETY: the walk stopped at our slot: ours to carry on.
+            unsafe { Block::release(block, offset + 1) };
+        }
+        value
+    }
+
+    /// Takes the oldest entry, sleeping until one comes or `deadline`
+    /// passes (`None`: no deadline).
+    pub(crate) fn pop_wait(&self, deadline: Option<Instant>) -> Option<T> {
+        // A short spin first: an entry usually follows soon, and a sleep
+        // costs the pusher a wake.
+        let mut turn = 0;
+        for _ in 0..SPINS_BEFORE_SLEEP {
+            if let Some(value) = self.pop() {
+                return Some(value);
+            }
+            spin_turn(&mut turn);
+        }
+        loop {
+            let mut guard = self.lock.lock();
+            // ORDERING: SeqCst, the sleeper's half of the Dekker pair.
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            dekker_fence();
+            let found = self.pop();
+            if found.is_none() {
+                match deadline {
+                    None => self.ready.wait(&mut guard),
+                    Some(deadline) => {
+                        let _ = self.ready.wait_until(&mut guard, deadline);
+                    }
+                }
+            }
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            drop(guard);
+            if found.is_some() {
+                return found;
+            }
+            if let Some(value) = self.pop() {
+                return Some(value);
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return None;
+            }
+        }
+    }
+
+    /// Entries queued now (a snapshot: pushes and takes may be under way).
+    pub(crate) fn len(&self) -> usize {
+        // ORDERING: SeqCst, so that the head read first is not past the
+        // tail read second.
+        let head = self.head.position.load(Ordering::SeqCst);
+        let tail = self.tail.position.load(Ordering::SeqCst);
+        between(head, tail)
+    }
+
+    /// True if nothing was queued at the moment the tail was read (the
+    /// head is read first, and never passes the tail).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Drop for Fifo<T> {
+    fn drop(&mut self) {
+        // No one else is here: every claimed slot has been written and
+        // every taken one read.
+        let mut position = self.head.position.load(Ordering::Relaxed);
+        let tail = self.tail.position.load(Ordering::Relaxed);
+        let mut block = self.head.block.load(Ordering::Relaxed);
+        while position != tail {
+            let offset = position % LAP;
+            if offset < BLOCK {
+                // SAFETY: a written, unread slot of a live block.
+                unsafe {
+                    (*block).slots[offset]
+                        .value
+                        .with_mut(|cell| (*cell).assume_init_drop());
+                }
+            } else {
+                // SAFETY: the block is live; its every slot is dealt with.
+                unsafe {
+                    let next = (*block).next.load(Ordering::Relaxed);
+                    drop(Box::from_raw(block));
+                    block = next;
+                }
+            }
+            position = position.wrapping_add(1);
+        }
+        // SAFETY: the last block, from `Box::into_raw`, no longer shared.
+        unsafe {
+            drop(Box::from_raw(block));
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize as Count;
+    use std::thread;
+    use std::time::Duration;
+
+    #[test]
+    fn entries_come_out_in_order_across_blocks() {
+        let fifo = Fifo::new();
+        for round in 0..3 {
+            for i in 0..(LAP * 3 + 5) {
+                fifo.push(i);
+                assert_eq!(fifo.len(), i + 1, "round {round}");
+            }
+            for i in 0..(LAP * 3 + 5) {
+                assert_eq!(fifo.pop(), Some(i));
+            }
+            assert!(fifo.is_empty());
+            assert_eq!(fifo.pop(), None);
+        }
+    }
+
+    #[test]
+    fn the_count_skips_block_ends() {
+        assert_eq!(between(0, 0), 0);
+        assert_eq!(between(0, BLOCK), BLOCK);
+        assert_eq!(between(0, LAP), BLOCK); // the end position counts nothing
+        assert_eq!(between(BLOCK, LAP), 0);
+        assert_eq!(between(BLOCK - 1, LAP + 1), 2);
+        // Across wrap-around.
+        let head = 0usize.wrapping_sub(2 * LAP);
+        assert_eq!(between(head, head.wrapping_add(2 * LAP + 3)), 2 * BLOCK + 3);
+    }
+
+    /// Counts its drops.
+    struct Counted(Arc<Count>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn dropping_the_queue_drops_what_is_left_once() {
+        for taken in [0, 1, BLOCK - 1, BLOCK, LAP + 2] {
+            let drops = Arc::new(Count::new(0));
+            let fifo = Fifo::new();
+            for _ in 0..(2 * LAP + 7) {
+                fifo.push(Counted(drops.clone()));
+            }
+            for _ in 0..taken {
+                drop(fifo.pop());
+            }
+            assert_eq!(drops.load(Ordering::SeqCst), taken);
+            drop(fifo);
+            assert_eq!(drops.load(Ordering::SeqCst), 2 * LAP + 7, "taken {taken}");
+        }
+    }
+
+    /// Many pushers and takers: every entry comes out exactly once, and
+    /// each pusher's entries in its order.
+    #[test]
+    fn many_pushers_and_takers_lose_and_repeat_nothing() {
+        const PUSHERS: usize = 3;
+        const TAKERS: usize = 3;
+        // Miri runs this too (the blocks' reclamation is checked there).
+        const EACH: usize = if cfg!(miri) { 100 } else { 20_000 };
+        const ROUNDS: usize = if cfg!(miri) { 2 } else { 20 };
+        for _round in 0..ROUNDS {
+            let fifo: Arc<Fifo<(usize, usize)>> = Arc::new(Fifo::new());
+            let done = Arc::new(Count::new(0));
+            let takers: Vec<_> = (0..TAKERS)
+                .map(|_| {
+                    let (fifo, done) = (fifo.clone(), done.clone());
+                    thread::spawn(move || {
+                        let mut seen = Vec::new();
+                        let mut last = [None::<usize>; PUSHERS];
+                        loop {
+                            match fifo.pop() {
+                                Some((who, i)) => {
+                                    assert!(last[who].is_none_or(|l| l < i), "out of order");
+                                    last[who] = Some(i);
+                                    seen.push((who, i));
+                                }
+                                None if done.load(Ordering::SeqCst) == PUSHERS => {
+                                    match fifo.pop() {
+                                        Some(entry) => seen.push(entry),
+                                        None => return seen,
+                                    }
+                                }
+                                None => thread::yield_now(),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let pushers: Vec<_> = (0..PUSHERS)
+                .map(|who| {
+                    let (fifo, done) = (fifo.clone(), done.clone());
+                    thread::spawn(move || {
+                        for i in 0..EACH {
+                            fifo.push((who, i));
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            pushers.into_iter().for_each(|p| p.join().unwrap());
+            let mut all: Vec<(usize, usize)> =
+                takers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+            all.sort_unstable();
+            assert_eq!(all.len(), PUSHERS * EACH);
+            all.dedup();
+            assert_eq!(all.len(), PUSHERS * EACH, "an entry came out twice");
+            assert!(fifo.is_empty());
+        }
+    }
+
+    /// A sleeping taker is woken by each push, wherever it lands.
+    #[test]
+    fn a_sleeping_taker_wakes_for_every_push() {
+        for _round in 0..if cfg!(miri) { 3 } else { 200 } {
+            let fifo = Arc::new(Fifo::new());
+            let taker = {
+                let fifo = fifo.clone();
+                thread::spawn(move || {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    (0..3)
+                        .map(|_| fifo.pop_wait(Some(deadline)))
+                        .collect::<Vec<_>>()
+                })
+            };
+            for i in 0..3 {
+                fifo.push(i);
+            }
+            assert_eq!(taker.join().unwrap(), [Some(0), Some(1), Some(2)]);
+        }
+    }
+
+    #[test]
+    fn a_timed_wait_on_an_empty_queue_returns_none() {
+        let fifo = Fifo::<u32>::new();
+        let deadline = Instant::now() + Duration::from_millis(5);
+        assert_eq!(fifo.pop_wait(Some(deadline)), None);
+        assert!(Instant::now() >= deadline);
+    }
+}

@@ -19,7 +19,10 @@
 //! instructions at most: the pusher has claimed it) for `WRITTEN`. Whoever
 //! claims a block's last slot links (pusher) or follows (taker) the next
 //! block, and moves its end there; the others wait while the offset reads
-//! `BLOCK`.
+//! `BLOCK`. A taker reads the tail (to see whether the queue is empty)
+//! only while the head's block is the last one: the head's word carries a
+//! `HAS_NEXT` bit once a later block is known, so in a long queue takers
+//! and pushers share no line but the slots'.
 //!
 //! # Memory reclamation
 //!
@@ -67,6 +70,16 @@ const LAP: usize = 64;
 const LAP: usize = 4;
 /// Slots per block; offset `BLOCK` marks an end moving to the next block.
 const BLOCK: usize = LAP - 1;
+
+/// An end's position is kept in its word shifted left by one: a word
+/// advances by `STEP` per position (so both ends wrap alike).
+const STEP: usize = 2;
+/// In the head's word: the head's block is known to have a next block, so
+/// each of its slots has been claimed by a pusher and the queue is not
+/// empty before the block end. Takers then do not read the tail, whose
+/// line the pushers write: in a long queue, takers and pushers share no
+/// line but the slots'.
+const HAS_NEXT: usize = 1;
 
 /// Looks at an empty queue before a taker sleeps: the spin of `spin_turn`
 /// and a few yields.
@@ -154,9 +167,13 @@ struct End<T> {
 /// of two.
 #[inline]
 fn between(head: usize, tail: usize) -> usize {
-    let positions = tail.wrapping_sub(head);
+    // Positions are words halved: they wrap at `POSITIONS`.
+    let positions = tail.wrapping_sub(head) & (POSITIONS - 1);
     positions - (head % LAP + positions) / LAP
 }
+
+/// Positions wrap at this (a power of two, as `LAP` is).
+const POSITIONS: usize = (usize::MAX / STEP) + 1;
 
 /// An unbounded FIFO for many pushers and many takers; see the module
 /// docs.
@@ -199,15 +216,15 @@ impl<T> Fifo<T> {
         let mut turn = 0;
         // ORDERING: Acquire: a position in a new block comes with the
         // block's address (stored before it, Release).
-        let mut position = self.tail.position.load(Ordering::Acquire);
+        let mut word = self.tail.position.load(Ordering::Acquire);
         let mut block = self.tail.block.load(Ordering::Acquire);
         let mut next: *mut Block<T> = ptr::null_mut();
         loop {
-            let offset = position % LAP;
+            let offset = (word / STEP) % LAP;
             if offset == BLOCK {
                 // Another pusher is linking the next block.
                 spin_turn(&mut turn);
-                position = self.tail.position.load(Ordering::Acquire);
+                word = self.tail.position.load(Ordering::Acquire);
                 block = self.tail.block.load(Ordering::Acquire);
                 continue;
             }
@@ -220,8 +237,8 @@ impl<T> Fifo<T> {
             // (see the module docs); it also publishes nothing, the slot's
             // WRITTEN bit does.
             match self.tail.position.compare_exchange_weak(
-                position,
-                position.wrapping_add(1),
+                word,
+                word.wrapping_add(STEP),
                 Ordering::SeqCst,
                 Ordering::Acquire,
             ) {
@@ -230,7 +247,9 @@ impl<T> Fifo<T> {
                         // ORDERING: the block before the position (Release),
                         // as the loads above expect.
                         self.tail.block.store(next, Ordering::Release);
-                        self.tail.position.fetch_add(1, Ordering::Release);
+                        self.tail
+                            .position
+                            .store(word.wrapping_add(2 * STEP), Ordering::Release);
                         // SAFETY: our claim of a slot keeps the block live.
                         unsafe { (*block).next.store(next, Ordering::Release) };
                         next = ptr::null_mut();
@@ -248,7 +267,7 @@ impl<T> Fifo<T> {
                     break;
                 }
                 Err(now) => {
-                    position = now;
+                    word = now;
                     block = self.tail.block.load(Ordering::Acquire);
                     spin_turn(&mut turn);
                 }
@@ -277,32 +296,41 @@ impl<T> Fifo<T> {
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
         let mut turn = 0;
-        let mut position = self.head.position.load(Ordering::Acquire);
+        let mut word = self.head.position.load(Ordering::Acquire);
         let mut block = self.head.block.load(Ordering::Acquire);
         loop {
+            let position = word / STEP;
             let offset = position % LAP;
             if offset == BLOCK {
                 // Another taker is moving the head to the next block.
                 spin_turn(&mut turn);
-                position = self.head.position.load(Ordering::Acquire);
+                word = self.head.position.load(Ordering::Acquire);
                 block = self.head.block.load(Ordering::Acquire);
                 continue;
             }
-            // ORDERING: SeqCst: a sleeper's look (see the module docs).
-            if position == self.tail.position.load(Ordering::SeqCst) {
-                return None;
+            let mut new = word.wrapping_add(STEP);
+            if word & HAS_NEXT == 0 {
+                // ORDERING: SeqCst: a sleeper's look (see the module docs).
+                let tail = self.tail.position.load(Ordering::SeqCst) / STEP;
+                if position == tail {
+                    return None;
+                }
+                if position / LAP != tail / LAP {
+                    // The tail is in a later block: ours has a next.
+                    new |= HAS_NEXT;
+                }
             }
             match self.head.position.compare_exchange_weak(
-                position,
-                position.wrapping_add(1),
+                word,
+                new,
                 Ordering::SeqCst,
                 Ordering::Acquire,
             ) {
                 // SAFETY: we won slot `offset` of `block`, which a pusher
                 // has claimed (the tail is past it).
-                Ok(_) => return Some(unsafe { self.read(block, offset) }),
+                Ok(_) => return Some(unsafe { self.read(block, word) }),
                 Err(now) => {
-                    position = now;
+                    word = now;
                     block = self.head.block.load(Ordering::Acquire);
                     spin_turn(&mut turn);
                 }
@@ -315,15 +343,26 @@ impl<T> Fifo<T> {
     ///
     /// # Safety
     ///
-    /// The caller won slot `offset` of the live `block`.
+    /// The caller won the slot at the head's word `word` (its position and
+    /// flag before the claim), in the live `block`.
     #[inline]
-    unsafe fn read(&self, block: *mut Block<T>, offset: usize) -> T {
+    unsafe fn read(&self, block: *mut Block<T>, word: usize) -> T {
+        let offset = (word / STEP) % LAP;
         // SAFETY: live while our slot is unread.
         let block_ref = unsafe { &*block };
         if offset + 1 == BLOCK {
             let next = block_ref.wait_next();
+            // SAFETY: the next block lives at least until its slots are
+            // read, which starts only once the head is there.
+            let has_next = unsafe { !(*next).next.load(Ordering::Acquire).is_null() };
+            // Past the block end, to the next block's first slot; no one
+            // else writes the head while its offset reads `BLOCK`.
+            let start = (word & !HAS_NEXT).wrapping_add(2 * STEP);
             self.head.block.store(next, Ordering::Release);
-            self.head.position.fetch_add(1, Ordering::Release);
+            self.head.position.store(
+                if has_next { start | HAS_NEXT } else { start },
+                Ordering::Release,
+            );
         }
         let slot = &block_ref.slots[offset];
         let mut turn = 0;
@@ -389,8 +428,8 @@ impl<T> Fifo<T> {
     pub(crate) fn len(&self) -> usize {
         // ORDERING: SeqCst, so that the head read first is not past the
         // tail read second.
-        let head = self.head.position.load(Ordering::SeqCst);
-        let tail = self.tail.position.load(Ordering::SeqCst);
+        let head = self.head.position.load(Ordering::SeqCst) / STEP;
+        let tail = self.tail.position.load(Ordering::SeqCst) / STEP;
         between(head, tail)
     }
 
@@ -405,8 +444,8 @@ impl<T> Drop for Fifo<T> {
     fn drop(&mut self) {
         // No one else is here: every claimed slot has been written and
         // every taken one read.
-        let mut position = self.head.position.load(Ordering::Relaxed);
-        let tail = self.tail.position.load(Ordering::Relaxed);
+        let mut position = self.head.position.load(Ordering::Relaxed) / STEP;
+        let tail = self.tail.position.load(Ordering::Relaxed) / STEP;
         let mut block = self.head.block.load(Ordering::Relaxed);
         while position != tail {
             let offset = position % LAP;
@@ -425,7 +464,7 @@ impl<T> Drop for Fifo<T> {
                     block = next;
                 }
             }
-            position = position.wrapping_add(1);
+            position = position.wrapping_add(1) & (POSITIONS - 1);
         }
         // SAFETY: the last block, from `Box::into_raw`, no longer shared.
         unsafe {
@@ -466,8 +505,9 @@ mod tests {
         assert_eq!(between(BLOCK, LAP), 0);
         assert_eq!(between(BLOCK - 1, LAP + 1), 2);
         // Across wrap-around.
-        let head = 0usize.wrapping_sub(2 * LAP);
-        assert_eq!(between(head, head.wrapping_add(2 * LAP + 3)), 2 * BLOCK + 3);
+        let head = POSITIONS - 2 * LAP;
+        let tail = (head + 2 * LAP + 3) & (POSITIONS - 1);
+        assert_eq!(between(head, tail), 2 * BLOCK + 3);
     }
 
     /// Counts its drops.

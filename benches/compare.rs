@@ -36,7 +36,12 @@
 //!   doing the same. `benches/scope.rs` measures it with criterion.
 //! - `shutdown_now` with 1M tasks queued behind held workers, per returned
 //!   task, vs draining a channel of 1M boxed closures into a `Vec`.
+//! - many producers: the capture-free spawn round and submit-and-join with
+//!   2 and 4 producer threads, each submitting its share (rayon: one
+//!   `scope` per producer), against the same peers.
 //! - idle `shutdown` + `await_termination`, vs a bare loop's drop-and-join.
+//! - drop of a 2-, 4- and 8-worker pool whose exit hooks sleep 200 ms, vs
+//!   one hook's time (the hooks run at once on every worker).
 //! - `ThreadPool::new(2)` + drop, vs spawning and joining 2 threads.
 //! - memory: bytes per queued task, with a counting global allocator that is
 //!   switched on only while 100k tasks are queued behind held workers (so
@@ -171,6 +176,46 @@ fn round(
     let took = spawn_round(BIG, || (0..BIG).for_each(|_| bare.execute(with_arc())));
     rounds.record("spawn arc 1M/bare", took);
 
+    // The same with 2 and 4 producers, each submitting its share.
+    for (producers, drain_key, bare_key, tp_key) in [
+        (
+            2,
+            "spawn 1M x2/drainpool",
+            "spawn 1M x2/bare",
+            "spawn 1M x2/threadpool",
+        ),
+        (
+            4,
+            "spawn 1M x4/drainpool",
+            "spawn 1M x4/bare",
+            "spawn 1M x4/threadpool",
+        ),
+    ] {
+        let took = spawn_round(BIG, || {
+            from_producers(producers, BIG, || drain.execute(tick).expect("accepted"))
+        });
+        rounds.record(drain_key, took);
+        let took = spawn_round(BIG, || {
+            from_producers(producers, BIG, || bare.execute(tick))
+        });
+        rounds.record(bare_key, took);
+        let took = spawn_round(BIG, || from_producers(producers, BIG, || tp.execute(tick)));
+        rounds.record(tp_key, took);
+    }
+    for (producers, drain_key, rayon_key) in [
+        (2, "submit join x2/drainpool", "submit join x2/rayon scope"),
+        (4, "submit join x4/drainpool", "submit join x4/rayon scope"),
+    ] {
+        let took = timed_sum(MID, || {
+            joined_from_producers(producers, MID, |n| drain_submit_join(drain, n))
+        });
+        rounds.record(drain_key, took);
+        let took = timed_sum(MID, || {
+            joined_from_producers(producers, MID, |n| rayon.install(|| rayon_scope_slots(n)))
+        });
+        rounds.record(rayon_key, took);
+    }
+
     let took = timed_sum(MID, || drain_submit_join(drain, MID));
     rounds.record("submit join/drainpool", took);
     let took = timed_sum(MID, || drain_submit_batch_join(drain, MID));
@@ -252,6 +297,49 @@ fn round(
     drop(bare);
     tp.join();
 }
+
+/// Runs `submit_one` `n` times in all, from `producers` threads at once.
+fn from_producers(producers: u64, n: u64, submit_one: impl Fn() + Sync) {
+    thread::scope(|s| {
+        for _ in 0..producers {
+            s.spawn(|| (0..n / producers).for_each(|_| submit_one()));
+        }
+    });
+}
+
+/// Runs `round(n / producers)` on `producers` threads at once, each
+/// summing `0 + 2 + ... + 2(k-1)` for its share `k`, and gives the sum
+/// that one round of `n` would (so `timed_sum` checks it).
+fn joined_from_producers(producers: u64, n: u64, round: impl Fn(u64) -> u64 + Sync) -> u64 {
+    let share = n / producers;
+    let sums: Vec<u64> = thread::scope(|s| {
+        let all: Vec<_> = (0..producers).map(|_| s.spawn(|| round(share))).collect();
+        all.into_iter()
+            .map(|h| h.join().expect("producer"))
+            .collect()
+    });
+    for sum in sums {
+        assert_eq!(sum, share * (share - 1));
+    }
+    n * (n - 1)
+}
+
+/// Drops a pool of `threads` workers whose exit hooks each sleep
+/// `HOOK`, timed from the drop to its return.
+fn drop_with_slow_exit_hooks(threads: usize) -> Duration {
+    let pool = drainpool::ThreadPool::builder()
+        .threads(threads)
+        .on_thread_exit(|_| thread::sleep(HOOK))
+        .build()
+        .expect("drainpool");
+    (0..1000).for_each(|_| pool.execute(noop).expect("accepted"));
+    let start = Instant::now();
+    drop(pool);
+    start.elapsed()
+}
+
+/// What each exit hook takes in `drop_with_slow_exit_hooks`.
+const HOOK: Duration = Duration::from_millis(200);
 
 // ----- memory ---------------------------------------------------------------------------
 
@@ -387,6 +475,16 @@ fn main() {
         pool.shutdown();
         assert!(pool.await_termination(Duration::from_secs(60)));
     }
+    // Drops whose exit hooks take 200 ms: the hooks run at once on every
+    // worker, so the drop should take one hook's time. Three rounds each
+    // (they take 200 ms apiece).
+    let mut hooks = Rounds::default();
+    for _ in 0..3 {
+        for (threads, key) in [(2, "hooks/2"), (4, "hooks/4"), (8, "hooks/8")] {
+            hooks.record(key, drop_with_slow_exit_hooks(threads));
+            hooks.record("hooks/one hook", HOOK);
+        }
+    }
 
     let r = &rounds;
     let mut rows: Vec<[String; 6]> = Vec::new();
@@ -410,8 +508,8 @@ fn main() {
     };
     let spawn = "spawn-to-completion, 1M capture-free tasks, per task";
     for (peer, key, target) in [
-        ("bare crossbeam loop", "spawn 1M/bare", "≤ 1.5"),
-        ("`threadpool`", "spawn 1M/threadpool", "≤ 0.5"),
+        ("bare crossbeam loop", "spawn 1M/bare", "≤ 1.1"),
+        ("`threadpool`", "spawn 1M/threadpool", "≤ 0.35"),
         ("rayon `spawn`", "spawn 1M/rayon", "≤ 0.25"),
     ] {
         timed(
@@ -420,6 +518,38 @@ fn main() {
             (peer, key, BIG),
             ns,
             target,
+        );
+    }
+    for (producers, ours, bare_key, tp_key) in [
+        (
+            2,
+            "spawn 1M x2/drainpool",
+            "spawn 1M x2/bare",
+            "spawn 1M x2/threadpool",
+        ),
+        (
+            4,
+            "spawn 1M x4/drainpool",
+            "spawn 1M x4/bare",
+            "spawn 1M x4/threadpool",
+        ),
+    ] {
+        let scenario = format!(
+            "spawn-to-completion, 1M capture-free tasks from {producers} producers, per task"
+        );
+        timed(
+            &scenario,
+            (ours, BIG),
+            ("bare crossbeam loop", bare_key, BIG),
+            ns,
+            "≤ 1.1",
+        );
+        timed(
+            &scenario,
+            (ours, BIG),
+            ("`threadpool`", tp_key, BIG),
+            ns,
+            "≤ 0.35",
         );
     }
     timed(
@@ -475,6 +605,21 @@ fn main() {
             "≤ 1.0",
         );
     }
+    for (producers, ours, peer) in [
+        (2, "submit join x2/drainpool", "submit join x2/rayon scope"),
+        (4, "submit join x4/drainpool", "submit join x4/rayon scope"),
+    ] {
+        timed(
+            &format!(
+                "submit-and-join, 100k tasks from {producers} producers (`submit` + `join`), \
+                 per task"
+            ),
+            (ours, MID),
+            ("rayon `scope`, one per producer", peer, MID),
+            ns,
+            "≤ 1.0",
+        );
+    }
     timed(
         "fan-out: a task submits 100k children and joins them, per child",
         ("fan out/drainpool", MID),
@@ -510,7 +655,7 @@ fn main() {
             BIG,
         ),
         ns,
-        "≤ 60 ns",
+        "≤ 2.0",
     );
     timed(
         "idle `shutdown` + `await_termination`",
@@ -530,6 +675,17 @@ fn main() {
             us,
             "—",
         );
+    }
+    for (threads, key) in [(2, "hooks/2"), (4, "hooks/4"), (8, "hooks/8")] {
+        let (o, p) = (hooks.per(key, 1), hooks.per("hooks/one hook", 1));
+        rows.push([
+            format!("drop of a {threads}-worker pool whose exit hooks take 200 ms"),
+            format!("{:.0} ms", o / 1e6),
+            format!("one hook: {:.0} ms", p / 1e6),
+            format!("{:.2}", o / p),
+            format!("{:.2}", hooks.best(key, 1) / p),
+            "≤ 1.1".to_owned(),
+        ]);
     }
     for (scenario, ours, bare) in [
         (

@@ -277,7 +277,7 @@ impl<T> TaskHandle<T> {
     /// assert_eq!(plain.name(), None);
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.cell.header().name.as_deref()
+        self.cell.header().name().map(|name| &**name)
     }
 
     /// Waits for the end, or until `token` fires; see [`StopToken::wait_task`].
@@ -330,7 +330,7 @@ impl<T> TaskHandle<T> {
         if let Some(payload) = self.cell.detach() {
             let header = self.cell.header();
             self.shared
-                .report_panic(header.id, header.name.clone(), None, payload);
+                .report_panic(header.id, header.name().cloned(), None, payload);
         }
     }
 }

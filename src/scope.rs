@@ -648,7 +648,12 @@ impl<T> Drop for ScopedHandle<'_, T> {
         // A panic nobody will see here goes to the scope's caller.
         if let (Some(payload), Some(state)) = (cell.detach(), self.core.group.scope()) {
             let header = cell.header();
-            state.keep_panic(&self.core.shared, header.id, header.name.clone(), payload);
+            state.keep_panic(
+                &self.core.shared,
+                header.id,
+                header.name().cloned(),
+                payload,
+            );
         }
     }
 }

@@ -23,22 +23,25 @@ use crate::span::{self, SubmitSpan};
 use crate::stop::StopState;
 #[cfg(not(loom))]
 use crate::stop::StopToken;
-use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
+use crate::sync::{AtomicU8, Condvar, Mutex, Ordering};
 use crate::task::{Call, TaskId};
 use crate::unwind;
 
 /// What every cell has, whatever its closure and result types.
 ///
 /// Kept small, since every queued task holds one: no pool id (the handle
-/// has the pool), and the stop source, rarely made, lives under the cell's
-/// lock instead of in a `OnceLock` of its own (112 bytes for the whole
-/// `Arc` with a one-word closure and result, down from 128).
+/// has the pool); the stop source, rarely made, lives under the cell's
+/// lock instead of in a `OnceLock` of its own; a name, rarely given, is
+/// boxed (one word, not the two of an `Arc<str>`); and the claim, the
+/// handle's presence and the custody share one byte.
 pub(crate) struct CellHeader {
     pub(crate) id: TaskId,
-    pub(crate) name: Option<Arc<str>>,
-    /// Set once the closure has been taken (run or cancelled); lets a worker
-    /// skip a dead entry without taking the lock.
-    claimed: AtomicBool,
+    name: Option<Box<Arc<str>>>,
+    /// `CLAIMED`, `HANDLE_GONE`, `HANDED_BACK`. `CLAIMED` is read without
+    /// the lock (a worker skips a dead entry without taking it); the
+    /// others are read and written only under the cell's lock, which
+    /// orders them (Relaxed).
+    flags: AtomicU8,
     /// The group it was submitted to, which counts its end wherever it
     /// happens (worker, helping joiner, cancel, `PendingTask`); or the
     /// scope it was spawned in (a group of its own kind, see
@@ -56,8 +59,8 @@ impl CellHeader {
         }
         CellHeader {
             id: TaskId::next(),
-            name,
-            claimed: AtomicBool::new(false),
+            name: name.map(Box::new),
+            flags: AtomicU8::new(0),
             group,
             span: span::current(),
         }
@@ -69,6 +72,15 @@ impl CellHeader {
         self.group.as_deref().and_then(GroupInner::scope)
     }
 }
+
+/// The closure has been taken (run, cancelled, expired or taken back).
+const CLAIMED: u8 = 1;
+/// The handle was joined or dropped: no one will read a result.
+const HANDLE_GONE: u8 = 2;
+/// `shutdown_now` handed the task back: its `PendingTask`'s alone (decided
+/// under the lock, so a cancel or run racing with the hand-back counts it
+/// in exactly one place).
+const HANDED_BACK: u8 = 4;
 
 /// A scoped cell's header is the last thing of it to go: the cell's
 /// fields drop in order, so its closure and result (which may borrow from
@@ -96,7 +108,39 @@ impl CellHeader {
 
     #[inline]
     pub(crate) fn is_claimed(&self) -> bool {
-        self.claimed.load(Ordering::Acquire)
+        // ORDERING: Acquire, pairs with the claim's Release (see `claim`).
+        self.flags.load(Ordering::Acquire) & CLAIMED != 0
+    }
+
+    /// The task's name, if it was given one.
+    #[inline]
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.name.as_deref()
+    }
+
+    /// Under the cell's lock: whether the handle is still there.
+    #[inline]
+    fn handle_alive(&self) -> bool {
+        // ORDERING: Relaxed: written and read only under the cell's lock.
+        self.flags.load(Ordering::Relaxed) & HANDLE_GONE == 0
+    }
+
+    /// Under the cell's lock: the handle is gone (joined, detached).
+    #[inline]
+    fn set_handle_gone(&self) {
+        // ORDERING: Relaxed, as `handle_alive`.
+        self.flags.fetch_or(HANDLE_GONE, Ordering::Relaxed);
+    }
+
+    /// Under the cell's lock: whose the task is (see [`Custody`]).
+    #[inline]
+    fn custody(&self) -> Custody {
+        // ORDERING: Relaxed, as `handle_alive`.
+        if self.flags.load(Ordering::Relaxed) & HANDED_BACK != 0 {
+            Custody::HandedBack
+        } else {
+            Custody::Pool
+        }
     }
 }
 
@@ -158,12 +202,12 @@ impl Tally<'_> {
     fn orphan(self, header: &CellHeader, payload: PanicPayload) {
         if let (Some(scope), Some(shared)) = (header.scope(), self.shared) {
             // Resumed on the scope's caller (or reported, if not the first).
-            scope.keep_panic(shared, header.id, header.name.clone(), payload);
+            scope.keep_panic(shared, header.id, header.name().cloned(), payload);
             return;
         }
         match self.shared {
             Some(shared) => {
-                shared.report_panic(header.id, header.name.clone(), self.index, payload);
+                shared.report_panic(header.id, header.name().cloned(), self.index, payload);
             }
             None => unwind::drop_quietly(payload),
         }
@@ -249,12 +293,6 @@ struct CellState<F, T> {
     /// `StopToken::current` inside the task, or a cancel that finds it
     /// running). Kept after the end, so a token handed out stays the one.
     stop: Option<Arc<StopState>>,
-    /// False once the handle is dropped (or never given out).
-    handle_alive: bool,
-    /// Whose it is: `HandedBack` from the moment `shutdown_now` hands it
-    /// back; decided under the lock, so a cancel or run racing with the
-    /// hand-back counts it in exactly one place.
-    custody: Custody,
 }
 
 /// The fields drop in their order: the header last (see its `Drop`).
@@ -275,8 +313,6 @@ where
             state: Mutex::new(CellState {
                 stage: Stage::Queued(f),
                 stop: None,
-                handle_alive: true,
-                custody: Custody::Pool,
             }),
             done: Condvar::new(),
         })
@@ -303,7 +339,7 @@ where
         unwind::drop_quietly(f);
         tally.expired(&self.header);
         let mut state = self.state.lock();
-        if state.handle_alive {
+        if self.header.handle_alive() {
             self.publish(&mut state, Err(TaskError::Expired));
         } else {
             state.stage = Stage::Taken;
@@ -315,7 +351,7 @@ where
     /// outside the lock.
     fn claim_unrun(&self, state: &mut CellState<F, T>, why: TaskError) -> F {
         let f = self.claim(state, Stage::Taken);
-        if state.handle_alive {
+        if self.header.handle_alive() {
             self.publish(state, Err(why));
         }
         f
@@ -326,7 +362,8 @@ where
     fn claim(&self, state: &mut CellState<F, T>, then: Stage<F, T>) -> F {
         // Under the lock, so that whoever sees `claimed` false and then
         // takes the lock finds the stage still Queued.
-        self.header.claimed.store(true, Ordering::Release);
+        // ORDERING: Release, pairs with `is_claimed`'s Acquire.
+        self.header.flags.fetch_or(CLAIMED, Ordering::Release);
         let Stage::Queued(f) = mem::replace(&mut state.stage, then) else {
             unreachable!("the caller saw it queued, under the same lock")
         };
@@ -356,7 +393,7 @@ where
             let mut state = self.state.lock();
             // A handed-back task is its holder's alone; any other is the
             // pool's alone (never both, never neither).
-            if state.custody != claimant {
+            if self.header.custody() != claimant {
                 return Ran::Lost;
             }
             let Stage::Queued(f) = &state.stage else {
@@ -380,7 +417,7 @@ where
         .map_err(|payload| TaskError::Panicked(PanicPayload::new(payload)));
         tally.ended(&self.header, Outcome::of(&result));
         let mut state = self.state.lock();
-        if state.handle_alive {
+        if self.header.handle_alive() {
             self.publish(&mut state, result);
         } else {
             state.stage = Stage::Taken;
@@ -402,7 +439,7 @@ where
         match &state.stage {
             Stage::Queued(_) => {
                 let f = self.claim_unrun(&mut state, TaskError::Cancelled);
-                let custody = state.custody;
+                let custody = self.header.custody();
                 drop(state);
                 // The captures drop outside our lock, and a panicking Drop
                 // among them must not skip the caller's bookkeeping.
@@ -436,7 +473,7 @@ where
 
     fn expire(&self, tally: Tally<'_>) -> bool {
         let mut state = self.state.lock();
-        if state.custody != Custody::Pool || !matches!(state.stage, Stage::Queued(_)) {
+        if self.header.custody() != Custody::Pool || !matches!(state.stage, Stage::Queued(_)) {
             return false;
         }
         let f = self.claim_to_expire(&mut state);
@@ -451,9 +488,10 @@ where
         if self.header.scope().is_some() {
             return false;
         }
-        let mut state = self.state.lock();
+        let state = self.state.lock();
         if matches!(state.stage, Stage::Queued(_)) {
-            state.custody = Custody::HandedBack;
+            // ORDERING: Relaxed, as `handle_alive` (under the lock).
+            self.header.flags.fetch_or(HANDED_BACK, Ordering::Relaxed);
             true
         } else {
             false
@@ -516,7 +554,7 @@ where
         while !matches!(state.stage, Stage::Done(_) | Stage::Taken) {
             self.done.wait(&mut state);
         }
-        state.handle_alive = false;
+        self.header.set_handle_gone();
         match mem::replace(&mut state.stage, Stage::Taken) {
             Stage::Done(result) => result,
             _ => unreachable!("tested under the same lock"),
@@ -527,7 +565,7 @@ where
         let state = self.state.get_mut();
         match mem::replace(&mut state.stage, Stage::Taken) {
             Stage::Done(result) => {
-                state.handle_alive = false;
+                self.header.set_handle_gone();
                 Some(result)
             }
             other => {
@@ -539,7 +577,7 @@ where
 
     fn detach(&self) -> Option<PanicPayload> {
         let mut state = self.state.lock();
-        state.handle_alive = false;
+        self.header.set_handle_gone();
         match mem::replace(&mut state.stage, Stage::Taken) {
             Stage::Done(Err(TaskError::Panicked(payload))) => Some(payload),
             Stage::Done(Ok(value)) => {

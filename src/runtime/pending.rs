@@ -120,7 +120,7 @@ impl PendingTask {
         match self.task() {
             Task::Plain(_, t) | Task::Named(_, t) => t.name().map(|n| &**n),
             Task::Inline(_, _) => None,
-            Task::Submitted(_, t) => t.0.header().name.as_deref(),
+            Task::Submitted(_, t) => t.0.header().name().map(|name| &**name),
         }
     }
 

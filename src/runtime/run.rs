@@ -125,7 +125,7 @@ pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
         // back, with nothing to save (`TopGuard`, as for a chunk's task).
         Some(at) if !at.nested => {
             let slot = &shared.slots[at.index];
-            slot.begin_top(header.id, header.name.as_ref(), at.started);
+            slot.begin_top(header.id, header.name(), at.started);
             let _idle = TopGuard(slot);
             let _current = ContextTask::enter(task.clone());
             task.run(tally, Custody::Pool);
@@ -133,7 +133,7 @@ pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
         // Helped by a joiner on a worker of its pool.
         Some(at) => {
             let slot = &shared.slots[at.index];
-            let _restore = SlotGuard::enter(slot, header.id, header.name.as_ref(), at);
+            let _restore = SlotGuard::enter(slot, header.id, header.name(), at);
             let _frame = Frame::enter(Some(task.clone()), Custody::Pool);
             task.run(tally, Custody::Pool);
         }

@@ -163,7 +163,7 @@ impl Timer {
         let header = task.header();
         let entry = Arc::new(RunLimit {
             id: header.id,
-            name: header.name.clone(),
+            name: header.name().cloned(),
             limit,
             stop: task.stop_state(),
             state: AtomicU8::new(ARMED),
@@ -356,11 +356,7 @@ impl Shared {
     #[cold]
     pub(crate) fn task_expired(&self, header: &CellHeader) {
         self.ledger.expired(header.group_counts());
-        let name = header
-            .name
-            .as_deref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default();
+        let name = header.name().map(|n| format!(" ({n})")).unwrap_or_default();
         log_warn!(
             "task {}{name}: expired, not started within its start deadline; it will never run",
             header.id

@@ -60,6 +60,29 @@ use common::{
     rayon_scope_slots, spawn_round, tick, timed_sum,
 };
 
+/// The many-producer spawn rounds: producers, and the keys of drainpool's,
+/// the bare loop's and `threadpool`'s rounds.
+const MANY_SPAWN: [(u64, &str, &str, &str); 2] = [
+    (
+        2,
+        "spawn 1M x2/drainpool",
+        "spawn 1M x2/bare",
+        "spawn 1M x2/threadpool",
+    ),
+    (
+        4,
+        "spawn 1M x4/drainpool",
+        "spawn 1M x4/bare",
+        "spawn 1M x4/threadpool",
+    ),
+];
+/// The many-producer submit-and-join rounds: producers, and the keys of
+/// drainpool's and rayon's rounds.
+const MANY_JOIN: [(u64, &str, &str); 2] = [
+    (2, "submit join x2/drainpool", "submit join x2/rayon scope"),
+    (4, "submit join x4/drainpool", "submit join x4/rayon scope"),
+];
+
 /// Rounds per timed scenario.
 const ROUNDS: usize = 15;
 /// Repetitions per round of the scenarios that take microseconds.
@@ -177,20 +200,7 @@ fn round(
     rounds.record("spawn arc 1M/bare", took);
 
     // The same with 2 and 4 producers, each submitting its share.
-    for (producers, drain_key, bare_key, tp_key) in [
-        (
-            2,
-            "spawn 1M x2/drainpool",
-            "spawn 1M x2/bare",
-            "spawn 1M x2/threadpool",
-        ),
-        (
-            4,
-            "spawn 1M x4/drainpool",
-            "spawn 1M x4/bare",
-            "spawn 1M x4/threadpool",
-        ),
-    ] {
+    for (producers, drain_key, bare_key, tp_key) in MANY_SPAWN {
         let took = spawn_round(BIG, || {
             from_producers(producers, BIG, || drain.execute(tick).expect("accepted"))
         });
@@ -202,10 +212,7 @@ fn round(
         let took = spawn_round(BIG, || from_producers(producers, BIG, || tp.execute(tick)));
         rounds.record(tp_key, took);
     }
-    for (producers, drain_key, rayon_key) in [
-        (2, "submit join x2/drainpool", "submit join x2/rayon scope"),
-        (4, "submit join x4/drainpool", "submit join x4/rayon scope"),
-    ] {
+    for (producers, drain_key, rayon_key) in MANY_JOIN {
         let took = timed_sum(MID, || {
             joined_from_producers(producers, MID, |n| drain_submit_join(drain, n))
         });
@@ -520,20 +527,7 @@ fn main() {
             target,
         );
     }
-    for (producers, ours, bare_key, tp_key) in [
-        (
-            2,
-            "spawn 1M x2/drainpool",
-            "spawn 1M x2/bare",
-            "spawn 1M x2/threadpool",
-        ),
-        (
-            4,
-            "spawn 1M x4/drainpool",
-            "spawn 1M x4/bare",
-            "spawn 1M x4/threadpool",
-        ),
-    ] {
+    for (producers, ours, bare_key, tp_key) in MANY_SPAWN {
         let scenario = format!(
             "spawn-to-completion, 1M capture-free tasks from {producers} producers, per task"
         );
@@ -605,10 +599,7 @@ fn main() {
             "≤ 1.0",
         );
     }
-    for (producers, ours, peer) in [
-        (2, "submit join x2/drainpool", "submit join x2/rayon scope"),
-        (4, "submit join x4/drainpool", "submit join x4/rayon scope"),
-    ] {
+    for (producers, ours, peer) in MANY_JOIN {
         timed(
             &format!(
                 "submit-and-join, 100k tasks from {producers} producers (`submit` + `join`), \

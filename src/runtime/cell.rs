@@ -32,15 +32,19 @@ use crate::unwind;
 /// Kept small, since every queued task holds one: no pool id (the handle
 /// has the pool); the stop source, rarely made, lives under the cell's
 /// lock instead of in a `OnceLock` of its own; a name, rarely given, is
-/// boxed (one word, not the two of an `Arc<str>`); and the claim, the
-/// handle's presence and the custody share one byte.
+/// boxed (one word, not the two of an `Arc<str>`); the claim, the
+/// handle's presence, the custody and the end share one byte; and the
+/// joiners sleep in a few places shared by all cells (see [`Sleep`]), not
+/// in a condvar of each cell's. With a one-word closure and result the
+/// whole `Arc` is 80 bytes (104 before these three).
 pub(crate) struct CellHeader {
     pub(crate) id: TaskId,
     name: Option<Box<Arc<str>>>,
-    /// `CLAIMED`, `HANDLE_GONE`, `HANDED_BACK`. `CLAIMED` is read without
-    /// the lock (a worker skips a dead entry without taking it); the
-    /// others are read and written only under the cell's lock, which
-    /// orders them (Relaxed).
+    /// `CLAIMED`, `HANDLE_GONE`, `HANDED_BACK`, `DONE`, `WAITING`.
+    /// `CLAIMED` and `DONE` are read without the lock (a worker skips a
+    /// dead entry, a joiner sees the end, without taking it); `WAITING`
+    /// and `DONE` pair up as [`Sleep`] says; the others are read and
+    /// written only under the cell's lock, which orders them (Relaxed).
     flags: AtomicU8,
     /// The group it was submitted to, which counts its end wherever it
     /// happens (worker, helping joiner, cancel, `PendingTask`); or the
@@ -75,6 +79,12 @@ impl CellHeader {
 
 /// The closure has been taken (run, cancelled, expired or taken back).
 const CLAIMED: u8 = 1;
+/// The result (or why there is none) is published: the handle's wait is
+/// over. Set by `publish`, with a read-modify-write (see [`Sleep`]).
+const DONE: u8 = 8;
+/// A joiner is (or was) asleep on the cell's sleep: `publish` must wake
+/// it. Never cleared.
+const WAITING: u8 = 16;
 /// The handle was joined or dropped: no one will read a result.
 const HANDLE_GONE: u8 = 2;
 /// `shutdown_now` handed the task back: its `PendingTask`'s alone (decided
@@ -298,9 +308,41 @@ struct CellState<F, T> {
 /// The fields drop in their order: the header last (see its `Drop`).
 pub(crate) struct Cell<F, T> {
     state: Mutex<CellState<F, T>>,
-    done: Condvar,
+    /// Under loom, each cell has its own place to sleep (a model cannot
+    /// share statics between runs); otherwise cells share `SLEEPS`.
+    #[cfg(loom)]
+    sleep: Sleep,
     header: CellHeader,
 }
+
+/// Where a cell's joiners sleep until its result is published.
+///
+/// # No lost wake-up
+///
+/// A joiner takes the sleep's lock, then sets `WAITING` in the cell's
+/// flags with a read-modify-write that also reads `DONE`, and waits (still
+/// holding the lock until the wait releases it) only if `DONE` was not
+/// set. `publish` sets `DONE` with a read-modify-write of the same byte
+/// that also reads `WAITING`, and if it was set, notifies under the
+/// sleep's lock. Read-modify-writes of one location are totally ordered:
+/// either the joiner's came first (then `publish` sees `WAITING` and its
+/// notify, which needs the lock, comes after the joiner is waiting), or
+/// `publish`'s did (then the joiner sees `DONE` and does not wait).
+/// Cells share a few sleeps by address: a notify wakes every joiner of
+/// the sleep, and each looks at its own cell's `DONE` again.
+struct Sleep {
+    lock: Mutex<()>,
+    ready: Condvar,
+}
+
+/// The sleeps cells share, by address (see [`Sleep`]).
+#[cfg(not(loom))]
+static SLEEPS: [Sleep; 64] = [const {
+    Sleep {
+        lock: parking_lot::const_mutex(()),
+        ready: Condvar::new(),
+    }
+}; 64];
 
 impl<F, T> Cell<F, T>
 where
@@ -314,13 +356,48 @@ where
                 stage: Stage::Queued(f),
                 stop: None,
             }),
-            done: Condvar::new(),
+            #[cfg(loom)]
+            sleep: Sleep {
+                lock: Mutex::new(()),
+                ready: Condvar::new(),
+            },
         })
     }
 
+    /// Where this cell's joiners sleep.
+    #[inline]
+    fn sleep(&self) -> &Sleep {
+        #[cfg(loom)]
+        {
+            &self.sleep
+        }
+        #[cfg(not(loom))]
+        {
+            let at = std::ptr::from_ref(self).addr();
+            &SLEEPS[(at / 64) % SLEEPS.len()]
+        }
+    }
+
+    /// Stores the result and wakes the joiners (see [`Sleep`]); under the
+    /// cell's lock, so that whoever sees `DONE` and then takes the lock
+    /// finds the result.
     fn publish(&self, state: &mut CellState<F, T>, result: Result<T, TaskError>) {
         state.stage = Stage::Done(result);
-        self.done.notify_all();
+        // ORDERING: AcqRel; what matters is that it is a read-modify-write
+        // of the byte the joiner's `WAITING` goes to (see `Sleep`).
+        if self.header.flags.fetch_or(DONE, Ordering::AcqRel) & WAITING != 0 {
+            let sleep = self.sleep();
+            let _guard = sleep.lock.lock();
+            sleep.ready.notify_all();
+        }
+    }
+
+    /// Under the sleep's lock: marks a joiner waiting; true if the result
+    /// is already published (see [`Sleep`]).
+    #[inline]
+    fn done_or_waiting(&self) -> bool {
+        // ORDERING: AcqRel, the joiner's half of the pair in `Sleep`.
+        self.header.flags.fetch_or(WAITING, Ordering::AcqRel) & DONE != 0
     }
 
     /// Claims a queued task to expire it: the stage reads `Running` until
@@ -513,28 +590,32 @@ where
 
     #[cfg(not(loom))]
     fn wait_or_stop(&self, token: &StopToken) -> Result<(), Interrupted> {
-        let mut state = self.state.lock();
-        // No lost wake-up: the end is published and notified under the
-        // state's lock, which the wait holds from its test to its park; a
-        // stop wakes it as any `wait_while` (see `StopToken::wait_while`).
-        token.wait_while(&self.done, &mut state, |state| {
-            !matches!(state.stage, Stage::Done(_) | Stage::Taken)
-        })
+        if self.is_finished() {
+            return Ok(());
+        }
+        let sleep = self.sleep();
+        let mut guard = sleep.lock.lock();
+        // No lost wake-up: see `Sleep`; a stop wakes it as any
+        // `wait_while` (see `StopToken::wait_while`).
+        token.wait_while(&sleep.ready, &mut guard, |_| !self.done_or_waiting())
     }
 
     fn wait(&self, deadline: Option<Instant>) -> bool {
-        let mut state = self.state.lock();
-        // No lost wake-up: results are published and notified under `state`'s
-        // lock, and we test the stage under it.
+        if self.is_finished() {
+            return true;
+        }
+        let sleep = self.sleep();
+        let mut guard = sleep.lock.lock();
+        // No lost wake-up: see `Sleep`.
         loop {
-            if matches!(state.stage, Stage::Done(_) | Stage::Taken) {
+            if self.done_or_waiting() {
                 return true;
             }
             match deadline {
-                None => self.done.wait(&mut state),
+                None => sleep.ready.wait(&mut guard),
                 Some(d) => {
-                    if self.done.wait_until(&mut state, d).timed_out() {
-                        return matches!(state.stage, Stage::Done(_) | Stage::Taken);
+                    if sleep.ready.wait_until(&mut guard, d).timed_out() {
+                        return self.is_finished();
                     }
                 }
             }
@@ -542,22 +623,20 @@ where
     }
 
     fn is_finished(&self) -> bool {
-        matches!(self.state.lock().stage, Stage::Done(_) | Stage::Taken)
+        // ORDERING: Acquire, pairs with `publish`'s read-modify-write; the
+        // result itself is read under the cell's lock.
+        self.header.flags.load(Ordering::Acquire) & DONE != 0
     }
 
     fn join(&self) -> Result<T, TaskError> {
+        // A result already there (the common case for a joiner that
+        // submitted many tasks first) costs a load and the cell's lock.
+        self.wait(None);
         let mut state = self.state.lock();
-        // No lost wake-up: as in `wait`, the stage is tested under the lock
-        // the result is published and notified under. A result already
-        // there (the common case for a joiner that submitted many tasks
-        // first) costs this one lock and no condvar.
-        while !matches!(state.stage, Stage::Done(_) | Stage::Taken) {
-            self.done.wait(&mut state);
-        }
         self.header.set_handle_gone();
         match mem::replace(&mut state.stage, Stage::Taken) {
             Stage::Done(result) => result,
-            _ => unreachable!("tested under the same lock"),
+            _ => unreachable!("DONE is set with the result, under this lock"),
         }
     }
 

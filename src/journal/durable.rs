@@ -1,0 +1,875 @@
+//! The durable face: [`DurableJob`], the [`JobJournal`] handle that submits
+//! and recovers, the [`Durable`] wrapper a worker runs, and the
+//! [`DurableHandle`] a submit returns.
+//!
+//! # Lock order
+//!
+//! One lock: the registry of kinds (`Core::kinds`, a `parking_lot`
+//! `RwLock`). It is held only to look a kind up or insert one, never while
+//! any other lock is held and never while user code runs (a decoder, which
+//! runs the job type's `Deserialize`, is copied out first and called after
+//! the guard is gone).
+
+use std::any::{Any, TypeId, type_name};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::journal::error::{DurableRejectReason, DurableRejected, JournalError};
+use crate::journal::recover::{Recovered, Recovery, RecoveryReport, SkipReason, SkippedJob};
+use crate::journal::sqlite::SqliteJournal;
+use crate::journal::store::{JobCounts, JobId, JobState, Journal, Mark, NewJob};
+use crate::{Job, RejectReason, TaskError, TaskHandle, TaskId, ThreadPool};
+
+/// A [`Job`] that can be journaled: serialisable, with a stable kind name.
+///
+/// The kind is what the journal stores beside the serialised job, and
+/// what recovery decodes it by: keep it stable across versions of the
+/// program (a renamed type keeps its kind), and unique among the program's
+/// job types. A journal row whose kind no registered type has is skipped
+/// at recovery, logged and listed (see [`SkipReason::UnknownKind`]), never
+/// dropped.
+///
+/// Jobs run **at least once**: a job that was running when its process
+/// died runs again after recovery, and so does one whose completion could
+/// not be recorded. An effect that must not happen twice checks for itself
+/// (an `INSERT OR IGNORE`, a conditional update) with the help of
+/// [`idempotency_key`](Self::idempotency_key) and [`current_job`].
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::Job;
+/// use drainpool::journal::DurableJob;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct SendInvoice {
+///     invoice: u64,
+/// }
+///
+/// impl Job for SendInvoice {
+///     type Output = ();
+///     fn run(self) {
+///         // mail it
+///     }
+/// }
+///
+/// impl DurableJob for SendInvoice {
+///     const KIND: &'static str = "billing.send_invoice";
+///     fn idempotency_key(&self) -> Option<String> {
+///         Some(format!("invoice-{}", self.invoice))
+///     }
+/// }
+/// ```
+pub trait DurableJob: Job + Serialize + DeserializeOwned {
+    /// The job's kind: a stable, unique name, stored with each job.
+    const KIND: &'static str;
+
+    /// A key that names the job's effect, stored with it and given back
+    /// to every run through [`current_job`] and to recovery through
+    /// [`Recovered::idempotency_key`]: a rerun looks it up to see whether
+    /// the effect already happened. Default: none.
+    fn idempotency_key(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What the journal knows about the job running on this thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobRun {
+    /// Its id in the journal.
+    pub id: JobId,
+    /// Its [`DurableJob::KIND`].
+    pub kind: &'static str,
+    /// Which run this is: 1 for the first, more after a recovery.
+    pub attempt: u32,
+    /// Its [`DurableJob::idempotency_key`].
+    pub idempotency_key: Option<String>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<JobRun>> = const { RefCell::new(None) };
+}
+
+/// The journaled job running on this thread, if any: called from inside a
+/// [`DurableJob::run`], it tells the job its id, its attempt number and its
+/// idempotency key; anywhere else, `None`.
+///
+/// # Examples
+///
+/// ```
+/// assert!(drainpool::journal::current_job().is_none()); // not inside a durable job
+/// ```
+pub fn current_job() -> Option<JobRun> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+/// Sets [`CURRENT`] for the length of a run, and puts back what was there
+/// (a durable job run with `PendingTask::run` inside another) on drop,
+/// unwinding included.
+#[must_use = "the current job is cleared when the guard drops"]
+#[derive(Debug)]
+struct CurrentGuard(Option<JobRun>);
+
+impl CurrentGuard {
+    fn enter(run: JobRun) -> CurrentGuard {
+        CurrentGuard(CURRENT.with(|current| current.replace(Some(run))))
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CURRENT.with(|current| *current.borrow_mut() = previous);
+    }
+}
+
+/// A registered kind: the type and how to decode a payload into it.
+#[derive(Clone, Copy)]
+pub(crate) struct Kind {
+    type_id: TypeId,
+    decode: Decode,
+}
+
+/// Decodes a payload into a job of the registered type (serde's message
+/// on failure).
+type Decode = fn(&[u8]) -> Result<Box<dyn ErasedJob>, String>;
+
+/// A decoded job of some registered type, for [`Recovered`].
+pub(crate) trait ErasedJob: Send {
+    /// Submits it as job `id`, run number `attempt`.
+    fn submit(
+        self: Box<Self>,
+        core: &Arc<Core>,
+        id: JobId,
+        attempt: u32,
+        pool: &ThreadPool,
+    ) -> Result<TaskId, (Box<dyn ErasedJob>, RejectReason)>;
+    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+impl<J: DurableJob> ErasedJob for J {
+    fn submit(
+        self: Box<Self>,
+        core: &Arc<Core>,
+        id: JobId,
+        attempt: u32,
+        pool: &ThreadPool,
+    ) -> Result<TaskId, (Box<dyn ErasedJob>, RejectReason)> {
+        let durable = Durable {
+            job: *self,
+            id,
+            attempt,
+            core: core.clone(),
+        };
+        match pool.submit_job(durable) {
+            Ok(handle) => Ok(handle.id()),
+            Err(rejected) => {
+                let reason = rejected.reason();
+                Err((Box::new(rejected.into_inner().job), reason))
+            }
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+fn decode<J: DurableJob>(payload: &[u8]) -> Result<Box<dyn ErasedJob>, String> {
+    serde_json::from_slice::<J>(payload)
+        .map(|job| Box::new(job) as Box<dyn ErasedJob>)
+        .map_err(|e| e.to_string())
+}
+
+/// Counters behind [`JobJournal::stats`].
+#[derive(Default)]
+struct Counters {
+    submitted: AtomicU64,
+    rejected: AtomicU64,
+    recovered: AtomicU64,
+    skipped_unknown_kind: AtomicU64,
+    skipped_undecodable: AtomicU64,
+    failed_marks: AtomicU64,
+}
+
+/// Counts of what a [`JobJournal`] did since it was made: [`JobJournal::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JournalStats {
+    /// Jobs recorded and handed to the pool.
+    pub submitted: u64,
+    /// Submits refused (by the journal or the pool); each job was handed
+    /// back.
+    pub rejected: u64,
+    /// Jobs recovered (decoded and handed to the program by
+    /// [`JobJournal::recover`]).
+    pub recovered: u64,
+    /// Rows recovery skipped because no registered type has their kind.
+    pub skipped_unknown_kind: u64,
+    /// Rows recovery skipped because they could not be read or decoded.
+    pub skipped_undecodable: u64,
+    /// Start and end marks that could not be written (each was logged; the
+    /// row stays behind, so its job is rerun at recovery).
+    pub failed_writes: u64,
+}
+
+/// What a [`JobJournal`] and every job it submitted share.
+pub(crate) struct Core {
+    store: Box<dyn Journal>,
+    kinds: RwLock<HashMap<&'static str, Kind>>,
+    stats: Counters,
+}
+
+impl Core {
+    /// Records `mark` for `id`; never fails, never panics: a store that
+    /// refuses is logged and counted.
+    fn mark(&self, id: JobId, mark: Mark) {
+        if let Err(e) = self.store.record(id, mark) {
+            // ORDERING: a statistic; nothing is published through it.
+            self.stats.failed_marks.fetch_add(1, Ordering::Relaxed);
+            log_error!(
+                "journal: could not record {id} as {mark:?}: {e}; the job will be rerun at recovery"
+            );
+        }
+    }
+
+    /// Records `id` cancelled and waits until it is durable.
+    pub(crate) fn cancel(&self, id: JobId) -> Result<(), JournalError> {
+        self.store.record(id, Mark::Ended(JobState::Cancelled))?;
+        self.store.flush()
+    }
+
+    fn kind(&self, kind: &str) -> Option<Kind> {
+        self.kinds.read().get(kind).copied()
+    }
+
+    fn register<J: DurableJob>(&self) -> Result<(), JournalError> {
+        let wanted = TypeId::of::<J>();
+        if let Some(kind) = self.kind(J::KIND) {
+            return if kind.type_id == wanted {
+                Ok(())
+            } else {
+                Err(JournalError::KindConflict { kind: J::KIND })
+            };
+        }
+        let mut kinds = self.kinds.write();
+        let kind = kinds.entry(J::KIND).or_insert(Kind {
+            type_id: wanted,
+            decode: decode::<J>,
+        });
+        if kind.type_id == wanted {
+            Ok(())
+        } else {
+            Err(JournalError::KindConflict { kind: J::KIND })
+        }
+    }
+}
+
+/// A handle on a journal: submits jobs durably to a pool and recovers the
+/// jobs a previous run left unfinished. Cheap to clone (an `Arc`).
+///
+/// See the [module docs](crate::journal) for the story; in short:
+///
+/// 1. [`JobJournal::open`] (or [`JobJournal::new`] over any [`Journal`]);
+/// 2. [`register`](Self::register) every [`DurableJob`] type a previous
+///    run may have left behind;
+/// 3. [`recover`](Self::recover) (look first) or
+///    [`recover_and_resubmit`](Self::recover_and_resubmit);
+/// 4. [`submit`](Self::submit) new jobs: each returns once recorded.
+///
+/// # Drop
+///
+/// The store closes (for SQLite: the last marks are written and the lease
+/// is released) when the last handle *and* the last job it submitted are
+/// gone: a job still queued in a pool keeps the journal open until it has
+/// run or been dropped.
+///
+/// # Examples
+///
+/// ```
+/// use drainpool::{Job, ThreadPool};
+/// use drainpool::journal::{DurableJob, JobJournal};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Square(u64);
+/// impl Job for Square {
+///     type Output = u64;
+///     fn run(self) -> u64 {
+///         self.0 * self.0
+///     }
+/// }
+/// impl DurableJob for Square {
+///     const KIND: &'static str = "doc.square";
+/// }
+///
+/// let dir = std::env::temp_dir().join(format!("drainpool-doc-journal-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let pool = ThreadPool::new(2)?;
+/// let journal = JobJournal::open(dir.join("jobs.db"))?;
+/// journal.register::<Square>()?;
+/// let report = journal.recover_and_resubmit(&pool)?; // what a crash left behind
+/// assert_eq!(report.resubmitted, 0);
+///
+/// let handle = journal.submit(&pool, Square(7))?; // returns once recorded
+/// assert_eq!(handle.join()?, 49);
+/// journal.flush()?;
+/// assert_eq!(journal.counts()?.completed, 1);
+/// # drop((pool, journal));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+#[derive(Clone)]
+pub struct JobJournal {
+    core: Arc<Core>,
+}
+
+impl JobJournal {
+    /// A journal over `store`.
+    pub fn new(store: impl Journal) -> JobJournal {
+        JobJournal {
+            core: Arc::new(Core {
+                store: Box::new(store),
+                kinds: RwLock::new(HashMap::new()),
+                stats: Counters::default(),
+            }),
+        }
+    }
+
+    /// A journal in the SQLite database at `path` (created if need be),
+    /// with [`SqliteJournal`]'s default options; use
+    /// [`SqliteJournal::builder`] and [`JobJournal::new`] for others.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteJournalBuilder::open`](crate::journal::SqliteJournalBuilder::open).
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<JobJournal, JournalError> {
+        SqliteJournal::open(path).map(JobJournal::new)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Journal {
+        &*self.core.store
+    }
+
+    /// Teaches the journal the job type `J`, so that recovery can decode
+    /// rows of kind [`J::KIND`](DurableJob::KIND). [`submit`](Self::submit)
+    /// registers its type itself; call this before
+    /// [`recover`](Self::recover) for every type a previous run may have
+    /// left behind. Registering a type twice is harmless.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::KindConflict`] if another type already has this kind.
+    pub fn register<J: DurableJob>(&self) -> Result<(), JournalError> {
+        self.core.register::<J>()
+    }
+
+    /// Records `job` as queued, then submits it to `pool`; returns once the
+    /// row is durable (concurrent submits share one commit). Its run
+    /// records it started (with this process as owner), then completed, or
+    /// failed if it panics.
+    ///
+    /// # Errors
+    ///
+    /// A [`DurableRejected`] holding `job`:
+    /// [`DurableRejectReason::Journal`] if the journal could not record it
+    /// (nothing recorded: a full disk, a locked database, a job that does
+    /// not serialise); [`DurableRejectReason::Pool`] if the pool refused it
+    /// after it was recorded (its row is then marked cancelled).
+    ///
+    /// # Examples
+    ///
+    /// See [`JobJournal`].
+    pub fn submit<J: DurableJob>(
+        &self,
+        pool: &ThreadPool,
+        job: J,
+    ) -> Result<DurableHandle<J::Output>, DurableRejected<J>> {
+        self.submit_all(pool, std::iter::once(job))
+            .map(|mut handles| handles.remove(0))
+            .map_err(|rejected| {
+                let (reason, job_id) = (rejected.reason().clone(), rejected.job_id());
+                let job = rejected.into_inner().remove(0);
+                DurableRejected::new(job, reason, job_id)
+            })
+    }
+
+    /// Records every job of `jobs` as queued in one transaction (all or
+    /// none), then submits them to `pool` in order; returns once the rows
+    /// are durable.
+    ///
+    /// # Errors
+    ///
+    /// A [`DurableRejected`] holding the jobs not accepted: all of them if
+    /// the journal could not record them; if the pool refused one midway
+    /// (it began shutting down), that one and every one after it (their
+    /// rows marked cancelled), while the ones before it were accepted and
+    /// run (their handles are dropped: they run detached).
+    pub fn submit_all<J: DurableJob>(
+        &self,
+        pool: &ThreadPool,
+        jobs: impl IntoIterator<Item = J>,
+    ) -> Result<Vec<DurableHandle<J::Output>>, DurableRejected<Vec<J>>> {
+        let jobs: Vec<J> = jobs.into_iter().collect();
+        let refuse = |jobs: Vec<J>, reason| {
+            // ORDERING: a statistic; nothing is published through it.
+            self.core.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            Err(DurableRejected::new(jobs, reason, None))
+        };
+        if pool.is_shutdown() {
+            return refuse(jobs, DurableRejectReason::Pool(RejectReason::Shutdown));
+        }
+        if let Err(e) = self.core.register::<J>() {
+            return refuse(jobs, DurableRejectReason::Journal(e));
+        }
+        let mut rows = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            match serde_json::to_vec(job) {
+                Ok(payload) => rows.push(NewJob {
+                    kind: J::KIND,
+                    payload,
+                    idempotency_key: job.idempotency_key(),
+                }),
+                Err(e) => {
+                    let e = JournalError::Encode {
+                        kind: J::KIND,
+                        message: e.to_string(),
+                    };
+                    return refuse(jobs, DurableRejectReason::Journal(e));
+                }
+            }
+        }
+        let ids = match self.core.store.enqueue_all(rows) {
+            Ok(ids) => ids,
+            Err(e) => return refuse(jobs, DurableRejectReason::Journal(e)),
+        };
+        let mut handles = Vec::with_capacity(jobs.len());
+        let mut jobs = jobs.into_iter().zip(ids);
+        while let Some((job, id)) = jobs.next() {
+            let durable = Durable {
+                job,
+                id,
+                attempt: 1,
+                core: self.core.clone(),
+            };
+            match pool.submit_job(durable) {
+                Ok(handle) => handles.push(DurableHandle {
+                    handle,
+                    id,
+                    core: self.core.clone(),
+                }),
+                Err(rejected) => {
+                    let reason = rejected.reason();
+                    let first = rejected.into_inner();
+                    let mut back = vec![first.job];
+                    let mut cancel = vec![id];
+                    for (job, id) in jobs {
+                        back.push(job);
+                        cancel.push(id);
+                    }
+                    for &id in &cancel {
+                        self.core.mark(id, Mark::Ended(JobState::Cancelled));
+                    }
+                    if let Err(e) = self.core.store.flush() {
+                        log_error!(
+                            "journal: the pool refused {} job(s) and their rows could not be \
+                             marked cancelled ({e}): they will be recovered at the next start",
+                            cancel.len()
+                        );
+                    }
+                    // ORDERING: a statistic; nothing is published through it.
+                    self.core.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.core
+                        .stats
+                        .submitted
+                        .fetch_add(handles.len() as u64, Ordering::Relaxed);
+                    return Err(DurableRejected::new(
+                        back,
+                        DurableRejectReason::Pool(reason),
+                        Some(cancel[0]),
+                    ));
+                }
+            }
+        }
+        // ORDERING: a statistic; nothing is published through it.
+        self.core
+            .stats
+            .submitted
+            .fetch_add(handles.len() as u64, Ordering::Relaxed);
+        Ok(handles)
+    }
+
+    /// Takes over the jobs a previous run left unfinished and decodes them,
+    /// without running any: the jobs left queued, and the jobs left
+    /// started by an owner whose lease expired (it died). Each comes back
+    /// as a [`Recovered`] to inspect, then [resubmit](Recovered::resubmit),
+    /// [cancel](Recovered::cancel), or drop (it stays queued and comes back
+    /// at the next start).
+    ///
+    /// Rows that cannot be decoded (a kind nobody registered, a payload
+    /// that no longer parses, a damaged row) are not lost: each is logged
+    /// at `warn` level, counted in [`stats`](Self::stats), listed in
+    /// [`Recovery::skipped`], and left in the journal for a later version
+    /// of the program (or a person) to deal with.
+    ///
+    /// Jobs held by another live owner are not taken:
+    /// [`Recovery::held_elsewhere`] counts them, and
+    /// [`Recovery::retry_after`] says when the first of their leases runs
+    /// out. Right after a crash, the dead process's lease is still running:
+    /// call again after that delay.
+    ///
+    /// # Errors
+    ///
+    /// Why the journal could not be read; nothing was claimed.
+    pub fn recover(&self) -> Result<Recovery, JournalError> {
+        let claim = self.core.store.claim_abandoned()?;
+        let mut jobs = Vec::new();
+        let mut skipped = Vec::new();
+        for row in claim.jobs {
+            let stored = match row {
+                Ok(stored) => stored,
+                Err(bad) => {
+                    skipped.push(SkippedJob {
+                        id: bad.id,
+                        kind: bad.kind,
+                        reason: SkipReason::BadRow(bad.reason),
+                    });
+                    continue;
+                }
+            };
+            let Some(kind) = self.core.kind(&stored.kind) else {
+                skipped.push(SkippedJob {
+                    id: stored.id,
+                    kind: Some(stored.kind),
+                    reason: SkipReason::UnknownKind,
+                });
+                continue;
+            };
+            // The job type's Deserialize runs here, with no lock held.
+            match (kind.decode)(&stored.payload) {
+                Ok(job) => jobs.push(Recovered::new(stored, job, self.core.clone())),
+                Err(e) => skipped.push(SkippedJob {
+                    id: stored.id,
+                    kind: Some(stored.kind),
+                    reason: SkipReason::Undecodable(e),
+                }),
+            }
+        }
+        for skip in &skipped {
+            let counter = match skip.reason {
+                SkipReason::UnknownKind => &self.core.stats.skipped_unknown_kind,
+                SkipReason::Undecodable(_) | SkipReason::BadRow(_) => {
+                    &self.core.stats.skipped_undecodable
+                }
+            };
+            // ORDERING: a statistic; nothing is published through it.
+            counter.fetch_add(1, Ordering::Relaxed);
+            log_warn!("journal: recovery skipped {skip}; it stays in the journal");
+        }
+        // ORDERING: a statistic; nothing is published through it.
+        self.core
+            .stats
+            .recovered
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let retry_after = claim.next_expiry.map(|at| {
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        Ok(Recovery {
+            jobs,
+            skipped,
+            held_elsewhere: claim.held_elsewhere,
+            retry_after,
+        })
+    }
+
+    /// [`recover`](Self::recover), then resubmits every recovered job to
+    /// `pool`, in id order.
+    ///
+    /// # Errors
+    ///
+    /// As [`recover`](Self::recover). A job the pool refuses (it began
+    /// shutting down) is not an error: it stays queued in the journal and
+    /// is counted in [`RecoveryReport::left_queued`].
+    pub fn recover_and_resubmit(&self, pool: &ThreadPool) -> Result<RecoveryReport, JournalError> {
+        let recovery = self.recover()?;
+        let mut report = RecoveryReport {
+            resubmitted: 0,
+            left_queued: 0,
+            skipped: recovery.skipped,
+            held_elsewhere: recovery.held_elsewhere,
+            retry_after: recovery.retry_after,
+        };
+        for job in recovery.jobs {
+            match job.resubmit(pool) {
+                Ok(_) => report.resubmitted += 1,
+                Err(_) => report.left_queued += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records job `id` as cancelled, if it has not ended, and waits until
+    /// that is durable. It does not stop a run already under way (cancel
+    /// its [`DurableHandle`] for that); a queued job that is then taken by
+    /// a worker still runs, but recovery will never bring it back.
+    ///
+    /// # Errors
+    ///
+    /// Why it could not be recorded.
+    pub fn cancel(&self, id: JobId) -> Result<(), JournalError> {
+        self.core.cancel(id)
+    }
+
+    /// Waits until every start and end mark recorded so far is durable.
+    ///
+    /// # Errors
+    ///
+    /// Why some could not be written (the journal retries them; see
+    /// [`JournalStats::failed_writes`]).
+    pub fn flush(&self) -> Result<(), JournalError> {
+        self.core.store.flush()
+    }
+
+    /// How many journaled jobs are in each state (marks not yet flushed
+    /// are not counted; call [`flush`](Self::flush) first for exact
+    /// figures).
+    ///
+    /// # Errors
+    ///
+    /// Why the journal could not be read.
+    pub fn counts(&self) -> Result<JobCounts, JournalError> {
+        self.core.store.counts()
+    }
+
+    /// What this journal did since it was made.
+    pub fn stats(&self) -> JournalStats {
+        let s = &self.core.stats;
+        // ORDERING: statistics; nothing is published through them.
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        JournalStats {
+            submitted: get(&s.submitted),
+            rejected: get(&s.rejected),
+            recovered: get(&s.recovered),
+            skipped_unknown_kind: get(&s.skipped_unknown_kind),
+            skipped_undecodable: get(&s.skipped_undecodable),
+            failed_writes: get(&s.failed_marks) + self.core.store.failed_writes(),
+        }
+    }
+}
+
+impl fmt::Debug for JobJournal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobJournal")
+            .field("store", &self.core.store)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A journaled job as the pool holds it: the [`Job`] a worker runs, which
+/// records the job started, runs it, and records it completed (or failed,
+/// if it panics: a drop guard records that while the panic unwinds on to
+/// the pool).
+///
+/// A program meets it in two places: [`PendingTask::into_job`] gives one
+/// back after `shutdown_now` (its row is still `queued`; submit it again
+/// with [`ThreadPool::submit_job`], or [`JobJournal::cancel`] its
+/// [`job_id`](Self::job_id)), and [`Recovered::into_job`] makes one for a
+/// typed resubmit.
+///
+/// # Drop
+///
+/// Dropping it without running it writes nothing: its row stays `queued`
+/// and the job is recovered at the next start. That is what a `shutdown_now`
+/// followed by a drop of the handed-back tasks does, on purpose: the
+/// process is stopping, not deciding that the job should never run.
+///
+/// [`PendingTask::into_job`]: crate::PendingTask::into_job
+pub struct Durable<J> {
+    job: J,
+    id: JobId,
+    attempt: u32,
+    core: Arc<Core>,
+}
+
+impl<J> Durable<J> {
+    pub(crate) fn from_parts(job: J, id: JobId, attempt: u32, core: Arc<Core>) -> Durable<J> {
+        Durable {
+            job,
+            id,
+            attempt,
+            core,
+        }
+    }
+
+    /// Its id in the journal.
+    pub fn job_id(&self) -> JobId {
+        self.id
+    }
+
+    /// The job.
+    pub fn job(&self) -> &J {
+        &self.job
+    }
+
+    /// The job, out of its wrapper; its row stays as it is.
+    pub fn into_inner(self) -> J {
+        self.job
+    }
+}
+
+impl<J: DurableJob> Job for Durable<J> {
+    type Output = J::Output;
+
+    fn run(self) -> J::Output {
+        let Durable {
+            job,
+            id,
+            attempt,
+            core,
+        } = self;
+        core.mark(id, Mark::Started);
+        let end = EndGuard { core: &core, id };
+        let _current = CurrentGuard::enter(JobRun {
+            id,
+            kind: J::KIND,
+            attempt,
+            idempotency_key: job.idempotency_key(),
+        });
+        let output = job.run();
+        EndGuard::completed(end);
+        output
+    }
+}
+
+impl<J> fmt::Debug for Durable<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Durable")
+            .field("id", &self.id)
+            .field("job", &type_name::<J>())
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Records a run's end: `completed` through [`EndGuard::completed`],
+/// `failed` when dropped without it (the job panicked and the panic is
+/// unwinding through the run).
+#[must_use = "dropping the guard records the job failed"]
+struct EndGuard<'a> {
+    core: &'a Core,
+    id: JobId,
+}
+
+impl EndGuard<'_> {
+    fn completed(guard: Self) {
+        guard.core.mark(guard.id, Mark::Ended(JobState::Completed));
+        // Disarmed: the end is recorded.
+        std::mem::forget(guard);
+    }
+}
+
+impl Drop for EndGuard<'_> {
+    fn drop(&mut self) {
+        self.core.mark(self.id, Mark::Ended(JobState::Failed));
+    }
+}
+
+impl fmt::Debug for EndGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndGuard").field("id", &self.id).finish()
+    }
+}
+
+/// The handle of a durable submit: a [`TaskHandle`] that also knows the
+/// job's [`JobId`], and whose [`cancel`](Self::cancel) records the
+/// cancellation in the journal.
+///
+/// Dropping it detaches the job (it still runs and records its end), as
+/// dropping a [`TaskHandle`] does.
+pub struct DurableHandle<T> {
+    handle: TaskHandle<T>,
+    id: JobId,
+    core: Arc<Core>,
+}
+
+impl<T> DurableHandle<T> {
+    /// The job's id in the journal.
+    pub fn job_id(&self) -> JobId {
+        self.id
+    }
+
+    /// The pool task's id ([`TaskHandle::id`]).
+    pub fn task_id(&self) -> TaskId {
+        self.handle.id()
+    }
+
+    /// Waits for the job's output ([`TaskHandle::join`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskHandle::join`]: the job panicked (its row says `failed`),
+    /// or was cancelled.
+    pub fn join(self) -> Result<T, TaskError> {
+        self.handle.join()
+    }
+
+    /// Waits up to `timeout` for the job to end; true once it has.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.handle.wait_timeout(timeout)
+    }
+
+    /// True once the job has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Cancels the job if it has not started ([`TaskHandle::cancel`]) and
+    /// then records it `cancelled` in the journal, durably, so that no
+    /// recovery brings it back. Returns true if it will never start. A
+    /// failure to record is logged (the job is then recovered at the next
+    /// start, where it can be cancelled again).
+    pub fn cancel(&self) -> bool {
+        let cancelled = self.handle.cancel();
+        if cancelled {
+            if let Err(e) = self.core.cancel(self.id) {
+                log_error!(
+                    "journal: {} was cancelled but could not be recorded so: {e}",
+                    self.id
+                );
+            }
+        }
+        cancelled
+    }
+
+    /// The plain [`TaskHandle`] (its `cancel` does not write to the journal).
+    pub fn into_task_handle(self) -> TaskHandle<T> {
+        self.handle
+    }
+}
+
+impl<T> fmt::Debug for DurableHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableHandle")
+            .field("job_id", &self.id)
+            .field("task", &self.handle)
+            .finish()
+    }
+}

@@ -122,9 +122,9 @@ impl SqliteJournalBuilder {
         self
     }
 
-    /// Runs `PRAGMA name = value` on the connection after the journal's own
-    /// settings (`journal_mode=WAL`, `synchronous`, the busy timeout): for
-    /// `cache_size`, `max_page_count`, ...
+    /// Runs `PRAGMA name = value` on the connection once the journal has
+    /// set it up (WAL mode, `synchronous`, the busy timeout, its tables and
+    /// its owner row): for `cache_size`, `max_page_count`, ...
     pub fn pragma(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.pragmas.push((name.into(), value.into()));
         self
@@ -156,10 +156,6 @@ impl SqliteJournalBuilder {
             self.durability.pragma()
         ))
         .map_err(map_err)?;
-        for (name, value) in &self.pragmas {
-            conn.execute_batch(&format!("PRAGMA {name} = {value}"))
-                .map_err(map_err)?;
-        }
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);
         conn.execute_batch(SCHEMA).map_err(map_err)?;
         let now = now_ms();
@@ -177,6 +173,11 @@ impl SqliteJournalBuilder {
             params![now],
         )
         .map_err(map_err)?;
+
+        for (name, value) in &self.pragmas {
+            conn.execute_batch(&format!("PRAGMA {name} = {value}"))
+                .map_err(map_err)?;
+        }
 
         let (tx, rx) = unbounded();
         let failed = Arc::new(AtomicU64::new(0));

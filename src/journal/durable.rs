@@ -101,7 +101,7 @@ thread_local! {
 }
 
 /// The journaled job running on this thread, if any: called from inside a
-/// [`DurableJob::run`], it tells the job its id, its attempt number and its
+/// [`Job::run`] of a [`DurableJob`], it tells the job its id, its attempt number and its
 /// idempotency key; anywhere else, `None`.
 ///
 /// # Examples

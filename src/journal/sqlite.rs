@@ -742,11 +742,11 @@ impl Writer {
             "UPDATE drainpool_owners SET lease_until_ms = 0 WHERE owner = ?1",
             params![self.owner],
         ) {
+            let e = map_err(e);
             log_warn!(
-                "journal: could not release the lease of owner {}: {}; its jobs are recovered \
+                "journal: could not release the lease of owner {}: {e}; its jobs are recovered \
                  once the lease runs out",
-                self.owner,
-                map_err(e)
+                self.owner
             );
         }
     }

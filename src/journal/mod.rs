@@ -145,13 +145,13 @@
 mod durable;
 mod error;
 mod recover;
+mod run;
 mod sqlite;
 mod store;
 
-pub use durable::{
-    Durable, DurableHandle, DurableJob, JobJournal, JobRun, JournalStats, current_job,
-};
+pub use durable::{DurableJob, JobJournal, JournalStats};
 pub use error::{DurableRejectReason, DurableRejected, JournalError};
 pub use recover::{Recovered, Recovery, RecoveryReport, SkipReason, SkippedJob};
+pub use run::{Durable, DurableHandle, JobRun, current_job};
 pub use sqlite::{Durability, SqliteJournal, SqliteJournalBuilder};
 pub use store::{BadRow, Claim, JobCounts, JobId, JobState, Journal, Mark, NewJob, StoredJob};

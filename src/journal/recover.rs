@@ -6,8 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::journal::durable::{Core, Durable, DurableJob, ErasedJob};
+use crate::journal::durable::{Core, DurableJob, ErasedJob};
 use crate::journal::error::{DurableRejectReason, DurableRejected, JournalError};
+use crate::journal::run::Durable;
 use crate::journal::store::{JobId, JobState, StoredJob};
 use crate::{TaskId, ThreadPool};
 

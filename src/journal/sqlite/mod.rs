@@ -184,6 +184,7 @@ impl SqliteJournalBuilder {
             owner.clone(),
             lease_ms,
             self.lease / 3,
+            self.busy_timeout,
             failed.clone(),
         );
         let thread = thread::Builder::new()

@@ -80,6 +80,17 @@ pub trait DurableJob: Job + Serialize + DeserializeOwned {
     fn idempotency_key(&self) -> Option<String> {
         None
     }
+
+    /// Whether a run that returned `output` finished the job; default:
+    /// always. Return false for a run that stopped early at a stop request
+    /// ([`StopToken::current`](crate::StopToken::current) fired: a
+    /// `shutdown_now`, a cancel) with work left: its row goes back to
+    /// `queued` instead of `completed`, and the next start recovers it. (A
+    /// run that panics is recorded `failed` either way.)
+    fn is_complete(output: &Self::Output) -> bool {
+        let _ = output;
+        true
+    }
 }
 
 /// A registered kind: the type and how to decode a payload into it.

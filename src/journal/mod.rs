@@ -78,6 +78,7 @@
 //! |---|---|
 //! | [`ThreadPool::shutdown`](crate::ThreadPool::shutdown) (a drain) | every accepted job runs: each row ends `completed` or `failed` |
 //! | [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now) | running jobs see their stop token and record their end; jobs that never started stay `queued`, whether the program drops the handed-back [`PendingTask`](crate::PendingTask)s or keeps them, and the next start recovers them |
+//! | a running job that stops early at its stop token and says so ([`DurableJob::is_complete`] returns false) | `queued` again: the next start recovers it |
 //! | [`DurableHandle::cancel`] on a queued job | `cancelled`, durably; it never comes back |
 //! | [`TaskGroup::cancel`](crate::TaskGroup::cancel), or a plain [`TaskHandle::cancel`](crate::TaskHandle::cancel) | nothing: the row stays `queued` and the next start recovers it (the pool cannot tell the journal; use [`JobJournal::cancel`] with the job's id to make it final) |
 //! | a crash, `kill -9`, `abort` | nothing more: rows stay `queued` or `started`, and the process's lease runs out |

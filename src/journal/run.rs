@@ -134,7 +134,11 @@ impl<J: DurableJob> Job for Durable<J> {
             idempotency_key: job.idempotency_key(),
         });
         let output = job.run();
-        EndGuard::completed(end);
+        if J::is_complete(&output) {
+            EndGuard::ended(end, Mark::Ended(JobState::Completed));
+        } else {
+            EndGuard::ended(end, Mark::Requeued);
+        }
         output
     }
 }
@@ -149,8 +153,8 @@ impl<J> fmt::Debug for Durable<J> {
     }
 }
 
-/// Records a run's end: `completed` through [`EndGuard::completed`],
-/// `failed` when dropped without it (the job panicked and the panic is
+/// Records a run's end: `completed` (or queued again) through
+/// [`EndGuard::ended`], `failed` when dropped without it (the job panicked and the panic is
 /// unwinding through the run).
 #[must_use = "dropping the guard records the job failed"]
 struct EndGuard<'a> {
@@ -159,8 +163,9 @@ struct EndGuard<'a> {
 }
 
 impl EndGuard<'_> {
-    fn completed(guard: Self) {
-        guard.core.mark(guard.id, Mark::Ended(JobState::Completed));
+    /// Records how the run ended (completed, or to run again).
+    fn ended(guard: Self, mark: Mark) {
+        guard.core.mark(guard.id, mark);
         // Disarmed: the end is recorded.
         std::mem::forget(guard);
     }

@@ -46,7 +46,8 @@ impl fmt::Display for JobId {
 /// ```text
 ///  queued ──▶ started ──▶ completed
 ///    │  ▲        │   └──▶ failed      (its run panicked)
-///    │  └────────┘ recovery: its owner's lease expired
+///    │  └────────┘ recovery: its owner's lease expired; or a run that
+///    │             stopped early and is to run again
 ///    └──────────────────▶ cancelled   (cancelled on purpose, never ran)
 /// ```
 ///
@@ -130,6 +131,11 @@ pub enum Mark {
     /// row becomes `started`, owned by it, and its attempt count grows by
     /// one. Only a `queued` row changes.
     Started,
+    /// The run stopped early and the job is to run again
+    /// ([`DurableJob::is_complete`](crate::journal::DurableJob::is_complete)
+    /// said so): a `started` row goes back to `queued`, still owned by
+    /// this process, and the next start recovers it.
+    Requeued,
     /// The job reached an end: the row becomes `state` (which
     /// [`is_final`](JobState::is_final)). Only an unfinished row changes,
     /// so a late or repeated mark never undoes an end.

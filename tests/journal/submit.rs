@@ -229,3 +229,48 @@ fn a_running_job_is_recorded_started_by_this_process() {
     bounded_join(handle.into_task_handle()).unwrap();
     assert!(pool.wait_idle(Duration::from_secs(10)));
 }
+
+/// Works until its stop token fires (or, bounded, for [`WAIT`]); says
+/// whether it finished.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Patient(u64);
+
+impl drainpool::Job for Patient {
+    type Output = bool;
+    fn run(self) -> bool {
+        entered(self.0).open();
+        drainpool::StopToken::current().sleep(WAIT).is_ok()
+    }
+}
+
+impl drainpool::journal::DurableJob for Patient {
+    const KIND: &'static str = "test.patient";
+    fn is_complete(finished: &bool) -> bool {
+        *finished
+    }
+}
+
+#[test]
+fn a_run_stopped_early_goes_back_to_queued_for_the_next_start() {
+    let db = TempDb::new("requeued");
+    let journal = db.journal();
+    let pool = ThreadPool::new(1).unwrap();
+    let n = fresh();
+    let handle = journal.submit(&pool, Patient(n)).unwrap();
+    entered(n).expect_open();
+    assert!(pool.shutdown_now().is_empty());
+    assert!(
+        !bounded_join(handle.into_task_handle()).unwrap(),
+        "it was interrupted"
+    );
+    assert!(pool.await_termination(WAIT));
+    journal.flush().unwrap();
+    drop(journal);
+
+    let next = db.journal();
+    next.register::<Patient>().unwrap();
+    let recovery = next.recover().unwrap();
+    assert_eq!(recovery.jobs.len(), 1);
+    assert_eq!(recovery.jobs[0].left_in(), JobState::Queued);
+    assert_eq!(recovery.jobs[0].attempts(), 1, "it had started once");
+}

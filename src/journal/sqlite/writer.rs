@@ -260,6 +260,17 @@ impl Writer {
                 .execute(params![id.as_u64() as i64, state.as_str(), now])?;
                 Ok(Out::Unit)
             }
+            Op::Mark {
+                id,
+                mark: Mark::Requeued,
+            } => {
+                conn.prepare_cached(
+                    "UPDATE drainpool_jobs SET state = 'queued', updated_ms = ?2 \
+                     WHERE id = ?1 AND state = 'started'",
+                )?
+                .execute(params![id.as_u64() as i64, now])?;
+                Ok(Out::Unit)
+            }
             Op::Heartbeat => {
                 conn.prepare_cached(
                     "INSERT INTO drainpool_owners (owner, pid, started_ms, lease_until_ms) \
@@ -374,6 +385,7 @@ impl Writer {
                          (if it never succeeds, the job is rerun at recovery)",
                         match mark {
                             Mark::Started => "started",
+                            Mark::Requeued => "queued again",
                             Mark::Ended(state) => state.as_str(),
                         }
                     );

@@ -5,241 +5,48 @@
 //!
 //! The kill moments come from a seed printed at the start; set
 //! `DRAINPOOL_CRASH_SEED` to replay one. Every child is bounded by
-//! [`CHILD_DEADLINE`] and killed if its test fails.
+//! [`CHILD_DEADLINE`] and killed if its test fails (see `common/child.rs`,
+//! which builds the example as `tests/signals/example.rs` does).
 #![cfg(all(unix, feature = "journal"))]
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::child::{Run, example_binary};
 
 /// The bound on one child's life.
 const CHILD_DEADLINE: Duration = Duration::from_secs(120);
 /// Jobs per database.
 const JOBS: u64 = 2000;
 
-/// Builds `examples/durable_jobs` once, with this test's profile and the
-/// feature `journal`, and returns the path cargo reports for it (as
-/// `tests/signals/example.rs` does for `signal_service`).
-fn example_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--example",
-                "durable_jobs",
-                "--features",
-                "journal",
-                "--message-format=json",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if !cfg!(debug_assertions) {
-            cargo.arg("--release");
-        }
-        let child = cargo.spawn().expect("cargo starts");
-        // Bounded: a cargo waiting forever on a lock must not hang the run.
-        let (status, stdout, stderr) = bounded_output(child, Duration::from_secs(600));
-        let stdout = String::from_utf8_lossy(&stdout);
-        let executable = stdout
-            .lines()
-            .filter(|line| {
-                line.contains(r#""reason":"compiler-artifact""#)
-                    && line.contains(r#""name":"durable_jobs""#)
-            })
-            .find_map(|line| {
-                let (_, rest) = line.split_once(r#""executable":""#)?;
-                rest.split_once('"').map(|(path, _)| PathBuf::from(path))
-            });
-        match executable {
-            Some(path) if status.success() => path,
-            _ => panic!(
-                "cargo build --example durable_jobs failed ({status}):\n{}",
-                String::from_utf8_lossy(&stderr)
-            ),
-        }
-    })
-}
-
-/// Waits at most `limit` for `child` to exit; returns its status, stdout,
-/// stderr. Used for cargo.
-fn bounded_output(mut child: Child, limit: Duration) -> (ExitStatus, Vec<u8>, Vec<u8>) {
-    let pipe = |r: Option<Box<dyn Read + Send>>| {
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut bytes);
-            }
-            let _ = tx.send(bytes);
-        });
-        rx
-    };
-    let out = pipe(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = pipe(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the child did not exit within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
-    (
-        status,
-        out.recv_timeout(left).unwrap_or_default(),
-        err.recv_timeout(left).unwrap_or_default(),
+/// Starts `durable_jobs` on `db` with `extra` arguments.
+fn start(db: &Path, extra: &[String]) -> Run {
+    let mut args = vec![
+        "--db".to_owned(),
+        db.display().to_string(),
+        "--jobs".to_owned(),
+        JOBS.to_string(),
+    ];
+    args.extend_from_slice(extra);
+    Run::start(
+        &example_binary("durable_jobs", "journal"),
+        &args,
+        CHILD_DEADLINE,
     )
 }
 
-/// A line from the child, or the end of one of its streams.
-enum Event {
-    Out(String),
-    Err(String),
-    Eof,
-}
-
-/// A running `durable_jobs`, read line by line; killed on drop.
-struct Run {
-    child: Child,
-    events: mpsc::Receiver<Event>,
-    open_streams: usize,
-    deadline: Instant,
-    stdout: Vec<String>,
-    stderr: Vec<String>,
-}
-
-impl Run {
-    fn start(db: &Path, extra: &[String]) -> Run {
-        let mut child = Command::new(example_binary())
-            .arg("--db")
-            .arg(db)
-            .args(["--jobs", &JOBS.to_string()])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("durable_jobs starts");
-        let (tx, events) = mpsc::channel();
-        let lines = |r: Box<dyn Read + Send>, wrap: fn(String) -> Event| {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(r).lines().map_while(Result::ok) {
-                    let _ = tx.send(wrap(line));
-                }
-                let _ = tx.send(Event::Eof);
-            });
-        };
-        lines(Box::new(child.stdout.take().unwrap()), Event::Out);
-        lines(Box::new(child.stderr.take().unwrap()), Event::Err);
-        Run {
-            child,
-            events,
-            open_streams: 2,
-            deadline: Instant::now() + CHILD_DEADLINE,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        }
-    }
-
-    /// The next event; fails the test at the child's deadline.
-    fn next(&mut self) -> Event {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        match self.events.recv_timeout(left) {
-            Ok(Event::Out(line)) => {
-                self.stdout.push(line.clone());
-                Event::Out(line)
-            }
-            Ok(Event::Err(line)) => {
-                self.stderr.push(line.clone());
-                Event::Err(line)
-            }
-            Ok(Event::Eof) => {
-                self.open_streams -= 1;
-                Event::Eof
-            }
-            Err(_) => panic!(
-                "durable_jobs did not finish within {CHILD_DEADLINE:?}:\n{}",
-                self.transcript()
-            ),
-        }
-    }
-
-    /// Waits for a stdout line `wanted` accepts; false if the child ended
-    /// first.
-    fn wait_for(&mut self, wanted: impl Fn(&str) -> bool) -> bool {
-        while self.open_streams > 0 {
-            if let Event::Out(line) = self.next() {
-                if wanted(&line) {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// SIGKILL (a child that already exited is left as it is).
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-    }
-
-    /// Waits for the child to exit; its status.
-    fn finish(&mut self) -> ExitStatus {
-        while self.open_streams > 0 {
-            self.next();
-        }
-        self.child.wait().expect("wait for durable_jobs")
-    }
-
-    fn transcript(&self) -> String {
-        let mut all = self.stdout.join("\n");
-        if !self.stderr.is_empty() {
-            all.push_str("\nstderr:\n");
-            all.push_str(&self.stderr.join("\n"));
-        }
-        all
-    }
-
-    /// `done=` on the `start:` line: the jobs recorded completed so far.
-    fn done_at_start(&self) -> u64 {
-        self.stdout
-            .iter()
-            .find(|l| l.starts_with("start:"))
-            .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("done=")))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `done=` on the `start:` line: the jobs recorded completed so far.
+fn done_at_start(run: &Run) -> u64 {
+    run.stdout
+        .iter()
+        .find(|l| l.starts_with("start:"))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("done=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A small xorshift generator: the kill moments, replayable from a seed.
@@ -286,7 +93,7 @@ fn killed_ten_times_then_finished_loses_no_job() {
         std::process::id()
     )));
     drop(TempDb(db.0.clone())); // a fresh file
-    example_binary();
+    example_binary("durable_jobs", "journal");
 
     let mut transcript = Vec::new();
     let mut interrupted = 0;
@@ -297,13 +104,13 @@ fn killed_ten_times_then_finished_loses_no_job() {
             // a run surely gets there (it reruns at least every job left).
             0 => {
                 let k = 1 + rng.below(100);
-                run = Run::start(&db.0, &["--crash-after".into(), k.to_string()]);
+                run = start(&db.0, &["--crash-after".into(), k.to_string()]);
                 format!("--crash-after {k}")
             }
             // SIGKILL at a random moment of the first 40 ms: start-up,
             // recovery, the wait for the dead run's lease, seeding.
             1 => {
-                run = Run::start(&db.0, &[]);
+                run = start(&db.0, &[]);
                 let after = Duration::from_millis(rng.below(40));
                 thread::sleep(after); // the random moment (not a synchronisation)
                 run.kill();
@@ -312,13 +119,13 @@ fn killed_ten_times_then_finished_loses_no_job() {
             // SIGKILL once a random number of jobs ran in this run, at most
             // a third of those left, so that later rounds have work too.
             _ => {
-                run = Run::start(&db.0, &[]);
+                run = start(&db.0, &[]);
                 assert!(
                     run.wait_for(|l| l.starts_with("start:")),
                     "{}",
                     run.transcript()
                 );
-                let left = JOBS.saturating_sub(run.done_at_start());
+                let left = JOBS.saturating_sub(done_at_start(&run));
                 let target = 50 * (1 + rng.below((left / 150).max(1)));
                 let reached = run.wait_for(|l| {
                     l.strip_prefix("progress: done=")
@@ -350,7 +157,7 @@ fn killed_ten_times_then_finished_loses_no_job() {
         transcript.join("\n")
     );
 
-    let mut run = Run::start(&db.0, &[]);
+    let mut run = start(&db.0, &[]);
     let status = run.finish();
     transcript.push(format!("--- last run: {status}\n{}", run.transcript()));
     let last = run.stdout.last().cloned().unwrap_or_default();

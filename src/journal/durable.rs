@@ -483,6 +483,72 @@ impl JobJournal {
     /// # Errors
     ///
     /// Why the journal could not be read; nothing was claimed.
+    ///
+    /// # Examples
+    ///
+    /// A run stops with jobs still queued; the next start looks at them
+    /// before it decides, as a program does with the [`PendingTask`]s of a
+    /// `shutdown_now`:
+    ///
+    /// ```
+    /// use drainpool::{Job, ThreadPool};
+    /// use drainpool::journal::{DurableJob, JobJournal, JobState};
+    /// use serde::{Deserialize, Serialize};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Email {
+    ///     to: String,
+    /// }
+    /// impl Job for Email {
+    ///     type Output = ();
+    ///     fn run(self) {}
+    /// }
+    /// impl DurableJob for Email {
+    ///     const KIND: &'static str = "doc.email";
+    /// }
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("drainpool-doc-recover-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("jobs.db");
+    /// {
+    ///     // A first run: its one worker is busy when it stops.
+    ///     let pool = ThreadPool::new(1)?;
+    ///     let journal = JobJournal::open(&path)?;
+    ///     let (release, busy) = std::sync::mpsc::channel::<()>();
+    ///     pool.execute(move || drop(busy.recv()))?;
+    ///     journal.submit(&pool, Email { to: "ada@example.com".into() })?;
+    ///     journal.submit(&pool, Email { to: "spam@example.com".into() })?;
+    ///     drop(pool.shutdown_now()); // never started: still queued in the journal
+    ///     release.send(()).ok();
+    /// }
+    ///
+    /// // The next start: look first, then decide.
+    /// let pool = ThreadPool::new(2)?;
+    /// let journal = JobJournal::open(&path)?;
+    /// journal.register::<Email>()?;
+    /// let recovery = journal.recover()?;
+    /// assert_eq!(recovery.jobs.len(), 2);
+    /// for job in recovery.jobs {
+    ///     assert_eq!(job.left_in(), JobState::Queued);
+    ///     let spam = job.job::<Email>().is_some_and(|email| email.to.starts_with("spam"));
+    ///     if spam {
+    ///         job.cancel()?; // recorded: it never comes back
+    ///     } else {
+    ///         job.resubmit(&pool)?;
+    ///     }
+    /// }
+    /// pool.shutdown();
+    /// assert!(pool.await_termination(Duration::from_secs(10)));
+    /// journal.flush()?;
+    /// let counts = journal.counts()?;
+    /// assert_eq!((counts.completed, counts.cancelled), (1, 1));
+    /// # drop(journal);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    ///
+    /// [`PendingTask`]: crate::PendingTask
     pub fn recover(&self) -> Result<Recovery, JournalError> {
         let claim = self.core.store.claim_abandoned()?;
         let mut jobs = Vec::new();

@@ -45,8 +45,6 @@ pub enum JournalError {
         /// The kind both claim.
         kind: &'static str,
     },
-    /// No job with this id is in the journal.
-    NotFound(JobId),
     /// The store's writer has stopped (the journal was closed, or its
     /// thread could not be started).
     Closed,
@@ -81,7 +79,6 @@ impl fmt::Display for JournalError {
             JournalError::KindConflict { kind } => {
                 write!(f, "two job types registered with the same kind {kind:?}")
             }
-            JournalError::NotFound(id) => write!(f, "{id} is not in the journal"),
             JournalError::Closed => f.write_str("journal closed: its writer has stopped"),
             JournalError::Store(source) => write!(f, "journal store failed: {source}"),
         }

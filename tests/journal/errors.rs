@@ -19,6 +19,7 @@ use crate::{Square, TempDb, row_state};
 
 #[test]
 fn a_full_database_refuses_the_submit_and_hands_the_job_back() {
+    let _watchdog = crate::watchdog("a_full_database_refuses_the_submit_and_hands_the_job_back");
     let db = TempDb::new("full");
     drop(db.journal()); // the tables
     let store = SqliteJournal::builder(db.path())
@@ -64,6 +65,8 @@ impl DurableJob for Payload {
 
 #[test]
 fn a_locked_database_gives_busy_at_submit_and_marks_wait_for_the_lock() {
+    let _watchdog =
+        crate::watchdog("a_locked_database_gives_busy_at_submit_and_marks_wait_for_the_lock");
     let db = TempDb::new("locked");
     let store = SqliteJournal::builder(db.path())
         .busy_timeout(Duration::from_millis(50))
@@ -149,6 +152,8 @@ impl Journal for Failing {
 
 #[test]
 fn a_store_that_fails_its_marks_never_panics_a_worker_and_the_job_reruns() {
+    let _watchdog =
+        crate::watchdog("a_store_that_fails_its_marks_never_panics_a_worker_and_the_job_reruns");
     capture_logs();
     let db = TempDb::new("failing-marks");
     let record_full = Arc::new(AtomicBool::new(true));
@@ -182,6 +187,7 @@ fn a_store_that_fails_its_marks_never_panics_a_worker_and_the_job_reruns() {
 
 #[test]
 fn a_store_that_cannot_enqueue_hands_the_job_back() {
+    let _watchdog = crate::watchdog("a_store_that_cannot_enqueue_hands_the_job_back");
     let db = TempDb::new("failing-enqueue");
     let journal = JobJournal::new(Failing {
         inner: SqliteJournal::open(db.path()).unwrap(),
@@ -214,6 +220,7 @@ fn insert_row(db: &TempDb, kind: &str, payload: &str, state: &str) -> u64 {
 
 #[test]
 fn a_corrupt_payload_is_skipped_logged_counted_and_kept() {
+    let _watchdog = crate::watchdog("a_corrupt_payload_is_skipped_logged_counted_and_kept");
     capture_logs();
     let db = TempDb::new("corrupt");
     let bad = insert_row(&db, "test.square", "{not json", "queued");
@@ -245,6 +252,7 @@ fn a_corrupt_payload_is_skipped_logged_counted_and_kept() {
 
 #[test]
 fn a_blob_of_garbage_in_the_payload_column_is_skipped_too() {
+    let _watchdog = crate::watchdog("a_blob_of_garbage_in_the_payload_column_is_skipped_too");
     let db = TempDb::new("garbage-blob");
     let id = insert_row(&db, "test.square", "1", "queued");
     db.raw()
@@ -265,6 +273,7 @@ fn a_blob_of_garbage_in_the_payload_column_is_skipped_too() {
 
 #[test]
 fn a_kind_nobody_registered_is_skipped_and_listed() {
+    let _watchdog = crate::watchdog("a_kind_nobody_registered_is_skipped_and_listed");
     capture_logs();
     let db = TempDb::new("unknown-kind");
     let id = insert_row(&db, "retired.job", "{}", "started");
@@ -289,6 +298,7 @@ fn a_kind_nobody_registered_is_skipped_and_listed() {
 
 #[test]
 fn a_row_in_a_state_nobody_knows_is_listed_as_damaged() {
+    let _watchdog = crate::watchdog("a_row_in_a_state_nobody_knows_is_listed_as_damaged");
     let db = TempDb::new("bad-state");
     let id = insert_row(&db, "test.square", "3", "half-eaten");
     let journal = db.journal();
@@ -302,6 +312,7 @@ fn a_row_in_a_state_nobody_knows_is_listed_as_damaged() {
 
 #[test]
 fn two_types_with_one_kind_are_refused() {
+    let _watchdog = crate::watchdog("two_types_with_one_kind_are_refused");
     #[derive(Debug, Serialize, Deserialize)]
     struct Impostor;
     impl Job for Impostor {
@@ -325,6 +336,7 @@ fn two_types_with_one_kind_are_refused() {
 
 #[test]
 fn a_job_that_does_not_serialise_is_handed_back() {
+    let _watchdog = crate::watchdog("a_job_that_does_not_serialise_is_handed_back");
     #[derive(Debug, PartialEq, Deserialize)]
     struct Unserialisable(u8);
     impl Serialize for Unserialisable {
@@ -349,6 +361,7 @@ fn a_job_that_does_not_serialise_is_handed_back() {
 
 #[test]
 fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let _watchdog = crate::watchdog("a_file_that_is_not_a_database_is_a_clear_error");
     let db = TempDb::new("not-a-db");
     std::fs::write(db.path(), vec![0x5a; 8192]).unwrap();
     let err = SqliteJournal::open(db.path()).unwrap_err();
@@ -357,6 +370,7 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
 
 #[test]
 fn errors_cross_threads() {
+    let _watchdog = crate::watchdog("errors_cross_threads");
     fn error<E: std::error::Error + Send + Sync + 'static>() {}
     error::<JournalError>();
     error::<drainpool::journal::DurableRejected<Square>>();

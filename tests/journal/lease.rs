@@ -39,6 +39,8 @@ fn dead_owner_left_a_started_job(db: &TempDb, n: u64, lease_ms: i64) -> u64 {
 
 #[test]
 fn a_dead_owners_started_job_is_recovered_once_its_lease_runs_out() {
+    let _watchdog =
+        crate::watchdog("a_dead_owners_started_job_is_recovered_once_its_lease_runs_out");
     let db = TempDb::new("lease-expiry");
     let id = dead_owner_left_a_started_job(&db, 9, 400);
     let journal = db.journal();
@@ -72,6 +74,7 @@ fn a_dead_owners_started_job_is_recovered_once_its_lease_runs_out() {
 
 #[test]
 fn a_live_owner_keeps_its_running_job_past_many_leases() {
+    let _watchdog = crate::watchdog("a_live_owner_keeps_its_running_job_past_many_leases");
     let db = TempDb::new("lease-live");
     let lease = Duration::from_millis(90);
     let owner = db.journal_with_lease(lease);
@@ -105,6 +108,7 @@ fn handle_id(db: &TempDb) -> u64 {
 
 #[test]
 fn two_journals_recovering_at_once_never_take_the_same_job() {
+    let _watchdog = crate::watchdog("two_journals_recovering_at_once_never_take_the_same_job");
     let db = TempDb::new("lease-race");
     drop(db.journal());
     {

@@ -16,6 +16,7 @@ mod submit;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,6 +26,27 @@ use drainpool::journal::{DurableJob, JobJournal, SqliteJournal, current_job};
 use serde::{Deserialize, Serialize};
 
 use common::{Latch, WAIT};
+
+/// The bound on a whole test: calls into the journal (a submit waiting for
+/// its commit, a flush, a recovery) have no timeout of their own.
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Held for the length of a test: if the test has not ended within
+/// [`WATCHDOG`], the test binary aborts with a message, so a hang in the
+/// journal fails the run instead of stalling it.
+pub(crate) struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
+
+pub(crate) fn watchdog(test: &'static str) -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        // Disconnected: the test ended (its guard dropped).
+        if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
+            eprintln!("watchdog: {test} did not end within {WATCHDOG:?}; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog(tx)
+}
 
 /// A database file of its own for one test; removed (with its `-wal` and
 /// `-shm`) when dropped.

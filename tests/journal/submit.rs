@@ -13,6 +13,7 @@ use crate::{Blocker, Boom, Square, TempDb, entered, fresh, gate, row_state};
 
 #[test]
 fn concurrent_submitters_each_get_their_job_recorded_and_run() {
+    let _watchdog = crate::watchdog("concurrent_submitters_each_get_their_job_recorded_and_run");
     let db = TempDb::new("concurrent");
     let journal = db.journal();
     let pool = Arc::new(TestPool::new(4));
@@ -60,6 +61,7 @@ fn concurrent_submitters_each_get_their_job_recorded_and_run() {
 
 #[test]
 fn submit_all_records_a_batch_in_one_go() {
+    let _watchdog = crate::watchdog("submit_all_records_a_batch_in_one_go");
     let db = TempDb::new("batch");
     let journal = db.journal();
     let pool = TestPool::new(2);
@@ -76,6 +78,7 @@ fn submit_all_records_a_batch_in_one_go() {
 
 #[test]
 fn a_drain_records_every_end() {
+    let _watchdog = crate::watchdog("a_drain_records_every_end");
     let db = TempDb::new("drain");
     let journal = db.journal();
     let pool = ThreadPool::new(2).unwrap();
@@ -93,6 +96,8 @@ fn a_drain_records_every_end() {
 
 #[test]
 fn a_panicking_job_is_recorded_failed_and_its_panic_reaches_the_handle() {
+    let _watchdog =
+        crate::watchdog("a_panicking_job_is_recorded_failed_and_its_panic_reaches_the_handle");
     let db = TempDb::new("panic");
     let journal = db.journal();
     let pool = TestPool::new(1);
@@ -109,6 +114,9 @@ fn a_panicking_job_is_recorded_failed_and_its_panic_reaches_the_handle() {
 
 #[test]
 fn shutdown_now_leaves_never_started_jobs_queued_and_the_next_start_runs_them() {
+    let _watchdog = crate::watchdog(
+        "shutdown_now_leaves_never_started_jobs_queued_and_the_next_start_runs_them",
+    );
     let db = TempDb::new("shutdown-now");
     let first = db.journal();
     let pool = ThreadPool::new(1).unwrap();
@@ -150,6 +158,8 @@ fn shutdown_now_leaves_never_started_jobs_queued_and_the_next_start_runs_them() 
 
 #[test]
 fn a_handed_back_job_comes_out_as_a_durable_value_and_runs_under_its_id() {
+    let _watchdog =
+        crate::watchdog("a_handed_back_job_comes_out_as_a_durable_value_and_runs_under_its_id");
     let db = TempDb::new("into-job");
     let journal = db.journal();
     let pool = ThreadPool::new(1).unwrap();
@@ -171,6 +181,7 @@ fn a_handed_back_job_comes_out_as_a_durable_value_and_runs_under_its_id() {
 
 #[test]
 fn cancelling_a_queued_job_records_it_cancelled_for_good() {
+    let _watchdog = crate::watchdog("cancelling_a_queued_job_records_it_cancelled_for_good");
     let db = TempDb::new("cancel");
     let journal = db.journal();
     let pool = TestPool::new(1);
@@ -191,6 +202,7 @@ fn cancelling_a_queued_job_records_it_cancelled_for_good() {
 
 #[test]
 fn a_pool_that_refuses_gets_the_job_handed_back() {
+    let _watchdog = crate::watchdog("a_pool_that_refuses_gets_the_job_handed_back");
     let db = TempDb::new("refused");
     let journal = db.journal();
     let pool = ThreadPool::new(1).unwrap();
@@ -207,6 +219,7 @@ fn a_pool_that_refuses_gets_the_job_handed_back() {
 
 #[test]
 fn a_running_job_is_recorded_started_by_this_process() {
+    let _watchdog = crate::watchdog("a_running_job_is_recorded_started_by_this_process");
     let db = TempDb::new("started");
     let journal = db.journal();
     let pool = TestPool::new(1);
@@ -252,6 +265,7 @@ impl drainpool::journal::DurableJob for Patient {
 
 #[test]
 fn a_run_stopped_early_goes_back_to_queued_for_the_next_start() {
+    let _watchdog = crate::watchdog("a_run_stopped_early_goes_back_to_queued_for_the_next_start");
     let db = TempDb::new("requeued");
     let journal = db.journal();
     let pool = ThreadPool::new(1).unwrap();

@@ -394,6 +394,9 @@ impl Writer {
                 self.last_error = Some(e);
             }
             Op::Heartbeat => {
+                // Not at once again (a full disk fails at once, and the
+                // loop would spin), but sooner than a normal renewal.
+                self.next_heartbeat = Instant::now() + self.heartbeat_every / 3;
                 log_warn!(
                     "journal: could not renew the lease of owner {}: {e}",
                     self.owner

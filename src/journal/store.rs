@@ -273,9 +273,13 @@ pub trait Journal: Send + Sync + fmt::Debug + 'static {
     ///
     /// Why nothing was recorded.
     fn enqueue(&self, job: NewJob) -> Result<JobId, JournalError> {
-        self.enqueue_all(vec![job]).map(|ids| ids[0])
+        let ids = self.enqueue_all(vec![job])?;
+        ids.into_iter().next().ok_or_else(|| {
+            JournalError::store(std::io::Error::other(
+                "the store recorded a job but returned no id for it",
+            ))
+        })
     }
-
     /// Records every job of `jobs` as `queued`, all or none, in one
     /// transaction; returns their ids in the same order.
     ///

@@ -240,6 +240,12 @@ CREATE TABLE IF NOT EXISTS drainpool_owners (
 /// its lease). See [`Durability`] for what a recorded row survives, and the
 /// [module docs](crate::journal) for the whole story.
 ///
+/// Ended rows are kept (they are the record of what ran); the journal
+/// never deletes them. A program that wants them gone deletes them with
+/// its own connection, e.g. `DELETE FROM drainpool_jobs WHERE state IN
+/// ('completed', 'failed', 'cancelled') AND updated_ms < ?` (milliseconds
+/// since the Unix epoch).
+///
 /// # Drop
 ///
 /// Dropping it (with the last [`JobJournal`](crate::journal::JobJournal)

@@ -151,11 +151,15 @@ fn summary() {
             let rig = Rig::new(&format!("summary-{name}-{threads}"), durability);
             let n = if threads == 1 { 2_000 } else { 16_000 };
             rig.durable(n / 10, threads); // warm-up
+            let commits_before = rig.journal.stats().commits;
             let us = per_job(rig.durable(n, threads), n);
+            let commits = rig.journal.stats().commits - commits_before;
             println!(
-                "  durable {name:<6} {threads} thread(s) {us:>10.3} µs/job  ({:.0}x plain, {:.0} jobs/s)",
+                "  durable {name:<6} {threads} thread(s) {us:>10.3} µs/job  ({:.0}x plain, \
+                 {:.0} jobs/s, {:.1} jobs per commit)",
                 us / plain,
-                1e6 / us
+                1e6 / us,
+                n as f64 / commits.max(1) as f64
             );
         }
     }

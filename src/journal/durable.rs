@@ -181,6 +181,9 @@ pub struct JournalStats {
     /// Start and end marks that could not be written (each was logged; the
     /// row stays behind, so its job is rerun at recovery).
     pub failed_writes: u64,
+    /// Transactions the store committed ([`Journal::commits`]): with
+    /// group commit, far fewer than the jobs submitted and their marks.
+    pub commits: u64,
 }
 
 /// What a [`JobJournal`] and every job it submitted share.
@@ -682,6 +685,7 @@ impl JobJournal {
             skipped_unknown_kind: get(&s.skipped_unknown_kind),
             skipped_undecodable: get(&s.skipped_undecodable),
             failed_writes: get(&s.failed_marks) + self.core.store.failed_writes(),
+            commits: self.core.store.commits(),
         }
     }
 }

@@ -323,4 +323,11 @@ pub trait Journal: Send + Sync + fmt::Debug + 'static {
     /// How many recorded changes failed to be written after
     /// [`record`](Self::record) had accepted them (each was logged).
     fn failed_writes(&self) -> u64;
+
+    /// How many transactions the store committed, for statistics: jobs and
+    /// marks per commit show how much group commit shares. Default: 0, for
+    /// a store that does not count them.
+    fn commits(&self) -> u64 {
+        0
+    }
 }

@@ -57,6 +57,10 @@ fn concurrent_submitters_each_get_their_job_recorded_and_run() {
         (stats.submitted, stats.rejected, stats.failed_writes),
         (THREADS * EACH, 0, 0)
     );
+    // Group commit: the submits and their start and end marks shared
+    // transactions (one each would be three per job).
+    eprintln!("{} commits for {} jobs", stats.commits, THREADS * EACH);
+    assert!(stats.commits < THREADS * EACH * 3, "{stats:?}");
 }
 
 #[test]

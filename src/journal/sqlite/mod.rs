@@ -46,7 +46,7 @@ use crate::journal::store::{Claim, JobCounts, JobId, Journal, Mark, NewJob};
 
 mod writer;
 
-use writer::{Op, StoreMessage, Writer, map_err, now_ms};
+use writer::{Counters, Op, StoreMessage, Writer, map_err, now_ms};
 
 /// How much of a crash (or power cut) a recorded row survives: SQLite's
 /// `synchronous` setting, in WAL mode.
@@ -178,14 +178,14 @@ impl SqliteJournalBuilder {
         }
 
         let (tx, rx) = unbounded();
-        let failed = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let writer = Writer::new(
             conn,
             owner.clone(),
             lease_ms,
             self.lease / 3,
             self.busy_timeout,
-            failed.clone(),
+            counters.clone(),
         );
         let thread = thread::Builder::new()
             .name("drainpool-journal".into())
@@ -201,7 +201,7 @@ impl SqliteJournalBuilder {
             tx,
             owner,
             path: self.path,
-            failed,
+            counters,
             writer: Some(thread),
         })
     }
@@ -275,7 +275,7 @@ pub struct SqliteJournal {
     tx: Sender<Op>,
     owner: String,
     path: PathBuf,
-    failed: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -352,7 +352,12 @@ impl Journal for SqliteJournal {
 
     fn failed_writes(&self) -> u64 {
         // ORDERING: a statistic; nothing is published through it.
-        self.failed.load(Ordering::Relaxed)
+        self.counters.failed_writes.load(Ordering::Relaxed)
+    }
+
+    fn commits(&self) -> u64 {
+        // ORDERING: a statistic; nothing is published through it.
+        self.counters.commits.load(Ordering::Relaxed)
     }
 }
 
@@ -361,6 +366,7 @@ impl fmt::Debug for SqliteJournal {
         f.debug_struct("SqliteJournal")
             .field("path", &self.path)
             .field("owner", &self.owner)
+            .field("commits", &self.commits())
             .field("failed_writes", &self.failed_writes())
             .finish_non_exhaustive()
     }

@@ -68,19 +68,28 @@ pub(super) struct Writer {
     /// Marks whose write failed, to try again with the next commit.
     retry: Vec<(JobId, Mark)>,
     last_error: Option<JournalError>,
-    failed: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+/// What the writer counts, read by [`SqliteJournal`](super::SqliteJournal).
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    /// Marks that failed to be written (each once, however often retried).
+    pub(super) failed_writes: AtomicU64,
+    /// Transactions committed.
+    pub(super) commits: AtomicU64,
 }
 
 impl Writer {
     /// The writer of `conn` for `owner`, renewing a lease of `lease_ms`
-    /// every `heartbeat_every`; counts failed marks in `failed`.
+    /// every `heartbeat_every`; counts in `counters`.
     pub(super) fn new(
         conn: Connection,
         owner: String,
         lease_ms: i64,
         heartbeat_every: Duration,
         busy_timeout: Duration,
-        failed: Arc<AtomicU64>,
+        counters: Arc<Counters>,
     ) -> Writer {
         Writer {
             conn,
@@ -91,7 +100,7 @@ impl Writer {
             next_heartbeat: Instant::now() + heartbeat_every,
             retry: Vec::new(),
             last_error: None,
-            failed,
+            counters,
         }
     }
 
@@ -199,6 +208,8 @@ impl Writer {
             self.conn
                 .execute_batch("COMMIT")
                 .map_err(Failed::Transaction)?;
+            // ORDERING: a statistic; nothing is published through it.
+            self.counters.commits.fetch_add(1, Ordering::Relaxed);
             Ok(outs)
         });
         if result.is_err() && !self.conn.is_autocommit() {
@@ -379,7 +390,7 @@ impl Writer {
             Op::Mark { id, mark } => {
                 if !was_retry {
                     // ORDERING: a statistic; nothing is published through it.
-                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    self.counters.failed_writes.fetch_add(1, Ordering::Relaxed);
                     log_error!(
                         "journal: could not record {id} as {}: {e}; will retry at the next commit \
                          (if it never succeeds, the job is rerun at recovery)",

@@ -148,3 +148,18 @@ fn two_journals_recovering_at_once_never_take_the_same_job() {
     assert_eq!(ids_a.len() + ids_b.len(), 200, "each job taken once");
     assert!(ids_a.iter().all(|id| !ids_b.contains(id)));
 }
+
+#[test]
+fn huge_leases_and_busy_timeouts_mean_forever_not_a_panic() {
+    let _watchdog = crate::watchdog("huge_leases_and_busy_timeouts_mean_forever_not_a_panic");
+    let db = TempDb::new("lease-max");
+    let store = drainpool::journal::SqliteJournal::builder(db.path())
+        .lease(Duration::MAX)
+        .busy_timeout(Duration::MAX)
+        .open()
+        .unwrap();
+    let journal = drainpool::journal::JobJournal::new(store);
+    let pool = TestPool::new(1);
+    let handle = journal.submit(&pool, Square(2)).unwrap();
+    assert_eq!(bounded_join(handle.into_task_handle()).unwrap().0, 4);
+}

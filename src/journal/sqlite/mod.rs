@@ -85,6 +85,9 @@ impl Durability {
     }
 }
 
+/// The longest lease: a longer one would only overflow the clock.
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Options for a [`SqliteJournal`], from [`SqliteJournal::builder`].
 #[derive(Clone, Debug)]
 pub struct SqliteJournalBuilder {
@@ -103,20 +106,23 @@ impl SqliteJournalBuilder {
     }
 
     /// How long this process's claim on its unfinished jobs lasts without
-    /// a heartbeat; default 30 s, at least 30 ms. The writer renews it every
+    /// a heartbeat; default 30 s, at least 30 ms and at most a year (a
+    /// longer one is taken as a year: in effect, forever). The writer renews it every
     /// third of it. After a crash, another process recovers the jobs once
     /// the lease has run out; too short a lease, and a process whose
     /// writer is stalled (a disk that hangs) may see its running jobs
     /// recovered and run a second time elsewhere.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(30));
+        self.lease = lease.clamp(Duration::from_millis(30), YEAR);
         self
     }
 
     /// How long a write waits for another connection's lock before it
-    /// fails with [`JournalError::Busy`]; default 5 s.
+    /// fails with [`JournalError::Busy`]; default 5 s; at most 24 days
+    /// (SQLite counts it in `i32` milliseconds: a longer one, such as
+    /// `Duration::MAX`, is taken as that, in effect forever).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
+        self.busy_timeout = timeout.min(Duration::from_millis(i32::MAX as u64));
         self
     }
 

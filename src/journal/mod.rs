@@ -81,7 +81,7 @@
 //! | a running job that stops early at its stop token and says so ([`DurableJob::is_complete`] returns false) | `queued` again: the next start recovers it |
 //! | [`DurableHandle::cancel`] on a queued job | `cancelled`, durably; it never comes back |
 //! | [`TaskGroup::cancel`](crate::TaskGroup::cancel), or a plain [`TaskHandle::cancel`](crate::TaskHandle::cancel) | nothing: the row stays `queued` and the next start recovers it (the pool cannot tell the journal; use [`JobJournal::cancel`] with the job's id to make it final) |
-//! | a crash, `kill -9`, `abort` | nothing more: rows stay `queued` or `started`, and the process's lease runs out |
+//! | a crash, `kill -9`, `abort`, or `std::process::exit` (which runs no destructor) | nothing more: rows stay `queued` or `started` (or one step behind: marks not yet committed are lost, so the job reruns), and the process's lease runs out; call [`JobJournal::flush`] before a deliberate `exit` |
 //!
 //! A job handed back by `shutdown_now` can be taken out with
 //! [`PendingTask::into_job::<Durable<J>>`](crate::PendingTask::into_job):

@@ -30,9 +30,9 @@ thread_local! {
     static CURRENT: RefCell<Option<JobRun>> = const { RefCell::new(None) };
 }
 
-/// The journaled job running on this thread, if any: called from inside a
-/// [`Job::run`] of a [`DurableJob`], it tells the job its id, its attempt number and its
-/// idempotency key; anywhere else, `None`.
+/// The journaled job running on this thread, if any: called from inside
+/// the [`Job::run`] of a [`DurableJob`], it tells the job its id, its
+/// attempt number and its idempotency key; anywhere else, `None`.
 ///
 /// # Examples
 ///
@@ -70,8 +70,8 @@ impl Drop for CurrentGuard {
 ///
 /// A program meets it in two places: [`PendingTask::into_job`] gives one
 /// back after `shutdown_now` (its row is still `queued`; submit it again
-/// with [`ThreadPool::submit_job`](crate::ThreadPool::submit_job), or [`JobJournal::cancel`](crate::journal::JobJournal::cancel) its
-/// [`job_id`](Self::job_id)), and [`Recovered::into_job`](crate::journal::Recovered::into_job) makes one for a
+/// with [`ThreadPool::submit_job`], or [`JobJournal::cancel`] its
+/// [`job_id`](Self::job_id)), and [`Recovered::into_job`] makes one for a
 /// typed resubmit.
 ///
 /// # Drop
@@ -82,6 +82,9 @@ impl Drop for CurrentGuard {
 /// process is stopping, not deciding that the job should never run.
 ///
 /// [`PendingTask::into_job`]: crate::PendingTask::into_job
+/// [`ThreadPool::submit_job`]: crate::ThreadPool::submit_job
+/// [`JobJournal::cancel`]: crate::journal::JobJournal::cancel
+/// [`Recovered::into_job`]: crate::journal::Recovered::into_job
 pub struct Durable<J> {
     job: J,
     id: JobId,

@@ -26,7 +26,8 @@ use crate::journal::recover::{Recovered, Recovery, RecoveryReport, SkipReason, S
 use crate::journal::run::{Durable, DurableHandle};
 use crate::journal::sqlite::SqliteJournal;
 use crate::journal::store::{JobCounts, JobId, JobState, Journal, Mark, NewJob};
-use crate::{Job, RejectReason, TaskId, ThreadPool};
+use crate::journal::target::{JobTarget, Target};
+use crate::{Job, RejectReason, TaskId};
 
 /// A [`Job`] that can be journaled: serialisable, with a stable kind name.
 ///
@@ -112,7 +113,7 @@ pub(crate) trait ErasedJob: Send {
         core: &Arc<Core>,
         id: JobId,
         attempt: u32,
-        pool: &ThreadPool,
+        target: Target<'_>,
     ) -> Result<TaskId, (Box<dyn ErasedJob>, RejectReason)>;
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
@@ -124,10 +125,10 @@ impl<J: DurableJob> ErasedJob for J {
         core: &Arc<Core>,
         id: JobId,
         attempt: u32,
-        pool: &ThreadPool,
+        target: Target<'_>,
     ) -> Result<TaskId, (Box<dyn ErasedJob>, RejectReason)> {
         let durable = Durable::from_parts(*self, id, attempt, core.clone());
-        match pool.submit_job(durable) {
+        match target.submit_job(durable) {
             Ok(handle) => Ok(handle.id()),
             Err(rejected) => {
                 let reason = rejected.reason();
@@ -356,7 +357,7 @@ impl JobJournal {
     /// See [`JobJournal`].
     pub fn submit<J: DurableJob>(
         &self,
-        pool: &ThreadPool,
+        pool: &impl JobTarget,
         job: J,
     ) -> Result<DurableHandle<J::Output>, DurableRejected<J>> {
         self.submit_all(pool, std::iter::once(job))
@@ -381,7 +382,7 @@ impl JobJournal {
     /// run (their handles are dropped: they run detached).
     pub fn submit_all<J: DurableJob>(
         &self,
-        pool: &ThreadPool,
+        pool: &impl JobTarget,
         jobs: impl IntoIterator<Item = J>,
     ) -> Result<Vec<DurableHandle<J::Output>>, DurableRejected<Vec<J>>> {
         let jobs: Vec<J> = jobs.into_iter().collect();
@@ -390,7 +391,8 @@ impl JobJournal {
             self.core.stats.rejected.fetch_add(1, Ordering::Relaxed);
             Err(DurableRejected::new(jobs, reason, None))
         };
-        if pool.is_shutdown() {
+        let target = pool.target();
+        if target.refuses_work() {
             return refuse(jobs, DurableRejectReason::Pool(RejectReason::Shutdown));
         }
         if let Err(e) = self.core.register::<J>() {
@@ -421,7 +423,7 @@ impl JobJournal {
         let mut jobs = jobs.into_iter().zip(ids);
         while let Some((job, id)) = jobs.next() {
             let durable = Durable::from_parts(job, id, 1, self.core.clone());
-            match pool.submit_job(durable) {
+            match target.submit_job(durable) {
                 Ok(handle) => handles.push(DurableHandle::new(handle, id, self.core.clone())),
                 Err(rejected) => {
                     let reason = rejected.reason();
@@ -622,7 +624,10 @@ impl JobJournal {
     /// As [`recover`](Self::recover). A job the pool refuses (it began
     /// shutting down) is not an error: it stays queued in the journal and
     /// is counted in [`RecoveryReport::left_queued`].
-    pub fn recover_and_resubmit(&self, pool: &ThreadPool) -> Result<RecoveryReport, JournalError> {
+    pub fn recover_and_resubmit(
+        &self,
+        pool: &impl JobTarget,
+    ) -> Result<RecoveryReport, JournalError> {
         let recovery = self.recover()?;
         let mut report = RecoveryReport {
             resubmitted: 0,

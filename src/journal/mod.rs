@@ -62,7 +62,8 @@
 //!   the row is durable, then hands it to the pool wrapped in a
 //!   [`Durable`]. Concurrent submits share one transaction and one fsync
 //!   (group commit, see [`SqliteJournal`]); [`JobJournal::submit_all`]
-//!   records a whole batch in one transaction.
+//!   records a whole batch in one transaction. The jobs go to a pool or to
+//!   a [`TaskGroup`](crate::TaskGroup) of one (see [`JobTarget`]).
 //! - The worker records it `started` (this process as *owner*, the attempt
 //!   count one higher), runs it, and records `completed`, or `failed` if it
 //!   panics (a drop guard does that while the panic unwinds on to the
@@ -80,7 +81,7 @@
 //! | [`ThreadPool::shutdown_now`](crate::ThreadPool::shutdown_now) | running jobs see their stop token and record their end; jobs that never started stay `queued`, whether the program drops the handed-back [`PendingTask`](crate::PendingTask)s or keeps them, and the next start recovers them |
 //! | a running job that stops early at its stop token and says so ([`DurableJob::is_complete`] returns false) | `queued` again: the next start recovers it |
 //! | [`DurableHandle::cancel`] on a queued job | `cancelled`, durably; it never comes back |
-//! | [`TaskGroup::cancel`](crate::TaskGroup::cancel), or a plain [`TaskHandle::cancel`](crate::TaskHandle::cancel) | nothing: the row stays `queued` and the next start recovers it (the pool cannot tell the journal; use [`JobJournal::cancel`] with the job's id to make it final) |
+//! | [`TaskGroup::cancel`](crate::TaskGroup::cancel), or a plain [`TaskHandle::cancel`](crate::TaskHandle::cancel) | nothing: the row stays `queued` and the next start recovers it (the pool cannot tell the journal; use [`JobJournal::cancel`] with the job's id to make it final, as [`JobTarget`] shows for a group) |
 //! | a crash, `kill -9`, `abort`, or `std::process::exit` (which runs no destructor) | nothing more: rows stay `queued` or `started` (or one step behind: marks not yet committed are lost, so the job reruns), and the process's lease runs out; call [`JobJournal::flush`] before a deliberate `exit` |
 //!
 //! A job handed back by `shutdown_now` can be taken out with
@@ -149,6 +150,7 @@ mod recover;
 mod run;
 mod sqlite;
 mod store;
+mod target;
 
 pub use durable::{DurableJob, JobJournal, JournalStats};
 pub use error::{DurableRejectReason, DurableRejected, JournalError};
@@ -156,3 +158,4 @@ pub use recover::{Recovered, Recovery, RecoveryReport, SkipReason, SkippedJob};
 pub use run::{Durable, DurableHandle, JobRun, current_job};
 pub use sqlite::{Durability, SqliteJournal, SqliteJournalBuilder};
 pub use store::{BadRow, Claim, JobCounts, JobId, JobState, Journal, Mark, NewJob, StoredJob};
+pub use target::{JobTarget, Target};

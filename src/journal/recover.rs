@@ -6,11 +6,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::TaskId;
 use crate::journal::durable::{Core, DurableJob, ErasedJob};
 use crate::journal::error::{DurableRejectReason, DurableRejected, JournalError};
 use crate::journal::run::Durable;
 use crate::journal::store::{JobId, JobState, StoredJob};
-use crate::{TaskId, ThreadPool};
+use crate::journal::target::JobTarget;
 
 /// A job a previous run left unfinished, claimed by this process and
 /// decoded: [`JobJournal::recover`](crate::journal::JobJournal::recover)
@@ -20,7 +21,7 @@ use crate::{TaskId, ThreadPool};
 ///
 /// - [`resubmit`](Self::resubmit) it to a pool (untyped: its output is
 ///   dropped), or [`into_job`](Self::into_job) and
-///   [`ThreadPool::submit_job`] for a typed [`TaskHandle`](crate::TaskHandle);
+///   [`ThreadPool::submit_job`](crate::ThreadPool::submit_job) for a typed [`TaskHandle`](crate::TaskHandle);
 /// - [`cancel`](Self::cancel) it: its row becomes `cancelled` and it never
 ///   comes back;
 /// - or drop it: the row stays `queued`, and the next start of the program
@@ -85,10 +86,10 @@ impl Recovered {
     ///
     /// The pool refused it (it is shutting down): it comes back, and its
     /// row stays `queued`.
-    pub fn resubmit(self, pool: &ThreadPool) -> Result<TaskId, DurableRejected<Recovered>> {
+    pub fn resubmit(self, pool: &impl JobTarget) -> Result<TaskId, DurableRejected<Recovered>> {
         let Recovered { stored, job, core } = self;
         let attempt = stored.attempts.saturating_add(1);
-        match job.submit(&core, stored.id, attempt, pool) {
+        match job.submit(&core, stored.id, attempt, pool.target()) {
             Ok(task) => Ok(task),
             Err((job, reason)) => {
                 let id = stored.id;
@@ -102,7 +103,7 @@ impl Recovered {
     }
 
     /// The job as a [`Durable`] `J`, to submit with
-    /// [`ThreadPool::submit_job`] for a typed handle; gives itself back if
+    /// [`ThreadPool::submit_job`](crate::ThreadPool::submit_job) for a typed handle; gives itself back if
     /// the job is not a `J`.
     ///
     /// # Errors

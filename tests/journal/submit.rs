@@ -292,3 +292,55 @@ fn a_run_stopped_early_goes_back_to_queued_for_the_next_start() {
     assert_eq!(recovery.jobs[0].left_in(), JobState::Queued);
     assert_eq!(recovery.jobs[0].attempts(), 1, "it had started once");
 }
+
+#[test]
+fn a_group_takes_durable_jobs_and_its_cancel_leaves_them_queued_unless_recorded() {
+    let _watchdog = crate::watchdog("a_group_takes_durable_jobs");
+    let db = TempDb::new("group");
+    let journal = db.journal();
+    let pool = TestPool::new(2);
+
+    // Run through a group, waited for as one job.
+    let import = pool.group("import");
+    let handles = journal.submit_all(&import, (1..=4).map(Square)).unwrap();
+    assert!(import.wait(WAIT));
+    assert_eq!(import.progress().completed, 4);
+    drop(handles);
+
+    // A plain group cancel: the rows stay queued for the next start.
+    let kept = pool.group("kept");
+    kept.pause();
+    let kept_ids: Vec<_> = (5..=6)
+        .map(|n| journal.submit(&kept, Square(n)).unwrap().job_id())
+        .collect();
+    assert_eq!(kept.cancel(), 2);
+
+    // Taken back and cancelled in the journal: final.
+    let dropped = pool.group("dropped");
+    dropped.pause();
+    journal.submit(&dropped, Square(7)).unwrap();
+    for task in dropped.cancel_returning() {
+        let durable: Durable<Square> = task.into_job().unwrap();
+        journal.cancel(durable.job_id()).unwrap();
+    }
+    // A cancelled group refuses, and nothing is recorded.
+    assert!(journal.submit(&dropped, Square(8)).is_err());
+
+    journal.flush().unwrap();
+    let counts = journal.counts().unwrap();
+    assert_eq!(
+        (counts.completed, counts.queued, counts.cancelled),
+        (4, 2, 1)
+    );
+    assert_eq!(counts.total(), 7);
+    drop(journal);
+    let next = db.journal();
+    let found: Vec<_> = next
+        .recover()
+        .unwrap()
+        .jobs
+        .iter()
+        .map(|j| j.id())
+        .collect();
+    assert_eq!(found, kept_ids);
+}

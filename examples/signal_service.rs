@@ -49,6 +49,20 @@
 //! default 10000 / 2000), `--stubborn-ms MS` (job 1 ignores stop requests
 //! for that long; default 0: no such job).
 //!
+//! **With the real database: `--journal PATH`** (feature `journal`; see
+//! `signal_service/journal.rs`). The job repository is drainpool's SQLite
+//! journal instead of the fake database: every job is recorded before the
+//! pool gets it, and its row says QUEUED, STARTED (by this process, under
+//! a lease), COMPLETED, or QUEUED again if a second signal interrupted it.
+//! At the end it prints every job's row. Kill it with `kill -9` and start
+//! it again with the same `--journal`: it lists the jobs the dead process
+//! left (once its lease, `--lease-ms`, default 2000, has run out), runs
+//! them, and goes on.
+//!
+//! ```text
+//! cargo run --features journal --example signal_service -- --journal /tmp/service.db --auto-trigger-ms 0
+//! ```
+//!
 //! Output, one fact per line, for people and for `tests/signals/example.rs`:
 //! `ready`, `main: backlog full (4 queued)` (once), `job-N:
 //! STARTED|COMPLETED|interrupted, STOPPED`, `pool jobs:
@@ -71,6 +85,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use drainpool::signal::{SIGINT, SIGTERM, StepOutcome, on_signals};
+
+/// `--journal PATH`: the same service with the SQLite journal as its job
+/// repository (feature `journal`).
+#[cfg(feature = "journal")]
+#[path = "signal_service/journal.rs"]
+mod journal;
 use drainpool::{ShutdownPolicy, StopToken, ThreadPool};
 use parking_lot::Mutex;
 
@@ -215,6 +235,11 @@ struct Options {
     drain: Duration,
     interrupt: Duration,
     stubborn: Duration,
+    /// `--journal PATH`: the SQLite journal is the job repository.
+    journal: Option<std::path::PathBuf>,
+    /// `--lease-ms MS`: the journal's lease (default 2000).
+    #[cfg_attr(not(feature = "journal"), allow(dead_code))]
+    lease: Duration,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -224,6 +249,8 @@ fn parse_options() -> Result<Options, String> {
     let mut drain_ms = 10_000;
     let mut interrupt_ms = 2_000;
     let mut stubborn_ms = 0;
+    let mut journal = None;
+    let mut lease_ms = 2_000;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || -> Result<u64, String> {
@@ -237,6 +264,11 @@ fn parse_options() -> Result<Options, String> {
             "--drain-ms" => drain_ms = value()?,
             "--interrupt-ms" => interrupt_ms = value()?,
             "--stubborn-ms" => stubborn_ms = value()?,
+            "--lease-ms" => lease_ms = value()?,
+            "--journal" => {
+                let path = args.next().ok_or("--journal needs a path")?;
+                journal = Some(std::path::PathBuf::from(path));
+            }
             _ => return Err(format!("unknown argument {arg:?} (see the example's docs)")),
         }
     }
@@ -249,6 +281,8 @@ fn parse_options() -> Result<Options, String> {
         drain: Duration::from_millis(drain_ms),
         interrupt: Duration::from_millis(interrupt_ms),
         stubborn: Duration::from_millis(stubborn_ms),
+        journal,
+        lease: Duration::from_millis(lease_ms),
     })
 }
 
@@ -328,6 +362,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+
+    if let Some(path) = &options.journal {
+        #[cfg(feature = "journal")]
+        return journal::run(path, &options);
+        #[cfg(not(feature = "journal"))]
+        {
+            eprintln!(
+                "signal_service: --journal {} needs the feature journal \
+                 (cargo run --features journal --example signal_service -- --journal PATH)",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
 
     let db = Arc::new(Database::default());
     let pool_terminated = Arc::new(AtomicBool::new(false));

@@ -121,6 +121,8 @@
 //! - [`ShutdownPolicy`]: the three steps of a graceful shutdown.
 //! - [`signal`]: what runs in a signal handler and why it is safe, and the
 //!   ordered shutdown of pools and resources.
+//! - `journal` (feature `journal`): durable jobs that survive a crash, in
+//!   a SQLite journal, recovered at the next start.
 //!
 //! Lifecycle transitions are logged at `debug` level with the [`log`] crate;
 //! the library never prints.
@@ -159,6 +161,9 @@ mod graceful;
 mod group;
 mod handle;
 mod inline;
+#[cfg(feature = "journal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
+pub mod journal;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod model;
@@ -192,6 +197,11 @@ pub use error::{
 pub use graceful::{ShutdownPolicy, ShutdownReport, StuckTask};
 pub use group::TaskGroup;
 pub use handle::TaskHandle;
+#[cfg(feature = "journal")]
+pub use journal::{
+    Durable, DurableHandle, DurableJob, DurableRejected, JobJournal, Journal, JournalError,
+    SqliteJournal,
+};
 pub use pool::ThreadPool;
 pub use running::{Blocked, BlockedOn, RunningTask};
 pub use runtime::queue::Priority;

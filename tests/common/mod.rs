@@ -13,6 +13,9 @@
 // only part of it; what one binary leaves unused would warn as dead code.
 #![allow(dead_code)]
 
+#[cfg(unix)]
+pub(crate) mod child;
+
 use std::ops::Deref;
 use std::panic;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, Ordering::SeqCst};

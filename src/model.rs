@@ -277,3 +277,62 @@ impl Default for Fifo {
         Fifo::new()
     }
 }
+
+/// What [`ScopeQueue::push`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued; `send_turn`: this push must send the scope's turn.
+    Queued { send_turn: bool },
+    /// Refused: the queue was closed.
+    Refused,
+    /// Queued, then found closed: what was left, for the pusher to cancel.
+    Closed(Vec<u32>),
+}
+
+/// A scope's queue of `u32`s and its turn (`runtime/scope_queue.rs`).
+pub struct ScopeQueue(crate::runtime::scope_queue::ScopeQueue<u32>);
+
+impl ScopeQueue {
+    pub fn new() -> ScopeQueue {
+        ScopeQueue(crate::runtime::scope_queue::ScopeQueue::new())
+    }
+
+    pub fn push(&self, value: u32) -> Pushed {
+        use crate::runtime::scope_queue::Pushed as P;
+        match self.0.push(value) {
+            P::Queued { send_turn } => Pushed::Queued { send_turn },
+            P::Refused(_) => Pushed::Refused,
+            P::Closed(left) => Pushed::Closed(left),
+        }
+    }
+
+    /// A worker that took the turn: the first task, and whether it must
+    /// send the turn back.
+    pub fn take_turn(&self) -> (Option<u32>, bool) {
+        self.0.take_turn()
+    }
+
+    /// A worker going on without the turn.
+    pub fn pop(&self) -> Option<u32> {
+        self.0.pop()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// Closes it; what was left, for the closer to cancel.
+    pub fn close(&self) -> Vec<u32> {
+        self.0.close()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for ScopeQueue {
+    fn default() -> Self {
+        ScopeQueue::new()
+    }
+}

@@ -18,6 +18,7 @@ pub(crate) mod queue;
 pub(crate) mod relay;
 pub(crate) mod run;
 pub(crate) mod scope;
+pub(crate) mod scope_queue;
 pub(crate) mod shared;
 pub(crate) mod shutdown;
 pub(crate) mod slot;

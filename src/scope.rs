@@ -57,6 +57,13 @@ impl ThreadPool {
     /// - **Accounting.** Scoped tasks are tasks of the pool: they count in
     ///   [`stats`](Self::stats) and show in
     ///   [`running_tasks`](Self::running_tasks) like any other.
+    /// - **Scheduling.** A scope's tasks start in the order they were
+    ///   spawned. The pool's queue holds at most one *turn* for the whole
+    ///   scope, queued at normal priority: a worker that takes it runs the
+    ///   scope's queued tasks one after another, up to 64 of them or about
+    ///   200 µs' worth, and if more wait it puts the turn back first, so
+    ///   the others join in. Tasks queued in the pool meanwhile (of any
+    ///   priority) wait at most that long for that worker.
     ///
     /// # Shutdown
     ///
@@ -497,7 +504,9 @@ impl ScopeCore {
     }
 
     fn is_cancelled(&self) -> bool {
-        self.group.mailbox.lock().cancelled
+        self.group
+            .scope()
+            .is_some_and(|state| state.queue.is_closed())
     }
 
     fn stop_token(&self) -> StopToken {
@@ -623,17 +632,18 @@ impl<T> ScopedHandle<'_, T> {
         let (Some(cell), core) = (&self.cell, self.core) else {
             return;
         };
-        if !run::is_worker_of(core.shared.id) {
+        let Some(index) = run::worker_index_in(core.shared.id) else {
             // On another pool's worker, that pool's queue moves meanwhile.
             worker::help_own_pool_until(&|| cell.is_finished());
             return;
-        }
-        while !cell.header().is_claimed() && core.shared.lifecycle.get() < PoolState::Stopping {
-            match core.group.take_for_help() {
-                Some(task) => run::help_with(&core.shared, &core.group, task),
-                None => break,
-            }
-        }
+        };
+        let Some(state) = core.group.scope() else {
+            return;
+        };
+        while !cell.header().is_claimed()
+            && core.shared.lifecycle.get() < PoolState::Stopping
+            && core.shared.help_scope(state, index)
+        {}
     }
 }
 

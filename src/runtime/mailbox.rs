@@ -110,13 +110,6 @@ impl GroupInner {
         (task, more)
     }
 
-    /// The first queued task, for a scope's caller that runs its own
-    /// scope's tasks while it waits. The token stays as it is: a worker
-    /// that takes it and finds the mailbox empty skips it.
-    pub(crate) fn take_for_help(&self) -> Option<Task> {
-        self.mailbox.lock().tasks.pop_front()
-    }
-
     /// Marks the group cancelled, raises its stop, and takes every queued
     /// task out of its mailbox (for the caller to cancel or hand back).
     pub(crate) fn close(&self) -> VecDeque<Task> {
@@ -173,6 +166,9 @@ impl Shared {
     /// dropped; a dead entry (cancelled through its handle) gave its room
     /// back already, and is not counted.
     pub(crate) fn cancel_group(&self, group: &Arc<GroupInner>) -> usize {
+        if let Some(scope) = group.scope() {
+            return self.close_scope(group, scope);
+        }
         let tasks = group.close();
         let taken = tasks.len();
         let dropped = tasks

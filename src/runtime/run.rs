@@ -247,15 +247,6 @@ pub(crate) fn run_inline(task: &Arc<dyn CellTask>) {
     }
 }
 
-/// Runs a task of `scope`, taken from its mailbox by the scope's caller,
-/// a worker of the scope's pool, while it waits for the scope to end: as
-/// a joiner's help runs a task, nested in what the worker runs now.
-pub(crate) fn help_with(shared: &Shared, scope: &Arc<GroupInner>, task: Task) {
-    if let Some((_, index)) = worker_here() {
-        run_in_group(shared, nested_at(shared, index), scope, task);
-    }
-}
-
 /// Runs a task handed back by `shutdown_now` on the calling thread.
 pub(crate) fn run_elsewhere(shared: &Shared, task: Task, id: TaskId) {
     match task {
@@ -377,10 +368,17 @@ thread_local! {
 
 /// True if the calling thread is a worker of the pool `pool_id`.
 pub(crate) fn is_worker_of(pool_id: u64) -> bool {
+    worker_index_in(pool_id).is_some()
+}
+
+/// The calling thread's index among the workers of the pool `pool_id`, if
+/// it is one of them.
+pub(crate) fn worker_index_in(pool_id: u64) -> Option<usize> {
     CONTEXT.with(|c| {
         c.borrow()
             .as_ref()
-            .is_some_and(|ctx| ctx.shared.id == pool_id)
+            .filter(|ctx| ctx.shared.id == pool_id)
+            .map(|ctx| ctx.index)
     })
 }
 

@@ -2,15 +2,21 @@
 //! keeps the borrow sound.
 //!
 //! A scope is a group of its own kind: a [`GroupInner`] whose `scope` is
-//! set. Its tasks are submitted cells queued in its mailbox, so they have
-//! what a group's tasks have: the claim that decides each end (`cell.rs`),
-//! the pool's counts in the ledger, the stop source that their
-//! `StopToken::current` observes, and a cancel that empties the mailbox
-//! and raises that stop. Two things a group keeps, a scope does not need:
-//! a ticket per task (its tasks are never handed back, so their place in
-//! submission order is never read) and the group's own counts (a scope
-//! shows no progress). What a scope adds is here:
+//! set. Its tasks are submitted cells, so they have what a group's tasks
+//! have: the claim that decides each end (`cell.rs`), the pool's counts in
+//! the ledger, the stop source that their `StopToken::current` observes,
+//! and a cancel that raises that stop. Three things a group keeps, a scope
+//! does without: the mailbox (its tasks wait in a lock-free queue of their
+//! own, with one turn in the pool's queue for all of them:
+//! `scope_queue.rs`), a ticket per task (its tasks are never handed back,
+//! so their place in submission order is never read) and the group's own
+//! counts (a scope shows no progress). What a scope adds is here:
 //!
+//! - **The queue and the turn.** A spawn pushes its cell and sends the
+//!   scope's turn if none is out; a worker that takes the turn runs the
+//!   scope's tasks one after another for a bounded run
+//!   ([`Shared::take_scope_turn`]). A cancel closes the queue and cancels
+//!   what is in it ([`Shared::close_scope`]).
 //! - **The borrow.** A scoped cell's closure and result may borrow from the
 //!   caller (`'scope`); the queue holds `'static` entries, so the cell's
 //!   lifetime is erased when it is queued ([`erase`], the one `unsafe`).
@@ -28,34 +34,35 @@
 //!   ([`ScopeState::keep_panic`]); the face cancels the scope on the first
 //!   failure.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{PanicPayload, RejectReason};
 use crate::running::{BlockedOn, Blocking};
 use crate::runtime::Shared;
-use crate::runtime::cell::{Cell, CellEntry, CellTask, HandleOps};
-use crate::runtime::entry::{Task, UNSTAMPED};
-use crate::runtime::mailbox::{GroupInner, MakeTask};
+use crate::runtime::cell::{CancelOutcome, Cell, CellEntry, CellTask, HandleOps, IfRunning};
+use crate::runtime::mailbox::GroupInner;
 use crate::runtime::run;
+use crate::runtime::scope_queue::{Pushed, ScopeQueue};
+use crate::runtime::slot::Site;
 use crate::runtime::worker;
 use crate::state::{GatePass, PoolState, WhenFull};
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, Waiters};
+use crate::sync::{AtomicUsize, Mutex, Ordering, Waiters};
 use crate::task::{Call, TaskId};
 
 /// What a scope adds to a group (see the module docs).
 pub(crate) struct ScopeState {
+    /// Its spawned tasks waiting to start, and its turn in the pool's
+    /// queue (see `scope_queue.rs`).
+    pub(crate) queue: ScopeQueue<CellEntry>,
     /// Cells made in the scope and not yet dropped.
     live: AtomicUsize,
-    /// Bumped by every spawn, so a waiting caller that helps sees a task
-    /// to run (an event count: the condition stays made of atomics).
-    spawns: AtomicU64,
     /// The scope's caller, waiting in `wait_scope`.
     waiters: Waiters,
     /// The first panic that no handle took, resumed on the caller.
     panic: Mutex<Option<PanicPayload>>,
     /// Opened by a task of the pool, on one of its workers: part of that
-    /// task's work, which a drain lets finish (see `admit_scoped`).
+    /// task's work, which a drain lets finish (see `admit_scoped`); its
+    /// caller runs the scope's queued tasks while it waits.
     inside: bool,
 }
 
@@ -63,14 +70,14 @@ impl ScopeState {
     pub(crate) fn new(inside: bool) -> ScopeState {
         ScopeState {
             inside,
+            queue: ScopeQueue::new(),
             live: AtomicUsize::new(0),
-            spawns: AtomicU64::new(0),
             waiters: Waiters::new(),
             panic: Mutex::new(None),
         }
     }
 
-    /// A cell of the scope was made (by its spawn, under the mailbox lock).
+    /// A cell of the scope was made (by its spawn).
     pub(crate) fn cell_made(&self) {
         // ORDERING: Relaxed is enough: the caller reads `live` only after
         // its own spawns (program order), and a spawn from a task happens
@@ -119,33 +126,27 @@ impl ScopeState {
     }
 }
 
-/// Makes a scoped task's cell once its spawn is admitted.
-struct ScopedMaker<'scope, C> {
+/// The scoped task's cell, measured if the pool measures.
+fn scoped_cell<'scope, C>(
+    shared: &Shared,
+    scope: &Arc<GroupInner>,
     call: C,
-    scope: Arc<GroupInner>,
-    _borrows: PhantomData<&'scope ()>,
-}
-
-impl<'scope, C> MakeTask for ScopedMaker<'scope, C>
+) -> (CellEntry, Arc<dyn HandleOps<C::Output> + 'scope>)
 where
     C: Call + 'scope,
     C::Output: 'scope,
 {
-    type Made = Arc<dyn HandleOps<C::Output> + 'scope>;
-    fn make(self, shared: &Shared) -> (Task, Self::Made) {
-        fn made<'scope, C: Call + 'scope>(
-            cell: Arc<Cell<C, C::Output>>,
-        ) -> (Task, Arc<dyn HandleOps<C::Output> + 'scope>)
-        where
-            C::Output: 'scope,
-        {
-            let entry = CellEntry(erase(cell.clone()));
-            (Task::Submitted(UNSTAMPED, entry), cell)
-        }
-        match shared.measured_call(self.call) {
-            Ok(measured) => made(Cell::new(None, measured, Some(self.scope))),
-            Err(call) => made(Cell::new(None, call, Some(self.scope))),
-        }
+    fn made<'scope, C: Call + 'scope>(
+        cell: Arc<Cell<C, C::Output>>,
+    ) -> (CellEntry, Arc<dyn HandleOps<C::Output> + 'scope>)
+    where
+        C::Output: 'scope,
+    {
+        (CellEntry(erase(cell.clone())), cell)
+    }
+    match shared.measured_call(call) {
+        Ok(measured) => made(Cell::new(None, measured, Some(scope.clone()))),
+        Err(call) => made(Cell::new(None, call, Some(scope.clone()))),
     }
 }
 
@@ -162,10 +163,19 @@ fn erase<'scope>(cell: Arc<dyn CellTask + 'scope>) -> Arc<dyn CellTask> {
     unsafe { std::mem::transmute::<Arc<dyn CellTask + 'scope>, Arc<dyn CellTask>>(cell) }
 }
 
+/// The most tasks of one scope a worker runs in a row, on one turn,
+/// before it looks at the pool's queue again.
+const TURN_TASKS: u32 = 64;
+/// How long a worker goes on with one scope's tasks on one turn, at most
+/// (by the worker's clock, which is read once per task when tasks are slow
+/// and once in 32 when they are fast), before it looks at the pool's queue
+/// again.
+const TURN_NANOS: u64 = 200_000;
+
 impl Shared {
-    /// Queues `call` in `scope`'s mailbox; its cell is the handle's to
-    /// wrap. Refused (the call comes back with why) once the scope is
-    /// cancelled, or the pool takes no more work (see `admit_scoped`).
+    /// Queues `call` in `scope`'s queue; its cell is the handle's to wrap.
+    /// Refused (the call comes back with why) once the scope is cancelled,
+    /// or the pool takes no more work (see `admit_scoped`).
     pub(crate) fn spawn_scoped<'scope, C>(
         &self,
         scope: &Arc<GroupInner>,
@@ -175,21 +185,45 @@ impl Shared {
         C: Call + 'scope,
         C::Output: 'scope,
     {
-        let maker = ScopedMaker {
-            call,
-            scope: scope.clone(),
-            _borrows: PhantomData,
+        let state = scope.scope().expect("a scope's group");
+        let refused = |reason, call| {
+            self.ledger.rejected(1);
+            Err((reason, call))
         };
-        let made = self
-            .enqueue_in_group(scope, || self.admit_scoped(scope), maker)
-            .map_err(|(reason, maker)| {
-                self.ledger.rejected(1);
-                (reason, maker.call)
-            })?;
-        if let Some(state) = scope.scope() {
-            // ORDERING: SeqCst, the changer's side of `Waiters`.
-            state.spawns.fetch_add(1, Ordering::SeqCst);
-            state.waiters.notify();
+        let mut pass = match self.admit_scoped(state) {
+            Ok(pass) => pass,
+            Err(reason) => return refused(reason, call),
+        };
+        if state.queue.is_closed() {
+            self.ledger.unreserve(1);
+            // Leaving the gate unaccepted may make the pool idle.
+            drop(pass);
+            self.notify_idle_waiters();
+            return refused(RejectReason::Cancelled, call);
+        }
+        let (entry, made) = scoped_cell(self, scope, call);
+        match state.queue.push(entry) {
+            Pushed::Queued { send_turn } => {
+                if send_turn {
+                    self.send_token(scope.clone());
+                }
+                if state.inside {
+                    // The caller, helping, may sleep until a task comes.
+                    state.waiters.notify();
+                }
+                pass.accept();
+            }
+            // Closed since the look above: it never starts.
+            Pushed::Refused(entry) => {
+                pass.accept();
+                run::cancel(self, &*entry.0, IfRunning::Leave);
+            }
+            Pushed::Closed(left) => {
+                pass.accept();
+                for entry in left {
+                    run::cancel(self, &*entry.0, IfRunning::Leave);
+                }
+            }
         }
         Ok(made)
     }
@@ -199,14 +233,86 @@ impl Shared {
     /// that task's work, which the drain runs: the opener's worker waits
     /// in the scope and runs what the other workers leave, see
     /// `wait_scope`), whichever thread spawns.
-    fn admit_scoped(&self, scope: &GroupInner) -> Result<GatePass<'_>, RejectReason> {
-        let inside = scope.scope().is_some_and(|state| state.inside);
+    fn admit_scoped(&self, state: &ScopeState) -> Result<GatePass<'_>, RejectReason> {
         match self.admit(WhenFull::Wait) {
-            Err(RejectReason::Shutdown) if inside && !self.ledger.is_bounded() => self
+            Err(RejectReason::Shutdown) if state.inside && !self.ledger.is_bounded() => self
                 .gate
                 .enter_while(&self.lifecycle, 1, PoolState::ShuttingDown)
                 .ok_or(RejectReason::Shutdown),
             other => other,
+        }
+    }
+
+    /// Cancels the scope's queued tasks and closes its queue (`cancel_group`
+    /// for a scope); returns how many it cancelled.
+    pub(crate) fn close_scope(&self, scope: &GroupInner, state: &ScopeState) -> usize {
+        let left = state.queue.close();
+        // Callbacks are user code: not while we hold anything.
+        scope.stop_state().request();
+        left.into_iter()
+            .filter(|entry| {
+                matches!(
+                    run::cancel(self, &*entry.0, IfRunning::Leave),
+                    CancelOutcome::Cancelled(_)
+                )
+            })
+            .count()
+    }
+
+    /// A worker took `scope`'s turn: runs the scope's queued tasks one
+    /// after another, up to `TURN_TASKS` of them or `TURN_NANOS`; `site`
+    /// gives each its place (when it starts, and whether it is nested).
+    pub(crate) fn take_scope_turn(&self, scope: &Arc<GroupInner>, mut site: impl FnMut() -> Site) {
+        let Some(state) = scope.scope() else {
+            return;
+        };
+        let (first, send_turn) = state.queue.take_turn();
+        if send_turn {
+            // Before running: the scope's next task can start on another
+            // worker meanwhile.
+            self.send_token(scope.clone());
+        }
+        let Some(mut entry) = first else {
+            return;
+        };
+        let mut at = site();
+        let until = at.started.saturating_add(TURN_NANOS);
+        for _ in 1..TURN_TASKS {
+            self.run_scoped(state, at, entry);
+            entry = match state.queue.pop_soon() {
+                Some(entry) => entry,
+                None => return,
+            };
+            at = site();
+            if at.started > until {
+                break;
+            }
+        }
+        self.run_scoped(state, at, entry);
+    }
+
+    /// Runs a task taken from a scope's queue, or cancels it if the scope
+    /// was cancelled since (a closed queue's tasks never start) or the
+    /// pool is stopping (whose stop cancels every scope: its callback may
+    /// not have closed this one yet).
+    fn run_scoped(&self, state: &ScopeState, at: Site, entry: CellEntry) {
+        if state.queue.is_closed() || self.lifecycle.get() >= PoolState::Stopping {
+            run::cancel(self, &*entry.0, IfRunning::Leave);
+        } else if !entry.0.header().is_claimed() {
+            run::run_shared(self, Some(at), &entry.0);
+        }
+    }
+
+    /// On worker `index` of this pool, while it waits for the scope (its
+    /// end, or a handle's join): runs one of the scope's queued tasks,
+    /// nested in what the worker runs now; false if none was queued.
+    pub(crate) fn help_scope(&self, state: &ScopeState, index: usize) -> bool {
+        match state.queue.pop() {
+            Some(entry) => {
+                self.run_scoped(state, run::nested_at(self, index), entry);
+                true
+            }
+            None => false,
         }
     }
 
@@ -218,27 +324,25 @@ impl Shared {
             return;
         };
         let _blocked = Blocking::enter(BlockedOn::Scope);
-        let helps = run::is_worker_of(self.id);
-        if !helps {
+        let Some(index) = run::worker_index_in(self.id) else {
             // On another pool's worker, that pool's queue moves meanwhile.
             worker::help_own_pool_until(&|| state.is_over());
-        }
+            state.waiters.wait_until(None, || state.is_over());
+            return;
+        };
+        let helps = || self.lifecycle.get() < PoolState::Stopping;
         loop {
-            // Read before looking in the mailbox: a spawn after this wakes us.
-            let seen = state.spawns.load(Ordering::SeqCst);
             if state.is_over() {
                 return;
             }
-            if helps && self.lifecycle.get() < PoolState::Stopping {
-                if let Some(task) = scope.take_for_help() {
-                    run::help_with(self, scope, task);
-                    continue;
-                }
+            if helps() && self.help_scope(state, index) {
+                continue;
             }
             // No lost wake-up: `Waiters`; the last `cell_gone` and every
-            // spawn notify after changing what the condition reads.
+            // spawn into a scope opened on a worker (`inside`, as this one
+            // is) notify after changing what the condition reads.
             state.waiters.wait_until(None, || {
-                state.is_over() || (helps && state.spawns.load(Ordering::SeqCst) != seen)
+                state.is_over() || (helps() && !state.queue.is_empty())
             });
         }
     }

@@ -132,6 +132,13 @@ fn work(shared: &Arc<Shared>, index: usize) {
                 };
                 run_taken(shared, at, task, None);
             }
+            Entry::Group(group) if group.scope().is_some() => {
+                shared.take_scope_turn(&group, || Site {
+                    index,
+                    started: clock.stamp(shared),
+                    nested: false,
+                });
+            }
             Entry::Group(group) => {
                 let at = Site {
                     index,
@@ -213,6 +220,9 @@ fn run_nested(shared: &Shared, index: usize, clock: &mut Clock, ids: &mut IdBloc
     let at = nested_at(shared, index);
     match entry {
         Entry::Task(task) => run_taken(shared, at, task, None),
+        Entry::Group(group) if group.scope().is_some() => {
+            shared.take_scope_turn(&group, || nested_at(shared, index));
+        }
         Entry::Group(group) => take_group_turn(shared, at, group),
         Entry::Chunk(chunk) => {
             // A chunk's runs leave the slot idle after each task: put back

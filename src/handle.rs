@@ -2,8 +2,8 @@
 //! with the queue.
 //!
 //! The cell holds the closure until someone claims it, then the result. The
-//! claim is a state change under the cell's lock, so exactly one party runs
-//! or cancels the task: a worker that reaches it in the queue, a joiner that
+//! claim is one read-modify-write of the cell's flags, so exactly one party
+//! runs or cancels the task: a worker that reaches it in the queue, a joiner that
 //! helps (see [`TaskHandle::join`]), [`TaskHandle::cancel`], or the
 //! [`PendingTask`](crate::PendingTask) that `shutdown_now` handed back.
 //!

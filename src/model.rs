@@ -336,3 +336,63 @@ impl Default for ScopeQueue {
         ScopeQueue::new()
     }
 }
+
+/// Counts its drops (a std counter: read only after every thread was
+/// joined): a task's result, or its closure's capture.
+pub struct Counted(pub Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A cell whose result (or, never run, whose closure) counts its drops:
+/// for the races of a handle's drop with the result's publication.
+pub struct ResultCell(Arc<dyn HandleOps<Counted>>);
+
+impl ResultCell {
+    /// A cell whose closure holds one `Counted` and returns another, both
+    /// counting into `drops`.
+    pub fn new(drops: &Arc<std::sync::atomic::AtomicUsize>) -> ResultCell {
+        let (held, made) = (Counted(drops.clone()), drops.clone());
+        ResultCell(cell::Cell::new(
+            None,
+            Closure(move || {
+                drop(held);
+                Counted(made)
+            }),
+            None,
+        ))
+    }
+
+    /// A worker runs it (unless claimed already).
+    pub fn run(&self) -> bool {
+        let tally = Tally {
+            shared: None,
+            index: None,
+        };
+        matches!(self.0.run(tally, Custody::Pool), Ran::Here(_))
+    }
+
+    /// The handle's cancel.
+    pub fn cancel(&self) -> bool {
+        matches!(self.0.cancel(IfRunning::Stop), CancelOutcome::Cancelled(_))
+    }
+
+    /// The handle is dropped unjoined.
+    pub fn detach(&self) {
+        assert!(self.0.detach().is_none(), "no task here panics");
+    }
+
+    /// The handle's join; the result is dropped at once.
+    pub fn join(&self) -> bool {
+        self.0.join().is_ok()
+    }
+}
+
+impl Clone for ResultCell {
+    fn clone(&self) -> Self {
+        ResultCell(self.0.clone())
+    }
+}

@@ -41,10 +41,13 @@ pub(crate) use loom::thread::{ThreadId, current as current_thread};
 #[cfg(not(loom))]
 pub(crate) struct RawCell<T>(std::cell::UnsafeCell<T>);
 
-/// Outside loom it is never built by value: the FIFO's blocks start as
-/// zeroed memory (see `fifo.rs`), so it has no `new` there.
 #[cfg(not(loom))]
 impl<T> RawCell<T> {
+    #[inline(always)]
+    pub(crate) fn new(value: T) -> RawCell<T> {
+        RawCell(std::cell::UnsafeCell::new(value))
+    }
+
     /// Runs `f` with a pointer to the value; the caller is the only one
     /// touching it meanwhile.
     #[inline(always)]

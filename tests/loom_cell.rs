@@ -246,3 +246,58 @@ fn the_timer_expiring_vs_a_worker_taking_vs_a_cancel() {
         }
     });
 }
+
+/// The handle dropped while a worker runs the task: the result is dropped
+/// exactly once, by whichever of the two sees the other (`publish` and
+/// `detach` in `cell.rs`), and the closure's capture once. Loom's
+/// `UnsafeCell` under the slot reports the two touching it at once.
+#[test]
+fn a_dropped_handle_vs_the_result_being_published() {
+    loom::model(|| {
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
+        let cell = drainpool::model::ResultCell::new(&drops);
+        let worker = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.run())
+        };
+        cell.detach();
+        assert!(worker.join().unwrap());
+        // Disposed of by the handle or the worker, not left for the last
+        // reference (a panic there would reach no one).
+        assert_eq!(
+            drops.load(SeqCst),
+            2,
+            "the capture and the result, once each"
+        );
+        drop(cell);
+        assert_eq!(drops.load(SeqCst), 2);
+    });
+}
+
+/// A cancel and a run race while the handle joins or is dropped: whoever
+/// claims, the capture is dropped once, and a result, if there was one,
+/// once; the last reference drops nothing twice.
+#[test]
+fn a_cancel_vs_a_run_vs_the_handle() {
+    for joins in [true, false] {
+        loom::model(move || {
+            let drops = std::sync::Arc::new(AtomicUsize::new(0));
+            let cell = drainpool::model::ResultCell::new(&drops);
+            let worker = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || cell.run())
+            };
+            let cancelled = cell.cancel();
+            if joins {
+                assert_eq!(cell.join(), !cancelled);
+            } else {
+                cell.detach();
+            }
+            let ran = worker.join().unwrap();
+            assert_ne!(ran, cancelled, "exactly one claim");
+            drop(cell);
+            let results = usize::from(ran);
+            assert_eq!(drops.load(SeqCst), 1 + results);
+        });
+    }
+}

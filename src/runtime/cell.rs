@@ -1,14 +1,41 @@
 //! A submitted task's cell: the closure until someone claims it, then the
 //! result, shared by the queue entry, the workers and the task's handle.
 //!
-//! The claim is a state change under the cell's lock, so exactly one party
-//! runs or cancels the task: a worker that reaches it in the queue, a joiner
-//! that helps, a cancel, or the `PendingTask` that `shutdown_now` handed back
-//! (only the task's custodian may run it: see [`Custody`]).
+//! The claim is one read-modify-write of the cell's flag byte (setting
+//! `CLAIMED` where it was clear), so exactly one party runs or cancels the
+//! task: a worker that reaches it in the queue, a joiner that helps, a
+//! cancel, or the `PendingTask` that `shutdown_now` handed back (only the
+//! task's custodian may run it: see [`Custody`]). There is no lock: the
+//! flags say who may touch the cell's one slot, which holds the closure
+//! until the claim and the result from its publication until it is taken.
+//!
+//! # Who touches the slot
+//!
+//! - Until `CLAIMED` is set, the slot holds the closure, and no one reads
+//!   it. The claimant (the one whose read-modify-write set `CLAIMED`)
+//!   takes it out, and the slot is the claimant's until it publishes.
+//! - `publish` writes the result, then sets `DONE | RESULT` with one
+//!   read-modify-write (Release). If that finds `HANDLE_GONE` already set,
+//!   nobody will read the result: the publisher takes it back and disposes
+//!   of it (drops it, or hands a panic to whoever takes orphans).
+//! - The handle: `join` waits for `DONE` (Acquire) and takes the result.
+//!   `detach` (a handle dropped unjoined) sets `HANDLE_GONE` with one
+//!   read-modify-write (AcqRel); if that finds `RESULT`, the result is
+//!   there and the handle disposes of it, otherwise the publisher will.
+//! - Read-modify-writes of the byte are totally ordered, so between
+//!   `publish` and `detach` exactly one sees the other's bit: the result
+//!   is disposed of once. The cell's `Drop` (the last reference) drops
+//!   what the flags say is left: the closure if it was never claimed, the
+//!   result if `RESULT` is still set.
+//!
+//! The loom models in `tests/loom_cell.rs` check these races with loom's
+//! `UnsafeCell` under the slot, which reports two threads touching it at
+//! once.
 
 use std::any::{Any, TypeId};
-use std::mem;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,15 +50,15 @@ use crate::span::{self, SubmitSpan};
 use crate::stop::StopState;
 #[cfg(not(loom))]
 use crate::stop::StopToken;
-use crate::sync::{AtomicU8, Condvar, Mutex, Ordering};
+use crate::sync::{AtomicU8, Condvar, Mutex, Ordering, RawCell};
 use crate::task::{Call, TaskId};
 use crate::unwind;
 
 /// What every cell has, whatever its closure and result types.
 ///
 /// Kept small, since every queued task holds one: no pool id (the handle
-/// has the pool); the stop source, rarely made, lives under the cell's
-/// lock instead of in a `OnceLock` of its own; a name, rarely given, is
+/// has the pool); the stop source, rarely made, lives under a lock of one
+/// byte instead of in a `OnceLock` of its own; a name, rarely given, is
 /// boxed (one word, not the two of an `Arc<str>`); the claim, the
 /// handle's presence, the custody and the end share one byte; and the
 /// joiners sleep in a few places shared by all cells (see [`Sleep`]), not
@@ -40,11 +67,10 @@ use crate::unwind;
 pub(crate) struct CellHeader {
     pub(crate) id: TaskId,
     name: Option<Box<Arc<str>>>,
-    /// `CLAIMED`, `HANDLE_GONE`, `HANDED_BACK`, `DONE`, `WAITING`.
-    /// `CLAIMED` and `DONE` are read without the lock (a worker skips a
-    /// dead entry, a joiner sees the end, without taking it); `WAITING`
-    /// and `DONE` pair up as [`Sleep`] says; the others are read and
-    /// written only under the cell's lock, which orders them (Relaxed).
+    /// `CLAIMED`, `HANDLE_GONE`, `HANDED_BACK`, `DONE`, `WAITING`,
+    /// `RESULT`: every change is a read-modify-write, and the module docs
+    /// say who may touch the slot given which; `WAITING` and `DONE` pair
+    /// up as [`Sleep`] says.
     flags: AtomicU8,
     /// The group it was submitted to, which counts its end wherever it
     /// happens (worker, helping joiner, cancel, `PendingTask`); or the
@@ -87,10 +113,13 @@ const DONE: u8 = 8;
 const WAITING: u8 = 16;
 /// The handle was joined or dropped: no one will read a result.
 const HANDLE_GONE: u8 = 2;
-/// `shutdown_now` handed the task back: its `PendingTask`'s alone (decided
-/// under the lock, so a cancel or run racing with the hand-back counts it
-/// in exactly one place).
+/// `shutdown_now` handed the task back: its `PendingTask`'s alone (set only
+/// while `CLAIMED` is clear, by the same kind of read-modify-write as the
+/// claim, so a cancel or run racing with the hand-back counts it in exactly
+/// one place).
 const HANDED_BACK: u8 = 4;
+/// The slot holds a published result that no one has taken yet.
+const RESULT: u8 = 32;
 
 /// A scoped cell's header is the last thing of it to go: the cell's
 /// fields drop in order, so its closure and result (which may borrow from
@@ -127,30 +156,15 @@ impl CellHeader {
     pub(crate) fn name(&self) -> Option<&Arc<str>> {
         self.name.as_deref()
     }
+}
 
-    /// Under the cell's lock: whether the handle is still there.
-    #[inline]
-    fn handle_alive(&self) -> bool {
-        // ORDERING: Relaxed: written and read only under the cell's lock.
-        self.flags.load(Ordering::Relaxed) & HANDLE_GONE == 0
-    }
-
-    /// Under the cell's lock: the handle is gone (joined, detached).
-    #[inline]
-    fn set_handle_gone(&self) {
-        // ORDERING: Relaxed, as `handle_alive`.
-        self.flags.fetch_or(HANDLE_GONE, Ordering::Relaxed);
-    }
-
-    /// Under the cell's lock: whose the task is (see [`Custody`]).
-    #[inline]
-    fn custody(&self) -> Custody {
-        // ORDERING: Relaxed, as `handle_alive`.
-        if self.flags.load(Ordering::Relaxed) & HANDED_BACK != 0 {
-            Custody::HandedBack
-        } else {
-            Custody::Pool
-        }
+/// Whose a task with these flags is (see [`Custody`]).
+#[inline]
+fn custody_of(flags: u8) -> Custody {
+    if flags & HANDED_BACK != 0 {
+        Custody::HandedBack
+    } else {
+        Custody::Pool
     }
 }
 
@@ -276,9 +290,9 @@ pub(crate) trait HandleOps<T>: CellTask {
     #[cfg(not(loom))]
     fn wait_or_stop(&self, token: &StopToken) -> Result<(), Interrupted>;
     fn is_finished(&self) -> bool;
-    /// Waits for the end and takes the result, under one lock.
+    /// Waits for the end and takes the result.
     fn join(&self) -> Result<T, TaskError>;
-    /// Takes the result without the lock, given the handle's reference is
+    /// Takes the result without waiting, given the handle's reference is
     /// the only one left; `None` if there is no result (then `join`).
     fn take_unshared(&mut self) -> Option<Result<T, TaskError>>;
     /// The handle is going away unjoined; returns a panic nobody saw.
@@ -290,30 +304,36 @@ pub(crate) trait HandleOps<T>: CellTask {
         Self: 'static;
 }
 
-enum Stage<F, T> {
-    Queued(F),
-    Running,
-    Done(Result<T, TaskError>),
-    Taken,
+/// The closure until the claim, the result from `publish` until it is
+/// taken: never both, so they share the place (see the module docs for
+/// who may touch it when).
+union Slot<F, T> {
+    f: ManuallyDrop<F>,
+    result: ManuallyDrop<Result<T, TaskError>>,
 }
 
-struct CellState<F, T> {
-    stage: Stage<F, T>,
+/// The fields drop in their order: the header last (see its `Drop`), after
+/// the cell's own `Drop` has emptied the slot.
+pub(crate) struct Cell<F, T> {
+    /// What the flags say (see the module docs).
+    slot: RawCell<Slot<F, T>>,
     /// The task's own stop source, made on first use (by
     /// `StopToken::current` inside the task, or a cancel that finds it
     /// running). Kept after the end, so a token handed out stays the one.
-    stop: Option<Arc<StopState>>,
-}
-
-/// The fields drop in their order: the header last (see its `Drop`).
-pub(crate) struct Cell<F, T> {
-    state: Mutex<CellState<F, T>>,
+    stop: Mutex<Option<Arc<StopState>>>,
     /// Under loom, each cell has its own place to sleep (a model cannot
     /// share statics between runs); otherwise cells share `SLEEPS`.
     #[cfg(loom)]
     sleep: Sleep,
     header: CellHeader,
 }
+
+// SAFETY: `&Cell` moves the closure and the result between threads (both
+// `Send`) only as the flags' protocol allows (see the module docs): one
+// thread at a time touches the slot, and each hand-over is a Release
+// read-modify-write of the flags seen by the next one's Acquire.
+#[allow(unsafe_code)]
+unsafe impl<F: Send, T: Send> Sync for Cell<F, T> {}
 
 /// Where a cell's joiners sleep until its result is published.
 ///
@@ -344,6 +364,7 @@ static SLEEPS: [Sleep; 64] = [const {
     }
 }; 64];
 
+#[allow(unsafe_code)]
 impl<F, T> Cell<F, T>
 where
     F: Call<Output = T>,
@@ -352,10 +373,10 @@ where
     pub(crate) fn new(name: Option<Arc<str>>, f: F, group: Option<Arc<GroupInner>>) -> Arc<Self> {
         Arc::new(Cell {
             header: CellHeader::new(name, group),
-            state: Mutex::new(CellState {
-                stage: Stage::Queued(f),
-                stop: None,
+            slot: RawCell::new(Slot {
+                f: ManuallyDrop::new(f),
             }),
+            stop: Mutex::new(None),
             #[cfg(loom)]
             sleep: Sleep {
                 lock: Mutex::new(()),
@@ -378,18 +399,71 @@ where
         }
     }
 
-    /// Stores the result and wakes the joiners (see [`Sleep`]); under the
-    /// cell's lock, so that whoever sees `DONE` and then takes the lock
-    /// finds the result.
-    fn publish(&self, state: &mut CellState<F, T>, result: Result<T, TaskError>) {
-        state.stage = Stage::Done(result);
-        // ORDERING: AcqRel; what matters is that it is a read-modify-write
-        // of the byte the joiner's `WAITING` goes to (see `Sleep`).
-        if self.header.flags.fetch_or(DONE, Ordering::AcqRel) & WAITING != 0 {
+    /// The claim: takes the closure out of a task still queued, if
+    /// `claimant` (when given) is its custodian; with the custody it had.
+    /// `None` if someone claimed it first, or it is not `claimant`'s.
+    #[inline]
+    fn claim(&self, claimant: Option<Custody>) -> Option<(F, Custody)> {
+        // ORDERING: AcqRel: Release pairs with `is_claimed`'s Acquire; the
+        // closure itself was stored before the cell was shared, which the
+        // sharing ordered before us.
+        let flags = self
+            .header
+            .flags
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |flags| {
+                let free = flags & CLAIMED == 0
+                    && claimant.is_none_or(|claimant| claimant == custody_of(flags));
+                free.then_some(flags | CLAIMED)
+            })
+            .ok()?;
+        // SAFETY: our read-modify-write set CLAIMED where it was clear, so
+        // the closure is still in the slot and the slot is ours alone until
+        // we publish (see the module docs).
+        let f = self
+            .slot
+            .with_mut(|slot| unsafe { ManuallyDrop::take(&mut (*slot).f) });
+        Some((f, custody_of(flags)))
+    }
+
+    /// Stores the claimant's result and wakes the joiners (see [`Sleep`]);
+    /// returns it instead if the handle is gone, for the caller to dispose
+    /// of (no one else will).
+    #[inline]
+    fn publish(&self, result: Result<T, TaskError>) -> Option<Result<T, TaskError>> {
+        // SAFETY: the slot is the claimant's until the read-modify-write
+        // below (see `claim`), and its closure was taken out.
+        self.slot.with_mut(|slot| unsafe {
+            ptr::addr_of_mut!((*slot).result).write(ManuallyDrop::new(result));
+        });
+        // ORDERING: AcqRel: Release hands the result to whoever sees DONE
+        // or RESULT; a read-modify-write of the byte that the joiner's
+        // WAITING and the handle's HANDLE_GONE go to (see `Sleep` and the
+        // module docs), so exactly one of us sees the other.
+        let before = self.header.flags.fetch_or(DONE | RESULT, Ordering::AcqRel);
+        if before & WAITING != 0 {
             let sleep = self.sleep();
             let _guard = sleep.lock.lock();
             sleep.ready.notify_all();
         }
+        // The handle left before: the result is ours to dispose of.
+        (before & HANDLE_GONE != 0).then(|| self.take_result())
+    }
+
+    /// Takes the published result out of the slot.
+    ///
+    /// The caller must be the one the module docs name: the handle once it
+    /// saw `DONE` (or `RESULT` in `detach`), or the publisher that found the
+    /// handle gone.
+    #[inline]
+    fn take_result(&self) -> Result<T, TaskError> {
+        // ORDERING: Relaxed: a read-modify-write (a joiner may be setting
+        // WAITING); only the cell's `Drop` reads RESULT after this, and the
+        // last reference's drop orders it after every use.
+        self.header.flags.fetch_and(!RESULT, Ordering::Relaxed);
+        // SAFETY: RESULT was set and the caller is the one the protocol
+        // gives the result to: no one else touches the slot now.
+        self.slot
+            .with_mut(|slot| unsafe { ManuallyDrop::take(&mut (*slot).result) })
     }
 
     /// Under the sleep's lock: marks a joiner waiting; true if the result
@@ -400,51 +474,45 @@ where
         self.header.flags.fetch_or(WAITING, Ordering::AcqRel) & DONE != 0
     }
 
-    /// Claims a queued task to expire it: the stage reads `Running` until
-    /// `expire_claimed` publishes, so that a joiner who sees `Expired` also
-    /// sees the closure dropped and the end counted (as a run's end is
-    /// counted before its result is published). Meanwhile it is no longer
-    /// queued: a cancel, a hand-back or a take-back finds nothing to do.
-    fn claim_to_expire(&self, state: &mut CellState<F, T>) -> F {
-        self.claim(state, Stage::Running)
-    }
-
-    /// Ends a task claimed by `claim_to_expire`: drops its closure, counts
-    /// it, then resolves its handle.
+    /// Ends a task claimed to expire: drops its closure, counts it, then
+    /// resolves its handle, in that order, so that a joiner who sees
+    /// `Expired` also sees the closure dropped and the end counted (as a
+    /// run's end is counted before its result is published). Meanwhile it
+    /// is no longer queued: a cancel, a hand-back or a take-back finds
+    /// nothing to do.
     fn expire_claimed(&self, f: F, tally: Tally<'_>) {
-        // Outside our lock, and a panicking Drop must not skip the count.
+        // A panicking Drop must not skip the count.
         unwind::drop_quietly(f);
         tally.expired(&self.header);
-        let mut state = self.state.lock();
-        if self.header.handle_alive() {
-            self.publish(&mut state, Err(TaskError::Expired));
-        } else {
-            state.stage = Stage::Taken;
-        }
+        drop(self.publish(Err(TaskError::Expired)));
     }
 
     /// Claims a queued task that will never run (cancelled or taken back):
-    /// its handle, if any, gets `why`; the closure is the caller's to drop
-    /// outside the lock.
-    fn claim_unrun(&self, state: &mut CellState<F, T>, why: TaskError) -> F {
-        let f = self.claim(state, Stage::Taken);
-        if self.header.handle_alive() {
-            self.publish(state, Err(why));
-        }
-        f
+    /// its handle gets `why`; the closure and the custody it had are the
+    /// caller's.
+    fn claim_unrun(&self, why: TaskError) -> Option<(F, Custody)> {
+        let (f, custody) = self.claim(None)?;
+        drop(self.publish(Err(why)));
+        Some((f, custody))
     }
+}
 
-    /// The claim itself, under the cell's lock, of a task the caller saw
-    /// queued: takes the closure out, leaving `then`.
-    fn claim(&self, state: &mut CellState<F, T>, then: Stage<F, T>) -> F {
-        // Under the lock, so that whoever sees `claimed` false and then
-        // takes the lock finds the stage still Queued.
-        // ORDERING: Release, pairs with `is_claimed`'s Acquire.
-        self.header.flags.fetch_or(CLAIMED, Ordering::Release);
-        let Stage::Queued(f) = mem::replace(&mut state.stage, then) else {
-            unreachable!("the caller saw it queued, under the same lock")
-        };
-        f
+#[allow(unsafe_code)]
+impl<F, T> Drop for Cell<F, T> {
+    fn drop(&mut self) {
+        // ORDERING: Relaxed: the last reference's drop is ordered after
+        // every other use of the cell.
+        let flags = self.header.flags.load(Ordering::Relaxed);
+        // SAFETY: no one else can touch the slot now, and the flags say
+        // what it holds: the closure if it was never claimed, a result if
+        // RESULT is set, nothing otherwise.
+        self.slot.with_mut(|slot| unsafe {
+            if flags & CLAIMED == 0 {
+                ManuallyDrop::drop(&mut (*slot).f);
+            } else if flags & RESULT != 0 {
+                ManuallyDrop::drop(&mut (*slot).result);
+            }
+        });
     }
 }
 
@@ -458,34 +526,21 @@ where
     }
 
     fn stop_state(&self) -> Arc<StopState> {
-        self.state
-            .lock()
-            .stop
-            .get_or_insert_with(StopState::new)
-            .clone()
+        self.stop.lock().get_or_insert_with(StopState::new).clone()
     }
 
     fn run(&self, tally: Tally<'_>, claimant: Custody) -> Ran {
-        let f = {
-            let mut state = self.state.lock();
-            // A handed-back task is its holder's alone; any other is the
-            // pool's alone (never both, never neither).
-            if self.header.custody() != claimant {
-                return Ran::Lost;
-            }
-            let Stage::Queued(f) = &state.stage else {
-                return Ran::Lost;
-            };
-            // The pool honours a start deadline; a handed-back task is its
-            // holder's to run when it likes.
-            if claimant == Custody::Pool && f.start_by().is_some_and(|by| Instant::now() >= by) {
-                let f = self.claim_to_expire(&mut state);
-                drop(state);
-                self.expire_claimed(f, tally);
-                return Ran::Expired;
-            }
-            self.claim(&mut state, Stage::Running)
+        // A handed-back task is its holder's alone; any other is the
+        // pool's alone (never both, never neither).
+        let Some((f, _)) = self.claim(Some(claimant)) else {
+            return Ran::Lost;
         };
+        // The pool honours a start deadline; a handed-back task is its
+        // holder's to run when it likes.
+        if claimant == Custody::Pool && f.start_by().is_some_and(|by| Instant::now() >= by) {
+            self.expire_claimed(f, tally);
+            return Ran::Expired;
+        }
         tally.started(&self.header, claimant);
         let span = &self.header.span;
         let result = catch_unwind(AssertUnwindSafe(move || {
@@ -493,68 +548,49 @@ where
         }))
         .map_err(|payload| TaskError::Panicked(PanicPayload::new(payload)));
         tally.ended(&self.header, Outcome::of(&result));
-        let mut state = self.state.lock();
-        if self.header.handle_alive() {
-            self.publish(&mut state, result);
-        } else {
-            state.stage = Stage::Taken;
-            drop(state);
-            match result {
-                // No one will read the value: drop it here, quietly (its
-                // Drop is user code, and this may be the program's thread
-                // running a PendingTask).
-                Ok(value) => unwind::drop_quietly(value),
-                Err(TaskError::Panicked(payload)) => tally.orphan(&self.header, payload),
-                Err(TaskError::Cancelled | TaskError::Failed | TaskError::Expired) => {}
-            }
+        match self.publish(result) {
+            None => {}
+            // No one will read the value: drop it here, quietly (its Drop
+            // is user code, and this may be the program's thread running a
+            // PendingTask).
+            Some(Ok(value)) => unwind::drop_quietly(value),
+            Some(Err(TaskError::Panicked(payload))) => tally.orphan(&self.header, payload),
+            Some(Err(TaskError::Cancelled | TaskError::Failed | TaskError::Expired)) => {}
         }
         Ran::Here(claimant)
     }
 
     fn cancel(&self, if_running: IfRunning) -> CancelOutcome {
-        let mut state = self.state.lock();
-        match &state.stage {
-            Stage::Queued(_) => {
-                let f = self.claim_unrun(&mut state, TaskError::Cancelled);
-                let custody = self.header.custody();
-                drop(state);
-                // The captures drop outside our lock, and a panicking Drop
-                // among them must not skip the caller's bookkeeping.
-                unwind::drop_quietly(f);
-                CancelOutcome::Cancelled(custody)
-            }
-            Stage::Running => {
-                if if_running == IfRunning::Stop {
-                    let stop = state.stop.get_or_insert_with(StopState::new).clone();
-                    drop(state);
-                    // Callbacks are user code: not under our lock.
-                    stop.request();
-                }
-                CancelOutcome::Running
-            }
-            Stage::Done(_) | Stage::Taken => CancelOutcome::Finished,
+        if let Some((f, custody)) = self.claim_unrun(TaskError::Cancelled) {
+            // The captures drop outside any lock of ours, and a panicking
+            // Drop among them must not skip the caller's bookkeeping.
+            unwind::drop_quietly(f);
+            return CancelOutcome::Cancelled(custody);
         }
+        // ORDERING: Acquire, as `is_finished`.
+        if self.header.flags.load(Ordering::Acquire) & DONE != 0 {
+            return CancelOutcome::Finished;
+        }
+        // Claimed and not ended: running (or about to be resolved by
+        // another claim, which a raised stop does not disturb).
+        if if_running == IfRunning::Stop {
+            // Callbacks are user code: not under our lock.
+            self.stop_state().request();
+        }
+        CancelOutcome::Running
     }
 
     fn take_back(&self, want: TypeId) -> Option<Box<dyn Any + Send>> {
         if F::job_type() != Some(want) {
             return None;
         }
-        let mut state = self.state.lock();
-        if !matches!(state.stage, Stage::Queued(_)) {
-            return None;
-        }
-        self.claim_unrun(&mut state, TaskError::Cancelled)
-            .into_any()
+        self.claim_unrun(TaskError::Cancelled)?.0.into_any()
     }
 
     fn expire(&self, tally: Tally<'_>) -> bool {
-        let mut state = self.state.lock();
-        if self.header.custody() != Custody::Pool || !matches!(state.stage, Stage::Queued(_)) {
+        let Some((f, _)) = self.claim(Some(Custody::Pool)) else {
             return false;
-        }
-        let f = self.claim_to_expire(&mut state);
-        drop(state);
+        };
         self.expire_claimed(f, tally);
         true
     }
@@ -565,14 +601,13 @@ where
         if self.header.scope().is_some() {
             return false;
         }
-        let state = self.state.lock();
-        if matches!(state.stage, Stage::Queued(_)) {
-            // ORDERING: Relaxed, as `handle_alive` (under the lock).
-            self.header.flags.fetch_or(HANDED_BACK, Ordering::Relaxed);
-            true
-        } else {
-            false
-        }
+        // ORDERING: AcqRel, as the claim it excludes (see `claim`).
+        self.header
+            .flags
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |flags| {
+                (flags & CLAIMED == 0).then_some(flags | HANDED_BACK)
+            })
+            .is_ok()
     }
 }
 
@@ -623,53 +658,43 @@ where
     }
 
     fn is_finished(&self) -> bool {
-        // ORDERING: Acquire, pairs with `publish`'s read-modify-write; the
-        // result itself is read under the cell's lock.
+        // ORDERING: Acquire, pairs with `publish`'s read-modify-write, so
+        // a handle that sees DONE sees the result.
         self.header.flags.load(Ordering::Acquire) & DONE != 0
     }
 
     fn join(&self) -> Result<T, TaskError> {
         // A result already there (the common case for a joiner that
-        // submitted many tasks first) costs a load and the cell's lock.
+        // submitted many tasks first) costs a load and one
+        // read-modify-write.
         self.wait(None);
-        let mut state = self.state.lock();
-        self.header.set_handle_gone();
-        match mem::replace(&mut state.stage, Stage::Taken) {
-            Stage::Done(result) => result,
-            _ => unreachable!("DONE is set with the result, under this lock"),
-        }
+        // DONE seen (Acquire): the result is the handle's (module docs).
+        self.take_result()
     }
 
     fn take_unshared(&mut self) -> Option<Result<T, TaskError>> {
-        let state = self.state.get_mut();
-        match mem::replace(&mut state.stage, Stage::Taken) {
-            Stage::Done(result) => {
-                self.header.set_handle_gone();
-                Some(result)
-            }
-            other => {
-                state.stage = other;
-                None
-            }
-        }
+        // ORDERING: Relaxed: this is the only reference (`Arc::get_mut`'s
+        // Acquire ordered every other use before).
+        let published = self.header.flags.load(Ordering::Relaxed) & RESULT != 0;
+        published.then(|| self.take_result())
     }
 
     fn detach(&self) -> Option<PanicPayload> {
-        let mut state = self.state.lock();
-        self.header.set_handle_gone();
-        match mem::replace(&mut state.stage, Stage::Taken) {
-            Stage::Done(Err(TaskError::Panicked(payload))) => Some(payload),
-            Stage::Done(Ok(value)) => {
-                drop(state);
-                // A result nobody will read: its Drop (user code) must not
-                // unwind into whoever dropped the handle.
+        // ORDERING: AcqRel: Acquire to see the result a publish before us
+        // stored; one total order with `publish`'s read-modify-write
+        // decides which of us disposes of the result (module docs).
+        if self.header.flags.fetch_or(HANDLE_GONE, Ordering::AcqRel) & RESULT == 0 {
+            return None;
+        }
+        match self.take_result() {
+            Err(TaskError::Panicked(payload)) => Some(payload),
+            // A result nobody will read: its Drop (user code) must not
+            // unwind into whoever dropped the handle.
+            Ok(value) => {
                 unwind::drop_quietly(value);
                 None
             }
-            other => {
-                state.stage = other;
-                None
-            }
+            Err(_) => None,
         }
     }
 }
@@ -695,3 +720,4 @@ impl Drop for CellEntry {
         }
     }
 }
+

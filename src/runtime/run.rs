@@ -4,8 +4,8 @@
 //! observes.
 
 use std::cell::{Cell, RefCell};
-use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::error::PanicPayload;
@@ -127,18 +127,18 @@ pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
             let slot = &shared.slots[at.index];
             slot.begin_top(header.id, header.name(), at.started);
             let _idle = TopGuard(slot);
-            let _current = ContextTask::enter(task.clone());
+            let _current = ContextTask::enter(task);
             task.run(tally, Custody::Pool);
         }
         // Helped by a joiner on a worker of its pool.
         Some(at) => {
             let slot = &shared.slots[at.index];
             let _restore = SlotGuard::enter(slot, header.id, header.name(), at);
-            let _frame = Frame::enter(Some(task.clone()), Custody::Pool);
+            let _frame = Frame::enter(Some(task), Custody::Pool);
             task.run(tally, Custody::Pool);
         }
         None => {
-            let _frame = Frame::enter(Some(task.clone()), Custody::HandedBack);
+            let _frame = Frame::enter(Some(task), Custody::HandedBack);
             task.run(tally, Custody::HandedBack);
         }
     }
@@ -149,12 +149,13 @@ pub(crate) fn run_shared(shared: &Shared, at: At, task: &Arc<dyn CellTask>) {
 /// and says whether it runs as a handed-back task, until dropped; then
 /// restores what it found, also on unwind.
 pub(crate) struct Frame {
-    outer_task: Option<Arc<dyn CellTask>>,
+    outer_task: Option<Current>,
     outer_custody: Custody,
 }
 
 impl Frame {
-    pub(crate) fn enter(task: Option<Arc<dyn CellTask>>, custody: Custody) -> Frame {
+    /// `task` must outlive the frame (see [`Current`]).
+    pub(crate) fn enter(task: Option<&Arc<dyn CellTask>>, custody: Custody) -> Frame {
         Frame {
             outer_task: swap_context_task(task),
             outer_custody: INNERMOST.with(|c| c.replace(custody)),
@@ -164,21 +165,22 @@ impl Frame {
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        swap_context_task(self.outer_task.take());
+        restore_context_task(self.outer_task);
         INNERMOST.with(|c| c.set(self.outer_custody));
     }
 }
 
 /// Makes a submitted task the thread's current one (for
 /// `StopToken::current`) and restores the outer one on drop, also when a
-/// `Drop` of the task's result unwinds.
+/// `Drop` of the task's result unwinds. The task must outlive the guard
+/// (see [`Current`]).
 pub(crate) struct ContextTask {
-    outer: Option<Arc<dyn CellTask>>,
+    outer: Option<Current>,
 }
 
 impl ContextTask {
     #[inline]
-    fn enter(task: Arc<dyn CellTask>) -> ContextTask {
+    fn enter(task: &Arc<dyn CellTask>) -> ContextTask {
         ContextTask {
             outer: swap_context_task(Some(task)),
         }
@@ -188,13 +190,29 @@ impl ContextTask {
 impl Drop for ContextTask {
     #[inline]
     fn drop(&mut self) {
-        swap_context_task(self.outer.take());
+        restore_context_task(self.outer);
     }
 }
 
+/// The submitted task a thread runs now, as `CURRENT_TASK` holds it: the
+/// address `Arc::as_ptr` gives for the cell, which the run that set it
+/// keeps alive (it borrows an `Arc` of the cell for longer than the guard,
+/// `ContextTask` or `Frame`, that puts the outer one back). A borrow, not
+/// an `Arc` of its own: no reference-count increment and decrement, on a
+/// line the task's handle shares, for every submitted task run.
+type Current = NonNull<dyn CellTask>;
+
+/// Makes `task` the thread's current one; returns the one it replaces,
+/// for the guard to put back. `task` must outlive that guard.
 #[inline]
-pub(crate) fn swap_context_task(task: Option<Arc<dyn CellTask>>) -> Option<Arc<dyn CellTask>> {
-    ManuallyDrop::into_inner(CURRENT_TASK.with(|current| current.replace(ManuallyDrop::new(task))))
+fn swap_context_task(task: Option<&Arc<dyn CellTask>>) -> Option<Current> {
+    let task = task.and_then(|task| NonNull::new(Arc::as_ptr(task).cast_mut()));
+    CURRENT_TASK.with(|current| current.replace(task))
+}
+
+#[inline]
+fn restore_context_task(outer: Option<Current>) {
+    CURRENT_TASK.with(|current| current.set(outer));
 }
 
 /// The pool and index of the calling thread, if it is a worker.
@@ -353,11 +371,10 @@ thread_local! {
     /// around every submitted task, and swapping a `Cell` costs a fraction
     /// of borrowing the context mutably twice.
     ///
-    /// `ManuallyDrop`, so that the slot needs no destructor and each access
-    /// skips the check for one: every run puts back what it found, ending
-    /// with `None`, so there is nothing to drop at thread exit.
-    static CURRENT_TASK: Cell<ManuallyDrop<Option<Arc<dyn CellTask>>>> =
-        const { Cell::new(ManuallyDrop::new(None)) };
+    ///
+    /// A borrowed pointer (see [`Current`]): no destructor, and every run
+    /// puts back what it found.
+    static CURRENT_TASK: Cell<Option<Current>> = const { Cell::new(None) };
     /// Whose the innermost run on this thread is: `HandedBack` while it is
     /// a task handed back by `shutdown_now` and run through its
     /// `PendingTask`, which is the program's now, not the pool's, and not
@@ -392,21 +409,29 @@ pub(crate) fn is_worker_of_another(pool_id: u64) -> bool {
 }
 
 /// Calls `f` with the submitted task running on this thread, if any,
-/// looked at in place (taken out of the thread-local and put back) rather
-/// than cloned: `is_running` is on every join's path. `f` must not look at
-/// the current task itself (it reads `None` meanwhile).
-fn with_current_task<R>(f: impl FnOnce(Option<&Arc<dyn CellTask>>) -> R) -> R {
-    CURRENT_TASK.with(|current| {
-        let task = current.replace(ManuallyDrop::new(None));
-        let result = f(task.as_ref());
-        current.set(task);
-        result
-    })
+/// looked at in place rather than cloned: `is_running` is on every join's
+/// path. `f` must not run user code.
+#[allow(unsafe_code)]
+fn with_current_task<R>(f: impl FnOnce(Option<&dyn CellTask>) -> R) -> R {
+    let task = CURRENT_TASK.with(Cell::get);
+    // SAFETY: a pointer in `CURRENT_TASK` is to a cell the run that set it
+    // keeps alive until its guard takes it out (see `Current`), which
+    // cannot happen while `f`, our own code, runs on this thread.
+    f(task.map(|task| unsafe { task.as_ref() }))
 }
 
 /// A copy of the submitted task running on this thread, if any.
+#[allow(unsafe_code)]
 pub(crate) fn current_task() -> Option<Arc<dyn CellTask>> {
-    with_current_task(|task| task.cloned())
+    let task = CURRENT_TASK.with(Cell::get)?;
+    let task = task.as_ptr().cast_const();
+    // SAFETY: the pointer came from `Arc::as_ptr` of an `Arc` that the run
+    // keeps alive while it is set (see `Current`): one more strong count
+    // for the `Arc` made from it here.
+    unsafe {
+        Arc::increment_strong_count(task);
+        Some(Arc::from_raw(task))
+    }
 }
 
 /// The stop sources the task running on this thread observes, decided by
@@ -419,10 +444,10 @@ pub(crate) fn current_task() -> Option<Arc<dyn CellTask>> {
 ///   group's and its own (a plain one has neither, and never fires);
 /// - anything else: none.
 pub(crate) fn current_stop_states() -> Vec<Arc<StopState>> {
-    let task = current_task();
     if INNERMOST.with(Cell::get) == Custody::HandedBack {
-        return task.map_or_else(Vec::new, |task| own_stop_states(&*task));
+        return with_current_task(|task| task.map_or_else(Vec::new, own_stop_states));
     }
+    let task = current_task();
     CONTEXT.with(|c| {
         let c = c.borrow();
         let Some(ctx) = c.as_ref() else {
@@ -470,4 +495,33 @@ pub(crate) fn is_in_group(group: &Arc<GroupInner>) -> bool {
                 task.and_then(|task| task.header().group.as_ref())
                     .is_some_and(|g| Arc::ptr_eq(g, group))
             }))
+}
+
+/// Small enough for Miri (`.ci/run` runs these under it), which checks the
+/// `unsafe` of this file: the thread's current task is a borrowed pointer,
+/// cloned into an `Arc` by `StopToken::current`.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{StopToken, ThreadPool};
+
+    #[test]
+    fn a_tasks_own_token_outlives_its_run_and_nested_runs_restore_the_outer() {
+        let pool = ThreadPool::new(1).unwrap();
+        let inner = pool.submit(StopToken::current).unwrap();
+        let outer = pool
+            .submit(move || {
+                let before = StopToken::current();
+                // One worker: joining runs `inner` here, nested.
+                let from_inner = inner.join().unwrap();
+                let after = StopToken::current();
+                (before, from_inner, after)
+            })
+            .unwrap();
+        let (before, from_inner, after) = outer.join().unwrap();
+        drop(pool);
+        // Each token still answers after its task and the pool are gone.
+        assert!(!before.is_stop_requested());
+        assert!(!from_inner.is_stop_requested());
+        assert!(!after.is_stop_requested());
+    }
 }

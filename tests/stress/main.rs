@@ -213,6 +213,10 @@ fn run_round(cfg: &Config, seed: u64) -> RoundResult {
         let run_ctx = Ctx::from_u8(slot.run_ctx.load(SeqCst));
         let drop_ctx = Ctx::from_u8(slot.drop_ctx.load(SeqCst));
         let intake = slot.intake.load(SeqCst);
+        // A scoped task never started is dropped wherever its scope's
+        // cancel or refusal happened (the spawner, a worker, the thread of
+        // a `shutdown_now`): its own op checked it ended with the scope.
+        let scoped = slot.scoped.load(SeqCst);
         let what = format!("task {id} ({kind:?}, group {:?})", slot.group);
         if drops != 1 {
             env.violation(format!("{what}: its closure was dropped {drops} times"));
@@ -221,6 +225,10 @@ fn run_round(cfg: &Config, seed: u64) -> RoundResult {
             env.violation(format!("{what}: ran {runs} times"));
         }
         match (intake, runs) {
+            (ACCEPTED, 1) if scoped && run_ctx != Ctx::Pool => {
+                env.violation(format!("{what}: scoped, ran in {run_ctx:?}"));
+            }
+            (_, 0) | (ACCEPTED, 1) if scoped => {}
             (REJECTED, 1) if run_ctx != Ctx::RejectRun => {
                 env.violation(format!("{what}: refused, yet ran in {run_ctx:?}"));
             }
@@ -254,10 +262,10 @@ fn run_round(cfg: &Config, seed: u64) -> RoundResult {
         } else if in_pool {
             completed += 1;
         }
-        if runs == 0 && drop_ctx == Ctx::GroupCancel {
+        if runs == 0 && drop_ctx == Ctx::GroupCancel && !scoped {
             by_group_cancel += 1;
         }
-        if runs == 0 && drop_ctx == Ctx::HandleCancel {
+        if runs == 0 && drop_ctx == Ctx::HandleCancel && !scoped {
             by_handle_cancel += 1;
         }
         let cancelled = slot.cancelled_by_handle.load(SeqCst);

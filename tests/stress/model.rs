@@ -124,6 +124,8 @@ pub(crate) struct Slot {
     pub(crate) cancelled_by_handle: AtomicBool,
     /// Calls of the panic handler with this task's payload.
     pub(crate) panic_reports: AtomicU8,
+    /// Spawned in a `pool.scope` (see `Op::Scope`).
+    pub(crate) scoped: AtomicBool,
 }
 
 impl Slot {
@@ -200,6 +202,7 @@ impl Tracker {
             handle: AtomicU8::new(NO_HANDLE),
             cancelled_by_handle: AtomicBool::new(false),
             panic_reports: AtomicU8::new(0),
+            scoped: AtomicBool::new(false),
         });
         slots.push(slot.clone());
         Tracker {

@@ -58,6 +58,7 @@ pub(crate) enum Op {
     ShutdownNow,
     SignalShutdown,
     SignalShutdownNow,
+    Scope,
 }
 
 pub(crate) const WEIGHTS: &[(u64, Op)] = &[
@@ -79,6 +80,7 @@ pub(crate) const WEIGHTS: &[(u64, Op)] = &[
     (8, Op::HandleCancel),
     (3, Op::DropHandle),
     (4, Op::PollHandle),
+    (3, Op::Scope),
 ];
 
 pub(crate) const SHUTDOWNS: [Op; 4] = [
@@ -209,6 +211,59 @@ pub(crate) fn draw_kind(rng: &mut Rng) -> Kind {
     }
 }
 
+/// A scoped task's kind: any but `Panic` (a scoped panic resumes on the
+/// scope's caller instead of reaching the panic handler, which the books
+/// of this model count).
+fn draw_scoped_kind(rng: &mut Rng) -> Kind {
+    match draw_kind(rng) {
+        Kind::Panic => Kind::Quick,
+        kind => kind,
+    }
+}
+
+/// `pool.scope` from the producer: a batch of spawns, sometimes cancelled
+/// part way. Once the scope returns, every one of its tasks has ended:
+/// its closure was run or dropped, once.
+fn scope_op(round: &Round, rng: &mut Rng) {
+    let env = &round.env;
+    let n = batch_len(rng);
+    let cancel_at = (rng.next() % 3 == 0).then(|| (rng.next() % (n as u64 + 1)) as usize);
+    let trackers: Vec<Tracker> = (0..n)
+        .map(|_| {
+            let t = Tracker::new(env, draw_scoped_kind(rng), None);
+            t.slot.scoped.store(true, SeqCst);
+            t
+        })
+        .collect();
+    let slots: Vec<Arc<Slot>> = trackers.iter().map(|t| t.slot.clone()).collect();
+    round.pool.scope(|s| {
+        for (i, t) in trackers.into_iter().enumerate() {
+            if cancel_at == Some(i) {
+                s.cancel();
+            }
+            let slot = t.slot.clone();
+            let handle = s.spawn(move || {
+                t.run();
+            });
+            let intake = if handle.id().is_some() {
+                ACCEPTED
+            } else {
+                REJECTED
+            };
+            slot.intake.store(intake, SeqCst);
+        }
+    });
+    for slot in &slots {
+        let drops = slot.drops.load(SeqCst);
+        if drops != 1 {
+            env.violation(format!(
+                "scoped task {}: its closure was dropped {drops} times when its scope returned",
+                slot.id
+            ));
+        }
+    }
+}
+
 pub(crate) fn accepted(slot: &Arc<Slot>, handle: Option<TaskHandle<u64>>, held: &mut Held) {
     slot.intake.store(ACCEPTED, SeqCst);
     if let Some(handle) = handle {
@@ -223,6 +278,7 @@ pub(crate) fn step(round: &Round, rng: &mut Rng, held: &mut Held, op: Op) {
     let group_index = (rng.next() % round.groups.len() as u64) as usize;
     let group = &round.groups[group_index];
     match op {
+        Op::Scope => scope_op(round, rng),
         Op::Execute | Op::TryExecute | Op::NamedExecute => {
             let t = Tracker::new(env, draw_kind(rng), None);
             let slot = t.slot.clone();

@@ -83,10 +83,9 @@ pub(crate) struct CellHeader {
 }
 
 impl CellHeader {
+    /// A scoped cell's group comes from `ScopeState::enlist`, which counts
+    /// the cell in its scope.
     fn new(name: Option<Arc<str>>, group: Option<Arc<GroupInner>>) -> CellHeader {
-        if let Some(scope) = group.as_deref().and_then(GroupInner::scope) {
-            scope.cell_made();
-        }
         CellHeader {
             id: TaskId::next(),
             name: name.map(Box::new),

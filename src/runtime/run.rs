@@ -500,7 +500,7 @@ pub(crate) fn is_in_group(group: &Arc<GroupInner>) -> bool {
 /// Small enough for Miri (`.ci/run` runs these under it), which checks the
 /// `unsafe` of this file: the thread's current task is a borrowed pointer,
 /// cloned into an `Arc` by `StopToken::current`.
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use crate::{StopToken, ThreadPool};
 

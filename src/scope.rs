@@ -20,7 +20,6 @@ use crate::runtime::cell::HandleOps;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::run;
 use crate::runtime::worker;
-use crate::state::PoolState;
 use crate::stop::{StopCallback, StopToken};
 use crate::task::{Closure, TaskId};
 use crate::unwind;
@@ -640,10 +639,8 @@ impl<T> ScopedHandle<'_, T> {
         let Some(state) = core.group.scope() else {
             return;
         };
-        while !cell.header().is_claimed()
-            && core.shared.lifecycle.get() < PoolState::Stopping
-            && core.shared.help_scope(state, index)
-        {}
+        core.shared
+            .help_scope_while(state, index, || !cell.header().is_claimed());
     }
 }
 

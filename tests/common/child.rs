@@ -159,23 +159,27 @@ impl Run {
         }
     }
 
-    /// The next event; fails the test at the deadline.
+    /// The next event; fails the test at the deadline, even while the
+    /// child keeps printing.
     fn next(&mut self) -> Event {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        match self.events.recv_timeout(left) {
-            Ok(Event::Out(line)) => {
+        let event = self
+            .deadline
+            .checked_duration_since(Instant::now())
+            .and_then(|left| self.events.recv_timeout(left).ok());
+        match event {
+            Some(Event::Out(line)) => {
                 self.stdout.push(line.clone());
                 Event::Out(line)
             }
-            Ok(Event::Err(line)) => {
+            Some(Event::Err(line)) => {
                 self.stderr.push(line.clone());
                 Event::Err(line)
             }
-            Ok(Event::Eof) => {
+            Some(Event::Eof) => {
                 self.open_streams -= 1;
                 Event::Eof
             }
-            Err(_) => {
+            None => {
                 let _ = self.child.kill();
                 panic!(
                     "the child did not finish within {:?}:\n{}",

@@ -122,6 +122,8 @@ pub(crate) struct Run {
     limit: Duration,
     pub(crate) stdout: Vec<String>,
     pub(crate) stderr: Vec<String>,
+    /// Every line so far in the order it came, `out| ` or `err| ` first.
+    in_order: Vec<String>,
 }
 
 impl Run {
@@ -156,6 +158,7 @@ impl Run {
             limit,
             stdout: Vec::new(),
             stderr: Vec::new(),
+            in_order: Vec::new(),
         }
     }
 
@@ -168,10 +171,12 @@ impl Run {
             .and_then(|left| self.events.recv_timeout(left).ok());
         match event {
             Some(Event::Out(line)) => {
+                self.in_order.push(format!("out| {line}"));
                 self.stdout.push(line.clone());
                 Event::Out(line)
             }
             Some(Event::Err(line)) => {
+                self.in_order.push(format!("err| {line}"));
                 self.stderr.push(line.clone());
                 Event::Err(line)
             }
@@ -225,7 +230,11 @@ impl Run {
             .arg(self.child.id().to_string())
             .status()
             .expect("kill runs");
-        assert!(status.success(), "kill -{signal} failed: {status}");
+        assert!(
+            status.success(),
+            "kill -{signal} failed: {status}:\n{}",
+            self.transcript()
+        );
     }
 
     /// Waits for the child to exit; its status.
@@ -236,14 +245,10 @@ impl Run {
         self.child.wait().expect("wait for the child")
     }
 
-    /// Everything it printed, stderr after stdout.
+    /// Everything it printed so far, in the order it came, each line marked
+    /// `out| ` or `err| ` (a log line shows where it fell among the output).
     pub(crate) fn transcript(&self) -> String {
-        let mut all = self.stdout.join("\n");
-        if !self.stderr.is_empty() {
-            all.push_str("\nstderr:\n");
-            all.push_str(&self.stderr.join("\n"));
-        }
-        all
+        self.in_order.join("\n")
     }
 }
 

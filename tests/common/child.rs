@@ -1,7 +1,8 @@
 //! An example run as a child process: built once per test binary with the
 //! test's profile (and the features asked for), read line by line, killed
-//! on drop, every wait bounded by a deadline. Shared by the journal's
-//! child-process tests (`tests/journal_crash.rs`, `tests/journal_service.rs`).
+//! on drop, every wait bounded by a deadline. Shared by the child-process
+//! tests of the signals (`tests/signals/example.rs`) and of the journal
+//! (`tests/journal_crash.rs`, `tests/journal_service.rs`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -11,9 +12,9 @@ use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Builds `examples/{name}` with `features` and this test's profile, once
-/// per test binary, and returns the path cargo reports for it (as
-/// `tests/signals/example.rs` does for `signal_service`).
+/// Builds `examples/{name}` with `features` (`""`: the default ones only)
+/// and this test's profile, once per test binary, and returns the path
+/// cargo reports for it (whatever the target directory).
 pub(crate) fn example_binary(name: &str, features: &str) -> PathBuf {
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,86 +3,24 @@
 //! at once, and closes its database last.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
+use std::mem;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use crate::{CHILD_DEADLINE, bounded_output};
+use crate::CHILD_DEADLINE;
+use crate::common::child::{Run, example_binary};
 
 /// How soon "at once" is, for a child told to exit or interrupt.
 const PROMPTLY: Duration = Duration::from_secs(5);
 
-/// Builds `examples/signal_service` once, with this test's profile, and
-/// returns the path cargo reports for it (whatever the target directory).
-fn example_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--example",
-                "signal_service",
-                "--message-format=json",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if !cfg!(debug_assertions) {
-            cargo.arg("--release");
-        }
-        let child = cargo.spawn().expect("cargo starts");
-        // Bounded: a cargo waiting forever on a lock must not hang the run.
-        let output = bounded_output(child, Duration::from_secs(300));
-        let stdout = String::from_utf8_lossy(&output.1);
-        let executable = stdout
-            .lines()
-            .filter(|line| {
-                line.contains(r#""reason":"compiler-artifact""#)
-                    && line.contains(r#""name":"signal_service""#)
-            })
-            .find_map(|line| {
-                let (_, rest) = line.split_once(r#""executable":""#)?;
-                rest.split_once('"').map(|(path, _)| PathBuf::from(path))
-            });
-        match executable {
-            Some(path) if output.0.success() => path,
-            _ => panic!(
-                "cargo build --example signal_service failed ({}):\n{}",
-                output.0,
-                String::from_utf8_lossy(&output.2)
-            ),
-        }
-    })
+/// Starts `signal_service` (built once, with this test's profile) with
+/// `args`; every wait on it is bounded by [`CHILD_DEADLINE`].
+fn start(args: &[&str]) -> Run {
+    let args: Vec<String> = args.iter().map(|&arg| arg.to_owned()).collect();
+    Run::start(&example_binary("signal_service", ""), &args, CHILD_DEADLINE)
 }
 
-/// A line from the child, or the end of one of its output streams.
-enum Event {
-    Out(String),
-    Err(String),
-    Eof,
-}
-
-/// A running `signal_service`, read line by line, killed on drop.
-struct Service {
-    child: Child,
-    events: Receiver<Event>,
-    open_streams: usize,
-    started: Instant,
-    /// Every line so far, `out| ` or `err| ` first, for failure messages.
-    transcript: Vec<String>,
-    /// The stdout lines so far.
-    stdout: Vec<String>,
-    /// The stderr lines so far.
-    stderr: Vec<String>,
-}
-
-/// How a `Service` ended.
+/// How a `signal_service` run ended.
 struct Ended {
     status: ExitStatus,
     /// From the moment `finish` was called.
@@ -92,125 +30,16 @@ struct Ended {
     transcript: String,
 }
 
-impl Service {
-    fn start(args: &[&str]) -> Service {
-        let mut child = Command::new(example_binary())
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("signal_service starts");
-        let (tx, events) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let err = BufReader::new(child.stderr.take().unwrap());
-        let tx2 = tx.clone();
-        thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                let _ = tx.send(Event::Out(line));
-            }
-            let _ = tx.send(Event::Eof);
-        });
-        thread::spawn(move || {
-            for line in err.lines().map_while(Result::ok) {
-                let _ = tx2.send(Event::Err(line));
-            }
-            let _ = tx2.send(Event::Eof);
-        });
-        Service {
-            child,
-            events,
-            open_streams: 2,
-            started: Instant::now(),
-            transcript: Vec::new(),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        }
-    }
-
-    /// Kills the child and fails the test, showing what it printed.
-    fn fail(&mut self, why: &str) -> ! {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        panic!(
-            "{why} (after {:.1?})\n--- transcript ---\n{}",
-            self.started.elapsed(),
-            self.transcript.join("\n")
-        );
-    }
-
-    /// The next event, or `None` at the child's deadline.
-    fn next_event(&mut self) -> Option<Event> {
-        let left = CHILD_DEADLINE.checked_sub(self.started.elapsed())?;
-        let event = self.events.recv_timeout(left).ok()?;
-        match &event {
-            Event::Out(line) => {
-                self.transcript.push(format!("out| {line}"));
-                self.stdout.push(line.clone());
-            }
-            Event::Err(line) => {
-                self.transcript.push(format!("err| {line}"));
-                self.stderr.push(line.clone());
-            }
-            Event::Eof => self.open_streams -= 1,
-        }
-        Some(event)
-    }
-
-    /// Waits for a stdout line matching `matches`; returns it.
-    fn expect(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        if let Some(line) = self.stdout.iter().find(|l| matches(l)) {
-            return line.clone();
-        }
-        loop {
-            match self.next_event() {
-                Some(Event::Out(line)) if matches(&line) => return line,
-                Some(_) if self.open_streams > 0 => {}
-                Some(_) => self.fail(&format!("the child exited before printing {what}")),
-                None => self.fail(&format!("no {what} within {CHILD_DEADLINE:?}")),
-            }
-        }
-    }
-
-    /// Sends `signal` ("INT", "TERM") with `kill`.
-    fn signal(&mut self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        if !status.success() {
-            self.fail(&format!("kill -{signal} failed: {status}"));
-        }
-    }
-
-    /// Waits for the child to exit (bounded) and returns how it ended.
-    fn finish(&mut self) -> Ended {
-        let from = Instant::now();
-        while self.open_streams > 0 {
-            if self.next_event().is_none() {
-                self.fail(&format!("the child did not exit within {CHILD_DEADLINE:?}"));
-            }
-        }
-        let took = from.elapsed();
-        // Both streams are closed: the child has exited or is exiting.
-        let status = self.child.wait().expect("wait for the child");
-        Ended {
-            status,
-            took,
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.clone(),
-            transcript: self.transcript.join("\n"),
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        // A no-op once it exited; otherwise no orphan outlives a failed test.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Waits for the child to exit (bounded) and returns how it ended.
+fn finish(mut service: Run) -> Ended {
+    let from = Instant::now();
+    let status = service.finish();
+    Ended {
+        status,
+        took: from.elapsed(),
+        transcript: service.transcript(),
+        stdout: mem::take(&mut service.stdout),
+        stderr: mem::take(&mut service.stderr),
     }
 }
 
@@ -336,11 +165,11 @@ impl Ended {
 
 /// Runs the example, waits until both workers run a job, sends one signal.
 fn one_signal(signal: &str) {
-    let mut service = Service::start(&["--auto-trigger-ms", "20000", "--job-ms", "200"]);
+    let mut service = start(&["--auto-trigger-ms", "20000", "--job-ms", "200"]);
     service.expect("ready", |l| l.starts_with("ready"));
     service.expect("job-2 running", |l| l == "job-2: STARTED");
     service.signal(signal);
-    let ended = service.finish();
+    let ended = finish(service);
     let finals = ended.check_clean();
     // Only one signal: the drain ran every accepted job to its end.
     ended.check(
@@ -375,7 +204,7 @@ fn child_two_sigints_interrupt_running_jobs_and_list_never_started_ones() {
     // Jobs of about 2 s and a 20 s drain: the drain is surely under way
     // when the second signal comes, and a clean ending well before 20 s
     // shows that the signal, not the drain budget, ended it.
-    let mut service = Service::start(&[
+    let mut service = start(&[
         "--auto-trigger-ms",
         "20000",
         "--job-ms",
@@ -393,7 +222,7 @@ fn child_two_sigints_interrupt_running_jobs_and_list_never_started_ones() {
     // with it) and the pool's drain comes next.
     service.expect("the intake step", |l| l.starts_with("step: stop intake"));
     service.signal("INT");
-    let ended = service.finish();
+    let ended = finish(service);
     let finals = ended.check_clean();
     ended.check(
         ended.took < PROMPTLY,
@@ -423,7 +252,7 @@ fn child_two_sigints_interrupt_running_jobs_and_list_never_started_ones() {
 fn three_signals(signal: &str, status: i32) {
     // Job 1 ignores stop requests for 20 s, so only the third signal can
     // end the process early.
-    let mut service = Service::start(&[
+    let mut service = start(&[
         "--auto-trigger-ms",
         "20000",
         "--job-ms",
@@ -446,7 +275,7 @@ fn three_signals(signal: &str, status: i32) {
         l.ends_with(": interrupted, STOPPED")
     });
     service.signal(signal);
-    let ended = service.finish();
+    let ended = finish(service);
     ended.check(
         ended.status.code() == Some(status),
         &format!("expected exit status {status}"),
@@ -477,8 +306,7 @@ fn child_three_sigterms_exit_143_at_once() {
 
 #[test]
 fn child_without_arguments_triggers_itself_and_exits_0() {
-    let mut service = Service::start(&[]);
-    let ended = service.finish();
+    let ended = finish(start(&[]));
     let finals = ended.check_clean();
     ended.check(
         ended
@@ -492,8 +320,7 @@ fn child_without_arguments_triggers_itself_and_exits_0() {
 
 #[test]
 fn child_self_signal_twice_demo_exits_0() {
-    let mut service = Service::start(&["--self-signal", "2", "--job-ms", "1000"]);
-    let ended = service.finish();
+    let ended = finish(start(&["--self-signal", "2", "--job-ms", "1000"]));
     let finals = ended.check_clean();
     ended.check(
         finals["STOPPED"] >= 1,

@@ -78,13 +78,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use drainpool::signal::{SIGINT, SIGTERM, StepOutcome, on_signals};
+use drainpool::signal::{SIGINT, SIGTERM, SignalGuard, StepContext, StepOutcome, on_signals};
 
 /// `--journal PATH`: the same service with the SQLite journal as its job
 /// repository (feature `journal`).
@@ -353,6 +354,37 @@ fn self_signal(count: u32, stop: StopToken) {
     }
 }
 
+/// Installs the service's ordered shutdown on SIGINT and SIGTERM, the same
+/// in both modes: `stop intake`, the pool `jobs`, then the job repository's
+/// step, named `last` (`close database`, or `flush journal` with
+/// `--journal`), which runs `close`. Returns the guard and the sender the
+/// main loop drops to tell `stop intake` it is done.
+fn ordered_shutdown(
+    pool: &ThreadPool,
+    options: &Options,
+    last: &str,
+    close: impl FnOnce(&StepContext) + Send + 'static,
+) -> io::Result<(SignalGuard, crossbeam_channel::Sender<()>)> {
+    let (intake_done_tx, intake_done_rx) = crossbeam_channel::bounded::<()>(0);
+    let guard = on_signals([SIGINT, SIGTERM])
+        // Producers first: after this step the main loop writes nothing.
+        .step("stop intake", Duration::from_secs(5), move |_| {
+            let stopped = intake_done_rx.recv_timeout(Duration::from_secs(5)).is_err();
+            println!("step: stop intake (main loop stopped: {stopped})");
+        })
+        // Then the workers: drain, and interrupt if the drain overruns.
+        .pool(
+            "jobs",
+            pool,
+            ShutdownPolicy::new(options.drain, options.interrupt),
+        )
+        // Resources last: the pool has terminated (or was given up on, and
+        // then `ctx.stuck()` names the jobs still running).
+        .step(last, Duration::from_secs(5), close)
+        .install()?;
+    Ok((guard, intake_done_tx))
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let options = match parse_options() {
@@ -393,44 +425,28 @@ fn main() -> ExitCode {
         .expect("a pool of 2 threads");
 
     // The main loop tells "stop intake" it is done by dropping this sender.
-    let (intake_done_tx, intake_done_rx) = crossbeam_channel::bounded::<()>(0);
-    let guard = on_signals([SIGINT, SIGTERM])
-        // Producers first: after this step the main loop writes nothing.
-        .step("stop intake", Duration::from_secs(5), move |_| {
-            let stopped = intake_done_rx.recv_timeout(Duration::from_secs(5)).is_err();
-            println!("step: stop intake (main loop stopped: {stopped})");
-        })
-        // Then the workers: drain, and interrupt if the drain overruns.
-        .pool(
-            "jobs",
-            &pool,
-            ShutdownPolicy::new(options.drain, options.interrupt),
-        )
-        // Resources last: the pool has terminated (or was given up on, and
-        // then `ctx.stuck()` names the jobs still running).
-        .step("close database", Duration::from_secs(5), {
-            let db = db.clone();
-            let pool_terminated = pool_terminated.clone();
-            move |ctx| {
-                for (pool, task) in ctx.stuck() {
-                    println!("step: close database: {pool}: {task} is stuck; ABANDONED");
-                    let id = task.name.as_deref().and_then(|n| n.strip_prefix("job-"));
-                    if let Some(id) = id.and_then(|id| id.parse().ok()) {
-                        let _ = db.write(id, JobState::Abandoned);
-                    }
+    let (guard, intake_done_tx) = ordered_shutdown(&pool, &options, "close database", {
+        let db = db.clone();
+        let pool_terminated = pool_terminated.clone();
+        move |ctx| {
+            for (pool, task) in ctx.stuck() {
+                println!("step: close database: {pool}: {task} is stuck; ABANDONED");
+                let id = task.name.as_deref().and_then(|n| n.strip_prefix("job-"));
+                if let Some(id) = id.and_then(|id| id.parse().ok()) {
+                    let _ = db.write(id, JobState::Abandoned);
                 }
-                let (never_started, started) = db.finalise_and_close();
-                println!(
-                    "step: close database (pool terminated before: {}, STARTED at close: {}, \
-                     QUEUED -> NEVER_STARTED: {})",
-                    pool_terminated.load(Ordering::SeqCst),
-                    started,
-                    never_started.len()
-                );
             }
-        })
-        .install()
-        .expect("signal handlers for SIGINT and SIGTERM");
+            let (never_started, started) = db.finalise_and_close();
+            println!(
+                "step: close database (pool terminated before: {}, STARTED at close: {}, \
+                 QUEUED -> NEVER_STARTED: {})",
+                pool_terminated.load(Ordering::SeqCst),
+                started,
+                never_started.len()
+            );
+        }
+    })
+    .expect("signal handlers for SIGINT and SIGTERM");
     let stop = guard.stop_token();
     println!("ready (pid {})", std::process::id());
 

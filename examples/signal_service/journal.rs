@@ -35,11 +35,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use drainpool::journal::{Durable, DurableJob, JobJournal, JobState, SqliteJournal, current_job};
-use drainpool::signal::{SIGINT, SIGTERM, StepOutcome, on_signals};
-use drainpool::{Job, ShutdownPolicy, StopToken, ThreadPool};
+use drainpool::signal::StepOutcome;
+use drainpool::{Job, StopToken, ThreadPool};
 use serde::{Deserialize, Serialize};
 
-use super::{BACKLOG, JOB_STEP, Options, SUBMIT_GAP, self_signal};
+use super::{BACKLOG, JOB_STEP, Options, SUBMIT_GAP, ordered_shutdown, self_signal};
 
 /// One job of the service: works `length_ms` in small interruptible steps.
 #[derive(Debug, Serialize, Deserialize)]
@@ -142,34 +142,22 @@ fn serve(
         }
     }
 
-    let (intake_done_tx, intake_done_rx) = crossbeam_channel::bounded::<()>(0);
-    let guard = on_signals([SIGINT, SIGTERM])
-        .step("stop intake", Duration::from_secs(5), move |_| {
-            let stopped = intake_done_rx.recv_timeout(Duration::from_secs(5)).is_err();
-            println!("step: stop intake (main loop stopped: {stopped})");
-        })
-        .pool(
-            "jobs",
-            &pool,
-            ShutdownPolicy::new(options.drain, options.interrupt),
-        )
-        // The repository last: every state change on disk once the pool is
-        // done with the jobs.
-        .step("flush journal", Duration::from_secs(5), {
-            let journal = journal.clone();
-            let pool_terminated = pool_terminated.clone();
-            move |_| {
-                let flushed = journal.flush();
-                println!(
-                    "step: flush journal (pool terminated before: {}, flushed: {})",
-                    pool_terminated.load(Ordering::SeqCst),
-                    flushed
-                        .as_ref()
-                        .map_or_else(ToString::to_string, |()| "ok".into())
-                );
-            }
-        })
-        .install()?;
+    // The repository last: every state change on disk once the pool is
+    // done with the jobs.
+    let (guard, intake_done_tx) = ordered_shutdown(&pool, options, "flush journal", {
+        let journal = journal.clone();
+        let pool_terminated = pool_terminated.clone();
+        move |_| {
+            let flushed = journal.flush();
+            println!(
+                "step: flush journal (pool terminated before: {}, flushed: {})",
+                pool_terminated.load(Ordering::SeqCst),
+                flushed
+                    .as_ref()
+                    .map_or_else(ToString::to_string, |()| "ok".into())
+            );
+        }
+    })?;
     let stop = guard.stop_token();
     println!(
         "ready (pid {}, journal {})",

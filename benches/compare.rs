@@ -33,7 +33,10 @@
 //! - scope: `pool.scope` with 100k spawns, each writing one slot of a
 //!   borrowed slice, called from the producer (outside the pool) and from
 //!   inside a task (its worker helps), vs `rayon::scope` inside `install`
-//!   doing the same. `benches/scope.rs` measures it with criterion.
+//!   doing the same (the target's peer); and the call from outside vs
+//!   rayon's own call from outside its pool, `in_place_scope`, whose
+//!   caller waits as ours does (no target). `benches/scope.rs` measures
+//!   them with criterion.
 //! - `shutdown_now` with 1M tasks queued behind held workers, per returned
 //!   task, vs draining a channel of 1M boxed closures into a `Vec`.
 //! - many producers: the capture-free spawn round and submit-and-join with
@@ -57,7 +60,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{
     BareLoop, Hold, THREADS, Thunk, drain_scope_slots, drain_scope_slots_inside,
     drain_submit_batch_join, drain_submit_join, new_drainpool, new_rayon, parked_drainpool,
-    rayon_scope_slots, spawn_round, tick, timed_sum,
+    rayon_in_place_scope_slots, rayon_scope_slots, spawn_round, tick, timed_sum,
 };
 
 /// The many-producer spawn rounds: producers, and the keys of drainpool's,
@@ -246,6 +249,8 @@ fn round(
     rounds.record("scope/drainpool inside", took);
     let took = timed_sum(MID, || rayon.install(|| rayon_scope_slots(MID)));
     rounds.record("scope/rayon", took);
+    let took = timed_sum(MID, || rayon_in_place_scope_slots(rayon, MID));
+    rounds.record("scope/rayon in place", took);
 
     // shutdown_now with BIG tasks queued behind held workers.
     {
@@ -637,6 +642,13 @@ fn main() {
             "≤ 1.0",
         );
     }
+    timed(
+        "`pool.scope` called from outside the pool, vs rayon's call from outside its pool",
+        ("scope/drainpool outside", MID),
+        ("rayon `in_place_scope`", "scope/rayon in place", MID),
+        ns,
+        "—",
+    );
     timed(
         "`shutdown_now` with 1M queued, per returned task",
         ("shutdown_now/drainpool", BIG),

@@ -223,6 +223,20 @@ pub(crate) fn rayon_scope_slots(n: u64) -> u64 {
     slots.iter().sum()
 }
 
+/// rayon: [`ThreadPool::in_place_scope`](rayon::ThreadPool::in_place_scope)
+/// called from outside the pool over `n` new slots, summed: the scope's
+/// body runs on the caller, which then waits while the workers run the
+/// spawns.
+pub(crate) fn rayon_in_place_scope_slots(pool: &rayon::ThreadPool, n: u64) -> u64 {
+    let mut slots = vec![0u64; n as usize];
+    pool.in_place_scope(|s| {
+        for (i, slot) in slots.iter_mut().enumerate() {
+            s.spawn(move |_| *slot = i as u64 * 2);
+        }
+    });
+    slots.iter().sum()
+}
+
 // ----- a scope filling a borrowed slice -------------------------------------------------
 
 /// rayon: one `rayon::scope` spawn per slot, writing `2i` into slot `i`

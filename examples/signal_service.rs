@@ -85,7 +85,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use drainpool::signal::{SIGINT, SIGTERM, SignalGuard, StepContext, StepOutcome, on_signals};
+use drainpool::signal::{
+    SIGINT, SIGTERM, SignalGuard, StepContext, StepOutcome, StepReport, on_signals,
+};
 
 /// `--journal PATH`: the same service with the SQLite journal as its job
 /// repository (feature `journal`).
@@ -385,6 +387,25 @@ fn ordered_shutdown(
     Ok((guard, intake_done_tx))
 }
 
+/// The main loop is done: says what it took in, lets `stop intake` go on,
+/// waits for the ordered shutdown to end and prints each step's report.
+fn intake_stopped(
+    accepted: u64,
+    rejected: u64,
+    intake_done_tx: crossbeam_channel::Sender<()>,
+    guard: SignalGuard,
+) -> Vec<StepReport> {
+    println!("main: intake stopped; accepted={accepted} rejected={rejected}");
+    drop(intake_done_tx);
+    let reports = guard.wait();
+    for report in &reports {
+        for line in report.to_string().lines() {
+            println!("report: {line}");
+        }
+    }
+    reports
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let options = match parse_options() {
@@ -515,15 +536,9 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("main: intake stopped; accepted={accepted} rejected={rejected}");
-    drop(intake_done_tx);
-
-    let reports = guard.wait();
+    let reports = intake_stopped(accepted, rejected, intake_done_tx, guard);
     let mut report_never_started = Vec::new();
     for report in &reports {
-        for line in report.to_string().lines() {
-            println!("report: {line}");
-        }
         if let StepOutcome::Pool(pool_report) = &report.outcome {
             report_never_started.extend(pool_report.never_started.iter().map(|task| {
                 task.name()

@@ -39,7 +39,9 @@ use drainpool::signal::StepOutcome;
 use drainpool::{Job, StopToken, ThreadPool};
 use serde::{Deserialize, Serialize};
 
-use super::{BACKLOG, JOB_STEP, Options, SUBMIT_GAP, ordered_shutdown, self_signal};
+use super::{
+    BACKLOG, JOB_STEP, Options, SUBMIT_GAP, intake_stopped, ordered_shutdown, self_signal,
+};
 
 /// One job of the service: works `length_ms` in small interruptible steps.
 #[derive(Debug, Serialize, Deserialize)]
@@ -204,15 +206,9 @@ fn serve(
             }
         }
     }
-    println!("main: intake stopped; accepted={accepted} rejected={rejected}");
-    drop(intake_done_tx);
-
-    let reports = guard.wait();
+    let reports = intake_stopped(accepted, rejected, intake_done_tx, guard);
     let mut never_started = Vec::new();
     for report in reports {
-        for line in report.to_string().lines() {
-            println!("report: {line}");
-        }
         if let StepOutcome::Pool(pool_report) = report.outcome {
             for task in pool_report.never_started {
                 // Dropping it would leave its row QUEUED as well; taking it

@@ -7,7 +7,7 @@
 //! ([`ScopeQueue::take_turn`]) takes the first task and, before running
 //! it, either sends the turn back (more tasks wait: another worker may
 //! start the next one meanwhile) or gives it up; then it goes on taking
-//! this scope's tasks without the turn, for a bounded run (`worker.rs`).
+//! this scope's tasks without the turn, for a bounded run (`Shared::take_scope_turn`, in `scope.rs`).
 //! So a scope costs the pool's queue one turn per run of tasks instead
 //! of one per task, and no lock.
 //!

@@ -473,7 +473,7 @@ fn abandon_build(pool: ThreadPool, never_spawned: usize) {
     let shared = pool.shared();
     drop(shared.take_on_terminated());
     shared.lifecycle.advance(PoolState::Stopping);
-    shared.send_wakes(shared.slots.len());
+    shared.send_wakes(shared.workers);
     shared.worker_exited(never_spawned);
     drop(pool);
 }

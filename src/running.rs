@@ -277,7 +277,9 @@ pub struct RunningTask {
     pub id: TaskId,
     /// Its name, if it was given one.
     pub name: Option<String>,
-    /// The name of the worker thread running it.
+    /// The name of the worker thread running it; for a scope's task run
+    /// by the scope's caller outside the pool, `{prefix}-scope-caller-{n}`
+    /// (see [`ThreadPool::scope`](crate::ThreadPool::scope)).
     pub thread: String,
     /// How long it has been running.
     pub running_for: Duration,

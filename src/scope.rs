@@ -46,13 +46,19 @@ impl ThreadPool {
     ///   scope of this pool is cancelled by its `shutdown_now`, which cannot
     ///   hand a scoped task back (it borrows from here): it cancels it, and
     ///   the scope still returns.
-    /// - **Never deadlocks.** Called on one of this pool's workers (inside
-    ///   a task), the waiting thread runs the scope's queued tasks itself,
-    ///   so a scope on a one-thread pool, or nested ten deep, finishes.
-    ///   Called on a worker of another pool, it runs that pool's queued
-    ///   tasks while it waits, so two pools that wait for each other's
-    ///   work cannot deadlock. Called from any other thread, it waits while
-    ///   the workers run them (a scope's tasks run on pool threads only).
+    /// - **Never deadlocks.** The waiting thread runs the scope's queued
+    ///   tasks itself (as does a [`ScopedHandle::join`], until its task has
+    ///   started), so a scope finishes even when no worker is free: on a
+    ///   one-thread pool, nested ten deep, or called from outside a pool
+    ///   whose workers are all blocked. Outside the pool the caller runs
+    ///   them as a *guest* of the pool: such a task is the pool's like any
+    ///   other (it shows in `running_tasks` on the thread
+    ///   `{prefix}-scope-caller-{n}`, counts in `stats`, sees the pool's
+    ///   stop), and the pool does not terminate before it has ended. Up to
+    ///   four threads are guests of a pool at once; a fifth caller waits
+    ///   while the workers run its tasks. Called on a worker of another
+    ///   pool, the caller runs that pool's queued tasks instead, so two
+    ///   pools that wait for each other's work cannot deadlock.
     /// - **Accounting.** Scoped tasks are tasks of the pool: they count in
     ///   [`stats`](Self::stats) and show in
     ///   [`running_tasks`](Self::running_tasks) like any other.
@@ -102,9 +108,10 @@ impl ThreadPool {
     /// Fail fast: a panic cancels what has not started and resumes here.
     ///
     /// ```
-    /// use drainpool::ThreadPool;
+    /// use drainpool::{StopToken, ThreadPool};
     /// use std::panic::{AssertUnwindSafe, catch_unwind};
     /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
     ///
     /// let pool = ThreadPool::new(1).unwrap();
     /// let ran = AtomicUsize::new(0);
@@ -112,7 +119,11 @@ impl ThreadPool {
     ///     pool.scope(|s| {
     ///         s.spawn(|| panic!("bad input"));
     ///         for _ in 0..100 {
-    ///             s.spawn(|| ran.fetch_add(1, Ordering::Relaxed));
+    ///             s.spawn(|| {
+    ///                 ran.fetch_add(1, Ordering::Relaxed);
+    ///                 // An interruptible wait: the cancel ends it.
+    ///                 let _ = StopToken::current().sleep(Duration::from_secs(60));
+    ///             });
     ///         }
     ///     })
     /// }));
@@ -625,22 +636,30 @@ impl<T> ScopedHandle<'_, T> {
         self.cell.as_ref().map(|cell| cell.header().id)
     }
 
-    /// On one of the scope's pool's workers, runs the scope's queued tasks
-    /// until this one is claimed (it may be the only thread that can).
+    /// Runs the scope's queued tasks until this one is claimed (it may be
+    /// the only thread that can): on a worker of the scope's pool as that
+    /// worker, on a thread that is no pool's as a guest of the pool
+    /// (`runtime/guest.rs`).
     fn help(&self) {
         let (Some(cell), core) = (&self.cell, self.core) else {
-            return;
-        };
-        let Some(index) = run::worker_index_in(core.shared.id) else {
-            // On another pool's worker, that pool's queue moves meanwhile.
-            worker::help_own_pool_until(&|| cell.is_finished());
             return;
         };
         let Some(state) = core.group.scope() else {
             return;
         };
-        core.shared
-            .help_scope_while(state, index, || !cell.header().is_claimed());
+        let unclaimed = || !cell.header().is_claimed();
+        if let Some(index) = run::worker_index_in(core.shared.id) {
+            core.shared.help_scope_while(state, index, unclaimed);
+            return;
+        }
+        match core.shared.enter_guest() {
+            Some(guest) => {
+                core.shared
+                    .help_scope_while(state, guest.index(), unclaimed);
+            }
+            // On another pool's worker, that pool's queue moves meanwhile.
+            None => worker::help_own_pool_until(&|| cell.is_finished()),
+        }
     }
 }
 

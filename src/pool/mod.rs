@@ -92,7 +92,7 @@ impl ThreadPool {
     /// assert_eq!(pool.threads(), 3);
     /// ```
     pub fn threads(&self) -> usize {
-        self.shared.slots.len()
+        self.shared.workers
     }
 
     /// Runs `f` on a worker; fire and forget.

@@ -465,7 +465,7 @@ impl ChunkRunner<'_> {
     fn offer_help(&mut self, left: usize) {
         if self.until_check == 0 {
             self.until_check = HELP_STRIDE;
-            let threads = self.shared.slots.len();
+            let threads = self.shared.workers;
             if left > 0
                 && threads > 1
                 && self.shared.queue.is_empty()

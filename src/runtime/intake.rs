@@ -128,7 +128,7 @@ impl Shared {
         if tasks.is_empty() {
             return Ok(());
         }
-        let size = chunk::chunk_size(tasks.len(), self.slots.len());
+        let size = chunk::chunk_size(tasks.len(), self.workers);
         match self.admit_many(tasks.len(), WhenFull::Wait) {
             Ok(mut pass) => {
                 if size > 1 {
@@ -159,7 +159,7 @@ impl Shared {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let size = chunk::chunk_size(tasks.len(), self.slots.len());
+        let size = chunk::chunk_size(tasks.len(), self.workers);
         match self.admit_many(tasks.len(), WhenFull::Wait) {
             Ok(mut pass) => {
                 let mut handles = Vec::with_capacity(tasks.len());

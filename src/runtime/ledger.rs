@@ -398,7 +398,7 @@ impl Shared {
     pub(crate) fn stats(&self) -> PoolStats {
         let c = &self.ledger;
         PoolStats {
-            threads: self.live.load(Ordering::SeqCst),
+            threads: self.workers_live(),
             queued: self.queued(),
             active: self.active(),
             completed: self.slots.iter().map(|s| s.counts.completed()).sum::<u64>()

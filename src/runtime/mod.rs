@@ -9,6 +9,7 @@ pub(crate) mod cell;
 pub(crate) mod chunk;
 pub(crate) mod entry;
 pub(crate) mod fifo;
+pub(crate) mod guest;
 pub(crate) mod intake;
 pub(crate) mod ledger;
 pub(crate) mod mailbox;

@@ -28,10 +28,11 @@
 //!   when it is dropped, which is after the cell's closure and result (see
 //!   `CellHeader`'s `Drop`). Nothing reachable from a cell is touched after
 //!   the count reaches zero.
-//! - **The wait.** [`Shared::wait_scope`] returns once `live` is zero. A
-//!   caller that is a worker of the scope's pool runs the scope's queued
-//!   tasks itself meanwhile, so a scope opened on a one-thread pool's only
-//!   worker, or nested ten deep, finishes.
+//! - **The wait.** [`Shared::wait_scope`] returns once `live` is zero. The
+//!   caller runs the scope's queued tasks itself meanwhile: as the worker
+//!   it is, or as a guest of the pool (`guest.rs`). So a scope opened on a
+//!   one-thread pool's only worker, nested ten deep, or from outside a
+//!   pool whose workers are all blocked, finishes.
 //! - **The failure.** A task's panic nobody joins is kept for the caller
 //!   ([`ScopeState::keep_panic`]); the face cancels the scope on the first
 //!   failure.
@@ -71,9 +72,9 @@ pub(crate) struct ScopeState {
     waiters: Waiters,
     /// The first panic that no handle took, resumed on the caller.
     panic: Mutex<Option<PanicPayload>>,
-    /// Opened by a task of the pool, on one of its workers: part of that
-    /// task's work, which a drain lets finish (see `admit_scoped`); its
-    /// caller runs the scope's queued tasks while it waits.
+    /// Opened by a task of the pool, on one of its workers (or a guest of
+    /// the pool, `guest.rs`): part of that task's work, which a drain lets
+    /// finish (see `admit_scoped`).
     inside: bool,
 }
 
@@ -279,7 +280,7 @@ impl Shared {
                 if send_turn {
                     self.send_token(scope.clone());
                 }
-                if state.inside {
+                if thread_mark() != state.owner {
                     // The caller, helping, may sleep until a task comes.
                     state.waiters.notify();
                 }
@@ -430,35 +431,47 @@ impl Shared {
         }
     }
 
-    /// Waits until every cell of `scope` is gone. On a worker of this pool
-    /// it runs the scope's queued tasks itself meanwhile (it may be the
-    /// only thread that can), until the pool is stopping.
-    pub(crate) fn wait_scope(&self, scope: &Arc<GroupInner>) {
+    /// Waits until every cell of `scope` is gone, running the scope's
+    /// queued tasks meanwhile (it may be the only thread that can) until
+    /// the pool is stopping: on a worker of this pool as that worker, on a
+    /// thread that is no pool's as a guest of the pool (`guest.rs`).
+    pub(crate) fn wait_scope(self: &Arc<Shared>, scope: &Arc<GroupInner>) {
         let Some(state) = scope.scope() else {
             return;
         };
         state.return_credits();
         let _blocked = Blocking::enter(BlockedOn::Scope);
-        let Some(index) = run::worker_index_in(self.id) else {
-            // On another pool's worker, that pool's queue moves meanwhile.
-            worker::help_own_pool_until(&|| state.is_over());
-            state.waiters.wait_until(None, || state.is_over());
-            return;
-        };
+        let worker = run::worker_index_in(self.id);
         let helps = || self.lifecycle.get() < PoolState::Stopping;
+        let has_work = || helps() && !state.queue.is_empty();
         loop {
             if state.is_over() {
                 return;
             }
-            if self.help_scope_while(state, index, || !state.is_over()) {
+            let ran = match worker {
+                Some(index) => self.help_scope_while(state, index, || !state.is_over()),
+                None => match self.enter_guest() {
+                    Some(guest) => self.help_scope_while(state, guest.index(), || !state.is_over()),
+                    None => {
+                        // On another pool's worker (see `guest.rs`), that
+                        // pool's queue moves meanwhile; anywhere else no
+                        // guest slot was free. The workers run the scope.
+                        worker::help_own_pool_until(&|| state.is_over());
+                        state.waiters.wait_until(None, || state.is_over());
+                        return;
+                    }
+                },
+            };
+            if ran {
                 continue;
             }
-            // No lost wake-up: `Waiters`; the last `cell_gone` and every
-            // spawn into a scope opened on a worker (`inside`, as this one
-            // is) notify after changing what the condition reads.
-            state.waiters.wait_until(None, || {
-                state.is_over() || (helps() && !state.queue.is_empty())
-            });
+            // No lost wake-up: `Waiters`; the last `cell_gone`, and every
+            // spawn from a thread other than the caller's, notify after
+            // changing what the condition reads. (The caller's own spawns
+            // come from the caller running, never from it waiting here.)
+            state
+                .waiters
+                .wait_until(None, || state.is_over() || has_work());
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`Shared`]: what a pool's workers, handles and `PendingTask`s share.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::running::{Change, Mark};
 use crate::runtime::PendingTask;
 use crate::runtime::chunk::Chunks;
+use crate::runtime::guest::GUESTS;
 use crate::runtime::ledger::Ledger;
 use crate::runtime::mailbox::GroupInner;
 use crate::runtime::metrics::Metrics;
@@ -61,8 +62,16 @@ pub(crate) struct Shared {
     pub(crate) groups: Mutex<Vec<Arc<GroupInner>>>,
     /// The pool-wide stop source, raised by `shutdown_now`.
     pub(crate) stop: Arc<StopState>,
+    /// The workers' slots, then the `GUESTS` slots lent to threads that
+    /// run a scope's tasks while they wait for it (see `guest.rs`).
     pub(crate) slots: Box<[WorkerSlot]>,
-    /// Workers that have not exited yet.
+    /// How many workers the pool has: the first `workers` slots are theirs.
+    pub(crate) workers: usize,
+    /// Which guest slots are lent now (see `guest.rs`).
+    pub(crate) lent: [AtomicBool; GUESTS],
+    /// Workers that have not exited yet, plus `GUEST` for each thread that
+    /// holds a guest slot: the pool terminates when the last of them
+    /// leaves (see `guest.rs`).
     pub(crate) live: AtomicUsize,
     /// Where every task's end is recorded, with the bounded queue's room.
     pub(crate) ledger: Ledger,
@@ -109,7 +118,10 @@ impl Shared {
             stop: StopState::new(),
             slots: (0..threads)
                 .map(|i| WorkerSlot::new(format!("{prefix}-{i}")))
+                .chain((0..GUESTS).map(|i| WorkerSlot::new(format!("{prefix}-scope-caller-{i}"))))
                 .collect(),
+            workers: threads,
+            lent: std::array::from_fn(|_| AtomicBool::new(false)),
             live: AtomicUsize::new(threads),
             ledger: Ledger::new(capacity),
             idle: Waiters::new(),
@@ -118,7 +130,7 @@ impl Shared {
             epoch,
             relay: OnceLock::new(),
             timer: OnceLock::new(),
-            metrics: metrics.then(|| Metrics::new(threads)),
+            metrics: metrics.then(|| Metrics::new(threads + GUESTS)),
             stash: Mutex::new(Some(Vec::new())),
         }
     }

@@ -38,7 +38,7 @@ impl Shared {
             for group in self.live_groups() {
                 group.resume_for_shutdown(self);
             }
-            self.send_wakes(self.slots.len());
+            self.send_wakes(self.workers);
         }
     }
 
@@ -155,7 +155,7 @@ impl Shared {
             }
             self.lifecycle.notify_waiters(); // a graceful drain wait moves on
         }
-        self.send_wakes(self.slots.len());
+        self.send_wakes(self.workers);
         self.notify_idle_waiters();
         if taken > 0 {
             log_debug!(
@@ -327,6 +327,12 @@ impl Shared {
 
     /// `n` workers have exited (or, for a failed build, will never start).
     pub(crate) fn worker_exited(&self, n: usize) {
+        self.left_live(n);
+    }
+
+    /// Takes `n` off `live` (workers, or a guest: see `guest.rs`); the
+    /// last one out terminates the pool.
+    pub(crate) fn left_live(&self, n: usize) {
         if self.live.fetch_sub(n, Ordering::AcqRel) == n {
             self.terminate();
         }

@@ -167,9 +167,9 @@ const NAP_MAX: Duration = Duration::from_millis(1);
 /// (pool A's task waits for pool B's, which waits for one queued in A: A's
 /// waiting worker runs it).
 ///
-/// It returns at once on a thread that is no pool's worker, and once its
-/// pool is stopping; the caller then waits as usual. (While the pool
-/// drains it goes on: the drain runs everything. A wake-up entry it takes
+/// It returns at once on a thread that is no pool's worker (nor for a
+/// guest of a pool: `guest.rs`), and once its pool is stopping; the
+/// caller then waits as usual. (While the pool drains it goes on: the drain runs everything. A wake-up entry it takes
 /// is meant for a worker deciding whether to exit: it is passed on, and
 /// the loop naps before it looks again.)
 ///
@@ -182,6 +182,10 @@ pub(crate) fn help_own_pool_until(done: &dyn Fn() -> bool) {
     let Some((shared, index)) = worker_here() else {
         return;
     };
+    if shared.is_guest(index) {
+        // There for its scope only (see `guest.rs`).
+        return;
+    }
     let mut clock = Clock::new();
     let mut ids = IdBlock::new();
     let mut turn = 0u32;

@@ -1,9 +1,9 @@
 //! Never deadlocks: the thread waiting in a scope (or joining a scoped
 //! handle) on one of the pool's workers runs the scope's queued tasks
 //! itself, so a scope opened on the only worker of a one-thread pool, or
-//! nested ten deep there, finishes; from outside the pool the caller waits
-//! while the worker runs them. On a bounded queue a worker's spawn that
-//! finds no room is refused rather than blocked.
+//! nested ten deep there, finishes; from outside the pool the caller runs
+//! them too, as a guest of the pool (`caller_runs.rs`). On a bounded queue
+//! a worker's spawn that finds no room is refused rather than blocked.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

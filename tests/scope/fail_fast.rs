@@ -64,6 +64,10 @@ fn a_panic_in_one_of_1000_tasks_cancels_the_queued_rest_and_resumes_on_the_calle
                         })
                     })
                     .collect();
+                // A join runs queued tasks of the scope (its caller helps):
+                // none until the panic has cancelled the scope, so the
+                // tasks queued then stay unrun.
+                until("the panic cancels the scope", || s.is_cancelled());
                 for (i, handle) in handles.into_iter().enumerate() {
                     match handle.join() {
                         Ok(index) => {

@@ -16,6 +16,7 @@
 
 mod accounting;
 mod borrowing;
+mod caller_runs;
 mod cancel;
 mod cancel_races;
 #[path = "../common/mod.rs"]

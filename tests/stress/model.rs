@@ -32,10 +32,13 @@ pub(crate) enum Ctx {
     JobRun,
     /// Dropping a job taken back with `PendingTask::into_job`.
     JobDrop,
+    /// A test thread inside `pool.scope`: it runs its scope's tasks while
+    /// it waits (as a guest of the pool), and only those.
+    ScopeCaller,
 }
 
 impl Ctx {
-    const ALL: [Ctx; 10] = [
+    const ALL: [Ctx; 11] = [
         Ctx::Pool,
         Ctx::Outside,
         Ctx::PendingRun,
@@ -46,6 +49,7 @@ impl Ctx {
         Ctx::RejectDrop,
         Ctx::JobRun,
         Ctx::JobDrop,
+        Ctx::ScopeCaller,
     ];
 
     pub(crate) fn from_u8(v: u8) -> Ctx {
@@ -133,7 +137,7 @@ impl Slot {
         self.runs.load(SeqCst) == 1
             && matches!(
                 Ctx::from_u8(self.run_ctx.load(SeqCst)),
-                Ctx::Pool | Ctx::PendingRun
+                Ctx::Pool | Ctx::PendingRun | Ctx::ScopeCaller
             )
     }
 }

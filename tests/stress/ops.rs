@@ -236,6 +236,9 @@ fn scope_op(round: &Round, rng: &mut Rng) {
         })
         .collect();
     let slots: Vec<Arc<Slot>> = trackers.iter().map(|t| t.slot.clone()).collect();
+    // The caller runs its scope's tasks too (and the closures its spawns
+    // refuse are dropped here).
+    let outer = CTX.with(|c| c.replace(Ctx::ScopeCaller));
     round.pool.scope(|s| {
         for (i, t) in trackers.into_iter().enumerate() {
             if cancel_at == Some(i) {
@@ -253,6 +256,7 @@ fn scope_op(round: &Round, rng: &mut Rng) {
             slot.intake.store(intake, SeqCst);
         }
     });
+    CTX.with(|c| c.set(outer));
     for slot in &slots {
         let drops = slot.drops.load(SeqCst);
         if drops != 1 {

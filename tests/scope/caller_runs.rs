@@ -166,3 +166,46 @@ fn the_pool_does_not_terminate_while_a_caller_runs_one_of_its_tasks() {
         );
     });
 }
+
+#[test]
+fn more_callers_than_guest_slots_all_finish_and_every_task_ends_once() {
+    /// Callers at once: twice the pool's four guest slots.
+    const CALLERS: usize = 8;
+    const ROUNDS: usize = 200;
+    const TASKS: usize = 40;
+    watchdog("eight callers at once", || {
+        let pool = ThreadPool::new(1).unwrap();
+        thread::scope(|outside| {
+            for caller in 0..CALLERS {
+                let pool = &pool;
+                outside.spawn(move || {
+                    for round in 0..ROUNDS {
+                        let fates = crate::Fates::new(TASKS);
+                        let sum: usize = pool.scope(|s| {
+                            let handles: Vec<_> = (0..TASKS)
+                                .map(|i| {
+                                    let probe = fates.probe(i);
+                                    s.spawn(move || probe.run())
+                                })
+                                .collect();
+                            // Every other one joined, the rest left to the wait.
+                            handles
+                                .into_iter()
+                                .step_by(2)
+                                .map(|h| h.join().unwrap())
+                                .sum()
+                        });
+                        let what = format!("caller {caller}, round {round}");
+                        assert_eq!(sum, (0..TASKS).step_by(2).sum::<usize>(), "{what}");
+                        fates.assert_each_ended_once(&what);
+                        assert_eq!(fates.ran(), TASKS, "{what}");
+                    }
+                });
+            }
+        });
+        let stats = pool.stats();
+        let total = (CALLERS * ROUNDS * TASKS) as u64;
+        assert_eq!(stats.completed, total, "{stats:?}");
+        finish(&pool);
+    });
+}

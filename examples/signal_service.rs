@@ -406,6 +406,24 @@ fn intake_stopped(
     reports
 }
 
+/// The pool `jobs` of both modes (2 workers), and the flag its
+/// `on_terminated` sets as it prints `pool jobs: terminated`.
+fn jobs_pool() -> Result<(ThreadPool, Arc<AtomicBool>), drainpool::BuildError> {
+    let terminated = Arc::new(AtomicBool::new(false));
+    let pool = ThreadPool::builder()
+        .threads(2)
+        .thread_name("jobs")
+        .on_terminated({
+            let terminated = terminated.clone();
+            move || {
+                terminated.store(true, Ordering::SeqCst);
+                println!("pool jobs: terminated");
+            }
+        })
+        .build()?;
+    Ok((pool, terminated))
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let options = match parse_options() {
@@ -431,19 +449,7 @@ fn main() -> ExitCode {
     }
 
     let db = Arc::new(Database::default());
-    let pool_terminated = Arc::new(AtomicBool::new(false));
-    let pool = ThreadPool::builder()
-        .threads(2)
-        .thread_name("jobs")
-        .on_terminated({
-            let pool_terminated = pool_terminated.clone();
-            move || {
-                pool_terminated.store(true, Ordering::SeqCst);
-                println!("pool jobs: terminated");
-            }
-        })
-        .build()
-        .expect("a pool of 2 threads");
+    let (pool, pool_terminated) = jobs_pool().expect("a pool of 2 threads");
 
     // The main loop tells "stop intake" it is done by dropping this sender.
     let (guard, intake_done_tx) = ordered_shutdown(&pool, &options, "close database", {

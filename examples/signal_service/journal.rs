@@ -29,18 +29,18 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use drainpool::journal::{Durable, DurableJob, JobJournal, JobState, SqliteJournal, current_job};
 use drainpool::signal::StepOutcome;
-use drainpool::{Job, StopToken, ThreadPool};
+use drainpool::{Job, StopToken};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BACKLOG, JOB_STEP, Options, SUBMIT_GAP, intake_stopped, ordered_shutdown, self_signal,
+    BACKLOG, JOB_STEP, Options, SUBMIT_GAP, intake_stopped, jobs_pool, ordered_shutdown,
+    self_signal,
 };
 
 /// One job of the service: works `length_ms` in small interruptible steps.
@@ -101,18 +101,7 @@ fn serve(
     let journal = JobJournal::new(store);
     journal.register::<ServiceJob>()?;
 
-    let pool_terminated = Arc::new(AtomicBool::new(false));
-    let pool = ThreadPool::builder()
-        .threads(2)
-        .thread_name("jobs")
-        .on_terminated({
-            let pool_terminated = pool_terminated.clone();
-            move || {
-                pool_terminated.store(true, Ordering::SeqCst);
-                println!("pool jobs: terminated");
-            }
-        })
-        .build()?;
+    let (pool, pool_terminated) = jobs_pool()?;
 
     // What an earlier run left: list it, then run it. Right after a
     // `kill -9` the dead run's lease still runs: wait it out.

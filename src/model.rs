@@ -213,6 +213,12 @@ pub struct Latch {
     open: crate::sync::AtomicBool,
 }
 
+impl Default for Latch {
+    fn default() -> Latch {
+        Latch::new()
+    }
+}
+
 impl Latch {
     pub fn new() -> Latch {
         Latch {

@@ -228,12 +228,6 @@ mod model {
             Mutex(loom::sync::Mutex::new(value))
         }
 
-        pub(crate) fn get_mut(&mut self) -> &mut T {
-            self.0
-                .get_mut()
-                .expect("loom mutexes are not poisoned here")
-        }
-
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             MutexGuard(Some(
                 self.0.lock().expect("loom mutexes are not poisoned here"),

@@ -483,8 +483,8 @@ impl ThreadPool {
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroThreads`](crate::BuildError::ZeroThreads) if
-    /// `threads` is 0; [`BuildError::Spawn`](crate::BuildError::Spawn) if a
+    /// [`BuildError::ZeroThreads`] if
+    /// `threads` is 0; [`BuildError::Spawn`] if a
     /// thread could not be spawned.
     ///
     /// # Examples

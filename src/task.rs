@@ -1,5 +1,5 @@
 //! Tasks: the unit in the queue, its id, and the forms a task takes outside
-//! the queue ([`PendingTask`] after `shutdown_now`, [`RunningTask`] in
+//! the queue ([`PendingTask`](crate::PendingTask) after `shutdown_now`, [`RunningTask`](crate::RunningTask) in
 //! reports, [`TaskPanic`] for the panic handler).
 //!
 //! A task enters the queue in one of two shapes. `execute` boxes the closure
@@ -97,8 +97,8 @@ impl fmt::Display for TaskId {
 }
 
 /// What a submit cell runs: a closure, or a [`Job`] value (which a
-/// [`PendingTask`] can give back as a value, see
-/// [`PendingTask::into_job`]).
+/// [`PendingTask`](crate::PendingTask) can give back as a value, see
+/// [`PendingTask::into_job`](crate::PendingTask::into_job)).
 ///
 /// Not `'static`: a scoped task's closure borrows from its scope (see
 /// `runtime/scope.rs`); the public `submit`s ask for `'static` themselves.

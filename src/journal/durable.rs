@@ -647,7 +647,7 @@ impl JobJournal {
 
     /// Records job `id` as cancelled, if it has not ended, and waits until
     /// that is durable. It does not stop a run already under way (cancel
-    /// its [`DurableHandle`](crate::journal::DurableHandle) for that); a queued job that is then taken by
+    /// its [`DurableHandle`] for that); a queued job that is then taken by
     /// a worker still runs, but recovery will never bring it back.
     ///
     /// # Errors

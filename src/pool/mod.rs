@@ -60,7 +60,7 @@ mod observe;
 /// ```
 pub struct ThreadPool {
     shared: Arc<Shared>,
-    /// The bound on `Drop`'s wait ([`Builder::drop_policy`]).
+    /// The bound on `Drop`'s wait ([`Builder::drop_policy`](crate::Builder::drop_policy)).
     drop_policy: Option<ShutdownPolicy>,
 }
 

@@ -19,7 +19,7 @@
 //!   what is in it ([`Shared::close_scope`]).
 //! - **The borrow.** A scoped cell's closure and result may borrow from the
 //!   caller (`'scope`); the queue holds `'static` entries, so the cell's
-//!   lifetime is erased when it is queued ([`erase`], the one `unsafe`).
+//!   lifetime is erased when it is queued ([`erase`]).
 //!   That is sound because the scope's caller does not return before the
 //!   last reference to every cell of the scope is gone: each cell is
 //!   counted in [`ScopeState::live`] before it is made (by its spawn,
@@ -33,10 +33,17 @@
 //!   it is, or as a guest of the pool (`guest.rs`). So a scope opened on a
 //!   one-thread pool's only worker, nested ten deep, or from outside a
 //!   pool whose workers are all blocked, finishes.
+//! - **The caller's cells.** The cells the caller makes are kept by one
+//!   more reference, and the caller makes its next cells in the ones
+//!   whose tasks have ended ([`ScopeState::spent`], `Cell::renew`), so a
+//!   scope of tiny tasks does not pay a `malloc` and a `free` on two
+//!   threads per task. The kept references are let go before the caller
+//!   waits, so they count in `live` no longer than its spawning.
 //! - **The failure.** A task's panic nobody joins is kept for the caller
 //!   ([`ScopeState::keep_panic`]); the face cancels the scope on the first
 //!   failure.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::error::{PanicPayload, RejectReason};
@@ -68,6 +75,12 @@ pub(crate) struct ScopeState {
     credits: AtomicUsize,
     /// The thread that opened the scope (its `thread_mark`).
     owner: usize,
+    /// The cells the scope's caller made, oldest first, each kept by one
+    /// more reference until the caller makes its next cells in them (see
+    /// `spent`); touched by the caller's thread only (`CallerOnly`).
+    /// Plain references, not `CellEntry`s: dropping one of an unclaimed
+    /// cell cancels it.
+    kept: CallerOnly<VecDeque<Arc<dyn CellTask>>>,
     /// The scope's caller, waiting in `wait_scope`.
     waiters: Waiters,
     /// The first panic that no handle took, resumed on the caller.
@@ -86,6 +99,7 @@ impl ScopeState {
             live: AtomicUsize::new(0),
             credits: AtomicUsize::new(0),
             owner: thread_mark(),
+            kept: CallerOnly(std::cell::UnsafeCell::new(VecDeque::new())),
             waiters: Waiters::new(),
             panic: Mutex::new(None),
         }
@@ -104,13 +118,16 @@ impl ScopeState {
     /// caller waits for zero, after giving them back. (Taking strong counts
     /// of the group's `Arc` ahead the same way measured no better, so each
     /// cell clones it.)
-    fn enlist(&self) {
+    ///
+    /// True if the caller made it before it started waiting: its cells
+    /// are kept and renewed (see `spent`).
+    fn enlist(&self) -> bool {
         // ORDERING: Relaxed is enough: the caller reads `live` only after
         // its own spawns (program order), and a spawn from a task happens
         // while that task's own cell still counts.
         if thread_mark() != self.owner {
             self.live.fetch_add(1, Ordering::Relaxed);
-            return;
+            return false;
         }
         // Only this thread touches `credits`: no read-modify-write.
         match self.credits.load(Ordering::Relaxed) {
@@ -118,6 +135,7 @@ impl ScopeState {
             // task it runs meanwhile spawning) counts one by one.
             SPENT => {
                 self.live.fetch_add(1, Ordering::Relaxed);
+                return false;
             }
             0 => {
                 self.live.fetch_add(CREDITS, Ordering::Relaxed);
@@ -125,6 +143,36 @@ impl ScopeState {
             }
             left => self.credits.store(left - 1, Ordering::Relaxed),
         }
+        true
+    }
+
+    /// The caller's oldest kept cell, if it looks spent (only the kept
+    /// reference is left: its task has ended and its handle is gone), to
+    /// make the next cell in (`Cell::renew`, which makes sure).
+    ///
+    /// Each cell the caller makes is kept by one more reference, so that
+    /// the worker that runs it drops a reference, not the cell: the
+    /// allocation comes back to the thread that made it, instead of going
+    /// through the worker's `free` and the caller's `malloc`, which with
+    /// glibc takes its slow path for memory freed on other threads. The
+    /// kept cells count in `live` until they are let go, which
+    /// `return_credits` does before the caller waits.
+    fn spent(&self) -> Option<Arc<dyn CellTask>> {
+        self.kept.with(self.owner, |kept| {
+            let oldest = kept.front()?;
+            (Arc::strong_count(oldest) == 1)
+                .then(|| kept.pop_front())
+                .flatten()
+        })
+    }
+
+    /// Keeps a cell the caller made (see `spent`); at most `KEPT` of them.
+    fn keep(&self, entry: &CellEntry) {
+        self.kept.with(self.owner, |kept| {
+            if kept.len() < KEPT {
+                kept.push_back(entry.0.clone());
+            }
+        });
     }
 
     /// The scope's caller, done spawning: gives back the counts it took
@@ -133,6 +181,9 @@ impl ScopeState {
         if thread_mark() != self.owner {
             return;
         }
+        // Dropped after `with` returns: a kept cell let go here may be the
+        // last reference.
+        drop(self.kept.with(self.owner, std::mem::take));
         let left = self.credits.swap(SPENT, Ordering::Relaxed);
         if left != SPENT && left > 0 {
             // ORDERING: SeqCst, as `cell_gone` (the caller itself reads
@@ -185,8 +236,43 @@ impl ScopeState {
 /// Counts a scope's caller takes ahead at a time (see
 /// `ScopeState::enlist`).
 const CREDITS: usize = 64;
+/// The most cells a scope's caller keeps to make its next ones in (see
+/// `ScopeState::spent`): more are waiting in the queue than it needs.
+const KEPT: usize = 1024;
 /// `ScopeState::credits` once the caller gave them back.
 const SPENT: usize = usize::MAX;
+
+/// What only a scope's caller touches (`ScopeState::kept`): its own
+/// thread's, so no lock (two uncontended lock operations per spawn cost a
+/// scope's caller, the bottleneck of a scope of tiny tasks, about a tenth
+/// of its time by `perf`).
+struct CallerOnly<T>(std::cell::UnsafeCell<T>);
+
+// SAFETY: the value is reached only through `with`, which only the thread
+// whose mark is the given owner's passes; a mark is unique among live
+// threads, and the scope's caller lives (blocked in the scope) as long as
+// the scope can be reached. So the value is only ever touched by one
+// thread, though the scope is shared; `T: Send` lets it be dropped
+// elsewhere.
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Sync for CallerOnly<T> {}
+
+impl<T> CallerOnly<T> {
+    /// Calls `f` with the value, on the thread marked `owner` only.
+    #[allow(unsafe_code)]
+    #[inline]
+    fn with<R>(&self, owner: usize, f: impl FnOnce(&mut T) -> R) -> R {
+        assert_eq!(
+            thread_mark(),
+            owner,
+            "a scope's caller-only state, touched by another thread"
+        );
+        // SAFETY: only the owner's thread gets here (see the `Sync` impl),
+        // and `f`, our own code that runs no user code and does not call
+        // back in, holds the only borrow until it returns.
+        f(unsafe { &mut *self.0.get() })
+    }
+}
 
 /// An address unique to the calling thread while it lives: which thread
 /// opened a scope, without `thread::current`'s reference count.
@@ -209,17 +295,29 @@ where
     C::Output: 'scope,
 {
     fn made<'scope, C: Call + 'scope>(
-        cell: Arc<Cell<C, C::Output>>,
+        scope: &Arc<GroupInner>,
+        mine: bool,
+        call: C,
     ) -> (CellEntry, Arc<dyn HandleOps<C::Output> + 'scope>)
     where
         C::Output: 'scope,
     {
-        (CellEntry(erase(cell.clone())), cell)
+        let state = scope.scope().expect("a scope's group");
+        let cell = Cell::fresh(None, call, Some(scope.clone()));
+        let cell = match mine.then(|| state.spent()).flatten() {
+            Some(spent) => Cell::renew(spent, cell).unwrap_or_else(Arc::new),
+            None => Arc::new(cell),
+        };
+        let entry = CellEntry(erase(cell.clone()));
+        if mine {
+            state.keep(&entry);
+        }
+        (entry, cell)
     }
-    scope.scope().expect("a scope's group").enlist();
+    let mine = scope.scope().expect("a scope's group").enlist();
     match shared.measured_call(call) {
-        Ok(measured) => made(Cell::new(None, measured, Some(scope.clone()))),
-        Err(call) => made(Cell::new(None, call, Some(scope.clone()))),
+        Ok(measured) => made(scope, mine, measured),
+        Err(call) => made(scope, mine, call),
     }
 }
 
@@ -473,5 +571,64 @@ impl Shared {
                 .waiters
                 .wait_until(None, || state.is_over() || has_work());
         }
+    }
+}
+
+/// Small enough for Miri (`.ci/run` runs these under it), which checks the
+/// `unsafe` of `Cell::renew` and `CallerOnly`: the caller's cells made
+/// again in spent ones, of the same layout and of another.
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use crate::ThreadPool;
+    use crate::runtime::cell::RENEWED;
+
+    /// A result that borrows from the caller and counts its drop.
+    struct Counted<'a>(&'a mut u32, u64);
+
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            *self.0 += 1;
+        }
+    }
+
+    #[test]
+    fn the_callers_cells_are_made_again_in_spent_ones() {
+        let pool = ThreadPool::new(1).unwrap();
+        // The only worker is held: the caller runs each task itself when
+        // it joins it, so once `join` returns only the caller's kept
+        // reference is left, and its next spawn makes its cell in it.
+        let (release, released) = mpsc::channel::<()>();
+        let (started, is_started) = mpsc::channel();
+        pool.execute(move || {
+            started.send(()).unwrap();
+            let _ = released.recv();
+        })
+        .unwrap();
+        is_started.recv().unwrap();
+        let renewed_before = RENEWED.with(std::cell::Cell::get);
+        let (mut firsts, mut seconds, mut unread) = ([0u32; 4], [0u32; 4], 0u32);
+        pool.scope(|s| {
+            for (round, (first, second)) in firsts.iter_mut().zip(seconds.iter_mut()).enumerate() {
+                let round = round as u64;
+                // After the larger cell below: not renewed (another size).
+                let a = s.spawn(move || Counted(first, round));
+                assert_eq!(a.join().unwrap().1, round);
+                // The same type as `a`: made in `a`'s spent cell.
+                let b = s.spawn(move || Counted(second, round + 10));
+                assert_eq!(b.join().unwrap().1, round + 10);
+                // A larger result: not made in `b`'s cell.
+                assert_eq!(s.spawn(move || [round; 16]).join().unwrap()[15], round);
+            }
+            // Never joined: run by the caller at the scope's end, its
+            // result dropped unread where it is published.
+            drop(s.spawn(|| Counted(&mut unread, 0)));
+        });
+        assert_eq!((firsts, seconds, unread), ([1; 4], [1; 4], 1));
+        let renewed = RENEWED.with(std::cell::Cell::get) - renewed_before;
+        assert_eq!(renewed, 4, "one renewed cell per round: `b`'s");
+        drop(release);
+        pool.shutdown();
     }
 }

@@ -365,10 +365,14 @@ impl Builder {
     /// Called once, on the last worker thread to exit, after every other
     /// worker has exited and before
     /// [`await_termination`](ThreadPool::await_termination) returns true.
-    /// Not called if [`build`](Self::build) fails.
+    /// Not called if [`build`](Self::build) fails. (If a scope's caller
+    /// outside the pool is still running one of its scope's tasks then, as
+    /// it may while it waits, see [`ThreadPool::scope`], the hook runs on
+    /// that thread instead, once the task has ended.)
     ///
     /// The place to release what the tasks used, knowing that none runs any
-    /// more; it runs on a worker thread, so it must not wait for the pool.
+    /// more; it runs on a thread of the pool, so it must not wait for the
+    /// pool.
     ///
     /// # Examples
     ///

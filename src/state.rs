@@ -73,7 +73,9 @@ use crate::sync::{
 /// that never started were handed back by `shutdown_now`, and the workers
 /// finish the task in hand and exit. The last worker to exit runs
 /// [`Builder::on_terminated`](crate::Builder::on_terminated) and marks the
-/// pool `Terminated`. Calling `shutdown` or `shutdown_now` again, or
+/// pool `Terminated` (or, if a scope's caller outside the pool still runs
+/// one of its scope's tasks, that caller does once the task has ended: see
+/// [`ThreadPool::scope`](crate::ThreadPool::scope)). Calling `shutdown` or `shutdown_now` again, or
 /// `shutdown` after `shutdown_now`, never moves a pool back.
 ///
 /// # Examples

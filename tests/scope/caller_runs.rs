@@ -17,7 +17,12 @@ use crate::{finish, watchdog};
 /// A one-thread pool whose only worker is blocked until the returned
 /// sender sends (or is dropped).
 fn blocked_pool() -> (ThreadPool, mpsc::Sender<()>) {
-    let pool = ThreadPool::new(1).unwrap();
+    block_the_worker(ThreadPool::new(1).unwrap())
+}
+
+/// Blocks `pool`'s only worker until the returned sender sends (or is
+/// dropped).
+fn block_the_worker(pool: ThreadPool) -> (ThreadPool, mpsc::Sender<()>) {
     let (release, released) = mpsc::channel::<()>();
     let (started, is_started) = mpsc::channel();
     pool.execute(move || {
@@ -119,14 +124,7 @@ fn the_pool_does_not_terminate_while_a_caller_runs_one_of_its_tasks() {
             })
             .build()
             .unwrap();
-        let (release_worker, worker_released) = mpsc::channel::<()>();
-        let (started, is_started) = mpsc::channel();
-        pool.execute(move || {
-            started.send(()).unwrap();
-            let _ = worker_released.recv();
-        })
-        .unwrap();
-        is_started.recv_timeout(WAIT).unwrap();
+        let (pool, release_worker) = block_the_worker(pool);
         let (in_task, is_in_task) = mpsc::channel();
         let (release_task, task_released) = mpsc::channel::<()>();
         thread::scope(|outside| {

@@ -284,6 +284,13 @@ impl Default for Fifo {
     }
 }
 
+/// Blocks of every [`Fifo`] made in this model (its threads share the
+/// test's thread) and not freed yet: a block the walk fails to free stays
+/// counted after its queue is dropped.
+pub fn fifo_blocks_alive() -> usize {
+    crate::runtime::fifo::LIVE_BLOCKS.with(std::cell::Cell::get)
+}
+
 /// What [`ScopeQueue::push`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pushed {

@@ -96,6 +96,14 @@ const SPINS_BEFORE_SLEEP: usize = 40;
 #[cfg(loom)]
 const SPINS_BEFORE_SLEEP: usize = 1;
 
+#[cfg(loom)]
+thread_local! {
+    /// Blocks made and not yet freed, for the models (`model::Fifo`): a
+    /// loom model's threads share the test's thread, and loom itself does
+    /// not see a block that is never freed.
+    pub(crate) static LIVE_BLOCKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// A slot's entry has been written.
 const WRITTEN: usize = 1;
 /// A slot's entry has been read (moved out).
@@ -134,6 +142,7 @@ impl<T> Block<T> {
     /// Under loom, whose atomics are not plain memory.
     #[cfg(loom)]
     fn new() -> *mut Block<T> {
+        LIVE_BLOCKS.with(|live| live.set(live.get() + 1));
         Box::into_raw(Box::new(Block {
             next: AtomicPtr::new(ptr::null_mut()),
             slots: std::array::from_fn(|_| Slot {
@@ -158,6 +167,19 @@ impl<T> Block<T> {
         }
     }
 
+    /// Frees `block`.
+    ///
+    /// # Safety
+    ///
+    /// It came from `Block::new` and no one uses it any more.
+    unsafe fn free(block: *mut Block<T>) {
+        #[cfg(loom)]
+        LIVE_BLOCKS.with(|live| live.set(live.get() - 1));
+        // SAFETY: the caller's; `Block::new` makes blocks with the layout
+        // `Box` frees.
+        drop(unsafe { Box::from_raw(block) });
+    }
+
     /// Frees `block` once slots `start..BLOCK - 1` have all been read (the
     /// last slot has been, by the caller or by the walk's starter); stops
     /// at the first that has not, leaving its reader to carry on.
@@ -180,7 +202,7 @@ impl<T> Block<T> {
         }
         // SAFETY: every slot has been read and no one else holds the block
         // (see the module docs); it came from `Box::into_raw`.
-        drop(unsafe { Box::from_raw(block) });
+        unsafe { Block::free(block) };
     }
 }
 
@@ -306,7 +328,7 @@ impl<T> Fifo<T> {
         if !next.is_null() {
             // A block made for a last slot someone else claimed.
             // SAFETY: never shared; from `Box::into_raw`.
-            drop(unsafe { Box::from_raw(next) });
+            unsafe { Block::free(next) };
         }
         dekker_fence();
         // ORDERING: SeqCst, the other half of the Dekker pair.
@@ -502,7 +524,7 @@ impl<T> Drop for Fifo<T> {
                 // SAFETY: the block is live; its every slot is dealt with.
                 unsafe {
                     let next = (*block).next.load(Ordering::Relaxed);
-                    drop(Box::from_raw(block));
+                    Block::free(block);
                     block = next;
                 }
             }
@@ -510,7 +532,7 @@ impl<T> Drop for Fifo<T> {
         }
         // SAFETY: the last block, from `Box::into_raw`, no longer shared.
         unsafe {
-            drop(Box::from_raw(block));
+            Block::free(block);
         }
     }
 }

@@ -284,11 +284,18 @@ impl Default for Fifo {
     }
 }
 
-/// Blocks of every [`Fifo`] made in this model (its threads share the
-/// test's thread) and not freed yet: a block the walk fails to free stays
-/// counted after its queue is dropped.
-pub fn fifo_blocks_alive() -> usize {
-    crate::runtime::fifo::LIVE_BLOCKS.with(std::cell::Cell::get)
+/// Runs `model` under loom, and checks that every block of a FIFO (a
+/// [`Fifo`], a [`ScopeQueue`]) it made was freed once its queue was
+/// dropped: blocks are counted as they are made and freed (loom does not
+/// see a block that is never freed; a model's threads share the test's
+/// thread, whose count this is).
+pub fn model_freeing_blocks(model: impl Fn() + Sync + Send + 'static) {
+    loom::model(move || {
+        let alive = || crate::runtime::fifo::LIVE_BLOCKS.with(std::cell::Cell::get);
+        let before = alive();
+        model();
+        assert_eq!(alive(), before, "a block was not freed");
+    });
 }
 
 /// What [`ScopeQueue::push`] did.

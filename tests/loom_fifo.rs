@@ -9,24 +9,14 @@
 //! `LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" cargo test --release --test 'loom_*'`
 #![cfg(loom)]
 
-use drainpool::model::{Fifo, fifo_blocks_alive};
+use drainpool::model::{Fifo, model_freeing_blocks};
 use loom::sync::Arc;
-
-/// Runs `model` under loom, and checks that every block it made was freed
-/// once its queue was dropped.
-fn frees_every_block(model: impl Fn() + Sync + Send + 'static) {
-    loom::model(move || {
-        let before = fifo_blocks_alive();
-        model();
-        assert_eq!(fifo_blocks_alive(), before, "a block was not freed");
-    });
-}
 
 /// Two pushers race over a block end; one taker races them; what is left
 /// is taken after the joins.
 #[test]
 fn racing_pushers_and_a_taker_lose_and_repeat_nothing() {
-    frees_every_block(|| {
+    model_freeing_blocks(|| {
         let fifo = Arc::new(Fifo::new());
         fifo.push(0); // the race starts at the block's second slot
         let pushers: Vec<_> = [10u32, 20]
@@ -68,7 +58,7 @@ fn racing_pushers_and_a_taker_lose_and_repeat_nothing() {
 /// the head across, while the queue is freed behind them.
 #[test]
 fn racing_takers_take_each_entry_once() {
-    frees_every_block(|| {
+    model_freeing_blocks(|| {
         let fifo = Arc::new(Fifo::new());
         for v in 0..4 {
             fifo.push(v); // the fourth lands in the second block
@@ -97,7 +87,7 @@ fn racing_takers_take_each_entry_once() {
 /// lands in the taker's look-then-sleep.
 #[test]
 fn a_sleeping_taker_is_woken_by_a_push() {
-    frees_every_block(|| {
+    model_freeing_blocks(|| {
         let fifo = Arc::new(Fifo::new());
         let taker = {
             let fifo = fifo.clone();
@@ -112,7 +102,7 @@ fn a_sleeping_taker_is_woken_by_a_push() {
 /// between its wake and its uncount must not strand the other).
 #[test]
 fn two_sleeping_takers_are_woken_by_two_pushes() {
-    frees_every_block(|| {
+    model_freeing_blocks(|| {
         let fifo = Arc::new(Fifo::new());
         let takers: Vec<_> = (0..2)
             .map(|_| {

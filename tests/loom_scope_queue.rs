@@ -9,7 +9,7 @@
 //! `LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" cargo test --release --test 'loom_*'`
 #![cfg(loom)]
 
-use drainpool::model::{Pushed, ScopeQueue};
+use drainpool::model::{Pushed, ScopeQueue, model_freeing_blocks};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 
@@ -57,7 +57,7 @@ fn worker(queue: &ScopeQueue, turns: &Turns, rounds: usize, goes_on: bool) -> Ve
 /// turn.)
 #[test]
 fn a_queued_task_always_has_a_turn_out() {
-    loom::model(|| {
+    model_freeing_blocks(|| {
         let queue = Arc::new(ScopeQueue::new());
         let turns = Arc::new(Turns(AtomicUsize::new(0)));
         let spawner = {
@@ -102,7 +102,7 @@ fn a_queued_task_always_has_a_turn_out() {
 /// Two workers race for the turn and the tasks of one push each.
 #[test]
 fn two_workers_share_one_turn() {
-    loom::model(|| {
+    model_freeing_blocks(|| {
         let queue = Arc::new(ScopeQueue::new());
         let turns = Arc::new(Turns(AtomicUsize::new(0)));
         if let Pushed::Queued { send_turn: true } = queue.push(1) {
@@ -147,7 +147,7 @@ fn two_workers_share_one_turn() {
 /// cancelled), and nothing stays queued.
 #[test]
 fn a_close_leaves_nothing_queued() {
-    loom::model(|| {
+    model_freeing_blocks(|| {
         let queue = Arc::new(ScopeQueue::new());
         let spawner = {
             let queue = queue.clone();

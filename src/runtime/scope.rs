@@ -148,7 +148,9 @@ impl ScopeState {
 
     /// The caller's oldest kept cell, if it looks spent (only the kept
     /// reference is left: its task has ended and its handle is gone), to
-    /// make the next cell in (`Cell::renew`, which makes sure).
+    /// make the next cell in (`Cell::renew`, which makes sure). One that is
+    /// not goes to the back, so a handle held long does not stop the cells
+    /// behind it from being renewed.
     ///
     /// Each cell the caller makes is kept by one more reference, so that
     /// the worker that runs it drops a reference, not the cell: the
@@ -159,10 +161,12 @@ impl ScopeState {
     /// `return_credits` does before the caller waits.
     fn spent(&self) -> Option<Arc<dyn CellTask>> {
         self.kept.with(self.owner, |kept| {
-            let oldest = kept.front()?;
-            (Arc::strong_count(oldest) == 1)
-                .then(|| kept.pop_front())
-                .flatten()
+            let oldest = kept.pop_front()?;
+            if Arc::strong_count(&oldest) == 1 {
+                return Some(oldest);
+            }
+            kept.push_back(oldest);
+            None
         })
     }
 
@@ -628,6 +632,35 @@ mod tests {
         assert_eq!((firsts, seconds, unread), ([1; 4], [1; 4], 1));
         let renewed = RENEWED.with(std::cell::Cell::get) - renewed_before;
         assert_eq!(renewed, 4, "one renewed cell per round: `b`'s");
+        drop(release);
+        pool.shutdown();
+    }
+
+    #[test]
+    fn a_handle_held_long_does_not_stop_the_cells_behind_it_from_being_renewed() {
+        let pool = ThreadPool::new(1).unwrap();
+        let (release, released) = mpsc::channel::<()>();
+        let (started, is_started) = mpsc::channel();
+        pool.execute(move || {
+            started.send(()).unwrap();
+            let _ = released.recv();
+        })
+        .unwrap();
+        is_started.recv().unwrap();
+        let renewed_before = RENEWED.with(std::cell::Cell::get);
+        pool.scope(|s| {
+            // The oldest kept cell, never spent while the others come.
+            let held = s.spawn(|| 0u64);
+            for round in 1..=10u64 {
+                assert_eq!(s.spawn(move || round).join().unwrap(), round);
+            }
+            assert_eq!(held.join().unwrap(), 0);
+        });
+        let renewed = RENEWED.with(std::cell::Cell::get) - renewed_before;
+        // The held cell goes to the back each time it is found first:
+        // six of the ten find a spent cell in front (none would, if it
+        // stayed in front).
+        assert_eq!(renewed, 6);
         drop(release);
         pool.shutdown();
     }

@@ -588,6 +588,21 @@ mod tests {
     use crate::ThreadPool;
     use crate::runtime::cell::RENEWED;
 
+    /// A one-thread pool whose only worker is held until the sender is
+    /// dropped: the scope's caller runs every task of its scope.
+    fn blocked_pool() -> (ThreadPool, mpsc::Sender<()>) {
+        let pool = ThreadPool::new(1).unwrap();
+        let (release, released) = mpsc::channel::<()>();
+        let (started, is_started) = mpsc::channel();
+        pool.execute(move || {
+            started.send(()).unwrap();
+            let _ = released.recv();
+        })
+        .unwrap();
+        is_started.recv().unwrap();
+        (pool, release)
+    }
+
     /// A result that borrows from the caller and counts its drop.
     struct Counted<'a>(&'a mut u32, u64);
 
@@ -599,18 +614,10 @@ mod tests {
 
     #[test]
     fn the_callers_cells_are_made_again_in_spent_ones() {
-        let pool = ThreadPool::new(1).unwrap();
         // The only worker is held: the caller runs each task itself when
         // it joins it, so once `join` returns only the caller's kept
         // reference is left, and its next spawn makes its cell in it.
-        let (release, released) = mpsc::channel::<()>();
-        let (started, is_started) = mpsc::channel();
-        pool.execute(move || {
-            started.send(()).unwrap();
-            let _ = released.recv();
-        })
-        .unwrap();
-        is_started.recv().unwrap();
+        let (pool, release) = blocked_pool();
         let renewed_before = RENEWED.with(std::cell::Cell::get);
         let (mut firsts, mut seconds, mut unread) = ([0u32; 4], [0u32; 4], 0u32);
         pool.scope(|s| {
@@ -638,15 +645,7 @@ mod tests {
 
     #[test]
     fn a_handle_held_long_does_not_stop_the_cells_behind_it_from_being_renewed() {
-        let pool = ThreadPool::new(1).unwrap();
-        let (release, released) = mpsc::channel::<()>();
-        let (started, is_started) = mpsc::channel();
-        pool.execute(move || {
-            started.send(()).unwrap();
-            let _ = released.recv();
-        })
-        .unwrap();
-        is_started.recv().unwrap();
+        let (pool, release) = blocked_pool();
         let renewed_before = RENEWED.with(std::cell::Cell::get);
         pool.scope(|s| {
             // The oldest kept cell, never spent while the others come.

@@ -14,8 +14,8 @@
 //! - **The context**: while it holds the slot, the thread's `CONTEXT` is
 //!   the pool's, with the slot's index. A task it runs observes the pool's
 //!   stop besides its own (`StopToken::current`), and what the task does
-//!   (a join, a scope of its own) sees a thread of the pool. What the
-//!   thread had before (another pool's worker context) is put back after.
+//!   (a join, a scope of its own) sees a thread of the pool. The thread
+//!   had no context before (see below), and has none after.
 //! - **A place in `live`**: the pool terminates when the last of its
 //!   workers and guests leaves, so `await_termination` does not return,
 //!   and `on_terminated` does not run, while a guest still runs a task of
@@ -54,8 +54,6 @@ pub(crate) const GUEST: usize = 1 << (usize::BITS - 8);
 pub(crate) struct Guest<'a> {
     shared: &'a Shared,
     index: usize,
-    /// The thread's context before, put back on drop.
-    outer: Option<Context>,
 }
 
 impl Guest<'_> {
@@ -99,17 +97,16 @@ impl Shared {
             }
         }
         let index = self.workers + free;
-        let outer = CONTEXT.with(|c| {
-            c.borrow_mut().replace(Context {
+        CONTEXT.with(|c| {
+            *c.borrow_mut() = Some(Context {
                 shared: self.clone(),
                 index,
                 group: None,
-            })
+            });
         });
         Some(Guest {
             shared: self,
             index,
-            outer,
         })
     }
 
@@ -130,8 +127,7 @@ impl Drop for Guest<'_> {
         // is the last thread out, `on_terminated` runs here, and is seen
         // as running inside the pool.
         self.shared.left_live(GUEST);
-        let outer = self.outer.take();
-        CONTEXT.with(|c| *c.borrow_mut() = outer);
+        CONTEXT.with(|c| c.borrow_mut().take());
         // ORDERING: Release, pairing with the next guest's Acquire.
         self.shared.lent[self.index - self.shared.workers].store(false, Ordering::Release);
     }

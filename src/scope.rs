@@ -648,17 +648,9 @@ impl<T> ScopedHandle<'_, T> {
             return;
         };
         let unclaimed = || !cell.header().is_claimed();
-        if let Some(index) = run::worker_index_in(core.shared.id) {
-            core.shared.help_scope_while(state, index, unclaimed);
-            return;
-        }
-        match core.shared.enter_guest() {
-            Some(guest) => {
-                core.shared
-                    .help_scope_while(state, guest.index(), unclaimed);
-            }
+        if core.shared.help_scope_here(state, unclaimed).is_none() {
             // On another pool's worker, that pool's queue moves meanwhile.
-            None => worker::help_own_pool_until(&|| cell.is_finished()),
+            worker::help_own_pool_until(&|| cell.is_finished());
         }
     }
 }

@@ -488,7 +488,7 @@ impl Shared {
     /// the slot's own while it runs, and restores the outer task at the
     /// end, instead of saving and restoring it around every task; the
     /// clock is read once in 32 runs while they are short.
-    pub(crate) fn help_scope_while(
+    fn help_scope_while(
         &self,
         state: &ScopeState,
         index: usize,
@@ -533,6 +533,23 @@ impl Shared {
         }
     }
 
+    /// Runs the scope's queued tasks on the calling thread while `more()`
+    /// says so (see `help_scope_while`): as the worker it is, on one of
+    /// this pool's, or as a guest of the pool (`guest.rs`). `None` if it can
+    /// be neither: a worker of another pool (which keeps its own pool's
+    /// queue moving instead), or no guest slot free.
+    pub(crate) fn help_scope_here(
+        self: &Arc<Shared>,
+        state: &ScopeState,
+        more: impl FnMut() -> bool,
+    ) -> Option<bool> {
+        if let Some(index) = run::worker_index_in(self.id) {
+            return Some(self.help_scope_while(state, index, more));
+        }
+        let guest = self.enter_guest()?;
+        Some(self.help_scope_while(state, guest.index(), more))
+    }
+
     /// Waits until every cell of `scope` is gone, running the scope's
     /// queued tasks meanwhile (it may be the only thread that can) until
     /// the pool is stopping: on a worker of this pool as that worker, on a
@@ -543,29 +560,23 @@ impl Shared {
         };
         state.return_credits();
         let _blocked = Blocking::enter(BlockedOn::Scope);
-        let worker = run::worker_index_in(self.id);
         let helps = || self.lifecycle.get() < PoolState::Stopping;
         let has_work = || helps() && !state.queue.is_empty();
         loop {
             if state.is_over() {
                 return;
             }
-            let ran = match worker {
-                Some(index) => self.help_scope_while(state, index, || !state.is_over()),
-                None => match self.enter_guest() {
-                    Some(guest) => self.help_scope_while(state, guest.index(), || !state.is_over()),
-                    None => {
-                        // On another pool's worker (see `guest.rs`), that
-                        // pool's queue moves meanwhile; anywhere else no
-                        // guest slot was free. The workers run the scope.
-                        worker::help_own_pool_until(&|| state.is_over());
-                        state.waiters.wait_until(None, || state.is_over());
-                        return;
-                    }
-                },
-            };
-            if ran {
-                continue;
+            match self.help_scope_here(state, || !state.is_over()) {
+                Some(true) => continue,
+                Some(false) => {}
+                None => {
+                    // On another pool's worker, that pool's queue moves
+                    // meanwhile; anywhere else no guest slot was free. The
+                    // workers run the scope.
+                    worker::help_own_pool_until(&|| state.is_over());
+                    state.waiters.wait_until(None, || state.is_over());
+                    return;
+                }
             }
             // No lost wake-up: `Waiters`; the last `cell_gone`, and every
             // spawn from a thread other than the caller's, notify after

@@ -169,9 +169,10 @@ const NAP_MAX: Duration = Duration::from_millis(1);
 ///
 /// It returns at once on a thread that is no pool's worker (nor for a
 /// guest of a pool: `guest.rs`), and once its pool is stopping; the
-/// caller then waits as usual. (While the pool drains it goes on: the drain runs everything. A wake-up entry it takes
-/// is meant for a worker deciding whether to exit: it is passed on, and
-/// the loop naps before it looks again.)
+/// caller then waits as usual. (While the pool drains it goes on: the
+/// drain runs everything. A wake-up entry it takes is meant for a worker
+/// deciding whether to exit: it is passed on, and the loop naps before it
+/// looks again.)
 ///
 /// No lost wake-up, by construction: nothing wakes this loop but its own
 /// queue. When that is empty it naps in the queue for at most `NAP_MAX`

@@ -141,7 +141,10 @@ fn run_child(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("the child starts");
+    // One child at a time: the tests of this binary run in parallel.
+    static ONE_CHILD: Mutex<()> = Mutex::new(());
+    let _one = ONE_CHILD.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = spawn_child(&mut command);
     let id = child.id();
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -169,6 +172,30 @@ fn run_child(
         status: status.expect("the child's status"),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Starts `command`. Under Wine, process creation itself now and then
+/// fails with `ERROR_INTERNAL_ERROR` (1359; seen once in CI, in a run whose
+/// other children all started): that one error is retried, at most three
+/// times in all, each failure reported on stderr. Any other error fails at
+/// once.
+fn spawn_child(command: &mut Command) -> std::process::Child {
+    const ERROR_INTERNAL_ERROR: i32 = 1359;
+    let mut failures = Vec::new();
+    loop {
+        match command.spawn() {
+            Ok(child) => return child,
+            Err(e)
+                if cfg!(windows)
+                    && e.raw_os_error() == Some(ERROR_INTERNAL_ERROR)
+                    && failures.len() < 2 =>
+            {
+                eprintln!("the child did not start ({e}); trying again");
+                failures.push(e);
+            }
+            Err(e) => panic!("the child starts: {e:?} (failed before: {failures:?})"),
+        }
     }
 }
 

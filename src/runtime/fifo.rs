@@ -22,7 +22,10 @@
 //! `BLOCK`. A taker reads the tail (to see whether the queue is empty)
 //! only while the head's block is the last one: the head's word carries a
 //! `HAS_NEXT` bit once a later block is known, so in a long queue takers
-//! and pushers share no line but the slots'.
+//! and pushers share no line but the slots'. In the last block, a taker
+//! reads the tail only once the head has caught up with the last tail a
+//! taker saw (kept beside the head), so a worker that waits between its
+//! looks at a short queue takes what came meanwhile with one read.
 //!
 //! # Memory reclamation
 //!
@@ -211,6 +214,17 @@ impl<T> Block<T> {
 struct End<T> {
     position: AtomicUsize,
     block: AtomicPtr<Block<T>>,
+    /// At the head only: a tail position some taker read (see `pop`);
+    /// zero and unused at the tail.
+    seen_tail: AtomicUsize,
+}
+
+/// True if position `later` is past position `earlier`, across
+/// wrap-around (the positions compared are never half the range apart).
+#[inline]
+fn is_past(later: usize, earlier: usize) -> bool {
+    let distance = later.wrapping_sub(earlier) & (POSITIONS - 1);
+    distance != 0 && distance < POSITIONS / 2
 }
 
 /// The entries between positions `head` and `tail` (read in that order,
@@ -251,10 +265,12 @@ impl<T> Fifo<T> {
             head: End {
                 position: AtomicUsize::new(0),
                 block: AtomicPtr::new(first),
+                seen_tail: AtomicUsize::new(0),
             },
             tail: End {
                 position: AtomicUsize::new(0),
                 block: AtomicPtr::new(first),
+                seen_tail: AtomicUsize::new(0),
             },
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
@@ -369,11 +385,35 @@ impl<T> Fifo<T> {
             }
             let mut new = word.wrapping_add(STEP);
             if word & HAS_NEXT == 0 {
-                // ORDERING: SeqCst: a sleeper's look (see the module docs).
-                let tail = self.tail.position.load(Ordering::SeqCst) / STEP;
-                if position == tail {
-                    return None;
-                }
+                // A tail a taker read before, if it is past our position,
+                // tells as well as the tail itself that our slot has been
+                // claimed (the tail only moves on), without touching the
+                // line the pushers write: one read of the tail serves the
+                // takes of every entry queued by then. Only the tail
+                // itself says "empty".
+                // ORDERING: a position says only that its slots were
+                // claimed (the entry comes with WRITTEN), so Relaxed would
+                // do; SeqCst because loom 0.7 trips on an assertion of its
+                // own with anything weaker here (tokio-rs/loom#252). On
+                // x86 the load is a plain load, and the store (only when a
+                // taker sees the tail move on) one exchange on the line
+                // the takers' compare-and-swap writes anyway: no
+                // difference measured.
+                let seen = self.head.seen_tail.load(Ordering::SeqCst);
+                let tail = if is_past(seen, position) {
+                    seen
+                } else {
+                    // ORDERING: SeqCst: a sleeper's look (see the module
+                    // docs).
+                    let tail = self.tail.position.load(Ordering::SeqCst) / STEP;
+                    if position == tail {
+                        return None;
+                    }
+                    if is_past(tail, seen) {
+                        self.head.seen_tail.store(tail, Ordering::SeqCst);
+                    }
+                    tail
+                };
                 if position / LAP != tail / LAP {
                     // The tail is in a later block: ours has a next.
                     new |= HAS_NEXT;

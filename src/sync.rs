@@ -95,6 +95,29 @@ pub(crate) fn spin_turn(turn: &mut u32) {
     }
 }
 
+/// Spins for about `nanos` nanoseconds (reading the clock once per 32 spin
+/// hints, whose length differs from one processor to the next): a pause
+/// between looks at something another thread writes often, so that the
+/// looks do not take its cache line from it at every write. Under loom,
+/// one yield.
+#[inline]
+pub(crate) fn pause_for(nanos: u64) {
+    #[cfg(loom)]
+    {
+        let _ = nanos;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        let start = std::time::Instant::now();
+        while start.elapsed().as_nanos() < u128::from(nanos) {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
 /// Marks the middle of a Dekker pair: a SeqCst write here, a SeqCst read of
 /// another location after it.
 ///

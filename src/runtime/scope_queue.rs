@@ -42,27 +42,23 @@
 //! looks at the mark before running it.
 
 use crate::runtime::fifo::Fifo;
-use crate::sync::{AtomicBool, Ordering, dekker_fence, fence, pause_for};
+use crate::sync::{AtomicBool, CATCH_UP_GAP_NANOS, Ordering, dekker_fence, fence, pause_for};
 
-/// How many times `pop_soon` looks at an empty queue before its last look.
-const LOOKS: u32 = 4;
-/// How long `pop_soon` waits between two looks at an empty queue.
+/// How many times `pop_soon` waits [`CATCH_UP_GAP_NANOS`] and looks again
+/// at an empty queue: about 20 µs in all before the worker goes back to
+/// the pool's queue (the scope's turn is out meanwhile, so a newly queued
+/// task of the scope still finds a worker).
 ///
-/// A worker that has caught up with the spawner gets ahead of it by
-/// waiting, not by looking often: each look at an empty queue reads the
-/// tail the spawner writes at every spawn, and a worker right behind the
-/// spawner also writes the slots' and the cells' lines the spawner is
-/// writing next. Every such line then moves between the two cores at
-/// every spawn, which makes the spawner, the bottleneck of a scope of
-/// tiny tasks, slower. Measured on 2 workers, 100k tiny spawns (median of
-/// 50 scopes): looks about 25, 50, 100 ns ... apart, as in a spin lock,
-/// took 140-150 ns per task where rayon's scope took 130-140; 5 µs apart,
-/// 90-100 ns. When the two cores were far apart (a slow phase of this
-/// shared machine, rayon at about 400 ns), 490 and 210 ns. A worker
-/// waits this long at most `LOOKS` times before it goes back to the
-/// pool's queue (the turn is out meanwhile, so a newly queued task of the
-/// scope still finds a worker).
-const LOOK_GAP_NANOS: u64 = 5_000;
+/// Unlike a worker of the pool's queue (see [`Streak`](crate::sync::Streak)),
+/// a worker here always waits before it looks again, however few tasks it
+/// took: a scope is bulk work whose spawner is usually a loop, and a
+/// thread waiting for one of its tasks (a join, the scope's end) runs it
+/// itself if no worker has. Measured on 2 workers, 100k tiny spawns
+/// (median of 50 scopes): looks about 25, 50, 100 ns ... apart took 140-150
+/// ns per task where rayon's scope took 130-140; 5 µs apart, 80-100 ns.
+/// When the two cores were far apart (a slow phase of this shared machine,
+/// rayon's scope at about 400 ns), 490 and 210 ns.
+const LOOKS: u32 = 4;
 
 /// A scope's queued tasks and its turn (see the module docs).
 pub(crate) struct ScopeQueue<T> {
@@ -141,8 +137,8 @@ impl<T> ScopeQueue<T> {
         self.tasks.pop()
     }
 
-    /// `pop`, looking again a few times, [`LOOK_GAP_NANOS`] apart, before
-    /// it gives up: a worker at the end of its run, while the scope's
+    /// `pop`, looking again a few times, [`CATCH_UP_GAP_NANOS`] apart,
+    /// before it gives up: a worker at the end of its run, while the scope's
     /// caller is likely still spawning.
     #[inline]
     pub(crate) fn pop_soon(&self) -> Option<T> {
@@ -150,7 +146,7 @@ impl<T> ScopeQueue<T> {
             if let Some(value) = self.tasks.pop() {
                 return Some(value);
             }
-            pause_for(LOOK_GAP_NANOS);
+            pause_for(CATCH_UP_GAP_NANOS);
         }
         std::thread::yield_now();
         self.tasks.pop()

@@ -30,6 +30,7 @@ use crate::runtime::run::{
 use crate::runtime::shutdown::ThreadEdge;
 use crate::runtime::slot::{Clock, Previous, Site, WorkerSlot};
 use crate::state::PoolState;
+use crate::sync::{CATCH_UP_GAP_NANOS, Streak, pause_for};
 use crate::task::IdBlock;
 use crate::unwind;
 
@@ -86,12 +87,20 @@ fn work(shared: &Arc<Shared>, index: usize) {
     let mut clock = Clock::new();
     let mut ids = IdBlock::new();
     let mut turn = 0u32;
+    let mut streak = Streak::default();
     let slot = &shared.slots[index];
     loop {
         if shared.lifecycle.get() >= PoolState::Stopping {
             return;
         }
-        let entry = match shared.queue.try_take(&mut turn) {
+        let mut taken = shared.queue.try_take(&mut turn);
+        if taken.is_none() && streak.caught_up() {
+            // Let the producer get ahead (see `Streak`).
+            pause_for(CATCH_UP_GAP_NANOS);
+            taken = shared.queue.try_take(&mut turn);
+        }
+        streak.took();
+        let entry = match taken {
             Some(entry) => entry,
             None => {
                 shared.notify_idle_waiters();

@@ -3,7 +3,7 @@
 //! blocks of three slots so that pushes and takes race across block ends:
 //! every entry comes out exactly once and in each pusher's order, every
 //! block is freed (counted: loom does not see a block that is never
-//! freed), and a taker that sleeps on an empty queue is woken by a push wherever it
+//! freed) or made again empty for a pusher, and a taker that sleeps on an empty queue is woken by a push wherever it
 //! lands (a lost wake-up is a deadlock, which loom reports).
 //!
 //! `LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" cargo test --release --test 'loom_*'`
@@ -115,5 +115,46 @@ fn two_sleeping_takers_are_woken_by_two_pushes() {
         let mut got: Vec<u32> = takers.into_iter().map(|t| t.join().unwrap()).collect();
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
+    });
+}
+
+/// A block whose every slot a taker has read is kept as the spare and
+/// made again, empty, for the next pusher that needs a block: a taker
+/// racing into the block made again finds nothing of what it held before.
+#[test]
+fn a_block_let_go_is_made_again_as_new() {
+    model_freeing_blocks(|| {
+        let fifo = Arc::new(Fifo::new());
+        for v in 0..3 {
+            fifo.push(v); // fills the first block; the last made the second
+        }
+        for v in 0..3 {
+            assert_eq!(fifo.pop(), Some(v)); // the first is the spare now
+        }
+        let taker = {
+            let fifo = fifo.clone();
+            loom::thread::spawn(move || {
+                let mut taken = Vec::new();
+                for _ in 0..4 {
+                    taken.extend(fifo.pop());
+                }
+                taken
+            })
+        };
+        let pusher = {
+            let fifo = fifo.clone();
+            loom::thread::spawn(move || {
+                for v in 3..7 {
+                    // 5 makes the third block, out of the spare; 6 goes
+                    // into it
+                    fifo.push(v);
+                }
+            })
+        };
+        pusher.join().unwrap();
+        let mut all = taker.join().unwrap();
+        all.extend(std::iter::from_fn(|| fifo.pop()));
+        assert_eq!(all, [3, 4, 5, 6]);
+        assert!(fifo.is_empty());
     });
 }

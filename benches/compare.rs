@@ -42,6 +42,9 @@
 //! - many producers: the capture-free spawn round and submit-and-join with
 //!   2 and 4 producer threads, each submitting its share (rayon: one
 //!   `scope` per producer), against the same peers.
+//! - round trip: 10k requests one at a time (a task that answers through a
+//!   channel, waited for before the next), vs the bare loop: what a
+//!   worker's pause before it looks again would cost a request.
 //! - idle `shutdown` + `await_termination`, vs a bare loop's drop-and-join.
 //! - drop of a 2-, 4- and 8-worker pool whose exit hooks sleep 200 ms, vs
 //!   one hook's time (the hooks run at once on every worker).
@@ -96,6 +99,8 @@ const BIG: u64 = 1_000_000;
 const SMALL: u64 = 10_000;
 /// Tasks in submit-and-join, fan-out, scope and the memory measurement.
 const MID: u64 = 100_000;
+/// Requests in the one-at-a-time round trip.
+const PINGS: u64 = 10_000;
 
 /// Counts only while memory is measured (`common::set_counting`), so it
 /// costs the timed scenarios one untaken branch per allocation.
@@ -251,6 +256,27 @@ fn round(
     rounds.record("scope/rayon", took);
     let took = timed_sum(MID, || rayon_in_place_scope_slots(rayon, MID));
     rounds.record("scope/rayon in place", took);
+
+    // One request at a time: a task that answers through a channel, the
+    // producer waiting for each answer before the next (where a worker's
+    // wait before it looks again would show as latency).
+    let (answer, answers) = crossbeam_channel::bounded::<()>(1);
+    let start = Instant::now();
+    for _ in 0..PINGS {
+        let answer = answer.clone();
+        drain
+            .execute(move || answer.send(()).expect("the producer waits"))
+            .expect("accepted");
+        answers.recv().expect("answered");
+    }
+    rounds.record("ping/drainpool", start.elapsed());
+    let start = Instant::now();
+    for _ in 0..PINGS {
+        let answer = answer.clone();
+        bare.execute(move || answer.send(()).expect("the producer waits"));
+        answers.recv().expect("answered");
+    }
+    rounds.record("ping/bare", start.elapsed());
 
     // shutdown_now with BIG tasks queued behind held workers.
     {
@@ -646,6 +672,13 @@ fn main() {
         "`pool.scope` called from outside the pool, vs rayon's call from outside its pool",
         ("scope/drainpool outside", MID),
         ("rayon `in_place_scope`", "scope/rayon in place", MID),
+        ns,
+        "—",
+    );
+    timed(
+        "round trip: one task at a time, answering through a channel, per request",
+        ("ping/drainpool", PINGS),
+        ("bare crossbeam loop", "ping/bare", PINGS),
         ns,
         "—",
     );

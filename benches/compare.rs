@@ -146,6 +146,19 @@ fn work_1us() {
     std::hint::black_box(acc);
 }
 
+/// `PINGS` requests one at a time: `send` queues a task that answers
+/// through the sender it is given, and the answer is waited for before the
+/// next request.
+fn round_trips(send: impl Fn(crossbeam_channel::Sender<()>)) -> Duration {
+    let (answer, answers) = crossbeam_channel::bounded::<()>(1);
+    let start = Instant::now();
+    for _ in 0..PINGS {
+        send(answer.clone());
+        answers.recv().expect("answered");
+    }
+    start.elapsed()
+}
+
 fn round(
     rounds: &mut Rounds,
     drain: &Arc<drainpool::ThreadPool>,
@@ -257,26 +270,17 @@ fn round(
     let took = timed_sum(MID, || rayon_in_place_scope_slots(rayon, MID));
     rounds.record("scope/rayon in place", took);
 
-    // One request at a time: a task that answers through a channel, the
-    // producer waiting for each answer before the next (where a worker's
-    // wait before it looks again would show as latency).
-    let (answer, answers) = crossbeam_channel::bounded::<()>(1);
-    let start = Instant::now();
-    for _ in 0..PINGS {
-        let answer = answer.clone();
+    // One request at a time (where a worker's wait before it looks again
+    // would show as latency).
+    let took = round_trips(|answer| {
         drain
             .execute(move || answer.send(()).expect("the producer waits"))
-            .expect("accepted");
-        answers.recv().expect("answered");
-    }
-    rounds.record("ping/drainpool", start.elapsed());
-    let start = Instant::now();
-    for _ in 0..PINGS {
-        let answer = answer.clone();
-        bare.execute(move || answer.send(()).expect("the producer waits"));
-        answers.recv().expect("answered");
-    }
-    rounds.record("ping/bare", start.elapsed());
+            .expect("accepted")
+    });
+    rounds.record("ping/drainpool", took);
+    let took =
+        round_trips(|answer| bare.execute(move || answer.send(()).expect("the producer waits")));
+    rounds.record("ping/bare", took);
 
     // shutdown_now with BIG tasks queued behind held workers.
     {

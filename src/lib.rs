@@ -136,14 +136,19 @@
 //! pool.execute(move || drop(not_send)).unwrap();
 //! ```
 
-// Three measured needs for `unsafe`, each kept to its module with a SAFETY
+// `unsafe` only for a measured need, each kept to its module with a SAFETY
 // comment on every block: an interruptible condvar wait must lend the
 // caller's condvar and mutex to a stop callback for the length of the wait
-// (wait.rs); a small closure is stored in its queue entry instead of a box
+// (wait/); a small closure is stored in its queue entry instead of a box
 // (inline.rs: the malloc/free pair was the largest cost of a task capturing
-// an `Arc`); and a signal handler that counts each arrival and wakes a
-// thread on every platform is registered with signal-hook's one `unsafe`
-// function (signal/handlers.rs). Nothing else may use it.
+// an `Arc`); the queue's own FIFO (runtime/fifo.rs) and a submitted task's
+// cell, whose slot holds the closure then the result under a claim of one
+// byte, whose extras are one pointer set once, and which a scope's caller
+// reuses (runtime/cell.rs, runtime/cell/extras.rs, runtime/scope.rs); a
+// worker's pointer to the task it runs (runtime/run.rs); and a signal
+// handler that counts each arrival and wakes a thread on every platform is
+// registered with signal-hook's one `unsafe` function (signal/handlers.rs).
+// Nothing else may use it.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The last line of the crate docs: without the feature `signal`,

@@ -203,6 +203,12 @@ impl Cell {
     pub fn stop_requested(&self) -> bool {
         self.0.stop_state().is_requested()
     }
+
+    /// Raises the task's own stop flag, as a cancel that found it running
+    /// does (making its stop source if no one has yet).
+    pub fn request_stop(&self) {
+        self.0.stop_state().request();
+    }
 }
 
 /// A latch over the crate's one waiting primitive (`sync::Waiters`), with

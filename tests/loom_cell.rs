@@ -301,3 +301,25 @@ fn a_cancel_vs_a_run_vs_the_handle() {
         });
     }
 }
+
+/// A cancel raises the stop flag of a running task while the task asks
+/// for its own stop source (`StopToken::current`): neither has made the
+/// source yet, so both make one at once. One is kept, the raised flag is
+/// on it, and the other is dropped (checked by mutation: a store instead
+/// of the compare-and-swap loses the flag).
+#[test]
+fn two_threads_making_a_tasks_stop_source_at_once_share_one() {
+    loom::model(|| {
+        let cell = Cell::new(|| 1);
+        let canceller = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.request_stop())
+        };
+        let _ = cell.stop_requested();
+        canceller.join().unwrap();
+        assert!(
+            cell.stop_requested(),
+            "the flag went to a stop source no one keeps"
+        );
+    });
+}

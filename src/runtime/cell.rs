@@ -14,10 +14,12 @@
 //! - Until `CLAIMED` is set, the slot holds the closure, and no one reads
 //!   it. The claimant (the one whose read-modify-write set `CLAIMED`)
 //!   takes it out, and the slot is the claimant's until it publishes.
-//! - `publish` writes the result, then sets `DONE | RESULT` with one
-//!   read-modify-write (Release). If that finds `HANDLE_GONE` already set,
-//!   nobody will read the result: the publisher takes it back and disposes
-//!   of it (drops it, or hands a panic to whoever takes orphans).
+//! - `publish` writes the value or the panic, then sets `DONE | RESULT`
+//!   and the `REASON` with one read-modify-write (Release); a cancel or an
+//!   expiry writes nothing and sets `DONE` and its `REASON` alone (see
+//!   [`End`]). If that finds `HANDLE_GONE` already set, nobody will read
+//!   the result: the publisher takes it back and disposes of it (drops it,
+//!   or hands a panic to whoever takes orphans).
 //! - The handle: `join` waits for `DONE` (Acquire) and takes the result.
 //!   `detach` (a handle dropped unjoined) sets `HANDLE_GONE` with one
 //!   read-modify-write (AcqRel); if that finds `RESULT`, the result is
@@ -54,23 +56,27 @@ use crate::sync::{AtomicU8, Condvar, Mutex, Ordering, RawCell};
 use crate::task::{Call, TaskId};
 use crate::unwind;
 
+mod extras;
+
+use extras::Extras;
+
 /// What every cell has, whatever its closure and result types.
 ///
 /// Kept small, since every queued task holds one: no pool id (the handle
-/// has the pool); the stop source, rarely made, lives under a lock of one
-/// byte instead of in a `OnceLock` of its own; a name, rarely given, is
-/// boxed (one word, not the two of an `Arc<str>`); the claim, the
-/// handle's presence, the custody and the end share one byte; and the
-/// joiners sleep in a few places shared by all cells (see [`Sleep`]), not
-/// in a condvar of each cell's. With a one-word closure and result the
-/// whole `Arc` is 80 bytes (104 before these three).
+/// has the pool); the name and the stop source, rarely needed, share one
+/// word and live out of line (see [`Extras`]); the claim, the handle's
+/// presence, the custody and the end share one byte; and the joiners
+/// sleep in a few places shared by all cells (see [`Sleep`]), not in a
+/// condvar of each cell's. With a one-word closure and result, the whole
+/// `Arc` is 56 bytes (104 before these, 80 with a stop source of its own
+/// and a result slot of two words).
 pub(crate) struct CellHeader {
     pub(crate) id: TaskId,
-    name: Option<Box<Arc<str>>>,
+    extras: Extras,
     /// `CLAIMED`, `HANDLE_GONE`, `HANDED_BACK`, `DONE`, `WAITING`,
-    /// `RESULT`: every change is a read-modify-write, and the module docs
-    /// say who may touch the slot given which; `WAITING` and `DONE` pair
-    /// up as [`Sleep`] says.
+    /// `RESULT` and the two bits of `REASON`: every change is a
+    /// read-modify-write, and the module docs say who may touch the slot
+    /// given which; `WAITING` and `DONE` pair up as [`Sleep`] says.
     flags: AtomicU8,
     /// The group it was submitted to, which counts its end wherever it
     /// happens (worker, helping joiner, cancel, `PendingTask`); or the
@@ -88,7 +94,7 @@ impl CellHeader {
     fn new(name: Option<Arc<str>>, group: Option<Arc<GroupInner>>) -> CellHeader {
         CellHeader {
             id: TaskId::next(),
-            name: name.map(Box::new),
+            extras: Extras::new(name),
             flags: AtomicU8::new(0),
             group,
             span: span::current(),
@@ -117,8 +123,53 @@ const HANDLE_GONE: u8 = 2;
 /// claim, so a cancel or run racing with the hand-back counts it in exactly
 /// one place).
 const HANDED_BACK: u8 = 4;
-/// The slot holds a published result that no one has taken yet.
+/// The slot holds a published value or panic that no one has taken yet.
 const RESULT: u8 = 32;
+/// How the task ended, set with `DONE` in the same read-modify-write (see
+/// [`End`]): a value, a panic (these two in the slot), a cancel or an
+/// expiry (these two in these bits alone).
+const REASON: u8 = 64 | 128;
+const REASON_VALUE: u8 = 0;
+const REASON_PANICKED: u8 = 64;
+const REASON_CANCELLED: u8 = 128;
+const REASON_EXPIRED: u8 = 64 | 128;
+
+/// How a task ended, as its cell keeps it: a value or a panic in the
+/// slot, a cancel or an expiry in the flags alone (`REASON`). So the slot
+/// is as big as the closure, the value or a panic's one word, whichever is
+/// largest, not as a `Result<T, TaskError>` (a word more for most `T`).
+/// A cell never ends `Failed`: that is the scope's word for a value
+/// (see `scope.rs`).
+pub(crate) enum End<T> {
+    Value(T),
+    Panicked(PanicPayload),
+    Cancelled,
+    Expired,
+}
+
+impl<T> End<T> {
+    /// What the handle's `join` returns.
+    #[inline]
+    pub(crate) fn into_result(self) -> Result<T, TaskError> {
+        match self {
+            End::Value(value) => Ok(value),
+            End::Panicked(payload) => Err(TaskError::Panicked(payload)),
+            End::Cancelled => Err(TaskError::Cancelled),
+            End::Expired => Err(TaskError::Expired),
+        }
+    }
+
+    /// The flags `publish` sets.
+    #[inline]
+    fn flags(&self) -> u8 {
+        match self {
+            End::Value(_) => DONE | RESULT | REASON_VALUE,
+            End::Panicked(_) => DONE | RESULT | REASON_PANICKED,
+            End::Cancelled => DONE | REASON_CANCELLED,
+            End::Expired => DONE | REASON_EXPIRED,
+        }
+    }
+}
 
 /// A scoped cell's header is the last thing of it to go: the cell's
 /// fields drop in order, so its closure and result (which may borrow from
@@ -153,7 +204,7 @@ impl CellHeader {
     /// The task's name, if it was given one.
     #[inline]
     pub(crate) fn name(&self) -> Option<&Arc<str>> {
-        self.name.as_deref()
+        self.extras.name()
     }
 }
 
@@ -303,12 +354,14 @@ pub(crate) trait HandleOps<T>: CellTask {
         Self: 'static;
 }
 
-/// The closure until the claim, the result from `publish` until it is
-/// taken: never both, so they share the place (see the module docs for
-/// who may touch it when).
+/// The closure until the claim, the value or the panic from `publish`
+/// until it is taken: never two at once, so they share the place (see the
+/// module docs for who may touch it when, and `REASON` for which it
+/// holds).
 union Slot<F, T> {
     f: ManuallyDrop<F>,
-    result: ManuallyDrop<Result<T, TaskError>>,
+    value: ManuallyDrop<T>,
+    panic: ManuallyDrop<PanicPayload>,
 }
 
 /// The fields drop in their order: the header last (see its `Drop`), after
@@ -316,10 +369,6 @@ union Slot<F, T> {
 pub(crate) struct Cell<F, T> {
     /// What the flags say (see the module docs).
     slot: RawCell<Slot<F, T>>,
-    /// The task's own stop source, made on first use (by
-    /// `StopToken::current` inside the task, or a cancel that finds it
-    /// running). Kept after the end, so a token handed out stays the one.
-    stop: Mutex<Option<Arc<StopState>>>,
     /// Under loom, each cell has its own place to sleep (a model cannot
     /// share statics between runs); otherwise cells share `SLEEPS`.
     #[cfg(loom)]
@@ -386,7 +435,6 @@ where
             slot: RawCell::new(Slot {
                 f: ManuallyDrop::new(f),
             }),
-            stop: Mutex::new(None),
             #[cfg(loom)]
             sleep: Sleep {
                 lock: Mutex::new(()),
@@ -493,17 +541,26 @@ where
     /// returns it instead if the handle is gone, for the caller to dispose
     /// of (no one else will).
     #[inline]
-    fn publish(&self, result: Result<T, TaskError>) -> Option<Result<T, TaskError>> {
+    fn publish(&self, end: End<T>) -> Option<End<T>> {
+        let flags = end.flags();
         // SAFETY: the slot is the claimant's until the read-modify-write
         // below (see `claim`), and its closure was taken out.
         self.slot.with_mut(|slot| unsafe {
-            ptr::addr_of_mut!((*slot).result).write(ManuallyDrop::new(result));
+            match end {
+                End::Value(value) => {
+                    ptr::addr_of_mut!((*slot).value).write(ManuallyDrop::new(value));
+                }
+                End::Panicked(payload) => {
+                    ptr::addr_of_mut!((*slot).panic).write(ManuallyDrop::new(payload));
+                }
+                End::Cancelled | End::Expired => {}
+            }
         });
         // ORDERING: AcqRel: Release hands the result to whoever sees DONE
         // or RESULT; a read-modify-write of the byte that the joiner's
         // WAITING and the handle's HANDLE_GONE go to (see `Sleep` and the
         // module docs), so exactly one of us sees the other.
-        let before = self.header.flags.fetch_or(DONE | RESULT, Ordering::AcqRel);
+        let before = self.header.flags.fetch_or(flags, Ordering::AcqRel);
         if before & WAITING != 0 {
             let sleep = self.sleep();
             let _guard = sleep.lock.lock();
@@ -513,21 +570,34 @@ where
         (before & HANDLE_GONE != 0).then(|| self.take_result())
     }
 
-    /// Takes the published result out of the slot.
+    /// Takes the published result out of the slot (or out of `REASON`).
     ///
     /// The caller must be the one the module docs name: the handle once it
     /// saw `DONE` (or `RESULT` in `detach`), or the publisher that found the
     /// handle gone.
     #[inline]
-    fn take_result(&self) -> Result<T, TaskError> {
+    fn take_result(&self) -> End<T> {
         // ORDERING: Relaxed: a read-modify-write (a joiner may be setting
         // WAITING); only the cell's `Drop` reads RESULT after this, and the
-        // last reference's drop orders it after every use.
-        self.header.flags.fetch_and(!RESULT, Ordering::Relaxed);
-        // SAFETY: RESULT was set and the caller is the one the protocol
-        // gives the result to: no one else touches the slot now.
-        self.slot
-            .with_mut(|slot| unsafe { ManuallyDrop::take(&mut (*slot).result) })
+        // last reference's drop orders it after every use. The caller saw
+        // DONE (Acquire) or set it, and REASON came with it.
+        let flags = self.header.flags.fetch_and(!RESULT, Ordering::Relaxed);
+        match (flags & RESULT != 0, flags & REASON) {
+            // SAFETY: RESULT was set with REASON_VALUE, so the slot holds
+            // the value, and the caller is the one the protocol gives it
+            // to: no one else touches the slot now.
+            (true, REASON_VALUE) => End::Value(
+                self.slot
+                    .with_mut(|slot| unsafe { ManuallyDrop::take(&mut (*slot).value) }),
+            ),
+            // SAFETY: as above, with the panic.
+            (true, _) => End::Panicked(
+                self.slot
+                    .with_mut(|slot| unsafe { ManuallyDrop::take(&mut (*slot).panic) }),
+            ),
+            (false, REASON_EXPIRED) => End::Expired,
+            (false, _) => End::Cancelled,
+        }
     }
 
     /// Under the sleep's lock: marks a joiner waiting; true if the result
@@ -548,15 +618,15 @@ where
         // A panicking Drop must not skip the count.
         unwind::drop_quietly(f);
         tally.expired(&self.header);
-        drop(self.publish(Err(TaskError::Expired)));
+        drop(self.publish(End::Expired));
     }
 
     /// Claims a queued task that will never run (cancelled or taken back):
-    /// its handle gets `why`; the closure and the custody it had are the
-    /// caller's.
-    fn claim_unrun(&self, why: TaskError) -> Option<(F, Custody)> {
+    /// its handle gets `Cancelled`; the closure and the custody it had are
+    /// the caller's.
+    fn claim_unrun(&self) -> Option<(F, Custody)> {
         let (f, custody) = self.claim(None)?;
-        drop(self.publish(Err(why)));
+        drop(self.publish(End::Cancelled));
         Some((f, custody))
     }
 }
@@ -574,7 +644,11 @@ impl<F, T> Drop for Cell<F, T> {
             if flags & CLAIMED == 0 {
                 ManuallyDrop::drop(&mut (*slot).f);
             } else if flags & RESULT != 0 {
-                ManuallyDrop::drop(&mut (*slot).result);
+                if flags & REASON == REASON_VALUE {
+                    ManuallyDrop::drop(&mut (*slot).value);
+                } else {
+                    ManuallyDrop::drop(&mut (*slot).panic);
+                }
             }
         });
     }
@@ -590,7 +664,7 @@ where
     }
 
     fn stop_state(&self) -> Arc<StopState> {
-        self.stop.lock().get_or_insert_with(StopState::new).clone()
+        self.header.extras.stop_state()
     }
 
     fn run(&self, tally: Tally<'_>, claimant: Custody) -> Ran {
@@ -609,23 +683,26 @@ where
         let span = &self.header.span;
         let result = catch_unwind(AssertUnwindSafe(move || {
             span::in_span(span, move || f.call())
-        }))
-        .map_err(|payload| TaskError::Panicked(PanicPayload::new(payload)));
+        }));
         tally.ended(&self.header, Outcome::of(&result));
-        match self.publish(result) {
+        let end = match result {
+            Ok(value) => End::Value(value),
+            Err(payload) => End::Panicked(PanicPayload::new(payload)),
+        };
+        match self.publish(end) {
             None => {}
             // No one will read the value: drop it here, quietly (its Drop
             // is user code, and this may be the program's thread running a
             // PendingTask).
-            Some(Ok(value)) => unwind::drop_quietly(value),
-            Some(Err(TaskError::Panicked(payload))) => tally.orphan(&self.header, payload),
-            Some(Err(TaskError::Cancelled | TaskError::Failed | TaskError::Expired)) => {}
+            Some(End::Value(value)) => unwind::drop_quietly(value),
+            Some(End::Panicked(payload)) => tally.orphan(&self.header, payload),
+            Some(End::Cancelled | End::Expired) => {}
         }
         Ran::Here(claimant)
     }
 
     fn cancel(&self, if_running: IfRunning) -> CancelOutcome {
-        if let Some((f, custody)) = self.claim_unrun(TaskError::Cancelled) {
+        if let Some((f, custody)) = self.claim_unrun() {
             // The captures drop outside any lock of ours, and a panicking
             // Drop among them must not skip the caller's bookkeeping.
             unwind::drop_quietly(f);
@@ -648,7 +725,7 @@ where
         if F::job_type() != Some(want) {
             return None;
         }
-        self.claim_unrun(TaskError::Cancelled)?.0.into_any()
+        self.claim_unrun()?.0.into_any()
     }
 
     fn expire(&self, tally: Tally<'_>) -> bool {
@@ -733,14 +810,14 @@ where
         // read-modify-write.
         self.wait(None);
         // DONE seen (Acquire): the result is the handle's (module docs).
-        self.take_result()
+        self.take_result().into_result()
     }
 
     fn take_unshared(&mut self) -> Option<Result<T, TaskError>> {
         // ORDERING: Relaxed: this is the only reference (`Arc::get_mut`'s
         // Acquire ordered every other use before).
-        let published = self.header.flags.load(Ordering::Relaxed) & RESULT != 0;
-        published.then(|| self.take_result())
+        let published = self.header.flags.load(Ordering::Relaxed) & DONE != 0;
+        published.then(|| self.take_result().into_result())
     }
 
     fn detach(&self) -> Option<PanicPayload> {
@@ -751,14 +828,14 @@ where
             return None;
         }
         match self.take_result() {
-            Err(TaskError::Panicked(payload)) => Some(payload),
+            End::Panicked(payload) => Some(payload),
             // A result nobody will read: its Drop (user code) must not
             // unwind into whoever dropped the handle.
-            Ok(value) => {
+            End::Value(value) => {
                 unwind::drop_quietly(value);
                 None
             }
-            Err(_) => None,
+            End::Cancelled | End::Expired => None,
         }
     }
 }
@@ -784,3 +861,6 @@ impl Drop for CellEntry {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;

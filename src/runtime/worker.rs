@@ -99,7 +99,6 @@ fn work(shared: &Arc<Shared>, index: usize) {
             pause_for(CATCH_UP_GAP_NANOS);
             taken = shared.queue.try_take(&mut turn);
         }
-        streak.took();
         let entry = match taken {
             Some(entry) => entry,
             None => {
@@ -117,6 +116,7 @@ fn work(shared: &Arc<Shared>, index: usize) {
                 }
             }
         };
+        streak.took();
         match entry {
             // The hot path, kept flat: no call that is not needed.
             Entry::Task(Task::Inline(_, task)) => {

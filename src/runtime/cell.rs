@@ -407,7 +407,7 @@ where
     /// Stores the claimant's result and wakes the joiners (see [`Sleep`]);
     /// returns it instead if the handle is gone, for the caller to dispose
     /// of (no one else will).
-    #[inline]
+    #[inline(always)]
     fn publish(&self, end: End<T>) -> Option<End<T>> {
         let flags = end.flags();
         // SAFETY: the slot is the claimant's until the read-modify-write
@@ -449,15 +449,30 @@ where
         // last reference's drop orders it after every use. The caller saw
         // DONE (Acquire) or set it, and REASON came with it.
         let flags = self.header.flags.fetch_and(!RESULT, Ordering::Relaxed);
-        match (flags & RESULT != 0, flags & REASON) {
+        self.end_in(flags)
+    }
+
+    /// Takes the end that `flags`, read as RESULT was cleared, say the
+    /// cell holds; the caller is the one `take_result` names.
+    #[inline]
+    fn end_in(&self, flags: u8) -> End<T> {
+        if flags & (RESULT | REASON) == RESULT | REASON_VALUE {
             // SAFETY: RESULT was set with REASON_VALUE, so the slot holds
             // the value, and the caller is the one the protocol gives it
             // to: no one else touches the slot now.
-            (true, REASON_VALUE) => End::Value(
+            return End::Value(
                 self.slot
                     .with_mut(|slot| unsafe { ManuallyDrop::take(&mut (*slot).value) }),
-            ),
-            // SAFETY: as above, with the panic.
+            );
+        }
+        self.other_end_in(flags)
+    }
+
+    /// `end_in` of anything but a value: out of line, as it is rare.
+    #[cold]
+    fn other_end_in(&self, flags: u8) -> End<T> {
+        match (flags & RESULT != 0, flags & REASON) {
+            // SAFETY: as in `end_in`, with the panic.
             (true, _) => End::Panicked(
                 self.slot
                     .with_mut(|slot| unsafe { ManuallyDrop::take(&mut (*slot).panic) }),
@@ -682,9 +697,15 @@ where
 
     fn take_unshared(&mut self) -> Option<Result<T, TaskError>> {
         // ORDERING: Relaxed: this is the only reference (`Arc::get_mut`'s
-        // Acquire ordered every other use before).
-        let published = self.header.flags.load(Ordering::Relaxed) & DONE != 0;
-        published.then(|| self.take_result().into_result())
+        // Acquire ordered every other use before). So nothing else touches
+        // the byte either: a plain store clears RESULT, where `take_result`
+        // needs a read-modify-write.
+        let flags = self.header.flags.load(Ordering::Relaxed);
+        if flags & DONE == 0 {
+            return None;
+        }
+        self.header.flags.store(flags & !RESULT, Ordering::Relaxed);
+        Some(self.end_in(flags).into_result())
     }
 
     fn detach(&self) -> Option<PanicPayload> {

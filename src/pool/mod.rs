@@ -468,7 +468,9 @@ impl ThreadPool {
     /// and not yet returned come first.
     ///
     /// Each task is returned at most once, whatever the number of concurrent
-    /// or repeated calls. A task a worker had already taken off the queue
+    /// or repeated calls; calls made at once take the queue back one at a
+    /// time, and one that meets a `ShutdownHandle`'s request under way
+    /// waits for it and returns what it took back. A task a worker had already taken off the queue
     /// when the call began runs, with its stop flag raised. Dropping a
     /// returned [`PendingTask`] cancels it: its handle resolves as
     /// [`TaskError::Cancelled`](crate::TaskError::Cancelled). Run it on the

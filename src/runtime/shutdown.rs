@@ -56,10 +56,17 @@ impl Shared {
 
     pub(crate) fn stop_now(self: &Arc<Self>, to: HandBackTo) -> Vec<PendingTask> {
         let to_stash = to == HandBackTo::Stash;
-        // Going to the stash, its lock is held from before the pool can
-        // terminate until every task taken back is in, so whoever looks at
-        // the stash after termination waits for them instead of missing them.
-        let mut stash = to_stash.then(|| self.stash.lock());
+        // Every call drains holding the stash's lock, so two calls never
+        // drain at once: a call that finds a stashing call draining (the
+        // relay's, for a `ShutdownHandle`) waits, then returns what that
+        // one took back with the rest, as `request_shutdown_now` promises
+        // (found by `races.rs::the_next_shutdown_now_returns_what_a_racing_
+        // request_took_back`: two drains at once split the tasks, and the
+        // stashed share waited for a call that never came). Going to the
+        // stash, the lock is taken before the pool can terminate, so
+        // whoever looks at the stash after termination waits for the tasks
+        // instead of missing them.
+        let stash = to_stash.then(|| self.stash.lock());
         let first = self.lifecycle.advance(PoolState::Stopping) < PoolState::Stopping;
         if first {
             log_debug!(
@@ -76,15 +83,15 @@ impl Shared {
             // lock is released: a callback may call `shutdown_now`.)
             self.stop.request();
         }
+        let mut stash = stash.unwrap_or_else(|| self.stash.lock());
         // Submitters that read `Running` before the state moved finish their
         // enqueue first; after this no task can enter the queue.
         self.gate.wait_clear();
         // Tasks an earlier, stashed call took back come first: they were
         // submitted before anything still in the queue.
-        let mut pending = if to_stash {
-            Vec::new()
-        } else {
-            self.take_stashed()
+        let mut pending = match stash.as_mut() {
+            Some(kept) if !to_stash => std::mem::take(kept),
+            _ => Vec::new(),
         };
         // The Normal level, where nearly everything is, in queue order.
         // Sized once for what is queued (each chunk counts one: a hint), so
@@ -145,7 +152,7 @@ impl Shared {
         let stashed = pending.len();
         merge_in_order(&mut pending, normal, rare, self.queue.normal_stamp());
         let taken = pending.len() - stashed;
-        if let Some(kept) = stash.as_mut().and_then(|stash| stash.as_mut()) {
+        if let Some(kept) = stash.as_mut().filter(|_| to_stash) {
             kept.append(&mut pending);
         }
         drop(stash);

@@ -455,3 +455,43 @@ fn every_shutdown_now_returns_with_the_stop_raised() {
         assert!(pool.await_termination(WAIT));
     }
 }
+
+// `ShutdownHandle::request_shutdown_now` promises that the program's next
+// `shutdown_now` returns what the request took back. The request runs on
+// the pool's relay thread, so the two drains may overlap: the program's call
+// must then wait for the relay's share and return it too, in order. (Found
+// under load by the signals test of a burst of 100 requests: the program's
+// call returned a share, the relay kept the rest for a call that never came.)
+#[test]
+fn the_next_shutdown_now_returns_what_a_racing_request_took_back() {
+    const ROUNDS: usize = 300;
+    const TASKS: usize = 3_000;
+    let mut rng = common::Rng(0x9E37_79B9_7F4A_7C15);
+    for round in 0..ROUNDS {
+        let gate = Gate::new();
+        let pool = Arc::new(held_pool(&gate));
+        let _leak = LeakOnPanic(pool.clone());
+        let handles: Vec<_> = (0..TASKS)
+            .map(|i| pool.submit(move || i).unwrap())
+            .collect();
+        let order: Vec<TaskId> = handles.iter().map(TaskHandle::id).collect();
+        pool.shutdown_handle().request_shutdown_now();
+        // Lands before, during or after the relay's drain.
+        common::spin(rng.spins(16));
+        let back = {
+            let pool = pool.clone();
+            spawn(move || pool.shutdown_now()).join("the program's shutdown_now")
+        };
+        let ids: Vec<TaskId> = back.iter().map(PendingTask::id).collect();
+        assert_eq!(ids, order, "round {round}: not every task, in order");
+        drop(back);
+        gate.release();
+        assert!(
+            pool.await_termination(WAIT),
+            "round {round}: no termination"
+        );
+        for handle in handles {
+            assert!(bounded_join(handle).unwrap_err().is_cancelled());
+        }
+    }
+}

@@ -163,6 +163,38 @@ mod tests {
         }
     }
 
+    /// Runs `f` on a thread of its own and fails if `progress` stands
+    /// still for 20 seconds before `f` returns: a lost wake-up fails the
+    /// test instead of hanging it, while a loaded machine, which may take
+    /// minutes over 20,000 wake-ups, only makes it slower.
+    fn without_stalling(
+        what: &str,
+        progress: &Arc<AtomicUsize>,
+        f: impl FnOnce() + Send + 'static,
+    ) {
+        const STALL: Duration = Duration::from_secs(20);
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let worker = thread::spawn(move || {
+            f();
+            let _ = done_tx.send(());
+        });
+        let mut last = progress.load(Ordering::Acquire);
+        loop {
+            match done_rx.recv_timeout(STALL) {
+                Ok(()) => return worker.join().unwrap(),
+                Err(_) if worker.is_finished() => return worker.join().unwrap(), // it panicked
+                Err(_) => {
+                    let now = progress.load(Ordering::Acquire);
+                    assert_ne!(
+                        now, last,
+                        "{what}: stuck at {now} for {STALL:?} (a lost wake-up)"
+                    );
+                    last = now;
+                }
+            }
+        }
+    }
+
     macro_rules! bell_tests {
         ($name:ident, $bell:ty) => {
             mod $name {
@@ -183,9 +215,10 @@ mod tests {
                 #[test]
                 fn every_ring_from_another_thread_wakes_the_waiter() {
                     const ROUNDS: usize = 20_000;
-                    within_a_minute("ring and wait, 20,000 rounds", || {
+                    let seen = Arc::new(AtomicUsize::new(0));
+                    let progress = seen.clone();
+                    without_stalling("ring and wait, 20,000 rounds", &progress, move || {
                         let bell = Arc::new(<$bell>::new().unwrap());
-                        let seen = Arc::new(AtomicUsize::new(0));
                         let ringer = {
                             let (bell, seen) = (bell.clone(), seen.clone());
                             thread::spawn(move || {

@@ -70,6 +70,9 @@ impl<T> RawCell<T> {
     }
 }
 
+/// The turns of `spin_turn` that spin; every later one yields.
+pub(crate) const SPIN_TURNS: u32 = 6;
+
 /// One turn of a short wait for another thread that is in the middle of a
 /// few instructions (a producer between claiming a slot and filling it):
 /// a spin hint for the first turns, then the processor is given up, so a
@@ -84,7 +87,7 @@ pub(crate) fn spin_turn(turn: &mut u32) {
     }
     #[cfg(not(loom))]
     {
-        if *turn < 6 {
+        if *turn < SPIN_TURNS {
             for _ in 0..(1u32 << *turn) {
                 std::hint::spin_loop();
             }

@@ -22,13 +22,8 @@ fn concurrent_calls_return_each_task_once() {
     const TASKS: usize = 200;
     const CALLERS: usize = 4;
     for round in 0..ROUNDS {
-        let gate = Gate::new();
-        let pool = Arc::new(held_pool(&gate));
-        let _leak = LeakOnPanic(pool.clone());
-        let handles: Vec<_> = (0..TASKS)
-            .map(|i| pool.submit(move || i).unwrap())
-            .collect();
-        let order: Vec<TaskId> = handles.iter().map(TaskHandle::id).collect();
+        let queued = Queued::new(TASKS);
+        let (pool, order) = (&queued.pool, &queued.order);
 
         let start = Arc::new(Barrier::new(CALLERS));
         let callers: Vec<_> = (0..CALLERS)
@@ -60,12 +55,52 @@ fn concurrent_calls_return_each_task_once() {
         assert_eq!(ids, order.iter().copied().collect(), "round {round}");
 
         drop(all);
-        for handle in handles {
-            assert!(matches!(bounded_join(handle), Err(TaskError::Cancelled)));
+        queued.finish_cancelled(round);
+    }
+}
+
+/// A round's pool, its one worker held, with tasks submitted behind it.
+struct Queued {
+    gate: Gate,
+    pool: Arc<ThreadPool>,
+    _leak: LeakOnPanic,
+    handles: Vec<TaskHandle<usize>>,
+    /// Their ids, in submission order.
+    order: Vec<TaskId>,
+}
+
+impl Queued {
+    fn new(tasks: usize) -> Queued {
+        let gate = Gate::new();
+        let pool = Arc::new(held_pool(&gate));
+        let handles: Vec<_> = (0..tasks)
+            .map(|i| pool.submit(move || i).unwrap())
+            .collect();
+        Queued {
+            gate,
+            _leak: LeakOnPanic(pool.clone()),
+            pool,
+            order: handles.iter().map(TaskHandle::id).collect(),
+            handles,
         }
-        gate.release();
-        assert!(pool.await_termination(WAIT), "round {round}");
-        assert_eq!(pool.stats().cancelled, TASKS as u64, "round {round}");
+    }
+
+    /// Once every task was handed back and dropped: each handle resolves
+    /// cancelled, each is counted so, and the pool terminates.
+    fn finish_cancelled(self, round: usize) {
+        let tasks = self.handles.len() as u64;
+        for handle in self.handles {
+            assert!(
+                matches!(bounded_join(handle), Err(TaskError::Cancelled)),
+                "round {round}"
+            );
+        }
+        self.gate.release();
+        assert!(
+            self.pool.await_termination(WAIT),
+            "round {round}: no termination"
+        );
+        assert_eq!(self.pool.stats().cancelled, tasks, "round {round}");
     }
 }
 
@@ -468,13 +503,8 @@ fn the_next_shutdown_now_returns_what_a_racing_request_took_back() {
     const TASKS: usize = 3_000;
     let mut rng = common::Rng(0x9E37_79B9_7F4A_7C15);
     for round in 0..ROUNDS {
-        let gate = Gate::new();
-        let pool = Arc::new(held_pool(&gate));
-        let _leak = LeakOnPanic(pool.clone());
-        let handles: Vec<_> = (0..TASKS)
-            .map(|i| pool.submit(move || i).unwrap())
-            .collect();
-        let order: Vec<TaskId> = handles.iter().map(TaskHandle::id).collect();
+        let queued = Queued::new(TASKS);
+        let pool = &queued.pool;
         pool.shutdown_handle().request_shutdown_now();
         // Lands before, during or after the relay's drain.
         common::spin(rng.spins(16));
@@ -483,15 +513,8 @@ fn the_next_shutdown_now_returns_what_a_racing_request_took_back() {
             spawn(move || pool.shutdown_now()).join("the program's shutdown_now")
         };
         let ids: Vec<TaskId> = back.iter().map(PendingTask::id).collect();
-        assert_eq!(ids, order, "round {round}: not every task, in order");
+        assert_eq!(ids, queued.order, "round {round}: not every task, in order");
         drop(back);
-        gate.release();
-        assert!(
-            pool.await_termination(WAIT),
-            "round {round}: no termination"
-        );
-        for handle in handles {
-            assert!(bounded_join(handle).unwrap_err().is_cancelled());
-        }
+        queued.finish_cancelled(round);
     }
 }

@@ -59,13 +59,13 @@ impl Shared {
         // Every call drains holding the stash's lock, so two calls never
         // drain at once: a call that finds a stashing call draining (the
         // relay's, for a `ShutdownHandle`) waits, then returns what that
-        // one took back with the rest, as `request_shutdown_now` promises
-        // (found by `races.rs::the_next_shutdown_now_returns_what_a_racing_
-        // request_took_back`: two drains at once split the tasks, and the
-        // stashed share waited for a call that never came). Going to the
-        // stash, the lock is taken before the pool can terminate, so
-        // whoever looks at the stash after termination waits for the tasks
-        // instead of missing them.
+        // one took back with the rest, as `request_shutdown_now` promises.
+        // (Two drains at once split the tasks, and the stashed share
+        // waited for a call that never came; test in `races.rs`:
+        // the_next_shutdown_now_returns_what_a_racing_request_took_back.)
+        // Going to the stash, the lock is taken before the pool can
+        // terminate, so whoever looks at the stash after termination waits
+        // for the tasks instead of missing them.
         let stash = to_stash.then(|| self.stash.lock());
         let first = self.lifecycle.advance(PoolState::Stopping) < PoolState::Stopping;
         if first {
